@@ -1,0 +1,73 @@
+#define _GNU_SOURCE
+#include "check.h"
+
+#include <ftw.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+int test_main(int argc, char **argv, const test_case *cases, int ncases)
+{
+    int failed = 0, ran = 0;
+    for (int i = 0; i < ncases; i++) {
+        if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
+            continue;
+        ran++;
+        int rc = cases[i].fn();
+        fprintf(stderr, "%s: %s\n", rc == 0 ? "PASS" : "FAIL", cases[i].name);
+        if (rc != 0)
+            failed++;
+    }
+    if (ran == 0) {
+        fprintf(stderr, "no test case named '%s'\n", argc > 1 ? argv[1] : "");
+        return 2;
+    }
+    return failed ? 1 : 0;
+}
+
+const char *test_tmpdir(void)
+{
+    static char path[256];
+    const char *base = getenv("TMPDIR");
+    snprintf(path, sizeof path, "%s/tfq-test-XXXXXX", base ? base : "/tmp");
+    if (mkdtemp(path) == NULL) {
+        perror("mkdtemp");
+        abort();
+    }
+    return path;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag,
+                  struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void test_rmtree(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int test_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return -1;
+    size_t w = fwrite(data, 1, len, f);
+    int rc = fclose(f);
+    return (w == len && rc == 0) ? 0 : -1;
+}
+
+int test_write_gz(const char *path, const void *data, size_t len)
+{
+    gzFile g = gzopen(path, "wb");
+    if (g == NULL)
+        return -1;
+    int w = len ? gzwrite(g, data, (unsigned)len) : 0;
+    int rc = gzclose(g);
+    return (w == (int)len && rc == Z_OK) ? 0 : -1;
+}
