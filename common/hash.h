@@ -16,11 +16,11 @@ typedef struct {
     uint64_t total_bytes;
     uint8_t block[64];
     size_t block_bytes;
-} hash_sha256;
+} hash_sha256_ctx;
 
-void hash_sha256_init(hash_sha256 *h);
-void hash_sha256_update(hash_sha256 *h, const void *data, size_t bytes);
-void hash_sha256_final(hash_sha256 *h, uint8_t out[HASH_BYTES]);
+void hash_sha256_init(hash_sha256_ctx *h);
+void hash_sha256_update(hash_sha256_ctx *h, const void *data, size_t bytes);
+void hash_sha256_final(hash_sha256_ctx *h, uint8_t out[HASH_BYTES]);
 
 /* One-shot hash of a buffer. */
 void hash_sha256(const void *data, size_t bytes, uint8_t out[HASH_BYTES]);
