@@ -44,8 +44,12 @@ int tfq_error_wrap(tfq_error *e, int code, const char *fmt, ...)
     memcpy(old, e->msg, sizeof old);
     if (e->code == 0)
         e->code = code;
-    snprintf(e->msg, sizeof e->msg, "%s: %s", prefix,
-             old[0] ? old : tfq_strerror(e->code));
+    /* Keep the end of the old message when both do not fit. */
+    const char *rest = old[0] ? old : tfq_strerror(e->code);
+    size_t plen = strnlen(prefix, sizeof e->msg / 2);
+    memcpy(e->msg, prefix, plen);
+    snprintf(e->msg + plen, sizeof e->msg - plen, ": %.*s",
+             (int)(sizeof e->msg - plen - 3), rest);
     return e->code;
 }
 

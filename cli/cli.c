@@ -1,0 +1,49 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int cli_int(const char *cmd, const char *flag, const char *v, long lo,
+            long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || x < lo || x > hi) {
+        fprintf(stderr, "tfq %s: %s: bad value '%s' (expected an integer "
+                "from %ld to %ld)\n", cmd, flag, v, lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int cli_double(const char *cmd, const char *flag, const char *v, double lo,
+               double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno != 0 || end == v || *end != '\0' || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "tfq %s: %s: bad value '%s' (expected a number "
+                "from %g to %g)\n", cmd, flag, v, lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int cli_u64(const char *cmd, const char *flag, const char *v, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || v[0] == '-') {
+        fprintf(stderr, "tfq %s: %s: bad value '%s' (expected a "
+                "non-negative integer)\n", cmd, flag, v);
+        return -1;
+    }
+    *out = (uint64_t)x;
+    return 0;
+}

@@ -1,0 +1,26 @@
+/* Shared helpers of the tfq subcommands. */
+#ifndef TFQ_CLI_CLI_H
+#define TFQ_CLI_CLI_H
+
+#include <stdint.h>
+
+/* Each subcommand: argc/argv start at the subcommand name; returns the
+ * process exit status. */
+int cmd_train(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Parse a flag's value; on failure print "tfq CMD: --flag: bad value 'x'
+ * (expected ...)" and return -1. */
+int cli_int(const char *cmd, const char *flag, const char *v, long lo,
+            long hi, long *out);
+int cli_double(const char *cmd, const char *flag, const char *v, double lo,
+               double hi, double *out);
+int cli_u64(const char *cmd, const char *flag, const char *v, uint64_t *out);
+
+/* Exit statuses. */
+#define CLI_OK 0
+#define CLI_FAIL 1        /* the work failed */
+#define CLI_USAGE 2       /* bad command line */
+#define CLI_INTERRUPTED 130
+
+#endif

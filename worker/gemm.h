@@ -1,0 +1,18 @@
+/* Matrix products for the layers: a thin wrapper over OpenBLAS sgemm, and the
+ * slow, obvious reference it is tested against.  Row-major throughout:
+ * C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C. */
+#ifndef TFQ_WORKER_GEMM_H
+#define TFQ_WORKER_GEMM_H
+
+void gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+          const float *a, int lda, const float *b, int ldb, float beta,
+          float *c, int ldc);
+
+void gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                const float *a, int lda, const float *b, int ldb, float beta,
+                float *c, int ldc);
+
+/* Sets the number of threads BLAS may use (>= 1). */
+void gemm_set_threads(int threads);
+
+#endif

@@ -1,0 +1,735 @@
+#include "net.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/rng.h"
+
+/* Target size of one convolution's im2col block.  Blocks that stay inside the
+ * 1-2 MiB L2 caches of current x86 cores keep sgemm near its peak; measured
+ * on the reference net, 256 Ki floats (1 MiB) is as fast as any size tried. */
+#define NET_IM2COL_TARGET_FLOATS (256L * 1024)
+
+/* Arena buffers are aligned for the widest vector loads. */
+#define NET_ALIGN_BYTES 64
+
+static const char *kind_name(op_kind k)
+{
+    switch (k) {
+    case OP_CONV:
+        return "conv";
+    case OP_RELU:
+        return "relu";
+    case OP_MAXPOOL:
+        return "maxpool";
+    case OP_LRN:
+        return "lrn";
+    case OP_FC:
+        return "fc";
+    case OP_DROPOUT:
+        return "dropout";
+    }
+    return "?";
+}
+
+static int is_learned(op_kind k)
+{
+    return k == OP_CONV || k == OP_FC;
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+static int parse_int(const char *w, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(w, &end, 10);
+    if (errno != 0 || end == w || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_float(const char *w, double lo, double hi, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(w, &end);
+    if (errno != 0 || end == w || *end != '\0' || !(v >= lo && v <= hi))
+        return -1;
+    *out = (float)v;
+    return 0;
+}
+
+static void spec_defaults(op_spec *o, op_kind kind)
+{
+    memset(o, 0, sizeof *o);
+    o->kind = kind;
+    o->stride = 1;
+    o->size = 5;
+    o->alpha = 1e-4f;
+    o->beta = 0.75f;
+    o->lrn_k = 1.0f;
+}
+
+/* Applies word number pos (0 = first after the kind) of one operation. */
+static int apply_word(op_spec *o, int pos, char *word, int opno,
+                      tfq_error *e)
+{
+    char *eq = strchr(word, '=');
+    const char *key = NULL, *val = word;
+    if (eq != NULL) {
+        *eq = '\0';
+        key = word;
+        val = eq + 1;
+    }
+    int bad = 0;
+    switch (o->kind) {
+    case OP_CONV:
+        if ((key == NULL && pos == 0) || (key && strcmp(key, "out") == 0))
+            bad = parse_int(val, 1, 1 << 16, &o->out);
+        else if ((key == NULL && pos == 1) || (key && strcmp(key, "k") == 0))
+            bad = parse_int(val, 1, 64, &o->k);
+        else if (key && strcmp(key, "stride") == 0)
+            bad = parse_int(val, 1, 64, &o->stride);
+        else if (key && strcmp(key, "pad") == 0)
+            bad = parse_int(val, 0, 64, &o->pad);
+        else
+            bad = 1;
+        break;
+    case OP_MAXPOOL:
+        if ((key == NULL && pos == 0) || (key && strcmp(key, "k") == 0))
+            bad = parse_int(val, 1, 64, &o->k);
+        else if (key && strcmp(key, "stride") == 0)
+            bad = parse_int(val, 1, 64, &o->stride);
+        else
+            bad = 1;
+        break;
+    case OP_FC:
+        if ((key == NULL && pos == 0) || (key && strcmp(key, "out") == 0)) {
+            if (strcmp(val, "classes") == 0)
+                o->out = NET_CLASSES;
+            else
+                bad = parse_int(val, 1, 1 << 20, &o->out);
+        } else {
+            bad = 1;
+        }
+        break;
+    case OP_DROPOUT:
+        if ((key == NULL && pos == 0) || (key && strcmp(key, "p") == 0))
+            bad = parse_float(val, 0.0, 0.99, &o->p);
+        else
+            bad = 1;
+        break;
+    case OP_LRN:
+        if (key && strcmp(key, "size") == 0)
+            bad = parse_int(val, 1, 63, &o->size) || o->size % 2 == 0;
+        else if (key && strcmp(key, "alpha") == 0)
+            bad = parse_float(val, 0.0, 1e3, &o->alpha);
+        else if (key && strcmp(key, "beta") == 0)
+            bad = parse_float(val, 0.0, 10.0, &o->beta);
+        else if (key && strcmp(key, "k") == 0)
+            bad = parse_float(val, 1e-6, 1e3, &o->lrn_k);
+        else
+            bad = 1;
+        break;
+    case OP_RELU:
+        bad = 1;
+        break;
+    }
+    if (bad)
+        return tfq_error_set(e, TFQ_EINVAL,
+                             "net operation %d (%s): bad argument '%s%s%s'",
+                             opno, kind_name(o->kind), key ? key : "",
+                             key ? "=" : "", val);
+    return 0;
+}
+
+static int parse_op(char *item, int opno, op_spec *o, tfq_error *e)
+{
+    char *save = NULL;
+    char *word = strtok_r(item, " \t\r", &save);
+    static const struct {
+        const char *name;
+        op_kind kind;
+    } kinds[] = {
+        {"conv", OP_CONV},   {"relu", OP_RELU}, {"maxpool", OP_MAXPOOL},
+        {"pool", OP_MAXPOOL}, {"lrn", OP_LRN},  {"fc", OP_FC},
+        {"dropout", OP_DROPOUT},
+    };
+    size_t i;
+    for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(word, kinds[i].name) == 0)
+            break;
+    if (i == sizeof kinds / sizeof kinds[0])
+        return tfq_error_set(e, TFQ_EINVAL,
+                             "net operation %d: unknown kind '%s' (expected "
+                             "conv, relu, maxpool, lrn, fc or dropout)",
+                             opno, word);
+    spec_defaults(o, kinds[i].kind);
+    int pos = 0, rc;
+    while ((word = strtok_r(NULL, " \t\r", &save)) != NULL)
+        if ((rc = apply_word(o, pos++, word, opno, e)) != 0)
+            return rc;
+    if (o->kind == OP_MAXPOOL && o->k > 0 && strstr(item, "stride") == NULL)
+        o->stride = o->k;
+    int missing = (o->kind == OP_CONV && (o->out == 0 || o->k == 0)) ||
+                  (o->kind == OP_MAXPOOL && o->k == 0) ||
+                  (o->kind == OP_FC && o->out == 0);
+    if (missing)
+        return tfq_error_set(e, TFQ_EINVAL,
+                             "net operation %d (%s): missing size (e.g. "
+                             "'conv 16 5 pad=2', 'maxpool 2', 'fc 128')",
+                             opno, kind_name(o->kind));
+    return 0;
+}
+
+int net_spec_parse(const char *text, net_spec *spec, tfq_error *e)
+{
+    char buf[NET_SPEC_TEXT_BYTES * 2];
+    if (strlen(text) >= sizeof buf)
+        return tfq_error_set(e, TFQ_EINVAL, "net description too long");
+    strcpy(buf, text);
+    memset(spec, 0, sizeof *spec);
+    char *save = NULL;
+    int rc;
+    for (char *item = strtok_r(buf, ";,\n", &save); item != NULL;
+         item = strtok_r(NULL, ";,\n", &save)) {
+        while (isspace((unsigned char)*item))
+            item++;
+        if (*item == '\0')
+            continue;
+        if (spec->nops == NET_MAX_OPS)
+            return tfq_error_set(e, TFQ_EINVAL,
+                                 "net has more than %d operations",
+                                 NET_MAX_OPS);
+        /* Keep the maxpool "stride given?" test local to this item. */
+        char one[NET_SPEC_TEXT_BYTES];
+        snprintf(one, sizeof one, "%s", item);
+        if ((rc = parse_op(one, spec->nops + 1, &spec->ops[spec->nops], e)))
+            return rc;
+        spec->nops++;
+    }
+    if (spec->nops == 0)
+        return tfq_error_set(e, TFQ_EINVAL, "net description is empty");
+    if (!is_learned(spec->ops[0].kind))
+        return tfq_error_set(e, TFQ_EINVAL,
+                             "net operation 1 must be conv or fc, not %s",
+                             kind_name(spec->ops[0].kind));
+    const op_spec *last = &spec->ops[spec->nops - 1];
+    if (last->kind != OP_FC)
+        return tfq_error_set(e, TFQ_EINVAL,
+                             "the last net operation must be 'fc classes', "
+                             "not %s", kind_name(last->kind));
+    for (int i = 0; i < spec->nops; i++) {
+        if (spec->ops[i].out == NET_CLASSES && i != spec->nops - 1)
+            return tfq_error_set(e, TFQ_EINVAL,
+                                 "net operation %d: only the last fc may have "
+                                 "'classes' outputs", i + 1);
+        if (spec->ops[i].kind == OP_CONV && i > 0 &&
+            spec->ops[i - 1].kind == OP_FC)
+            return tfq_error_set(e, TFQ_EINVAL,
+                                 "net operation %d: conv cannot follow fc",
+                                 i + 1);
+    }
+    return 0;
+}
+
+static int scaled(int channels, double width)
+{
+    int v = (int)lround(channels * width);
+    return v < 1 ? 1 : v;
+}
+
+int net_spec_preset(const char *name, double width, net_spec *spec,
+                    tfq_error *e)
+{
+    const int *ch;
+    static const int reference[] = {16, 32, 48, 48, 32, 128, 128};
+    static const int wide[] = {32, 64, 96, 96, 64, 256, 256};
+    static const int caffenet[] = {96, 256, 384, 384, 256, 4096, 4096};
+    if (!(width > 0.0 && width <= 64.0))
+        return tfq_error_set(e, TFQ_EINVAL, "net width %g is not in (0, 64]",
+                             width);
+    if (strcmp(name, "reference") == 0)
+        ch = reference;
+    else if (strcmp(name, "wide") == 0)
+        ch = wide;
+    else if (strcmp(name, "caffenet") == 0)
+        ch = caffenet;
+    else
+        return tfq_error_set(e, TFQ_EINVAL,
+                             "unknown net preset '%s' (expected reference, "
+                             "wide or caffenet)", name);
+    int c[7];
+    for (int i = 0; i < 7; i++)
+        c[i] = scaled(ch[i], width);
+    char text[NET_SPEC_TEXT_BYTES];
+    if (ch == caffenet)
+        /* CaffeNet's layer order (pool before LRN) and its 3x3 stride-2
+         * pooling; conv1 is 5x5 stride 1 instead of 11x11 stride 4 so that a
+         * 32x32 image keeps a 3x3 map after pool5. */
+        snprintf(text, sizeof text,
+                 "conv %d 5 pad=2; relu; maxpool 3 stride=2; lrn size=5; "
+                 "conv %d 5 pad=2; relu; maxpool 3 stride=2; lrn size=5; "
+                 "conv %d 3 pad=1; relu; conv %d 3 pad=1; relu; "
+                 "conv %d 3 pad=1; relu; maxpool 3 stride=2; "
+                 "fc %d; relu; dropout 0.5; fc %d; relu; dropout 0.5; "
+                 "fc classes",
+                 c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
+    else
+        snprintf(text, sizeof text,
+                 "conv %d 5 pad=2; relu; maxpool 2; "
+                 "conv %d 5 pad=2; relu; maxpool 2; "
+                 "conv %d 3 pad=1; relu; conv %d 3 pad=1; relu; "
+                 "conv %d 3 pad=1; relu; maxpool 2; "
+                 "fc %d; relu; dropout 0.5; fc %d; relu; dropout 0.5; "
+                 "fc classes",
+                 c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
+    return net_spec_parse(text, spec, e);
+}
+
+int net_spec_resolve(const char *name_or_text, double width, net_spec *spec,
+                     tfq_error *e)
+{
+    if (strcmp(name_or_text, "reference") == 0 ||
+        strcmp(name_or_text, "wide") == 0 ||
+        strcmp(name_or_text, "caffenet") == 0)
+        return net_spec_preset(name_or_text, width, spec, e);
+    return net_spec_parse(name_or_text, spec, e);
+}
+
+int net_spec_format(const net_spec *spec, char *buf, size_t bytes)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < spec->nops; i++) {
+        const op_spec *o = &spec->ops[i];
+        char one[128];
+        switch (o->kind) {
+        case OP_CONV:
+            snprintf(one, sizeof one, "conv %d %d stride=%d pad=%d", o->out,
+                     o->k, o->stride, o->pad);
+            break;
+        case OP_MAXPOOL:
+            snprintf(one, sizeof one, "maxpool %d stride=%d", o->k, o->stride);
+            break;
+        case OP_LRN:
+            snprintf(one, sizeof one, "lrn size=%d alpha=%.9g beta=%.9g k=%.9g",
+                     o->size, (double)o->alpha, (double)o->beta,
+                     (double)o->lrn_k);
+            break;
+        case OP_FC:
+            if (o->out == NET_CLASSES)
+                snprintf(one, sizeof one, "fc classes");
+            else
+                snprintf(one, sizeof one, "fc %d", o->out);
+            break;
+        case OP_DROPOUT:
+            snprintf(one, sizeof one, "dropout %.9g", (double)o->p);
+            break;
+        case OP_RELU:
+            snprintf(one, sizeof one, "relu");
+            break;
+        }
+        int w = snprintf(buf + n, bytes - n, "%s%s", i ? "; " : "", one);
+        if (w < 0 || (size_t)w >= bytes - n)
+            return TFQ_ERANGE;
+        n += (size_t)w;
+    }
+    return 0;
+}
+
+int net_spec_learned_layers(const net_spec *spec)
+{
+    int n = 0;
+    for (int i = 0; i < spec->nops; i++)
+        n += is_learned(spec->ops[i].kind);
+    return n;
+}
+
+/* ---- building ----------------------------------------------------------- */
+
+static size_t align_up(size_t v)
+{
+    return (v + NET_ALIGN_BYTES - 1) & ~(size_t)(NET_ALIGN_BYTES - 1);
+}
+
+/* Sets up op i's geometry from its spec and input shape. */
+static int build_op(net *m, int i, net_shape in, tfq_error *e)
+{
+    const op_spec *s = &m->spec.ops[i];
+    net_op *op = &m->ops[i];
+    memset(op, 0, sizeof *op);
+    op->kind = s->kind;
+    op->in_shape = in;
+    op->in_size = (long)in.c * in.h * in.w;
+    op->out_shape = in;
+    int rc = 0;
+    switch (s->kind) {
+    case OP_CONV:
+        rc = conv_init(&op->u.conv, in.c, in.h, in.w, s->out, s->k, s->stride,
+                       s->pad, NET_IM2COL_TARGET_FLOATS);
+        op->out_shape = (net_shape){s->out, op->u.conv.hout, op->u.conv.wout};
+        break;
+    case OP_MAXPOOL:
+        rc = pool_init(&op->u.pool, in.c, in.h, in.w, s->k, s->stride);
+        op->out_shape = (net_shape){in.c, op->u.pool.hout, op->u.pool.wout};
+        break;
+    case OP_FC: {
+        int out = s->out == NET_CLASSES ? m->classes : s->out;
+        fc_init(&op->u.fc, in.c, in.h * in.w, out);
+        op->out_shape = (net_shape){out, 1, 1};
+        break;
+    }
+    case OP_RELU:
+        op->u.relu.size = op->in_size;
+        op->in_place = i > 0;
+        break;
+    case OP_DROPOUT:
+        op->u.drop.size = op->in_size;
+        op->u.drop.p = s->p;
+        op->in_place = i > 0;
+        break;
+    case OP_LRN:
+        op->u.lrn = (lrn_layer){.c = in.c, .hw = (long)in.h * in.w,
+                                .size = s->size, .alpha = s->alpha,
+                                .beta = s->beta, .k = s->lrn_k};
+        break;
+    }
+    if (rc != 0)
+        return tfq_error_set(e, TFQ_EINVAL,
+                             "net operation %d (%s): window %d does not fit "
+                             "its %dx%d input", i + 1, kind_name(s->kind),
+                             s->k, in.h, in.w);
+    op->out_size = (long)op->out_shape.c * op->out_shape.h * op->out_shape.w;
+    return 0;
+}
+
+static layer_params *params_of(net_op *op)
+{
+    if (op->kind == OP_CONV)
+        return &op->u.conv.p;
+    if (op->kind == OP_FC)
+        return &op->u.fc.p;
+    return NULL;
+}
+
+/* Walks the arena layout; with base == NULL it only measures. */
+static size_t lay_out(net *m, char *base)
+{
+    size_t off = 0;
+#define TAKE(ptr, type, count)                                         \
+    do {                                                               \
+        if (base)                                                      \
+            (ptr) = (type *)(void *)(base + off);                      \
+        off = align_up(off + sizeof(type) * (size_t)(count));          \
+    } while (0)
+    float *params = NULL, *grads = NULL, *moments = NULL;
+    TAKE(params, float, m->nparams);
+    TAKE(grads, float, m->nparams);
+    TAKE(moments, float, m->nparams);
+    TAKE(m->ws, float, m->ws_floats);
+    if (base) {
+        m->params = params;
+        m->grads = grads;
+        m->moments = moments;
+    }
+    long poff = 0;
+    for (int i = 0; i < m->nops; i++) {
+        net_op *op = &m->ops[i];
+        layer_params *p = params_of(op);
+        if (p != NULL && base) {
+            p->w = params + poff;
+            p->dw = grads + poff;
+            p->vw = moments + poff;
+            p->b = params + poff + p->nw;
+            p->db = grads + poff + p->nw;
+            p->vb = moments + poff + p->nw;
+        }
+        if (p != NULL)
+            poff += p->nw + p->nb;
+        long acts = op->out_size * m->batch_max;
+        if (op->in_place) {
+            if (base) {
+                op->y = m->ops[i - 1].y;
+                op->dy = m->ops[i - 1].dy;
+            }
+        } else {
+            TAKE(op->y, float, acts);
+            TAKE(op->dy, float, acts);
+        }
+        if (op->kind == OP_MAXPOOL)
+            TAKE(op->u.pool.arg, int32_t, acts);
+        if (op->kind == OP_LRN)
+            TAKE(op->u.lrn.scale, float, acts);
+    }
+#undef TAKE
+    return off;
+}
+
+net *net_new(const net_spec *spec, net_shape in, int classes, int batch_max,
+             tfq_error *e)
+{
+    if (classes < 2 || batch_max < 1 || in.c < 1 || in.h < 1 || in.w < 1) {
+        tfq_error_set(e, TFQ_EINVAL,
+                      "net: bad input %dx%dx%d, %d classes or batch %d",
+                      in.c, in.h, in.w, classes, batch_max);
+        return NULL;
+    }
+    net *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        tfq_error_set(e, TFQ_ENOMEM, "net: out of memory");
+        return NULL;
+    }
+    m->spec = *spec;
+    m->in = in;
+    m->classes = classes;
+    m->batch_max = batch_max;
+    m->nops = spec->nops;
+    net_shape shape = in;
+    int group = 0;
+    for (int i = 0; i < m->nops; i++) {
+        if (spec->ops[i].kind == OP_CONV && shape.h * shape.w == 1 &&
+            i > 0 && m->ops[i - 1].kind == OP_FC) {
+            tfq_error_set(e, TFQ_EINVAL, "net operation %d: conv after fc",
+                          i + 1);
+            goto fail;
+        }
+        if (build_op(m, i, shape, e) != 0)
+            goto fail;
+        if (is_learned(m->ops[i].kind)) {
+            m->learned_op[group++] = i;
+            layer_params *p = params_of(&m->ops[i]);
+            m->nparams += p->nw + p->nb;
+        }
+        m->ops[i].group = group;
+        shape = m->ops[i].out_shape;
+        long need = 0;
+        const net_op *op = &m->ops[i];
+        if (op->kind == OP_CONV)
+            need = (long)conv_workspace_floats(&op->u.conv);
+        else if (op->kind == OP_FC)
+            need = fc_workspace_floats(&op->u.fc, batch_max);
+        else if (op->kind == OP_LRN)
+            need = lrn_workspace_floats(&op->u.lrn, batch_max);
+        if (need > m->ws_floats)
+            m->ws_floats = need;
+    }
+    m->nlearned = group;
+    m->arena_bytes = lay_out(m, NULL);
+    m->arena = aligned_alloc(NET_ALIGN_BYTES, m->arena_bytes);
+    if (m->arena == NULL) {
+        tfq_error_set(e, TFQ_ENOMEM, "net: cannot allocate %zu bytes",
+                      m->arena_bytes);
+        goto fail;
+    }
+    lay_out(m, m->arena);
+    memset(m->params, 0, sizeof(float) * (size_t)m->nparams * 3);
+    return m;
+fail:
+    free(m);
+    return NULL;
+}
+
+void net_destroy(net **m)
+{
+    if (m == NULL || *m == NULL)
+        return;
+    free((*m)->arena);
+    free(*m);
+    *m = NULL;
+}
+
+layer_params *net_layer_params(net *m, int g)
+{
+    return params_of(&m->ops[m->learned_op[g - 1]]);
+}
+
+void net_layer_shape(const net *m, int g, int dims[4], int *ndims)
+{
+    const net_op *op = &m->ops[m->learned_op[g - 1]];
+    if (op->kind == OP_CONV) {
+        const conv_layer *c = &op->u.conv;
+        dims[0] = c->cout;
+        dims[1] = c->cin;
+        dims[2] = c->k;
+        dims[3] = c->k;
+        *ndims = 4;
+    } else {
+        dims[0] = op->u.fc.out;
+        dims[1] = op->u.fc.in;
+        *ndims = 2;
+    }
+}
+
+void net_init_layers(net *m, int first, int last, uint64_t seed)
+{
+    for (int g = first; g <= last && g <= m->nlearned; g++) {
+        if (g < 1)
+            continue;
+        layer_params *p = net_layer_params(m, g);
+        int fan_in = p->nw / p->nb;
+        double sd = sqrt(2.0 / fan_in);
+        uint64_t key = rng_key(seed, 0x696e6974 /* "init" */, (uint64_t)g);
+        for (int i = 0; i < p->nw; i++)
+            p->w[i] = (float)(sd * rng_normal(key, (uint64_t)i));
+        memset(p->b, 0, sizeof(float) * (size_t)p->nb);
+        memset(p->vw, 0, sizeof(float) * (size_t)p->nw);
+        memset(p->vb, 0, sizeof(float) * (size_t)p->nb);
+    }
+}
+
+int net_first_op_above(const net *m, int n)
+{
+    if (n <= 0)
+        return 0;
+    if (n >= m->nlearned)
+        return m->nops;
+    return m->learned_op[n];
+}
+
+int net_is_deterministic(const net *m, int to)
+{
+    for (int i = 0; i <= to && i < m->nops; i++)
+        if (m->ops[i].kind == OP_DROPOUT && m->ops[i].u.drop.p > 0.0f)
+            return 0;
+    return 1;
+}
+
+/* ---- running ------------------------------------------------------------ */
+
+static void op_forward(net *m, net_op *op, const float *x, int n)
+{
+    switch (op->kind) {
+    case OP_CONV:
+        conv_forward(&op->u.conv, x, op->y, n, m->ws);
+        break;
+    case OP_FC:
+        fc_forward(&op->u.fc, x, op->y, n, m->ws);
+        break;
+    case OP_MAXPOOL:
+        pool_forward(&op->u.pool, x, op->y, n, m->ws);
+        break;
+    case OP_RELU:
+        relu_forward(&op->u.relu, x, op->y, n, m->ws);
+        break;
+    case OP_LRN:
+        lrn_forward(&op->u.lrn, x, op->y, n, m->ws);
+        break;
+    case OP_DROPOUT:
+        dropout_forward(&op->u.drop, x, op->y, n, m->ws);
+        break;
+    }
+}
+
+static void op_backward(net *m, net_op *op, const float *x, float *dx, int n)
+{
+    op->backward_calls++;
+    switch (op->kind) {
+    case OP_CONV:
+        conv_backward(&op->u.conv, x, op->y, op->dy, dx, n, m->ws);
+        break;
+    case OP_FC:
+        fc_backward(&op->u.fc, x, op->y, op->dy, dx, n, m->ws);
+        break;
+    case OP_MAXPOOL:
+        pool_backward(&op->u.pool, x, op->y, op->dy, dx, n, m->ws);
+        break;
+    case OP_RELU:
+        relu_backward(&op->u.relu, x, op->y, op->dy, dx, n, m->ws);
+        break;
+    case OP_LRN:
+        lrn_backward(&op->u.lrn, x, op->y, op->dy, dx, n, m->ws);
+        break;
+    case OP_DROPOUT:
+        dropout_backward(&op->u.drop, x, op->y, op->dy, dx, n, m->ws);
+        break;
+    }
+}
+
+const float *net_forward_range(net *m, const float *x, int n, int from,
+                               int to, int training, uint64_t step_key)
+{
+    if (from < m->nops && m->ops[from].in_place) {
+        /* An in-place operation would overwrite the caller's input (a
+         * cached activation): give it its own copy. */
+        float *buf = m->ops[from - 1].y;
+        memcpy(buf, x, sizeof(float) * (size_t)(m->ops[from].in_size * n));
+        x = buf;
+    }
+    m->fwd_input = x;
+    m->fwd_from = from;
+    m->fwd_n = n;
+    const float *in = x;
+    for (int i = from; i <= to; i++) {
+        net_op *op = &m->ops[i];
+        if (op->kind == OP_DROPOUT) {
+            op->u.drop.training = training;
+            op->u.drop.key = rng_key(step_key, 0x64726f70 /* "drop" */,
+                                     (uint64_t)i);
+        }
+        op_forward(m, op, in, n);
+        in = op->y;
+    }
+    return in;
+}
+
+const float *net_forward(net *m, const float *x, int n, int from,
+                         int training, uint64_t step_key)
+{
+    return net_forward_range(m, x, n, from, m->nops - 1, training, step_key);
+}
+
+float *net_output_grad(net *m)
+{
+    return m->ops[m->nops - 1].dy;
+}
+
+void net_zero_grad(net *m)
+{
+    for (int g = m->frozen + 1; g <= m->nlearned; g++)
+        sgd_zero_grad(net_layer_params(m, g));
+}
+
+void net_backward(net *m)
+{
+    int lowest = net_first_op_above(m, m->frozen);
+    if (lowest < m->fwd_from)
+        lowest = m->fwd_from;
+    for (int i = m->nops - 1; i >= lowest; i--) {
+        net_op *op = &m->ops[i];
+        const float *x = i == m->fwd_from ? m->fwd_input : m->ops[i - 1].y;
+        float *dx = i == lowest ? NULL : m->ops[i - 1].dy;
+        if (dx == NULL && !is_learned(op->kind))
+            continue; /* nothing below needs it and it holds no parameters */
+        op_backward(m, op, x, dx, m->fwd_n);
+    }
+}
+
+void net_update(net *m, const sgd_step *s)
+{
+    for (int g = m->frozen + 1; g <= m->nlearned; g++) {
+        net_op *op = &m->ops[m->learned_op[g - 1]];
+        if (op->kind == OP_CONV)
+            conv_update(&op->u.conv, s);
+        else
+            fc_update(&op->u.fc, s);
+    }
+}
+
+double net_macs(const net *m)
+{
+    double macs = 0.0;
+    for (int i = 0; i < m->nops; i++) {
+        if (m->ops[i].kind == OP_CONV)
+            macs += conv_macs(&m->ops[i].u.conv);
+        else if (m->ops[i].kind == OP_FC)
+            macs += fc_macs(&m->ops[i].u.fc);
+    }
+    return macs;
+}
