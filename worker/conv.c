@@ -89,8 +89,8 @@ static void zero_wrapped(float *d, int h, int w, int dx)
     if (dx == 0)
         return;
     int c0 = dx < 0 ? 0 : w - dx, c1 = dx < 0 ? -dx : w;
-    for (int y = 0; y < h; y++)
-        for (int x = c0; x < c1; x++)
+    for (int x = c0; x < c1; x++)
+        for (int y = 0; y < h; y++)
             d[(long)y * w + x] = 0.0f;
 }
 
@@ -107,10 +107,14 @@ static void im2col_same(const conv_layer *l, const float *x, int n, int i0,
                 for (int img = 0; img < c; img++) {
                     const float *src = x + ((long)ci * n + i0 + img) * hw;
                     float *d = row + img * hw;
-                    memset(d, 0, sizeof(float) * (size_t)jlo);
+                    /* The zero runs are at most a few rows: plain loops beat
+                     * memset calls at these sizes. */
+                    for (long j = 0; j < jlo; j++)
+                        d[j] = 0.0f;
                     memcpy(d + jlo, src + jlo + off,
                            sizeof(float) * (size_t)(jhi - jlo));
-                    memset(d + jhi, 0, sizeof(float) * (size_t)(hw - jhi));
+                    for (long j = jhi; j < hw; j++)
+                        d[j] = 0.0f;
                     zero_wrapped(d, l->hin, l->win, kx - l->pad);
                 }
             }
@@ -207,6 +211,23 @@ static void col2im(const conv_layer *l, float *cols, int n, int i0, int c,
             }
 }
 
+/* Sum of n floats in 16 independent lanes, which the compiler can keep in
+ * one vector register (a single running sum would serialise every add). */
+static float row_sum(const float *v, long n)
+{
+    float lane[16] = {0};
+    long j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int k = 0; k < 16; k++)
+            lane[k] += v[j + k];
+    float acc = 0.0f;
+    for (; j < n; j++)
+        acc += v[j];
+    for (int k = 0; k < 16; k++)
+        acc += lane[k];
+    return acc;
+}
+
 void conv_forward(const conv_layer *l, const float *x, float *y, int n,
                   float *ws)
 {
@@ -235,13 +256,8 @@ void conv_backward(conv_layer *l, const float *x, const float *y,
     const int hw_out = l->hout * l->wout;
     const int kdim = l->cin * l->k * l->k;
     const long ld = (long)n * hw_out;
-    for (int co = 0; co < l->cout; co++) {
-        const float *row = dy + co * ld;
-        float acc = 0.0f;
-        for (long j = 0; j < ld; j++)
-            acc += row[j];
-        l->p.db[co] += acc;
-    }
+    for (int co = 0; co < l->cout; co++)
+        l->p.db[co] += row_sum(dy + co * ld, ld);
     if (dx != NULL)
         memset(dx, 0, sizeof(float) * (size_t)l->cin * n * l->hin * l->win);
     for (int i0 = 0; i0 < n; i0 += l->chunk) {

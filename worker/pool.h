@@ -1,14 +1,22 @@
 /* Max pooling on channel-major activations: x (c, n, hin, win) ->
- * y (c, n, hout, wout), hout = (hin - k) / stride + 1.  The position of each
- * maximum is kept for the backward pass. */
+ * y (c, n, hout, wout), hout = (hin - k) / stride + 1.  The gradient goes to
+ * the first input of each window that holds its maximum. */
 #ifndef TFQ_WORKER_POOL_H
 #define TFQ_WORKER_POOL_H
 
 #include <stdint.h>
 
+/* Widest output row of the 2x2 fast path (its scratch lives on the stack);
+ * wider maps take the general path. */
+#define POOL_MAX_WIDTH 1024
+
+/* Whether l takes the 2x2, stride-2 path that needs no argmax buffer. */
+#define POOL_IS_2X2(l) ((l)->k == 2 && (l)->stride == 2 && (l)->wout <= POOL_MAX_WIDTH)
+
 typedef struct {
     int c, hin, win, k, stride, hout, wout;
-    int32_t *arg; /* (c, n, hout, wout) index of the max within its plane */
+    int32_t *arg; /* (c, n, hout, wout) index of the max within its plane;
+                     unused by the 2x2 stride-2 path, which finds it again */
 } pool_layer;
 
 /* Fills the geometry; TFQ_EINVAL when the window does not fit. */
@@ -16,7 +24,7 @@ int pool_init(pool_layer *l, int c, int hin, int win, int k, int stride);
 
 void pool_forward(pool_layer *l, const float *x, float *y, int n, float *ws);
 
-/* dx = the gradient routed to each window's maximum; x and y unused. */
+/* dx = the gradient routed to each window's maximum. */
 void pool_backward(pool_layer *l, const float *x, const float *y,
                    const float *dy, float *dx, int n, float *ws);
 
