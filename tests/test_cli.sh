@@ -1,0 +1,192 @@
+#!/bin/bash
+# The real tfq binary: exit statuses, error messages, JSON output,
+# checkpoints, --resume, and SIGTERM.  Usage: test_cli.sh PATH-TO-TFQ
+#
+# Prints "ok: ..." or "FAIL: ..." per check and exits 1 if any failed, 77
+# (skipped) when the Fashion-MNIST files it trains on are not installed.
+set -u
+
+TFQ=${1:?usage: test_cli.sh PATH-TO-TFQ}
+DATA=/usr/share/datasets/fashion-mnist
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/tfq-cli-XXXXXX")
+BG=
+failures=0
+
+cleanup() {
+    if [ -n "$BG" ]; then
+        kill -KILL "$BG" 2>/dev/null
+        wait "$BG" 2>/dev/null
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+ok() { echo "ok: $*"; }
+fail() {
+    echo "FAIL: $*"
+    failures=$((failures + 1))
+}
+
+# expect NAME STATUS [PATTERN] -- ARGS...: runs tfq ARGS, checks its exit
+# status and that PATTERN (if given) occurs in its stderr.  Leaves the output
+# in $TMP/out and $TMP/err.
+expect() {
+    local name=$1 want=$2 pattern=
+    shift 2
+    if [ "$1" != "--" ]; then
+        pattern=$1
+        shift
+    fi
+    shift
+    "$TFQ" "$@" >"$TMP/out" 2>"$TMP/err"
+    local got=$?
+    if [ "$got" -ne "$want" ]; then
+        fail "$name: exit status $got, expected $want; stderr:"
+        sed 's/^/    /' "$TMP/err"
+        return 1
+    fi
+    if [ -n "$pattern" ] && ! grep -q -- "$pattern" "$TMP/err"; then
+        fail "$name: stderr lacks '$pattern':"
+        sed 's/^/    /' "$TMP/err"
+        return 1
+    fi
+    ok "$name"
+}
+
+# wait_for FILE PATTERN SECONDS: until PATTERN appears in FILE.
+wait_for() {
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# json_check FILE PYTHON-EXPR [FILE0]: the expression over the parsed object
+# `j` (and `j0`, parsed from FILE0) is true.
+json_check() {
+    python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+j0 = json.load(open(sys.argv[3])) if len(sys.argv) > 3 else None
+sys.exit(0 if eval("(" + sys.argv[2] + ")") else 1)' "$@"
+}
+
+# ---- without data -----------------------------------------------------------
+
+expect "tfq --help" 0 -- --help
+grep -q "train" "$TMP/out" || fail "tfq --help does not list train"
+expect "tfq train --help" 0 -- train --help
+grep -q -- "--resume" "$TMP/out" || fail "tfq train --help lacks --resume"
+expect "no command" 2 -- 
+expect "unknown command" 2 "frobnicate" -- frobnicate
+expect "--epochs 0" 2 "--epochs" -- train --epochs 0
+expect "--lr x" 2 "--lr" -- train --lr x
+expect "stray argument" 2 "extra" -- train extra
+expect "--data missing" 1 "/nonexistent" -- train --data /nonexistent
+expect "--net unknown kind" 2 "frob" -- train --net 'conv 16 5; frob'
+expect "--net not ending in fc" 2 "--net" -- train --net 'conv 16 5; relu'
+
+if [ ! -d "$DATA" ]; then
+    echo "note: $DATA not found, skipping the training checks"
+    [ "$failures" -eq 0 ] && exit 77
+    exit 1
+fi
+
+# ---- a short run, its checkpoint, and resuming it ---------------------------
+
+SHORT=(--limit-train 2000 --limit-test 500)
+if expect "short run" 0 -- train "${SHORT[@]}" --epochs 1 --json --quiet \
+        --save "$TMP/c.ckpt"; then
+    if json_check "$TMP/out" \
+        'j["epochs"] == 1 and 0 < j["final_acc"] <= 1 and len(j["test_acc"]) == 1'
+    then
+        ok "short run JSON"
+    else
+        fail "short run JSON: $(cat "$TMP/out")"
+    fi
+    [ -s "$TMP/c.ckpt" ] && ok "checkpoint written" ||
+        fail "no checkpoint at $TMP/c.ckpt"
+    [ "$(ls "$TMP" | grep -c 'c\.ckpt\.tmp')" -eq 0 ] ||
+        fail "temporary checkpoint files left: $(ls "$TMP")"
+    [ -s "$TMP/err" ] && fail "--quiet printed: $(cat "$TMP/err")"
+    cp "$TMP/out" "$TMP/first.json"
+fi
+
+if expect "resume to 2 epochs" 0 -- train "${SHORT[@]}" --epochs 2 --json \
+        --quiet --resume "$TMP/c.ckpt"; then
+    # The first epoch comes from the checkpoint, unchanged.
+    if json_check "$TMP/out" 'j["epochs"] == 2 and len(j["test_acc"]) == 2
+            and j["test_acc"][0] == j0["test_acc"][0]
+            and j["data_fingerprint"] == j0["data_fingerprint"]' \
+            "$TMP/first.json"
+    then
+        ok "resumed JSON"
+    else
+        fail "resumed JSON: $(cat "$TMP/out")"
+    fi
+fi
+
+expect "resume with another seed" 1 "seed" -- train "${SHORT[@]}" \
+    --epochs 2 --seed 2 --quiet --resume "$TMP/c.ckpt"
+expect "resume a missing file" 1 "$TMP/none.ckpt" -- train "${SHORT[@]}" \
+    --epochs 2 --quiet --resume "$TMP/none.ckpt"
+
+cp "$TMP/c.ckpt" "$TMP/bad.ckpt"
+size=$(stat -c %s "$TMP/bad.ckpt")
+printf '\x5a' | dd of="$TMP/bad.ckpt" bs=1 seek=$((size / 2)) conv=notrunc \
+    status=none
+cmp -s "$TMP/c.ckpt" "$TMP/bad.ckpt" && fail "corrupting the copy changed nothing"
+expect "corrupt checkpoint" 1 "checksum" -- train "${SHORT[@]}" --epochs 2 \
+    --quiet --resume "$TMP/bad.ckpt"
+
+# ---- SIGTERM ----------------------------------------------------------------
+
+LONG=(--limit-train 20000 --limit-test 500 --epochs 5 --save "$TMP/s.ckpt")
+
+# term_run NAME ARGS...: starts tfq ARGS, sends SIGTERM once training has
+# run for a while, and expects status 130 and a checkpoint.
+term_run() {
+    local name=$1
+    shift
+    rm -f "$TMP/s.ckpt"
+    "$TFQ" "$@" >"$TMP/out" 2>"$TMP/err" &
+    BG=$!
+    # The handlers are installed right after the "training ..." line.
+    if ! wait_for "$TMP/err" "^training " 60; then
+        fail "$name: training did not start:"
+        sed 's/^/    /' "$TMP/err"
+        return 1
+    fi
+    sleep 3
+    kill -TERM "$BG"
+    wait "$BG"
+    local got=$?
+    BG=
+    if [ "$got" -ne 130 ]; then
+        fail "$name: exit status $got after SIGTERM, expected 130; stderr:"
+        sed 's/^/    /' "$TMP/err"
+        return 1
+    fi
+    if ! grep -q "checkpoint in $TMP/s.ckpt" "$TMP/err" || [ ! -s "$TMP/s.ckpt" ]; then
+        fail "$name: no checkpoint after SIGTERM; stderr:"
+        sed 's/^/    /' "$TMP/err"
+        return 1
+    fi
+    ok "$name"
+}
+
+if term_run "SIGTERM" train "${LONG[@]}"; then
+    cp "$TMP/s.ckpt" "$TMP/s0.ckpt"
+    # Resuming it is accepted: training starts (and is stopped again).
+    if term_run "SIGTERM after --resume" train "${LONG[@]}" \
+            --resume "$TMP/s0.ckpt"; then
+        grep -q "from epoch" "$TMP/err" || fail "resume: no start line"
+    fi
+fi
+
+if [ "$failures" -ne 0 ]; then
+    echo "$failures check(s) failed"
+    exit 1
+fi
+echo "all CLI checks passed"
