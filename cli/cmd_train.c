@@ -338,6 +338,12 @@ int cmd_train(int argc, char **argv)
         return CLI_USAGE;
     }
     gemm_set_threads((int)a.threads);
+    /* From here a signal asks for a clean stop: before training starts it
+     * is noticed at the first step, and nothing is lost. */
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     data_set full_train = {0}, full_test = {0}, train = {0}, test = {0};
     data_norm norm;
     char fp[HASH_HEX_BYTES] = "";
@@ -355,10 +361,6 @@ int cmd_train(int argc, char **argv)
                 "%.12s, %d epochs from epoch %d\n", train.n,
                 train.num_classes, test.n, fp, a.cfg.epochs,
                 trainer_meta(t)->epoch + 1);
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     int rc = trainer_run(t, on_epoch, &a, &s_stop, a.save,
                          (int)a.save_every, &e);
     if (rc == TFQ_EINTR) {

@@ -171,12 +171,14 @@ static int parse_op(char *item, int opno, op_spec *o, tfq_error *e)
                              "conv, relu, maxpool, lrn, fc or dropout)",
                              opno, word);
     spec_defaults(o, kinds[i].kind);
+    if (o->kind == OP_MAXPOOL)
+        o->stride = 0; /* "not given": defaults to the window below */
     int pos = 0, rc;
     while ((word = strtok_r(NULL, " \t\r", &save)) != NULL)
         if ((rc = apply_word(o, pos++, word, opno, e)) != 0)
             return rc;
-    if (o->kind == OP_MAXPOOL && o->k > 0 && strstr(item, "stride") == NULL)
-        o->stride = o->k;
+    if (o->kind == OP_MAXPOOL && o->stride == 0)
+        o->stride = o->k; /* non-overlapping windows unless told */
     int missing = (o->kind == OP_CONV && (o->out == 0 || o->k == 0)) ||
                   (o->kind == OP_MAXPOOL && o->k == 0) ||
                   (o->kind == OP_FC && o->out == 0);
@@ -207,10 +209,7 @@ int net_spec_parse(const char *text, net_spec *spec, tfq_error *e)
             return tfq_error_set(e, TFQ_EINVAL,
                                  "net has more than %d operations",
                                  NET_MAX_OPS);
-        /* Keep the maxpool "stride given?" test local to this item. */
-        char one[NET_SPEC_TEXT_BYTES];
-        snprintf(one, sizeof one, "%s", item);
-        if ((rc = parse_op(one, spec->nops + 1, &spec->ops[spec->nops], e)))
+        if ((rc = parse_op(item, spec->nops + 1, &spec->ops[spec->nops], e)))
             return rc;
         spec->nops++;
     }
@@ -223,8 +222,9 @@ int net_spec_parse(const char *text, net_spec *spec, tfq_error *e)
     const op_spec *last = &spec->ops[spec->nops - 1];
     if (last->kind != OP_FC)
         return tfq_error_set(e, TFQ_EINVAL,
-                             "the last net operation must be 'fc classes', "
-                             "not %s", kind_name(last->kind));
+                             "net operation %d: the last operation must be "
+                             "'fc classes', not %s", spec->nops,
+                             kind_name(last->kind));
     for (int i = 0; i < spec->nops; i++) {
         if (spec->ops[i].out == NET_CLASSES && i != spec->nops - 1)
             return tfq_error_set(e, TFQ_EINVAL,

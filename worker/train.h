@@ -103,7 +103,8 @@ net *trainer_net(trainer *t);
 const ckpt_meta *trainer_meta(const trainer *t);
 
 /* Runs `steps` training steps on the first images of the training set and
- * returns the seconds they took (for benchmarks). */
+ * returns the seconds they took (for benchmarks).  The weights change; the
+ * position in training (and so the schedule) does not. */
 double trainer_time_steps(trainer *t, int steps);
 
 /* Evaluates the current net on the test set; returns accuracy in [0, 1]. */
