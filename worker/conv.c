@@ -239,13 +239,15 @@ void conv_forward(const conv_layer *l, const float *x, float *y, int n,
         int cols = c * hw_out;
         im2col(l, x, n, i0, c, ws);
         float *yc = y + (long)i0 * hw_out;
+        gemm(0, 0, l->cout, cols, kdim, 1.0f, l->p.w, kdim, ws, cols, 0.0f,
+             yc, (int)ld);
+        /* The bias goes in while the block is still in cache. */
         for (int co = 0; co < l->cout; co++) {
             float *row = yc + co * ld;
+            const float b = l->p.b[co];
             for (int j = 0; j < cols; j++)
-                row[j] = l->p.b[co];
+                row[j] += b;
         }
-        gemm(0, 0, l->cout, cols, kdim, 1.0f, l->p.w, kdim, ws, cols, 1.0f,
-             yc, (int)ld);
     }
 }
 
@@ -253,13 +255,9 @@ void conv_backward(conv_layer *l, const float *x, const float *y,
                    const float *dy, float *dx, int n, float *ws)
 {
     (void)y;
-    const int hw_out = l->hout * l->wout;
+    const int hw_in = l->hin * l->win, hw_out = l->hout * l->wout;
     const int kdim = l->cin * l->k * l->k;
     const long ld = (long)n * hw_out;
-    for (int co = 0; co < l->cout; co++)
-        l->p.db[co] += row_sum(dy + co * ld, ld);
-    if (dx != NULL)
-        memset(dx, 0, sizeof(float) * (size_t)l->cin * n * l->hin * l->win);
     for (int i0 = 0; i0 < n; i0 += l->chunk) {
         int c = n - i0 < l->chunk ? n - i0 : l->chunk;
         int cols = c * hw_out;
@@ -267,10 +265,15 @@ void conv_backward(conv_layer *l, const float *x, const float *y,
         im2col(l, x, n, i0, c, ws);
         gemm(0, 1, l->cout, kdim, cols, 1.0f, dyc, (int)ld, ws, cols, 1.0f,
              l->p.dw, kdim);
+        for (int co = 0; co < l->cout; co++)
+            l->p.db[co] += row_sum(dyc + co * ld, cols);
         if (dx == NULL)
             continue;
         gemm(1, 0, kdim, cols, l->cout, 1.0f, l->p.w, kdim, dyc, (int)ld,
              0.0f, ws, cols);
+        for (int ci = 0; ci < l->cin; ci++)
+            memset(dx + ((long)ci * n + i0) * hw_in, 0,
+                   sizeof(float) * (size_t)c * hw_in);
         col2im(l, ws, n, i0, c, dx);
     }
 }

@@ -272,7 +272,7 @@ int net_spec_preset(const char *name, double width, net_spec *spec,
     if (ch == caffenet)
         /* CaffeNet's layer order (pool before LRN) and its 3x3 stride-2
          * pooling; conv1 is 5x5 stride 1 instead of 11x11 stride 4 so that a
-         * 32x32 image keeps a 3x3 map after pool5. */
+         * 32x32 image keeps a 4x4 map after pool5. */
         snprintf(text, sizeof text,
                  "conv %d 5 pad=2; relu; maxpool 3 stride=2; lrn size=5; "
                  "conv %d 5 pad=2; relu; maxpool 3 stride=2; lrn size=5; "

@@ -1,6 +1,9 @@
 #include "pool.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <immintrin.h>
+#endif
 
 #include "../common/err.h"
 
@@ -14,8 +17,10 @@ int pool_init(pool_layer *l, int c, int hin, int win, int k, int stride)
     l->win = win;
     l->k = k;
     l->stride = stride;
-    l->hout = (hin - k) / stride + 1;
-    l->wout = (win - k) / stride + 1;
+    /* Caffe's rounding (the paper's framework): the last window may hang
+     * over the edge, so no input row or column is left out. */
+    l->hout = (hin - k + stride - 1) / stride + 1;
+    l->wout = (win - k + stride - 1) / stride + 1;
     return 0;
 }
 
@@ -40,16 +45,40 @@ static void forward_2x2(const pool_layer *l, const float *restrict x,
 }
 
 /* One output row of the 2x2 backward pass: routes each window's gradient to
- * the first of its four inputs (in row order) that equals the maximum,
- * writing every input of the two rows exactly once, so no zeroing pass is
- * needed.  Inlined with a constant width the compiler vectorises it. */
-static inline __attribute__((always_inline)) void
-backward_row(const float *restrict r0, const float *restrict r1,
-             const float *restrict yo, const float *restrict go,
-             float *restrict d0, float *restrict d1, int wo)
+ * the first of its four inputs (in row order) that equals the maximum and
+ * writes every input of the two rows exactly once, so no zeroing pass is
+ * needed. */
+#ifdef __SSE2__
+static void backward_row(const float *restrict r0, const float *restrict r1,
+                         const float *restrict yo, const float *restrict go,
+                         float *restrict d0, float *restrict d1, int wo)
 {
-    /* Branch-free: each flag is 0 or 1, and a later input only takes the
-     * gradient when no earlier one did. */
+    /* One window = one 4-lane vector (a b | c d); the lowest lane equal to
+     * the maximum gets the gradient. */
+    static const uint32_t lane[16][4] = {
+        [1] = {~0u, 0, 0, 0},  [3] = {~0u, 0, 0, 0},  [5] = {~0u, 0, 0, 0},
+        [7] = {~0u, 0, 0, 0},  [9] = {~0u, 0, 0, 0},  [11] = {~0u, 0, 0, 0},
+        [13] = {~0u, 0, 0, 0}, [15] = {~0u, 0, 0, 0}, [2] = {0, ~0u, 0, 0},
+        [6] = {0, ~0u, 0, 0},  [10] = {0, ~0u, 0, 0}, [14] = {0, ~0u, 0, 0},
+        [4] = {0, 0, ~0u, 0},  [12] = {0, 0, ~0u, 0}, [8] = {0, 0, 0, ~0u},
+        [0] = {0, 0, 0, ~0u},
+    };
+    for (int ox = 0; ox < wo; ox++) {
+        __m128 v = _mm_loadh_pi(
+            _mm_castpd_ps(_mm_load_sd((const double *)(const void *)(r0 + 2 * ox))),
+            (const __m64 *)(const void *)(r1 + 2 * ox));
+        int bits = _mm_movemask_ps(_mm_cmpeq_ps(v, _mm_set1_ps(yo[ox])));
+        __m128 out = _mm_and_ps(_mm_loadu_ps((const float *)lane[bits]),
+                                _mm_set1_ps(go[ox]));
+        _mm_storel_pi((__m64 *)(void *)(d0 + 2 * ox), out);
+        _mm_storeh_pi((__m64 *)(void *)(d1 + 2 * ox), out);
+    }
+}
+#else
+static void backward_row(const float *restrict r0, const float *restrict r1,
+                         const float *restrict yo, const float *restrict go,
+                         float *restrict d0, float *restrict d1, int wo)
+{
     for (int ox = 0; ox < wo; ox++) {
         float m = yo[ox], g = go[ox];
         float ea = (float)(r0[2 * ox] == m);
@@ -62,6 +91,7 @@ backward_row(const float *restrict r0, const float *restrict r1,
         d1[2 * ox + 1] = g * ed;
     }
 }
+#endif
 
 static void backward_2x2(const pool_layer *l, const float *restrict x,
                          const float *restrict y, const float *restrict dy,
@@ -77,26 +107,8 @@ static void backward_2x2(const pool_layer *l, const float *restrict x,
             float *d0 = dp + 2 * oy * wi;
             const float *yo = y + pl * hw_out + oy * wo;
             const float *go = dy + pl * hw_out + oy * wo;
-            /* The widths of the preset nets, specialised. */
-            switch (wo) {
-            case 14:
-                backward_row(r0, r0 + wi, yo, go, d0, d0 + wi, 14);
-                break;
-            case 7:
-                backward_row(r0, r0 + wi, yo, go, d0, d0 + wi, 7);
-                break;
-            case 3:
-                backward_row(r0, r0 + wi, yo, go, d0, d0 + wi, 3);
-                break;
-            default:
-                backward_row(r0, r0 + wi, yo, go, d0, d0 + wi, wo);
-                break;
-            }
-            for (int x0 = 2 * wo; x0 < wi; x0++)
-                d0[x0] = d0[wi + x0] = 0.0f; /* odd width: unpooled column */
+            backward_row(r0, r0 + wi, yo, go, d0, d0 + wi, wo);
         }
-        for (long j = (long)2 * l->hout * wi; j < hw_in; j++)
-            dp[j] = 0.0f; /* odd height: last row unpooled */
     }
 }
 
@@ -115,10 +127,13 @@ void pool_forward(pool_layer *l, const float *x, float *y, int n, float *ws)
         int32_t *ap = l->arg + pl * hw_out;
         for (int oy = 0; oy < l->hout; oy++)
             for (int ox = 0; ox < l->wout; ox++) {
-                int best = oy * l->stride * l->win + ox * l->stride;
-                for (int ky = 0; ky < l->k; ky++)
-                    for (int kx = 0; kx < l->k; kx++) {
-                        int i = (oy * l->stride + ky) * l->win + ox * l->stride + kx;
+                int y0 = oy * l->stride, x0 = ox * l->stride;
+                int y1 = y0 + l->k < l->hin ? y0 + l->k : l->hin;
+                int x1 = x0 + l->k < l->win ? x0 + l->k : l->win;
+                int best = y0 * l->win + x0;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) {
+                        int i = iy * l->win + ix;
                         if (xp[i] > xp[best])
                             best = i;
                     }

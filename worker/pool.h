@@ -1,5 +1,6 @@
 /* Max pooling on channel-major activations: x (c, n, hin, win) ->
- * y (c, n, hout, wout), hout = (hin - k) / stride + 1.  The gradient goes to
+ * y (c, n, hout, wout), hout = ceil((hin - k) / stride) + 1 as in Caffe: a
+ * last window that hangs over the edge covers what is left.  The gradient goes to
  * the first input of each window that holds its maximum. */
 #ifndef TFQ_WORKER_POOL_H
 #define TFQ_WORKER_POOL_H
@@ -10,8 +11,11 @@
  * wider maps take the general path. */
 #define POOL_MAX_WIDTH 1024
 
-/* Whether l takes the 2x2, stride-2 path that needs no argmax buffer. */
-#define POOL_IS_2X2(l) ((l)->k == 2 && (l)->stride == 2 && (l)->wout <= POOL_MAX_WIDTH)
+/* Whether l takes the 2x2, stride-2 path (even sizes, so every window is
+ * whole) that needs no argmax buffer. */
+#define POOL_IS_2X2(l)                                                    \
+    ((l)->k == 2 && (l)->stride == 2 && (l)->hin == 2 * (l)->hout &&      \
+     (l)->win == 2 * (l)->wout && (l)->wout <= POOL_MAX_WIDTH)
 
 typedef struct {
     int c, hin, win, k, stride, hout, wout;
