@@ -29,9 +29,20 @@ int conv_init(conv_layer *l, int cin, int hin, int win, int cout, int k,
     return 0;
 }
 
-size_t conv_workspace_floats(const conv_layer *l)
+/* The workspace: one im2col block, then the transposed weight gradient. */
+static size_t block_floats(const conv_layer *l)
 {
     return (size_t)l->cin * l->k * l->k * l->hout * l->wout * l->chunk;
+}
+
+static size_t dwt_floats(const conv_layer *l)
+{
+    return (size_t)l->cin * l->k * l->k * l->cout;
+}
+
+size_t conv_workspace_floats(const conv_layer *l)
+{
+    return block_floats(l) + dwt_floats(l);
 }
 
 double conv_macs(const conv_layer *l)
@@ -94,6 +105,11 @@ static void zero_wrapped(float *d, int h, int w, int dx)
             d[(long)y * w + x] = 0.0f;
 }
 
+/* The c planes of one channel for images [i0, i0+c) are contiguous in x, as
+ * is one patch row of the block in cols, so each kernel tap is one shifted
+ * copy of the whole block.  What the shift pulls in from a neighbouring
+ * plane (the padding rows) and across a row edge (the padding columns) is
+ * then zeroed. */
 static void im2col_same(const conv_layer *l, const float *x, int n, int i0,
                         int c, float *cols)
 {
@@ -104,22 +120,25 @@ static void im2col_same(const conv_layer *l, const float *x, int n, int i0,
                 long jlo, jhi;
                 long off = shift_range(l, ky, kx, &jlo, &jhi);
                 float *row = cols + ((long)(ci * l->k + ky) * l->k + kx) * ncols;
+                const float *src = x + ((long)ci * n + i0) * hw;
+                long glo = off < 0 ? -off : 0;
+                long ghi = off > 0 ? ncols - off : ncols;
+                memcpy(row + glo, src + glo + off,
+                       sizeof(float) * (size_t)(ghi - glo));
                 for (int img = 0; img < c; img++) {
-                    const float *src = x + ((long)ci * n + i0 + img) * hw;
                     float *d = row + img * hw;
-                    /* The zero runs are at most a few rows: plain loops beat
-                     * memset calls at these sizes. */
                     for (long j = 0; j < jlo; j++)
                         d[j] = 0.0f;
-                    memcpy(d + jlo, src + jlo + off,
-                           sizeof(float) * (size_t)(jhi - jlo));
                     for (long j = jhi; j < hw; j++)
                         d[j] = 0.0f;
-                    zero_wrapped(d, l->hin, l->win, kx - l->pad);
                 }
+                zero_wrapped(row, c * l->hin, l->win, kx - l->pad);
             }
 }
 
+/* The inverse: the padding entries of each patch row are zeroed (they are
+ * the gradient of the zero padding, which is dropped), after which the
+ * whole block is one shifted add.  cols is scratch and is modified. */
 static void col2im_same(const conv_layer *l, float *cols, int n, int i0,
                         int c, float *dx)
 {
@@ -129,15 +148,20 @@ static void col2im_same(const conv_layer *l, float *cols, int n, int i0,
             for (int kx = 0; kx < l->k; kx++) {
                 long jlo, jhi;
                 long off = shift_range(l, ky, kx, &jlo, &jhi);
-                float *row = cols + ((long)(ci * l->k + ky) * l->k + kx) * ncols;
+                float *restrict s = cols + ((long)(ci * l->k + ky) * l->k + kx) * ncols;
+                float *restrict dst = dx + ((long)ci * n + i0) * hw + off;
                 for (int img = 0; img < c; img++) {
-                    float *restrict dst = dx + ((long)ci * n + i0 + img) * hw + off;
-                    float *restrict s = row + img * hw;
-                    /* Wrapped columns carry padding's gradient: drop it. */
-                    zero_wrapped(s, l->hin, l->win, kx - l->pad);
-                    for (long j = jlo; j < jhi; j++)
-                        dst[j] += s[j];
+                    float *d = s + img * hw;
+                    for (long j = 0; j < jlo; j++)
+                        d[j] = 0.0f;
+                    for (long j = jhi; j < hw; j++)
+                        d[j] = 0.0f;
                 }
+                zero_wrapped(s, c * l->hin, l->win, kx - l->pad);
+                long glo = off < 0 ? -off : 0;
+                long ghi = off > 0 ? ncols - off : ncols;
+                for (long j = glo; j < ghi; j++)
+                    dst[j] += s[j];
             }
 }
 
@@ -258,13 +282,17 @@ void conv_backward(conv_layer *l, const float *x, const float *y,
     const int hw_in = l->hin * l->win, hw_out = l->hout * l->wout;
     const int kdim = l->cin * l->k * l->k;
     const long ld = (long)n * hw_out;
+    /* OpenBLAS runs dW^T = cols dy^T (a tall, narrow product) about 10%
+     * faster than dW = dy cols^T; it is summed here and added at the end. */
+    float *dwt = ws + block_floats(l); /* (kdim, cout) */
+    memset(dwt, 0, sizeof(float) * dwt_floats(l));
     for (int i0 = 0; i0 < n; i0 += l->chunk) {
         int c = n - i0 < l->chunk ? n - i0 : l->chunk;
         int cols = c * hw_out;
         const float *dyc = dy + (long)i0 * hw_out;
         im2col(l, x, n, i0, c, ws);
-        gemm(0, 1, l->cout, kdim, cols, 1.0f, dyc, (int)ld, ws, cols, 1.0f,
-             l->p.dw, kdim);
+        gemm(0, 1, kdim, l->cout, cols, 1.0f, ws, cols, dyc, (int)ld, 1.0f,
+             dwt, l->cout);
         for (int co = 0; co < l->cout; co++)
             l->p.db[co] += row_sum(dyc + co * ld, cols);
         if (dx == NULL)
@@ -276,6 +304,9 @@ void conv_backward(conv_layer *l, const float *x, const float *y,
                    sizeof(float) * (size_t)c * hw_in);
         col2im(l, ws, n, i0, c, dx);
     }
+    for (int co = 0; co < l->cout; co++)
+        for (int k = 0; k < kdim; k++)
+            l->p.dw[(long)co * kdim + k] += dwt[(long)k * l->cout + co];
 }
 
 void conv_update(conv_layer *l, const sgd_step *s)

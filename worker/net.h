@@ -84,6 +84,8 @@ typedef struct {
     op_kind kind;
     int group;      /* the learned layer (1-based) this operation belongs to */
     int in_place;   /* y and dy alias the previous operation's buffers */
+    int fused_backward; /* the next operation's backward pass does this
+                           one's (a ReLU under a max pool) */
     net_shape in_shape, out_shape;
     long in_size, out_size; /* floats per image */
     union {
@@ -131,8 +133,8 @@ net *net_new(const net_spec *spec, net_shape in, int classes, int batch_max,
 void net_destroy(net **m);
 
 /* Initialises learned layers first..last (1-based, inclusive) from seed:
- * weights ~ N(0, 2 / fan_in) (He et al. 2015, for ReLU nets), biases 0,
- * momentum 0.  Each layer draws from its own stream, so re-initialising
+ * weights ~ N(0, 2 / fan_in) (He et al. 2015, for ReLU nets) except the
+ * classifier's, ~ N(0, 0.01^2) as in CaffeNet; biases 0, momentum 0.  Each layer draws from its own stream, so re-initialising
  * layer 6 gives the same weights whatever happened to layers 1-5. */
 void net_init_layers(net *m, int first, int last, uint64_t seed);
 

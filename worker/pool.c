@@ -1,5 +1,6 @@
 #include "pool.h"
 
+#include <math.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <immintrin.h>
@@ -44,6 +45,13 @@ static void forward_2x2(const pool_layer *l, const float *restrict x,
         }
 }
 
+/* The value a window's maximum must exceed for its gradient to pass: with
+ * a ReLU below, a maximum of 0 means the ReLU blocked every input. */
+static float relu_floor(const pool_layer *l)
+{
+    return l->relu_below ? 0.0f : -INFINITY;
+}
+
 /* One output row of the 2x2 backward pass: routes each window's gradient to
  * the first of its four inputs (in row order) that equals the maximum and
  * writes every input of the two rows exactly once, so no zeroing pass is
@@ -51,7 +59,8 @@ static void forward_2x2(const pool_layer *l, const float *restrict x,
 #ifdef __SSE2__
 static void backward_row(const float *restrict r0, const float *restrict r1,
                          const float *restrict yo, const float *restrict go,
-                         float *restrict d0, float *restrict d1, int wo)
+                         float *restrict d0, float *restrict d1, int wo,
+                         float relu_floor)
 {
     /* One window = one 4-lane vector (a b | c d); the lowest lane equal to
      * the maximum gets the gradient. */
@@ -68,8 +77,9 @@ static void backward_row(const float *restrict r0, const float *restrict r1,
             _mm_castpd_ps(_mm_load_sd((const double *)(const void *)(r0 + 2 * ox))),
             (const __m64 *)(const void *)(r1 + 2 * ox));
         int bits = _mm_movemask_ps(_mm_cmpeq_ps(v, _mm_set1_ps(yo[ox])));
+        float g = yo[ox] > relu_floor ? go[ox] : 0.0f;
         __m128 out = _mm_and_ps(_mm_loadu_ps((const float *)lane[bits]),
-                                _mm_set1_ps(go[ox]));
+                                _mm_set1_ps(g));
         _mm_storel_pi((__m64 *)(void *)(d0 + 2 * ox), out);
         _mm_storeh_pi((__m64 *)(void *)(d1 + 2 * ox), out);
     }
@@ -77,10 +87,11 @@ static void backward_row(const float *restrict r0, const float *restrict r1,
 #else
 static void backward_row(const float *restrict r0, const float *restrict r1,
                          const float *restrict yo, const float *restrict go,
-                         float *restrict d0, float *restrict d1, int wo)
+                         float *restrict d0, float *restrict d1, int wo,
+                         float relu_floor)
 {
     for (int ox = 0; ox < wo; ox++) {
-        float m = yo[ox], g = go[ox];
+        float m = yo[ox], g = m > relu_floor ? go[ox] : 0.0f;
         float ea = (float)(r0[2 * ox] == m);
         float eb = (float)(r0[2 * ox + 1] == m) * (1.0f - ea);
         float ec = (float)(r1[2 * ox] == m) * (1.0f - ea - eb);
@@ -99,6 +110,7 @@ static void backward_2x2(const pool_layer *l, const float *restrict x,
 {
     const int hw_in = l->hin * l->win, hw_out = l->hout * l->wout;
     const int wo = l->wout, wi = l->win;
+    const float floor = relu_floor(l);
     for (long pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * hw_in;
         float *dp = dx + pl * hw_in;
@@ -107,7 +119,7 @@ static void backward_2x2(const pool_layer *l, const float *restrict x,
             float *d0 = dp + 2 * oy * wi;
             const float *yo = y + pl * hw_out + oy * wo;
             const float *go = dy + pl * hw_out + oy * wo;
-            backward_row(r0, r0 + wi, yo, go, d0, d0 + wi, wo);
+            backward_row(r0, r0 + wi, yo, go, d0, d0 + wi, wo, floor);
         }
     }
 }
@@ -153,12 +165,15 @@ void pool_backward(pool_layer *l, const float *x, const float *y,
         return;
     }
     const int hw_in = l->hin * l->win, hw_out = l->hout * l->wout;
+    const float floor = relu_floor(l);
     memset(dx, 0, sizeof(float) * (size_t)(planes * hw_in));
     for (long pl = 0; pl < planes; pl++) {
         float *dp = dx + pl * hw_in;
         const float *gp = dy + pl * hw_out;
+        const float *yp = y + pl * hw_out;
         const int32_t *ap = l->arg + pl * hw_out;
         for (int j = 0; j < hw_out; j++)
-            dp[ap[j]] += gp[j];
+            if (yp[j] > floor)
+                dp[ap[j]] += gp[j];
     }
 }

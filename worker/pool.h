@@ -19,6 +19,8 @@
 
 typedef struct {
     int c, hin, win, k, stride, hout, wout;
+    int relu_below; /* the input is a ReLU's output: backward also applies
+                       the ReLU's gradient, so the ReLU need not run its own */
     int32_t *arg; /* (c, n, hout, wout) index of the max within its plane;
                      unused by the 2x2 stride-2 path, which finds it again */
 } pool_layer;
