@@ -694,7 +694,63 @@ static int test_random_control(void)
     return 0;
 }
 
+/* A ReLU folded into the conv below it (forward) and into the pool above it
+ * (backward) changes nothing: a pass that stops at the conv returns the
+ * conv's own output, the ReLU's output is its positive part, and gradients
+ * equal those of a net with the ReLU and pool kept apart by an identity
+ * dropout (p = 0), which disables both fusions. */
+static int test_fused_relu(void)
+{
+    const int n = 4;
+    tfq_error e = {0};
+    net_spec fused, apart;
+    CHECK(net_spec_parse("conv 3 3 pad=1; relu; maxpool 2; fc classes",
+                         &fused, &e) == 0);
+    CHECK(net_spec_parse("conv 3 3 pad=1; dropout 0; relu; dropout 0; "
+                         "maxpool 2; fc classes", &apart, &e) == 0);
+    net *a = net_new(&fused, (net_shape){2, 6, 6}, 3, n, &e);
+    net *b = net_new(&apart, (net_shape){2, 6, 6}, 3, n, &e);
+    CHECK(a != NULL && b != NULL);
+    CHECK(a->ops[1].fused_forward && a->ops[1].fused_backward);
+    CHECK(a->ops[2].u.pool.relu_below);
+    CHECK(!b->ops[2].fused_forward && !b->ops[4].u.pool.relu_below);
+    net_init_layers(a, 1, 2, 5);
+    net_init_layers(b, 1, 2, 5);
+    float x[2 * 4 * 36];
+    for (int i = 0; i < 2 * n * 36; i++)
+        x[i] = 2.0f * rng_uniform(9, (uint64_t)i) - 1.0f;
+    const float *conv = net_forward_range(a, x, n, 0, 0, 1, 1);
+    float pre[3 * 4 * 36];
+    memcpy(pre, conv, sizeof pre);
+    int negatives = 0;
+    for (int i = 0; i < 3 * n * 36; i++)
+        negatives += pre[i] < 0.0f;
+    CHECK(negatives > 0); /* the ReLU was not applied early */
+    int labels[4] = {0, 1, 2, 1};
+    const float *za = net_forward(a, x, n, 0, 1, 1);
+    for (int i = 0; i < 3 * n * 36; i++)
+        CHECK(a->ops[1].y[i] == (pre[i] > 0.0f ? pre[i] : 0.0f));
+    loss_softmax_xent(za, labels, 3, n, net_output_grad(a), NULL);
+    net_zero_grad(a);
+    net_backward(a);
+    const float *zb = net_forward(b, x, n, 0, 1, 1);
+    loss_softmax_xent(zb, labels, 3, n, net_output_grad(b), NULL);
+    net_zero_grad(b);
+    net_backward(b);
+    for (int g = 1; g <= 2; g++) {
+        layer_params *pa = net_layer_params(a, g), *pb = net_layer_params(b, g);
+        for (int i = 0; i < pa->nw; i++)
+            CHECK_NEAR(pa->dw[i], pb->dw[i], 1e-6);
+        for (int i = 0; i < pa->nb; i++)
+            CHECK_NEAR(pa->db[i], pb->db[i], 1e-6);
+    }
+    net_destroy(&a);
+    net_destroy(&b);
+    return 0;
+}
+
 static const test_case cases[] = {
+    {"fused_relu", test_fused_relu},
     {"spec_parse", test_spec_parse},
     {"spec_pool_stride", test_spec_pool_stride},
     {"spec_errors", test_spec_errors},

@@ -265,12 +265,17 @@ void conv_forward(const conv_layer *l, const float *x, float *y, int n,
         float *yc = y + (long)i0 * hw_out;
         gemm(0, 0, l->cout, cols, kdim, 1.0f, l->p.w, kdim, ws, cols, 0.0f,
              yc, (int)ld);
-        /* The bias goes in while the block is still in cache. */
+        /* The bias (and a following ReLU) go in while the block is still
+         * in cache. */
         for (int co = 0; co < l->cout; co++) {
             float *row = yc + co * ld;
             const float b = l->p.b[co];
-            for (int j = 0; j < cols; j++)
-                row[j] += b;
+            if (l->relu_after)
+                for (int j = 0; j < cols; j++)
+                    row[j] = row[j] + b > 0.0f ? row[j] + b : 0.0f;
+            else
+                for (int j = 0; j < cols; j++)
+                    row[j] += b;
         }
     }
 }

@@ -15,6 +15,8 @@ typedef struct {
     int hin, win, hout, wout;
     int chunk;      /* images per im2col block */
     layer_params p; /* w: (cout, cin, k, k), b: (cout) */
+    int relu_after; /* the forward pass also applies a ReLU to its output
+                       (the net's next operation, which then need not) */
 } conv_layer;
 
 /* Fills the geometry of l (not its parameter pointers); chunk is derived

@@ -399,6 +399,8 @@ static int build_op(net *m, int i, net_shape in, tfq_error *e)
     case OP_RELU:
         op->u.relu.size = op->in_size;
         op->in_place = i > 0;
+        if (i > 0 && m->ops[i - 1].kind == OP_CONV)
+            op->fused_forward = 1;
         break;
     case OP_DROPOUT:
         op->u.drop.size = op->in_size;
@@ -688,12 +690,19 @@ const float *net_forward_range(net *m, const float *x, int n, int from,
     const float *in = x;
     for (int i = from; i <= to; i++) {
         net_op *op = &m->ops[i];
+        if (op->kind == OP_CONV) {
+            /* The ReLU above is folded in only when it runs in this pass. */
+            op->u.conv.relu_after = i < to && m->ops[i + 1].fused_forward;
+        }
         if (op->kind == OP_DROPOUT) {
             op->u.drop.training = training;
             op->u.drop.key = rng_key(step_key, 0x64726f70 /* "drop" */,
                                      (uint64_t)i);
         }
-        op_forward(m, op, in, n);
+        /* A ReLU fused into the conv below it has already been applied,
+         * unless the pass starts at the ReLU itself. */
+        if (!(op->fused_forward && i > from))
+            op_forward(m, op, in, n);
         in = op->y;
     }
     return in;

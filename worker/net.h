@@ -86,6 +86,8 @@ typedef struct {
     int in_place;   /* y and dy alias the previous operation's buffers */
     int fused_backward; /* the next operation's backward pass does this
                            one's (a ReLU under a max pool) */
+    int fused_forward;  /* the previous operation's forward pass does this
+                           one's (a ReLU after a conv) */
     net_shape in_shape, out_shape;
     long in_size, out_size; /* floats per image */
     union {
