@@ -96,6 +96,12 @@ static int test_conv_vs_naive(void)
         {4, 8, 9, 6, 5, 2, 2, 3, 100000},
         {3, 5, 5, 2, 5, 1, 0, 2, 60},
         {2, 7, 7, 3, 1, 1, 0, 3, 50},
+        /* the direct path: same padding, stride 1, channels 16k */
+        {3, 7, 7, 48, 3, 1, 1, 3, 500},
+        {16, 14, 14, 32, 5, 1, 2, 2, 5000},
+        {2, 8, 8, 32, 3, 1, 1, 3, 500},
+        {4, 5, 5, 64, 3, 1, 1, 2, 500},
+        {1, 9, 11, 16, 5, 1, 2, 2, 500},
     };
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         const int *c = cases[t];
@@ -107,7 +113,7 @@ static int test_conv_vs_naive(void)
         long xs = (long)l.cin * n * l.hin * l.win;
         long ys = (long)l.cout * n * l.hout * l.wout;
         float *x = vec(xs), *y1 = vec(ys), *y2 = vec(ys), *dy = vec(ys);
-        float *dx1 = vec(xs), *dx2 = vec(xs), *ws = vec((long)conv_workspace_floats(&l));
+        float *dx1 = vec(xs), *dx2 = vec(xs), *ws = vec((long)conv_workspace_floats(&l, n));
         float *dw2 = vec(l.p.nw), *db2 = vec(l.p.nb);
         fill(x, xs, 1.0f);
         fill(dy, ys, 1.0f);
@@ -188,15 +194,18 @@ static void conv_fwd(void *l, const float *x, float *y)
     conv_forward(l, x, y, s_n, s_ws);
 }
 
-static int test_grad_conv(void)
+/* One conv geometry through finite differences; returns 0 when every
+ * sampled coordinate of dx, dw and db agrees. */
+static int grad_conv_case(int cin, int h, int w, int cout, int k, int stride,
+                          int pad)
 {
     conv_layer l;
-    CHECK(conv_init(&l, 3, 7, 6, 4, 3, 2, 1, 64) == 0);
+    CHECK(conv_init(&l, cin, h, w, cout, k, stride, pad, 64) == 0);
     float *blk = conv_alloc(&l);
     long xs = (long)l.cin * s_n * l.hin * l.win;
     long ys = (long)l.cout * s_n * l.hout * l.wout;
     float *x = vec(xs), *y = vec(ys), *r = vec(ys), *dx = vec(xs);
-    s_ws = vec((long)conv_workspace_floats(&l));
+    s_ws = vec((long)conv_workspace_floats(&l, s_n));
     fill(x, xs, 1.0f);
     fill(r, ys, 1.0f);
     conv_forward(&l, x, y, s_n, s_ws);
@@ -207,6 +216,14 @@ static int test_grad_conv(void)
               fd_check(&p, x, l.p.b, l.p.db, l.p.nb, GRAD_H, GRAD_TOL, "conv db");
     free(x); free(y); free(r); free(dx); free(s_ws); free(blk);
     CHECK(!bad);
+    return 0;
+}
+
+static int test_grad_conv(void)
+{
+    CHECK(grad_conv_case(3, 7, 6, 4, 3, 2, 1) == 0); /* im2col + sgemm */
+    CHECK(grad_conv_case(16, 6, 7, 16, 3, 1, 1) == 0); /* direct paths */
+    CHECK(grad_conv_case(2, 5, 5, 32, 5, 1, 2) == 0); /* direct; GEMM dx */
     return 0;
 }
 

@@ -25,8 +25,8 @@ typedef struct {
 int conv_init(conv_layer *l, int cin, int hin, int win, int cout, int k,
               int stride, int pad, size_t workspace_target_floats);
 
-/* Floats of workspace forward and backward need. */
-size_t conv_workspace_floats(const conv_layer *l);
+/* Floats of workspace forward and backward need for n images. */
+size_t conv_workspace_floats(const conv_layer *l, int n);
 
 /* y = conv(x) + b for n images. */
 void conv_forward(const conv_layer *l, const float *x, float *y, int n,
