@@ -749,7 +749,49 @@ static int test_fused_relu(void)
     return 0;
 }
 
+/* CaffeNet-shaped nets (LRN, overlapping 3x3 pooling, channel counts that
+ * take both the direct and the im2col convolution paths) learn a fixed
+ * batch of CIFAR-shaped inputs: the loss falls and stays finite. */
+static int test_caffenet_steps(void)
+{
+    const double widths[] = {1.0 / 16, 1.0 / 6};
+    for (int wi = 0; wi < 2; wi++) {
+        const int n = 8;
+        tfq_error e = {0};
+        net_spec spec;
+        CHECK(net_spec_preset("caffenet", widths[wi], &spec, &e) == 0);
+        net *m = net_new(&spec, (net_shape){3, 32, 32}, 4, n, &e);
+        CHECK_MSG(m != NULL, "%s", e.msg);
+        net_init_layers(m, 1, m->nlearned, 3);
+        float *x = malloc(sizeof(float) * 3 * n * 32 * 32);
+        CHECK(x != NULL);
+        for (int i = 0; i < 3 * n * 32 * 32; i++)
+            x[i] = 2.0f * rng_uniform(11, (uint64_t)i) - 1.0f;
+        int labels[8] = {0, 1, 2, 3, 0, 1, 2, 3};
+        sgd_step st = {.lr = 0.01f, .momentum = 0.9f, .weight_decay = 0.0f,
+                       .bias_lr_mult = 1.0f, .bias_decay_mult = 0.0f};
+        double first = 0.0, last = 0.0;
+        for (int step = 0; step < 30; step++) {
+            const float *z = net_forward(m, x, n, 0, 0, (uint64_t)step);
+            double loss = loss_softmax_xent(z, labels, 4, n,
+                                            net_output_grad(m), NULL);
+            if (step == 0)
+                first = loss;
+            last = loss;
+            net_zero_grad(m);
+            net_backward(m);
+            net_update(m, &st);
+        }
+        free(x);
+        net_destroy(&m);
+        CHECK_MSG(isfinite(last) && last < 0.7 * first,
+                  "width %g: loss %g -> %g", widths[wi], first, last);
+    }
+    return 0;
+}
+
 static const test_case cases[] = {
+    {"caffenet_steps", test_caffenet_steps},
     {"fused_relu", test_fused_relu},
     {"spec_parse", test_spec_parse},
     {"spec_pool_stride", test_spec_pool_stride},
