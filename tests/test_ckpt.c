@@ -7,68 +7,19 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "synth.h"
 #include "common/hash.h"
 #include "common/rng.h"
 #include "worker/ckpt.h"
 #include "worker/gemm.h"
 #include "worker/train.h"
 
-#define SYNTH_HW 28
-#define SYNTH_CLASSES 4
-#define TR_TRAIN 256
-#define TR_TEST 128
 
 /* A fingerprint as data_load would give one. */
 static const char s_fp[] =
     "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-static const data_norm s_norm = {.c = 1, .mean = {0.5f}, .std = {0.3f}};
 
-/* n noisy 1x28x28 images of SYNTH_CLASSES classes: class k is a bright 10x10
- * square in quadrant k, at a jittered position, on a noisy background. */
-static void synth_make(data_set *d, int n, uint64_t seed)
-{
-    memset(d, 0, sizeof *d);
-    d->n = n;
-    d->c = 1;
-    d->h = d->w = SYNTH_HW;
-    d->num_classes = SYNTH_CLASSES;
-    d->x = malloc((size_t)n * SYNTH_HW * SYNTH_HW);
-    d->y = malloc((size_t)n);
-    if (d->x == NULL || d->y == NULL)
-        abort();
-    uint64_t key = rng_key(seed, 0x73796e74 /* "synt" */, 0);
-    for (int i = 0; i < n; i++) {
-        int k = i % SYNTH_CLASSES;
-        uint64_t base = (uint64_t)i * (SYNTH_HW * SYNTH_HW + 2);
-        int oy = (k / 2) * 14 + (int)rng_below(key, base, 4);
-        int ox = (k % 2) * 14 + (int)rng_below(key, base + 1, 4);
-        uint8_t *img = d->x + (size_t)i * SYNTH_HW * SYNTH_HW;
-        for (int p = 0; p < SYNTH_HW * SYNTH_HW; p++) {
-            int y = p / SYNTH_HW, x = p % SYNTH_HW;
-            int in = y >= oy && y < oy + 10 && x >= ox && x < ox + 10;
-            int noise = (int)rng_below(key, base + 2 + (uint64_t)p, 90);
-            img[p] = (uint8_t)(in ? 160 + noise : noise);
-        }
-        d->y[i] = (uint8_t)k;
-    }
-}
-
-typedef struct {
-    data_set train, test;
-} synth_sets;
-
-static void sets_make(synth_sets *d)
-{
-    synth_make(&d->train, TR_TRAIN, 1);
-    synth_make(&d->test, TR_TEST, 2);
-}
-
-static void sets_release(synth_sets *d)
-{
-    data_release(&d->train);
-    data_release(&d->test);
-}
 
 static void small_config(train_config *cfg, int epochs)
 {
@@ -140,11 +91,11 @@ static int test_roundtrip(void)
     snprintf(dir, sizeof dir, "%s", test_tmpdir());
     const char *path = path_in(dir, "c.ckpt");
     synth_sets d;
-    sets_make(&d);
+    synth_sets_make(&d);
     train_config cfg;
     small_config(&cfg, 1);
     tfq_error e = {0};
-    trainer *t = trainer_new(&cfg, &d.train, &d.test, &s_norm, s_fp, &e);
+    trainer *t = trainer_new(&cfg, &d.train, &d.test, &synth_norm, s_fp, &e);
     CHECK_MSG(t != NULL, "%s", e.msg);
     int rc = trainer_run(t, NULL, NULL, NULL, NULL, 0, &e);
     CHECK_MSG(rc == 0, "%s", e.msg);
@@ -167,7 +118,7 @@ static int test_roundtrip(void)
     char text[NET_SPEC_TEXT_BYTES];
     net_spec_format(&cfg.spec, text, sizeof text);
     int meta_ok = cm->epoch == 1 && cm->step_in_epoch == 0 &&
-                  cm->step == TR_TRAIN / 32 && cm->step == tm->step &&
+                  cm->step == SYNTH_TRAIN / 32 && cm->step == tm->step &&
                   cm->seed == 21 && cm->frozen == 0 && cm->nevals == 1 &&
                   cm->test_acc[0] == tm->test_acc[0] &&
                   cm->train_loss[0] == tm->train_loss[0] &&
@@ -195,7 +146,7 @@ static int test_roundtrip(void)
     ckpt_destroy(&c); /* NULL is fine */
     net_destroy(&m);
     trainer_destroy(&t);
-    sets_release(&d);
+    synth_sets_release(&d);
     test_rmtree(dir);
 
     CHECK_EQ_INT(entries, 1);
@@ -267,11 +218,11 @@ static int resume_case(const train_config *cfg, const synth_sets *d,
     const char *f1 = path_in(dir, "epoch.ckpt");
     const char *f2 = path_in(dir, "step.ckpt");
     tfq_error e = {0};
-    trainer *a = trainer_new(cfg, &d->train, &d->test, &s_norm, s_fp, &e);
+    trainer *a = trainer_new(cfg, &d->train, &d->test, &synth_norm, s_fp, &e);
     CHECK_MSG(a != NULL, "%s", e.msg);
     CHECK_MSG(trainer_run(a, NULL, NULL, NULL, NULL, 0, &e) == 0, "%s", e.msg);
 
-    trainer *b = trainer_new(cfg, &d->train, &d->test, &s_norm, s_fp, &e);
+    trainer *b = trainer_new(cfg, &d->train, &d->test, &synth_norm, s_fp, &e);
     CHECK_MSG(b != NULL, "%s", e.msg);
     volatile sig_atomic_t stop = 0;
     stop_after sa = {1, &stop};
@@ -289,7 +240,7 @@ static int resume_case(const train_config *cfg, const synth_sets *d,
 
     const char *from[] = {f2, f1};
     for (int i = 0; i < 2; i++) {
-        trainer *c = trainer_new(cfg, &d->train, &d->test, &s_norm, s_fp, &e);
+        trainer *c = trainer_new(cfg, &d->train, &d->test, &synth_norm, s_fp, &e);
         CHECK_MSG(c != NULL, "%s", e.msg);
         CHECK_MSG(trainer_resume(c, from[i], &e) == 0, "%s", e.msg);
         CHECK_EQ_INT(trainer_meta(c)->step_in_epoch, i == 0 ? 1 : 0);
@@ -309,7 +260,7 @@ static int test_resume_identical(void)
     char dir[256];
     snprintf(dir, sizeof dir, "%s", test_tmpdir());
     synth_sets d;
-    sets_make(&d);
+    synth_sets_make(&d);
     train_config cfg;
     /* Three epochs, so the learning rate drops (at 75%) after the resume. */
     small_config(&cfg, 3);
@@ -322,21 +273,21 @@ static int test_resume_identical(void)
     const char *f1 = path_in(dir, "epoch.ckpt");
     tfq_error e = {0};
     cfg.seed = 22;
-    trainer *t = trainer_new(&cfg, &d.train, &d.test, &s_norm, s_fp, &e);
+    trainer *t = trainer_new(&cfg, &d.train, &d.test, &synth_norm, s_fp, &e);
     int seed_rc = t ? trainer_resume(t, f1, &e) : 0;
     trainer_destroy(&t);
     cfg.seed = 21;
-    t = trainer_new(&cfg, &d.train, &d.test, &s_norm,
+    t = trainer_new(&cfg, &d.train, &d.test, &synth_norm,
                     "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
                     "ffffff", &e);
     int fp_rc = t ? trainer_resume(t, f1, &e) : 0;
     int fp_named = strstr(e.msg, f1) != NULL;
     trainer_destroy(&t);
     cfg.freeze_layers = 0;
-    t = trainer_new(&cfg, &d.train, &d.test, &s_norm, s_fp, &e);
+    t = trainer_new(&cfg, &d.train, &d.test, &synth_norm, s_fp, &e);
     int frozen_rc = t ? trainer_resume(t, f1, &e) : 0;
     trainer_destroy(&t);
-    sets_release(&d);
+    synth_sets_release(&d);
     test_rmtree(dir);
     CHECK(bad == 0);
     CHECK_EQ_INT(seed_rc, TFQ_EMISMATCH);
@@ -615,22 +566,22 @@ static int test_mismatch(void)
      * classifier into a 4-class task work, the classifier does not. */
     ckpt_destroy(&c);
     synth_sets d;
-    sets_make(&d);
+    synth_sets_make(&d);
     train_config cfg;
     small_config(&cfg, 1);
     cfg.init_path = path;
     cfg.copy_layers = 7;
     cfg.freeze_layers = 7;
-    trainer *t = trainer_new(&cfg, &d.train, &d.test, &s_norm, NULL, &e);
+    trainer *t = trainer_new(&cfg, &d.train, &d.test, &synth_norm, NULL, &e);
     int copied7 = t != NULL && trainer_net(t)->frozen == 7;
     trainer_destroy(&t);
     cfg.copy_layers = 8;
     tfq_error_clear(&e);
-    t = trainer_new(&cfg, &d.train, &d.test, &s_norm, NULL, &e);
+    t = trainer_new(&cfg, &d.train, &d.test, &synth_norm, NULL, &e);
     int refused8 = t == NULL && e.code == TFQ_EMISMATCH &&
                    strstr(e.msg, "layer8.weight") != NULL;
     trainer_destroy(&t);
-    sets_release(&d);
+    synth_sets_release(&d);
     test_rmtree(dir);
     CHECK(copied7);
     CHECK_MSG(refused8, "copy 8: %s", e.msg);

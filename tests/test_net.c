@@ -5,14 +5,13 @@
 #include <string.h>
 
 #include "check.h"
+#include "synth.h"
 #include "common/rng.h"
 #include "worker/gemm.h"
 #include "worker/loss.h"
 #include "worker/net.h"
 #include "worker/train.h"
 
-#define SYNTH_HW 28
-#define SYNTH_CLASSES 4
 
 static float *vec(long n)
 {
@@ -29,37 +28,7 @@ static void fill(float *v, long n, float scale, uint64_t key)
         v[i] = scale * (2.0f * rng_uniform(key, (uint64_t)i) - 1.0f);
 }
 
-/* n noisy 1x28x28 images of SYNTH_CLASSES classes: class k is a bright 10x10
- * square in quadrant k, at a jittered position, on a noisy background. */
-static void synth_make(data_set *d, int n, uint64_t seed)
-{
-    memset(d, 0, sizeof *d);
-    d->n = n;
-    d->c = 1;
-    d->h = d->w = SYNTH_HW;
-    d->num_classes = SYNTH_CLASSES;
-    d->x = malloc((size_t)n * SYNTH_HW * SYNTH_HW);
-    d->y = malloc((size_t)n);
-    if (d->x == NULL || d->y == NULL)
-        abort();
-    uint64_t key = rng_key(seed, 0x73796e74 /* "synt" */, 0);
-    for (int i = 0; i < n; i++) {
-        int k = i % SYNTH_CLASSES;
-        uint64_t base = (uint64_t)i * (SYNTH_HW * SYNTH_HW + 2);
-        int oy = (k / 2) * 14 + (int)rng_below(key, base, 4);
-        int ox = (k % 2) * 14 + (int)rng_below(key, base + 1, 4);
-        uint8_t *img = d->x + (size_t)i * SYNTH_HW * SYNTH_HW;
-        for (int p = 0; p < SYNTH_HW * SYNTH_HW; p++) {
-            int y = p / SYNTH_HW, x = p % SYNTH_HW;
-            int in = y >= oy && y < oy + 10 && x >= ox && x < ox + 10;
-            int noise = (int)rng_below(key, base + 2 + (uint64_t)p, 90);
-            img[p] = (uint8_t)(in ? 160 + noise : noise);
-        }
-        d->y[i] = (uint8_t)k;
-    }
-}
 
-static const data_norm s_norm = {.c = 1, .mean = {0.5f}, .std = {0.3f}};
 
 /* ---- descriptions ------------------------------------------------------- */
 
@@ -510,24 +479,6 @@ static int test_freeze_no_backward(void)
 
 /* ---- the trainer -------------------------------------------------------- */
 
-#define TR_TRAIN 256
-#define TR_TEST 128
-
-typedef struct {
-    data_set train, test;
-} synth_sets;
-
-static void sets_make(synth_sets *d)
-{
-    synth_make(&d->train, TR_TRAIN, 1);
-    synth_make(&d->test, TR_TEST, 2);
-}
-
-static void sets_release(synth_sets *d)
-{
-    data_release(&d->train);
-    data_release(&d->test);
-}
 
 static void small_config(train_config *cfg)
 {
@@ -541,7 +492,7 @@ static void small_config(train_config *cfg)
 static trainer *train_to_end(const train_config *cfg, const synth_sets *d)
 {
     tfq_error e = {0};
-    trainer *t = trainer_new(cfg, &d->train, &d->test, &s_norm, NULL, &e);
+    trainer *t = trainer_new(cfg, &d->train, &d->test, &synth_norm, NULL, &e);
     if (t == NULL) {
         fprintf(stderr, "trainer_new: %s\n", e.msg);
         return NULL;
@@ -565,7 +516,7 @@ static int test_deterministic(void)
 {
     gemm_set_threads(1);
     synth_sets d;
-    sets_make(&d);
+    synth_sets_make(&d);
     train_config cfg;
     small_config(&cfg);
     trainer *a = train_to_end(&cfg, &d);
@@ -586,7 +537,7 @@ static int test_deterministic(void)
     trainer_destroy(&a);
     trainer_destroy(&b);
     trainer_destroy(&c);
-    sets_release(&d);
+    synth_sets_release(&d);
     CHECK(ok_built);
     CHECK_MSG(ab, "same seed, different weights");
     CHECK(moments_same);
@@ -619,7 +570,7 @@ static int test_cache_equivalence(void)
 {
     gemm_set_threads(1);
     synth_sets d;
-    sets_make(&d);
+    synth_sets_make(&d);
     train_config cfg;
     small_config(&cfg);
     cfg.freeze_layers = 5;
@@ -639,7 +590,7 @@ static int test_cache_equivalence(void)
     }
     trainer_destroy(&cached);
     trainer_destroy(&plain);
-    sets_release(&d);
+    synth_sets_release(&d);
     CHECK(ok_built);
     /* pool5's output, 32 x 3 x 3 floats per image. */
     CHECK_EQ_INT(rc.cached_floats_per_image, 32 * 4 * 4);
@@ -661,7 +612,7 @@ static int test_random_control(void)
 {
     gemm_set_threads(1);
     synth_sets d;
-    sets_make(&d);
+    synth_sets_make(&d);
     train_config cfg;
     small_config(&cfg);
     cfg.freeze_layers = 3;
@@ -687,7 +638,7 @@ static int test_random_control(void)
     }
     trainer_destroy(&t);
     net_destroy(&init);
-    sets_release(&d);
+    synth_sets_release(&d);
     CHECK(ok_built);
     CHECK_MSG(bad < 0, "frozen layer %d left its initialisation", bad);
     CHECK_MSG(moved < 0, "trainable layer %d never moved", moved);
