@@ -1,0 +1,203 @@
+/* Job specs: canonical text, strict parsing, identity. */
+#include <string.h>
+
+#include "check.h"
+#include <time.h>
+
+#include "worker/job.h"
+#include "worker/jobspec.h"
+
+static int test_roundtrip_train(void)
+{
+    job_spec a, b;
+    jobspec_default_train(&a);
+    a.seed = 7;
+    a.nclasses = 5;
+    int cls[] = {0, 2, 3, 4, 6};
+    memcpy(a.classes, cls, sizeof cls);
+    a.lr = 0.1 / 3.0; /* needs all 17 digits to survive */
+    a.freeze_layers = 3;
+    a.copy_layers = 3;
+    memset(a.init, 'a', HASH_HEX_BYTES - 1);
+    a.init[HASH_HEX_BYTES - 1] = '\0';
+    char t1[JOBSPEC_TEXT_BYTES], t2[JOBSPEC_TEXT_BYTES];
+    CHECK(jobspec_format(&a, t1, sizeof t1) == 0);
+    tfq_error e = {0};
+    CHECK_MSG(jobspec_parse(t1, &b, &e) == 0, "%s", e.msg);
+    CHECK(jobspec_format(&b, t2, sizeof t2) == 0);
+    CHECK(strcmp(t1, t2) == 0);
+    CHECK(b.lr == a.lr);
+    CHECK_EQ_INT(b.nclasses, 5);
+    CHECK_EQ_INT(b.classes[4], 6);
+    CHECK(strncmp(t1, "kind = train\n", 13) == 0);
+    char id1[HASH_HEX_BYTES], id2[HASH_HEX_BYTES];
+    CHECK(jobspec_identity(&a, id1) == 0 && jobspec_identity(&b, id2) == 0);
+    CHECK(strcmp(id1, id2) == 0);
+    b.seed = 8;
+    CHECK(jobspec_identity(&b, id2) == 0);
+    CHECK(strcmp(id1, id2) != 0);
+    return 0;
+}
+
+static int test_roundtrip_sleep(void)
+{
+    job_spec a, b;
+    jobspec_default_sleep(&a, 250);
+    a.fail_prob = 0.25;
+    a.seed = 3;
+    char t[JOBSPEC_TEXT_BYTES];
+    CHECK(jobspec_format(&a, t, sizeof t) == 0);
+    CHECK(strcmp(t, "kind = sleep\nseed = 3\nsleep_ms = 250\n"
+                    "fail_prob = 0.25\n") == 0);
+    tfq_error e = {0};
+    CHECK_MSG(jobspec_parse("# a comment\nkind = sleep\n\n  sleep_ms=5 \n",
+                            &b, &e) == 0, "%s", e.msg);
+    CHECK(b.kind == JOB_SLEEP && b.sleep_ms == 5 && b.fail_prob == 0.0);
+    return 0;
+}
+
+/* Parsing text fails with TFQ_EINVAL and a message holding both words. */
+static int rejects(const char *text, const char *w1, const char *w2)
+{
+    job_spec s;
+    tfq_error e = {0};
+    int rc = jobspec_parse(text, &s, &e);
+    CHECK_MSG(rc == TFQ_EINVAL, "accepted: %s", text);
+    CHECK_MSG(strstr(e.msg, w1) != NULL, "'%s' not in '%s'", w1, e.msg);
+    CHECK_MSG(w2 == NULL || strstr(e.msg, w2) != NULL, "'%s' not in '%s'",
+              w2, e.msg);
+    return 0;
+}
+
+static int test_errors(void)
+{
+    CHECK(rejects("kind = train\nfrob = 1\n", "line 2", "frob") == 0);
+    CHECK(rejects("kind = train\nseed = 1\nseed = 2\n", "line 3", "twice") == 0);
+    CHECK(rejects("seed = 1\nkind = train\n", "line 1", "first") == 0);
+    CHECK(rejects("kind = train\nepochs = ten\n", "epochs", "ten") == 0);
+    CHECK(rejects("kind = train\nepochs = 0\n", "epochs", "from 1") == 0);
+    CHECK(rejects("kind = train\nlr = 1e9\n", "lr", NULL) == 0);
+    CHECK(rejects("kind = train\nclasses = 1,1\n", "classes", NULL) == 0);
+    CHECK(rejects("kind = train\nclasses = 3\n", "classes", NULL) == 0);
+    CHECK(rejects("kind = train\nnet = conv 16 5; frob\n", "net", "frob") == 0);
+    CHECK(rejects("kind = sleep\nepochs = 3\n", "epochs", "sleep job") == 0);
+    CHECK(rejects("kind = train\ncopy = 2\n", "copy", "init") == 0);
+    CHECK(rejects("kind = train\ninit = ABC\n", "init", "hex") == 0);
+    CHECK(rejects("kind = nap\n", "kind", "train or sleep") == 0);
+    CHECK(rejects("kind = train\ndataset = imagenet\n", "dataset", NULL) == 0);
+    CHECK(rejects("kind = train\nno equals sign\n", "line 2", "key = value") == 0);
+    CHECK(rejects("", "kind", NULL) == 0);
+    return 0;
+}
+
+static int test_train_config(void)
+{
+    job_spec s;
+    jobspec_default_train(&s);
+    train_config want, got;
+    train_config_default(&want);
+    tfq_error e = {0};
+    CHECK(jobspec_train_config(&s, &got, &e) == 0);
+    CHECK(memcmp(&want.spec, &got.spec, sizeof want.spec) == 0);
+    CHECK(got.epochs == want.epochs && got.batch == want.batch);
+    CHECK(got.lr == want.lr && got.momentum == want.momentum);
+    CHECK(got.weight_decay == want.weight_decay && got.seed == want.seed);
+    CHECK(got.cache_bytes == want.cache_bytes && got.topk == want.topk);
+    s.freeze_layers = 5;
+    s.epochs = 3;
+    CHECK(jobspec_train_config(&s, &got, &e) == 0);
+    CHECK(got.freeze_layers == 5 && got.epochs == 3);
+    job_spec sl;
+    jobspec_default_sleep(&sl, 1);
+    CHECK(jobspec_train_config(&sl, &got, &e) == TFQ_EINVAL);
+    return 0;
+}
+
+typedef struct {
+    int calls, last_epoch;
+    int stop_after;
+    volatile sig_atomic_t *stop;
+} progress_log;
+
+static void on_progress(void *ud, int epoch, int epochs, double loss,
+                        double acc, double ips, double eta_s)
+{
+    (void)loss;
+    (void)acc;
+    (void)ips;
+    (void)eta_s;
+    (void)epochs;
+    progress_log *p = ud;
+    p->calls++;
+    p->last_epoch = epoch;
+    if (p->stop_after && epoch == p->stop_after)
+        *p->stop = 1;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+static int test_sleep_runs(void)
+{
+    job_spec s;
+    jobspec_default_sleep(&s, 200);
+    volatile sig_atomic_t stop = 0;
+    progress_log log = {0};
+    job_hooks h = {on_progress, &log};
+    tfq_error e = {0};
+    double t0 = now_ms();
+    CHECK(job_run_sleep(&s, 1, &h, &stop, &e) == 0);
+    double took = now_ms() - t0;
+    CHECK_MSG(took >= 200.0, "took %.1f ms", took);
+    CHECK_EQ_INT(log.calls, 10);
+    CHECK_EQ_INT(log.last_epoch, 10);
+    /* A stop request ends it at the next slice. */
+    jobspec_default_sleep(&s, 100000);
+    progress_log log2 = {.stop_after = 3, .stop = &stop};
+    h.ud = &log2;
+    t0 = now_ms();
+    CHECK(job_run_sleep(&s, 1, &h, &stop, &e) == TFQ_EINTR);
+    took = now_ms() - t0;
+    CHECK_MSG(took < 40000.0 && log2.calls == 3, "took %.1f ms, %d calls",
+              took, log2.calls);
+    return 0;
+}
+
+static int test_sleep_fail(void)
+{
+    job_spec s;
+    jobspec_default_sleep(&s, 0);
+    s.fail_prob = 1.0;
+    tfq_error e = {0};
+    CHECK(job_run_sleep(&s, 1, NULL, NULL, &e) == TFQ_EIO);
+    CHECK(strstr(e.msg, "on purpose") != NULL);
+    s.fail_prob = 0.5;
+    s.seed = 4;
+    int fails = 0;
+    for (int attempt = 1; attempt <= 40; attempt++) {
+        int a = job_run_sleep(&s, attempt, NULL, NULL, &e);
+        int b = job_run_sleep(&s, attempt, NULL, NULL, &e);
+        CHECK(a == b); /* the same attempt ends the same way */
+        fails += a != 0;
+    }
+    CHECK_MSG(fails > 5 && fails < 35, "%d of 40 failed", fails);
+    return 0;
+}
+
+static const test_case cases[] = {
+    {"sleep_runs", test_sleep_runs},
+    {"sleep_fail", test_sleep_fail},
+    {"roundtrip_train", test_roundtrip_train},
+    {"roundtrip_sleep", test_roundtrip_sleep},
+    {"errors", test_errors},
+    {"train_config", test_train_config},
+};
+
+int main(int argc, char **argv)
+{
+    return test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
+}

@@ -1,0 +1,28 @@
+/* Running one attempt of a job on a worker.  The worker's connection to the
+ * coordinator is not seen here: progress goes out through hooks, and a
+ * stop flag (SIGTERM, a cancel) ends the attempt at the next safe point. */
+#ifndef TFQ_WORKER_JOB_H
+#define TFQ_WORKER_JOB_H
+
+#include <signal.h>
+
+#include "../common/err.h"
+#include "jobspec.h"
+
+typedef struct {
+    /* After each epoch (sleep jobs: each tenth of their time). May be
+     * NULL. */
+    void (*progress)(void *ud, int epoch, int epochs, double loss,
+                     double test_acc, double images_per_s, double eta_s);
+    void *ud;
+} job_hooks;
+
+/* Runs a sleep job: waits s->sleep_ms in slices, reporting ten progress
+ * steps, then fails with probability s->fail_prob, decided by (seed,
+ * attempt) so a given attempt always ends the same way.  Returns 0,
+ * TFQ_EINTR when *stop became non-zero (within one slice), or TFQ_EIO with
+ * a message when the attempt failed on purpose. */
+int job_run_sleep(const job_spec *s, int attempt, const job_hooks *h,
+                  volatile sig_atomic_t *stop, tfq_error *e);
+
+#endif

@@ -1,0 +1,396 @@
+#include "jobspec.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data.h"
+
+typedef enum { V_KIND, V_INT, V_I64, V_U64, V_DBL, V_STR, V_HEX, V_NET,
+               V_CLASSES } vtype;
+
+#define FOR_TRAIN 1u
+#define FOR_SLEEP 2u
+
+/* One key: where it lives in job_spec, its type, its range, and which job
+ * kinds have it.  Canonical text lists keys in this order. */
+typedef struct {
+    const char *key;
+    vtype type;
+    size_t off;
+    size_t bytes; /* for strings */
+    double lo, hi;
+    unsigned kinds;
+} field;
+
+#define F(key, type, member, lo, hi, kinds)                                   \
+    {key, type, offsetof(job_spec, member),                                   \
+     sizeof(((job_spec *)0)->member), lo, hi, kinds}
+
+static const field s_fields[] = {
+    F("kind", V_KIND, kind, 0, 0, FOR_TRAIN | FOR_SLEEP),
+    F("seed", V_U64, seed, 0, 0, FOR_TRAIN | FOR_SLEEP),
+    F("sleep_ms", V_I64, sleep_ms, 0, 1e9, FOR_SLEEP),
+    F("fail_prob", V_DBL, fail_prob, 0, 1, FOR_SLEEP),
+    F("dataset", V_STR, dataset, 0, 0, FOR_TRAIN),
+    F("fingerprint", V_HEX, fingerprint, 0, 0, FOR_TRAIN),
+    F("classes", V_CLASSES, classes, 0, 0, FOR_TRAIN),
+    F("net", V_NET, net, 0, 0, FOR_TRAIN),
+    F("epochs", V_INT, epochs, 1, CKPT_MAX_EVALS, FOR_TRAIN),
+    F("batch", V_INT, batch, 1, 65536, FOR_TRAIN),
+    F("topk", V_INT, topk, 1, CKPT_MAX_EVALS, FOR_TRAIN),
+    F("lr", V_DBL, lr, 1e-9, 10, FOR_TRAIN),
+    F("momentum", V_DBL, momentum, 0, 0.999, FOR_TRAIN),
+    F("weight_decay", V_DBL, weight_decay, 0, 0.5, FOR_TRAIN),
+    F("lr_step", V_DBL, lr_step, 0, 1, FOR_TRAIN),
+    F("lr_gamma", V_DBL, lr_gamma, 1e-6, 1, FOR_TRAIN),
+    F("bias_lr_mult", V_DBL, bias_lr_mult, 0, 100, FOR_TRAIN),
+    F("bias_decay_mult", V_DBL, bias_decay_mult, 0, 100, FOR_TRAIN),
+    F("init", V_HEX, init, 0, 0, FOR_TRAIN),
+    F("copy", V_INT, copy_layers, 0, NET_MAX_OPS, FOR_TRAIN),
+    F("freeze", V_INT, freeze_layers, 0, NET_MAX_OPS, FOR_TRAIN),
+    F("cache_mb", V_INT, cache_mb, 0, 1 << 20, FOR_TRAIN),
+};
+
+#define NFIELDS (sizeof s_fields / sizeof s_fields[0])
+
+static unsigned kind_bit(job_kind k)
+{
+    return k == JOB_SLEEP ? FOR_SLEEP : FOR_TRAIN;
+}
+
+void jobspec_default_train(job_spec *s)
+{
+    train_config cfg;
+    train_config_default(&cfg);
+    memset(s, 0, sizeof *s);
+    s->kind = JOB_TRAIN;
+    s->seed = cfg.seed;
+    snprintf(s->dataset, sizeof s->dataset, "fashion-mnist");
+    net_spec_format(&cfg.spec, s->net, sizeof s->net);
+    s->epochs = cfg.epochs;
+    s->batch = cfg.batch;
+    s->topk = cfg.topk;
+    s->lr = cfg.lr;
+    s->momentum = cfg.momentum;
+    s->weight_decay = cfg.weight_decay;
+    s->lr_step = cfg.lr_step_at;
+    s->lr_gamma = cfg.lr_gamma;
+    s->bias_lr_mult = cfg.bias_lr_mult;
+    s->bias_decay_mult = cfg.bias_decay_mult;
+    s->cache_mb = (int)(cfg.cache_bytes >> 20);
+}
+
+void jobspec_default_sleep(job_spec *s, int64_t ms)
+{
+    memset(s, 0, sizeof *s);
+    s->kind = JOB_SLEEP;
+    s->sleep_ms = ms;
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+static char *trim(char *p)
+{
+    while (isspace((unsigned char)*p))
+        p++;
+    char *end = p + strlen(p);
+    while (end > p && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return p;
+}
+
+static int parse_classes(const char *v, job_spec *s)
+{
+    char buf[JOBSPEC_MAX_CLASSES * 4 + 8];
+    if (strlen(v) >= sizeof buf)
+        return -1;
+    strcpy(buf, v);
+    s->nclasses = 0;
+    if (strcmp(buf, "all") == 0)
+        return 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        errno = 0;
+        long c = strtol(trim(t), &end, 10);
+        if (errno || *end || end == t || c < 0 || c > 255 ||
+            s->nclasses == JOBSPEC_MAX_CLASSES)
+            return -1;
+        for (int i = 0; i < s->nclasses; i++)
+            if (s->classes[i] == c)
+                return -1;
+        s->classes[s->nclasses++] = (int)c;
+    }
+    return s->nclasses >= 2 ? 0 : -1;
+}
+
+static int is_hex64(const char *v)
+{
+    if (strlen(v) != HASH_HEX_BYTES - 1)
+        return 0;
+    for (const char *p = v; *p; p++)
+        if (!isxdigit((unsigned char)*p) || isupper((unsigned char)*p))
+            return 0;
+    return 1;
+}
+
+/* Sets field f of s from text v; returns 0 or -1 with why filled in. */
+static int set_field(const field *f, const char *v, job_spec *s,
+                     char *why, size_t whylen)
+{
+    char *p = (char *)s + f->off;
+    char *end;
+    errno = 0;
+    switch (f->type) {
+    case V_KIND:
+        if (strcmp(v, "train") == 0)
+            *(job_kind *)(void *)p = JOB_TRAIN;
+        else if (strcmp(v, "sleep") == 0)
+            *(job_kind *)(void *)p = JOB_SLEEP;
+        else {
+            snprintf(why, whylen, "expected train or sleep");
+            return -1;
+        }
+        return 0;
+    case V_INT:
+    case V_I64: {
+        long long x = strtoll(v, &end, 10);
+        if (errno || end == v || *end || x < f->lo || x > f->hi) {
+            snprintf(why, whylen, "expected an integer from %.0f to %.0f",
+                     f->lo, f->hi);
+            return -1;
+        }
+        if (f->type == V_INT)
+            *(int *)(void *)p = (int)x;
+        else
+            *(int64_t *)(void *)p = (int64_t)x;
+        return 0;
+    }
+    case V_U64: {
+        unsigned long long x = strtoull(v, &end, 10);
+        if (errno || end == v || *end || v[0] == '-') {
+            snprintf(why, whylen, "expected a non-negative integer");
+            return -1;
+        }
+        *(uint64_t *)(void *)p = (uint64_t)x;
+        return 0;
+    }
+    case V_DBL: {
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || !(x >= f->lo && x <= f->hi)) {
+            snprintf(why, whylen, "expected a number from %g to %g", f->lo,
+                     f->hi);
+            return -1;
+        }
+        *(double *)(void *)p = x;
+        return 0;
+    }
+    case V_STR: {
+        data_kind dk;
+        if (strlen(v) >= f->bytes || data_kind_parse(v, &dk) != 0) {
+            snprintf(why, whylen, "unknown data set kind");
+            return -1;
+        }
+        strcpy(p, v);
+        return 0;
+    }
+    case V_HEX:
+        if (v[0] != '\0' && !is_hex64(v)) {
+            snprintf(why, whylen, "expected 64 lower-case hex digits");
+            return -1;
+        }
+        snprintf(p, f->bytes, "%s", v);
+        return 0;
+    case V_NET: {
+        net_spec spec;
+        tfq_error ne = {0};
+        if (net_spec_resolve(v, 1.0, &spec, &ne) != 0) {
+            snprintf(why, whylen, "%.200s", ne.msg);
+            return -1;
+        }
+        net_spec_format(&spec, p, f->bytes);
+        return 0;
+    }
+    case V_CLASSES:
+        if (parse_classes(v, s) != 0) {
+            snprintf(why, whylen, "expected 'all' or at least two distinct "
+                     "class numbers 0..255 separated by commas");
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+int jobspec_parse(const char *text, job_spec *s, tfq_error *e)
+{
+    if (strlen(text) >= JOBSPEC_TEXT_BYTES)
+        return tfq_error_set(e, TFQ_EINVAL, "job spec longer than %d bytes",
+                             JOBSPEC_TEXT_BYTES);
+    char buf[JOBSPEC_TEXT_BYTES];
+    strcpy(buf, text);
+    int seen[NFIELDS] = {0};
+    int lineno = 0, have_kind = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        lineno++;
+        char *l = trim(line);
+        if (*l == '\0' || *l == '#')
+            continue;
+        char *eq = strchr(l, '=');
+        if (eq == NULL)
+            return tfq_error_set(e, TFQ_EINVAL,
+                                 "job spec line %d: expected 'key = value'",
+                                 lineno);
+        *eq = '\0';
+        char *key = trim(l), *val = trim(eq + 1);
+        size_t i;
+        for (i = 0; i < NFIELDS; i++)
+            if (strcmp(key, s_fields[i].key) == 0)
+                break;
+        if (i == NFIELDS)
+            return tfq_error_set(e, TFQ_EINVAL,
+                                 "job spec line %d: unknown key '%s'", lineno,
+                                 key);
+        if (seen[i]++)
+            return tfq_error_set(e, TFQ_EINVAL,
+                                 "job spec line %d: '%s' given twice", lineno,
+                                 key);
+        if (s_fields[i].type == V_KIND) {
+            if (have_kind)
+                return tfq_error_set(e, TFQ_EINVAL, "job spec line %d: "
+                                     "'kind' given twice", lineno);
+            job_spec fresh;
+            if (strcmp(val, "sleep") == 0)
+                jobspec_default_sleep(&fresh, 0);
+            else
+                jobspec_default_train(&fresh);
+            *s = fresh;
+            have_kind = 1;
+        } else if (!have_kind) {
+            return tfq_error_set(e, TFQ_EINVAL, "job spec line %d: 'kind' "
+                                 "must come first", lineno);
+        } else if (!(s_fields[i].kinds & kind_bit(s->kind))) {
+            return tfq_error_set(e, TFQ_EINVAL, "job spec line %d: '%s' does "
+                                 "not apply to a %s job", lineno, key,
+                                 s->kind == JOB_SLEEP ? "sleep" : "train");
+        }
+        char why[TFQ_ERROR_MSG_BYTES / 2];
+        if (set_field(&s_fields[i], val, s, why, sizeof why) != 0)
+            return tfq_error_set(e, TFQ_EINVAL,
+                                 "job spec line %d: %s: bad value '%.64s': %s",
+                                 lineno, key, val, why);
+    }
+    if (!have_kind)
+        return tfq_error_set(e, TFQ_EINVAL, "job spec has no 'kind' line");
+    if (s->kind == JOB_TRAIN && s->copy_layers > 0 && s->init[0] == '\0')
+        return tfq_error_set(e, TFQ_EINVAL, "job spec: copy = %d needs an "
+                             "init checkpoint", s->copy_layers);
+    return 0;
+}
+
+/* ---- formatting --------------------------------------------------------- */
+
+static int format_value(const field *f, const job_spec *s, char *out,
+                        size_t bytes)
+{
+    const char *p = (const char *)s + f->off;
+    switch (f->type) {
+    case V_KIND:
+        return snprintf(out, bytes, "%s",
+                        s->kind == JOB_SLEEP ? "sleep" : "train");
+    case V_INT:
+        return snprintf(out, bytes, "%d", *(const int *)(const void *)p);
+    case V_I64:
+        return snprintf(out, bytes, "%lld",
+                        (long long)*(const int64_t *)(const void *)p);
+    case V_U64:
+        return snprintf(out, bytes, "%llu",
+                        (unsigned long long)*(const uint64_t *)(const void *)p);
+    case V_DBL:
+        /* 17 significant digits: the text parses back to the same double */
+        return snprintf(out, bytes, "%.17g", *(const double *)(const void *)p);
+    case V_STR:
+    case V_HEX:
+    case V_NET:
+        return snprintf(out, bytes, "%s", p);
+    case V_CLASSES: {
+        if (s->nclasses == 0)
+            return snprintf(out, bytes, "all");
+        size_t n = 0;
+        for (int i = 0; i < s->nclasses; i++) {
+            int w = snprintf(out + n, bytes - n, "%s%d", i ? "," : "",
+                             s->classes[i]);
+            if (w < 0 || (size_t)w >= bytes - n)
+                return -1;
+            n += (size_t)w;
+        }
+        return (int)n;
+    }
+    }
+    return -1;
+}
+
+int jobspec_format(const job_spec *s, char *buf, size_t bytes)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < NFIELDS; i++) {
+        const field *f = &s_fields[i];
+        if (!(f->kinds & kind_bit(s->kind)))
+            continue;
+        int w = snprintf(buf + n, bytes - n, "%s = ", f->key);
+        if (w < 0 || (size_t)w >= bytes - n)
+            return TFQ_ERANGE;
+        n += (size_t)w;
+        w = format_value(f, s, buf + n, bytes - n);
+        if (w < 0 || (size_t)w + 1 >= bytes - n)
+            return TFQ_ERANGE;
+        n += (size_t)w;
+        buf[n++] = '\n';
+        buf[n] = '\0';
+    }
+    return 0;
+}
+
+int jobspec_identity(const job_spec *s, char out[HASH_HEX_BYTES])
+{
+    char text[JOBSPEC_TEXT_BYTES];
+    int rc = jobspec_format(s, text, sizeof text);
+    if (rc != 0)
+        return rc;
+    uint8_t digest[HASH_BYTES];
+    hash_sha256(text, strlen(text), digest);
+    hash_hex(digest, out);
+    return 0;
+}
+
+int jobspec_train_config(const job_spec *s, train_config *cfg, tfq_error *e)
+{
+    if (s->kind != JOB_TRAIN)
+        return tfq_error_set(e, TFQ_EINVAL, "not a train job");
+    train_config_default(cfg);
+    int rc = net_spec_parse(s->net, &cfg->spec, e);
+    if (rc != 0)
+        return rc;
+    cfg->epochs = s->epochs;
+    cfg->batch = s->batch;
+    cfg->topk = s->topk;
+    cfg->lr = (float)s->lr;
+    cfg->momentum = (float)s->momentum;
+    cfg->weight_decay = (float)s->weight_decay;
+    cfg->lr_step_at = (float)s->lr_step;
+    cfg->lr_gamma = (float)s->lr_gamma;
+    cfg->bias_lr_mult = (float)s->bias_lr_mult;
+    cfg->bias_decay_mult = (float)s->bias_decay_mult;
+    cfg->seed = s->seed;
+    cfg->copy_layers = s->copy_layers;
+    cfg->freeze_layers = s->freeze_layers;
+    cfg->cache_bytes = (size_t)s->cache_mb << 20;
+    return 0;
+}

@@ -1,0 +1,77 @@
+/* A job's full configuration as canonical text: one "key = value" line per
+ * setting, keys in a fixed order, numbers printed exactly.  The same text
+ * travels to workers, is stored by the coordinator, and hashes to the job's
+ * identity, so two jobs with the same configuration are the same job.
+ *
+ *   kind = train
+ *   dataset = fashion-mnist
+ *   classes = 0,2,3,4,6
+ *   net = conv 16 5 stride=1 pad=2; relu; ...; fc classes
+ *   epochs = 10
+ *   ...
+ *
+ * Parsing is strict: an unknown key, a repeated key, a value of the wrong
+ * kind or out of range is an error naming the line and the key. */
+#ifndef TFQ_WORKER_JOBSPEC_H
+#define TFQ_WORKER_JOBSPEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/err.h"
+#include "../common/hash.h"
+#include "net.h"
+#include "train.h"
+
+#define JOBSPEC_TEXT_BYTES 8192
+#define JOBSPEC_MAX_CLASSES 256
+
+typedef enum {
+    JOB_TRAIN = 0, /* train one net (train.h) */
+    JOB_SLEEP = 1, /* wait, then succeed or fail: exercises the queue */
+} job_kind;
+
+typedef struct {
+    job_kind kind;
+    uint64_t seed;
+    /* sleep */
+    int64_t sleep_ms;  /* how long the job takes */
+    double fail_prob;  /* chance in [0, 1] that an attempt fails */
+    /* train: data */
+    char dataset[32];                  /* data_kind name, e.g. fashion-mnist */
+    char fingerprint[HASH_HEX_BYTES];  /* expected data fingerprint, or "" */
+    int classes[JOBSPEC_MAX_CLASSES];  /* kept classes, relabelled in order */
+    int nclasses;                      /* 0: all */
+    /* train: net and training (train_config's meaning and ranges) */
+    char net[NET_SPEC_TEXT_BYTES];     /* canonical net description */
+    int epochs, batch, topk;
+    double lr, momentum, weight_decay, lr_step, lr_gamma;
+    double bias_lr_mult, bias_decay_mult;
+    /* train: transfer */
+    char init[HASH_HEX_BYTES]; /* SHA-256 of the checkpoint to copy from */
+    int copy_layers, freeze_layers;
+    int cache_mb;
+} job_spec;
+
+/* A train job with tfq train's defaults (reference net, all classes). */
+void jobspec_default_train(job_spec *s);
+
+/* A sleep job of ms milliseconds that never fails. */
+void jobspec_default_sleep(job_spec *s, int64_t ms);
+
+/* Parses text; keys not given keep the defaults of the kind named by the
+ * "kind" line, which must come first. */
+int jobspec_parse(const char *text, job_spec *s, tfq_error *e);
+
+/* The canonical text (only the kind's keys).  Returns 0, or TFQ_ERANGE when
+ * bytes is too small. */
+int jobspec_format(const job_spec *s, char *buf, size_t bytes);
+
+/* SHA-256 of the canonical text, as hex. */
+int jobspec_identity(const job_spec *s, char out[HASH_HEX_BYTES]);
+
+/* The trainer configuration of a train job (init_path left NULL: the caller
+ * resolves `init` to a file). */
+int jobspec_train_config(const job_spec *s, train_config *cfg, tfq_error *e);
+
+#endif
