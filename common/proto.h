@@ -1,0 +1,170 @@
+/* The tfq wire protocol: one msgpack map per ZeroMQ frame (schema/PROTOCOL.md).
+ *
+ * proto_msg is a plain struct holding every field any kind uses; a kind
+ * reads and writes only its own (the table in proto.c and PROTOCOL.md say
+ * which).  proto_encode writes that kind's fields; proto_decode validates a
+ * frame from the network completely (types, ranges, lengths, required
+ * fields) and never asserts or crashes on any input. */
+#ifndef TFQ_COMMON_PROTO_H
+#define TFQ_COMMON_PROTO_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define PROTO_VERSION 1
+
+/* Limits, in bytes.  A frame must fit a checkpoint chunk plus its envelope
+ * with room to spare; 4 MiB keeps a hostile peer from making the
+ * coordinator buffer much. */
+#define PROTO_MAX_FRAME_BYTES (4u << 20)
+#define PROTO_MAX_CHUNK_BYTES (1u << 20)             /* "data" of a chunk */
+#define PROTO_MAX_CKPT_BYTES ((int64_t)1 << 34)     /* "total": 16 GiB */
+#define PROTO_MAX_NAME_BYTES 128                     /* "worker", "grid" */
+#define PROTO_MAX_MSG_BYTES 4096                     /* "msg", "error" */
+#define PROTO_MAX_TEXT_BYTES (1u << 20)              /* "spec", "result" */
+#define PROTO_MAX_ITEMS_BYTES (3u << 20)             /* "items" (JSON) */
+/* Caps on the msgpack structure of a frame, checked before msgpack-c
+ * allocates anything: our maps have a few dozen entries, so 4096 objects
+ * (about 64 KiB of msgpack_object) and depth 16 leave room for extensions. */
+#define PROTO_MAX_OBJECTS 4096
+#define PROTO_MAX_DEPTH 16
+
+/* X(ENUM, "name"): every message kind.  Worker, coordinator and client
+ * kinds share one namespace; PROTOCOL.md says who sends which. */
+#define PROTO_KIND_MAP(X)                  \
+    X(HELLO, "hello")                      \
+    X(WELCOME, "welcome")                  \
+    X(READY, "ready")                      \
+    X(JOB, "job")                          \
+    X(NO_JOB, "no_job")                    \
+    X(HEARTBEAT, "heartbeat")              \
+    X(ACK, "ack")                          \
+    X(CANCEL, "cancel")                    \
+    X(PROGRESS, "progress")                \
+    X(CKPT_PUT, "ckpt_put")                \
+    X(RESULT, "result")                    \
+    X(RELEASE, "release")                  \
+    X(CKPT_GET, "ckpt_get")                \
+    X(CKPT_CHUNK, "ckpt_chunk")            \
+    X(BYE, "bye")                          \
+    X(SUBMIT, "submit")                    \
+    X(SUBMITTED, "submitted")              \
+    X(STATUS, "status")                    \
+    X(STATUS_REPLY, "status_reply")        \
+    X(RESULTS, "results")                  \
+    X(RESULTS_REPLY, "results_reply")      \
+    X(CANCEL_GRID, "cancel_grid")          \
+    X(RETRY, "retry")                      \
+    X(CHANGED, "changed")                  \
+    X(WORKERS, "workers")                  \
+    X(WORKERS_REPLY, "workers_reply")      \
+    X(ERROR, "error")
+
+typedef enum {
+    PROTO_KIND_NONE = 0, /* no kind: "re" absent */
+#define PROTO__KIND_ENUM(e, name) PROTO_##e,
+    PROTO_KIND_MAP(PROTO__KIND_ENUM)
+#undef PROTO__KIND_ENUM
+    PROTO_KIND_COUNT
+} proto_kind;
+
+/* One message.  Which fields a kind carries, and their ranges, are in
+ * PROTOCOL.md.  Absent optional fields read as: NULL strings, empty sha256,
+ * re == PROTO_KIND_NONE.
+ *
+ * Pointers (strings, data) returned by proto_decode point into the frame
+ * and into the proto_unpacked storage: they stay valid until that storage
+ * is released or reused and the frame is freed, whichever comes first.
+ * Strings are NUL-terminated and contain no NUL byte. */
+typedef struct {
+    int version;     /* PROTO_VERSION after decode; ignored by encode */
+    proto_kind kind;
+
+    /* worker session */
+    const char *worker; /* hello: worker name */
+    int threads;        /* hello: training threads */
+    int heartbeat_ms;   /* welcome: heartbeat interval to use */
+    int retry_ms;       /* no_job: ask again after this long */
+
+    /* a job attempt */
+    int64_t job;
+    int attempt; /* 1 for the first run of a job */
+    int epoch;   /* epochs completed */
+    int64_t step;
+    const char *spec; /* job: job config text; submit: grid file text */
+    double loss, test_acc, images_per_s, eta_s; /* NaN: not measured */
+    bool ok;
+    const char *result; /* JSON text */
+    const char *error;
+
+    /* checkpoint chunks */
+    char sha256[65]; /* lowercase hex of the whole checkpoint; "" = absent */
+    int64_t offset, total;
+    const uint8_t *data; /* chunk bytes: data[0 .. data_bytes) */
+    size_t data_bytes;
+
+    /* clients */
+    const char *grid; /* grid name */
+    bool force;
+    int64_t grid_id, added, reused;
+    int64_t queued, running, done, failed;
+    int64_t count;
+    const char *items; /* JSON array text */
+
+    /* error */
+    int code;         /* a TFQ_E* value */
+    const char *msg;
+    proto_kind re;    /* the kind being answered, or PROTO_KIND_NONE */
+} proto_msg;
+
+/* The storage a decoded message points into; init before the first decode,
+ * release when done.  One storage may serve many decodes in turn. */
+typedef struct {
+    msgpack_unpacked up;
+} proto_unpacked;
+
+void proto_unpacked_init(proto_unpacked *s);
+void proto_unpacked_release(proto_unpacked *s);
+
+/* Clears m (all zero, NULL strings, re none) and sets version and kind. */
+void proto_msg_init(proto_msg *m, proto_kind kind);
+
+/* Wire name of a kind ("heartbeat"); "?" for values outside the enum. */
+const char *proto_kind_name(proto_kind k);
+
+/* The kind called name[0 .. len), or PROTO_KIND_NONE if there is none. */
+proto_kind proto_kind_parse(const char *name, size_t len);
+
+/* Appends the encoding of m (its kind's fields only) to out, which the
+ * caller has initialised.  Checks the fields as proto_decode would: a
+ * missing required string gives TFQ_EINVAL, a value out of range or too
+ * long TFQ_ERANGE, an oversized frame TFQ_ERANGE, allocation failure
+ * TFQ_ENOMEM; on failure out is left as it was. */
+int proto_encode(const proto_msg *m, msgpack_sbuffer *out, tfq_error *e);
+
+/* Decodes one frame into m; m's pointers point into frame and storage
+ * (see proto_msg).  Fails, with a message naming what was wrong, with:
+ *   TFQ_ERANGE   frame over PROTO_MAX_FRAME_BYTES (not read), a number or
+ *                length out of range, too many or too deep objects;
+ *   TFQ_EFORMAT  not msgpack, trailing bytes, not a map, a non-string key,
+ *                a duplicate key, a field of the wrong type, a missing
+ *                required field;
+ *   TFQ_EVERSION "v" missing or not PROTO_VERSION;
+ *   TFQ_EINVAL   "k" missing or an unknown kind;
+ *   TFQ_ENOMEM.
+ * Unknown keys are ignored.  m is unspecified after a failure. */
+int proto_decode(const void *frame, size_t bytes, proto_msg *m,
+                 proto_unpacked *storage, tfq_error *e);
+
+/* Appends an "error" message to out: code (made TFQ_EINVAL when it is not a
+ * valid negative code), msg (tfq_strerror(code) when NULL; cut to
+ * PROTO_MAX_MSG_BYTES), re (PROTO_KIND_NONE to omit).  Returns 0 or
+ * TFQ_ENOMEM. */
+int proto_error_reply(int code, const char *msg, proto_kind re,
+                      msgpack_sbuffer *out);
+
+#endif
