@@ -1,0 +1,1234 @@
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+/* How long a statement waits for a lock held by another connection (a
+ * reader such as `sqlite3` or a status command) before failing. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+/* The migrations, in order: s_migrations[v - 1] brings the schema from
+ * version v - 1 to v.  Each is the exact text of schema/NNN_*.sql (a test
+ * compares them). */
+static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
+    /* schema/001_initial.sql */
+    "-- tfq coordinator store, schema version 1.  The coordinator is the only\n"
+    "-- writer.  Times are milliseconds since the Unix epoch (*_ms).\n"
+    "CREATE TABLE meta (\n"
+    "    key TEXT PRIMARY KEY,\n"
+    "    value\n"
+    ");\n"
+    "\n"
+    "CREATE TABLE grids (\n"
+    "    id INTEGER PRIMARY KEY,\n"
+    "    name TEXT UNIQUE NOT NULL,\n"
+    "    spec TEXT NOT NULL,\n"
+    "    created_ms INTEGER NOT NULL\n"
+    ");\n"
+    "\n"
+    "CREATE TABLE jobs (\n"
+    "    id INTEGER PRIMARY KEY,\n"
+    "    grid_id INTEGER REFERENCES grids(id),\n"
+    "    name TEXT NOT NULL,\n"
+    "    kind TEXT NOT NULL CHECK (kind IN ('train', 'sleep')),\n"
+    "    spec TEXT NOT NULL,\n"
+    "    identity TEXT NOT NULL,\n"
+    "    state TEXT NOT NULL CHECK (state IN ('pending', 'ready', 'running',\n"
+    "        'succeeded', 'failed', 'blocked', 'cancelled')),\n"
+    "    priority INTEGER NOT NULL DEFAULT 0,\n"
+    "    attempts INTEGER NOT NULL DEFAULT 0,\n"
+    "    max_attempts INTEGER NOT NULL DEFAULT 3,\n"
+    "    last_error TEXT,\n"
+    "    split TEXT,\n"
+    "    similarity TEXT,\n"
+    "    target TEXT,\n"
+    "    n INTEGER,\n"
+    "    variant TEXT,\n"
+    "    finetune INTEGER,\n"
+    "    seed INTEGER,\n"
+    "    result TEXT,\n"
+    "    created_ms INTEGER,\n"
+    "    updated_ms INTEGER,\n"
+    "    UNIQUE (grid_id, name)\n"
+    ");\n"
+    "-- The lease query: ready jobs, highest priority first, then lowest id (the\n"
+    "-- rowid is the index's implicit last column).\n"
+    "CREATE INDEX jobs_state_priority ON jobs (state, priority DESC);\n"
+    "-- Counts per state of one grid.\n"
+    "CREATE INDEX jobs_grid_state ON jobs (grid_id, state);\n"
+    "CREATE INDEX jobs_identity ON jobs (identity);\n"
+    "\n"
+    "CREATE TABLE deps (\n"
+    "    job_id INTEGER NOT NULL REFERENCES jobs(id),\n"
+    "    depends_on INTEGER NOT NULL REFERENCES jobs(id),\n"
+    "    PRIMARY KEY (job_id, depends_on)\n"
+    ") WITHOUT ROWID;\n"
+    "-- Walking from a job to its dependents (retry, blocking).\n"
+    "CREATE INDEX deps_depends_on ON deps (depends_on, job_id);\n"
+    "\n"
+    "CREATE TABLE attempts (\n"
+    "    job_id INTEGER NOT NULL REFERENCES jobs(id),\n"
+    "    attempt INTEGER NOT NULL,\n"
+    "    worker TEXT,\n"
+    "    state TEXT NOT NULL CHECK (state IN ('running', 'succeeded', 'failed',\n"
+    "        'lost', 'released', 'cancelled')),\n"
+    "    started_ms INTEGER,\n"
+    "    heartbeat_ms INTEGER,\n"
+    "    finished_ms INTEGER,\n"
+    "    error TEXT,\n"
+    "    PRIMARY KEY (job_id, attempt)\n"
+    ");\n"
+    "-- Expiry scans the running attempts by heartbeat.\n"
+    "CREATE INDEX attempts_state_heartbeat ON attempts (state, heartbeat_ms);\n"
+    "\n"
+    "CREATE TABLE workers (\n"
+    "    id TEXT PRIMARY KEY,\n"
+    "    host TEXT,\n"
+    "    pid INTEGER,\n"
+    "    threads INTEGER,\n"
+    "    first_seen_ms INTEGER,\n"
+    "    last_seen_ms INTEGER,\n"
+    "    state TEXT\n"
+    ");\n"
+    "\n"
+    "CREATE TABLE metrics (\n"
+    "    job_id INTEGER NOT NULL REFERENCES jobs(id),\n"
+    "    attempt INTEGER NOT NULL,\n"
+    "    epoch INTEGER NOT NULL,\n"
+    "    loss REAL,\n"
+    "    test_acc REAL,\n"
+    "    images_per_s REAL,\n"
+    "    PRIMARY KEY (job_id, attempt, epoch)\n"
+    ");\n"
+    "\n"
+    "CREATE TABLE checkpoints (\n"
+    "    job_id INTEGER NOT NULL REFERENCES jobs(id),\n"
+    "    attempt INTEGER NOT NULL,\n"
+    "    epoch INTEGER NOT NULL,\n"
+    "    sha256 TEXT NOT NULL,\n"
+    "    bytes INTEGER,\n"
+    "    created_ms INTEGER,\n"
+    "    PRIMARY KEY (job_id, attempt, epoch)\n"
+    ");\n"
+    "\n"
+    "CREATE TABLE events (\n"
+    "    id INTEGER PRIMARY KEY,\n"
+    "    at_ms INTEGER,\n"
+    "    job_id INTEGER,\n"
+    "    attempt INTEGER,\n"
+    "    worker TEXT,\n"
+    "    kind TEXT,\n"
+    "    detail TEXT\n"
+    ");\n"
+    "CREATE INDEX events_job ON events (job_id);\n"
+};
+
+/* The cached statements: prepared on first use, kept for the life of the
+ * handle. */
+#define STORE_STMTS(X)                                                        \
+    X(BEGIN, "BEGIN IMMEDIATE")                                               \
+    X(COMMIT, "COMMIT")                                                       \
+    X(ROLLBACK, "ROLLBACK")                                                   \
+    X(SAVEPOINT, "SAVEPOINT store_op")                                        \
+    X(RELEASE, "RELEASE store_op")                                            \
+    X(ROLLBACK_TO, "ROLLBACK TO store_op")                                    \
+    X(GRID_ADD, "INSERT INTO grids (name, spec, created_ms) VALUES (?, ?, ?)") \
+    X(JOB_ADD, "INSERT INTO jobs (grid_id, name, kind, spec, identity, "      \
+               "state, priority, max_attempts, split, similarity, target, n, "\
+               "variant, finetune, seed, created_ms, updated_ms) VALUES "     \
+               "(?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, ?11, "   \
+               "?12, ?13, ?14, ?15, ?15)")                                    \
+    X(DEP_ADD, "INSERT INTO deps (job_id, depends_on) VALUES (?, ?)")         \
+    /* One pass blocks the pending jobs with a dead dependency; blocking     \
+     * spreads one level per pass. */                                        \
+    X(BLOCK, "UPDATE jobs SET state = 'blocked', updated_ms = ?1 "            \
+             "WHERE state = 'pending' AND EXISTS (SELECT 1 FROM deps d "      \
+             "JOIN jobs p ON p.id = d.depends_on WHERE d.job_id = jobs.id "   \
+             "AND p.state IN ('failed', 'blocked', 'cancelled'))")            \
+    X(READY, "UPDATE jobs SET state = 'ready', updated_ms = ?1 "              \
+             "WHERE state = 'pending' AND NOT EXISTS (SELECT 1 FROM deps d "  \
+             "JOIN jobs p ON p.id = d.depends_on WHERE d.job_id = jobs.id "   \
+             "AND p.state <> 'succeeded')")                                   \
+    /* The same two, limited to what one finished job can change: its     \
+     * direct dependents may become ready, and when it failed for good,    \
+     * every pending job downstream of it is blocked. */                   \
+    X(READY_AFTER, "UPDATE jobs SET state = 'ready', updated_ms = ?2 "        \
+                   "WHERE +state = 'pending' AND id IN (SELECT job_id FROM "  \
+                   "deps WHERE depends_on = ?1) AND NOT EXISTS (SELECT 1 "    \
+                   "FROM deps d JOIN jobs p ON p.id = d.depends_on WHERE "    \
+                   "d.job_id = jobs.id AND p.state <> 'succeeded')")          \
+    X(BLOCK_AFTER, "WITH RECURSIVE down(id) AS (SELECT job_id FROM deps "     \
+                   "WHERE depends_on = ?1 UNION SELECT d.job_id FROM deps d " \
+                   "JOIN down ON d.depends_on = down.id) "                    \
+                   "UPDATE jobs SET state = 'blocked', updated_ms = ?2 "      \
+                   "WHERE +state = 'pending' AND id IN down AND EXISTS "      \
+                   "(SELECT 1 FROM jobs f WHERE f.id = ?1 AND f.state IN "    \
+                   "('failed', 'blocked', 'cancelled'))")                     \
+    X(PICK, "SELECT id, kind, name, spec FROM jobs WHERE state = 'ready' "    \
+            "ORDER BY priority DESC, id LIMIT 1")                             \
+    X(NEXT_ATTEMPT, "SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempts "     \
+                    "WHERE job_id = ?")                                       \
+    X(JOB_RUN, "UPDATE jobs SET state = 'running', attempts = attempts + 1, " \
+               "updated_ms = ?2 WHERE id = ?1")                               \
+    X(ATTEMPT_ADD, "INSERT INTO attempts (job_id, attempt, worker, state, "   \
+                   "started_ms, heartbeat_ms) VALUES (?1, ?2, ?3, "           \
+                   "'running', ?4, ?4)")                                      \
+    X(RESUME, "SELECT sha256, epoch, attempt FROM checkpoints "               \
+              "WHERE job_id = ? ORDER BY epoch DESC, attempt DESC LIMIT 1")   \
+    X(ATTEMPT_STATE, "SELECT state FROM attempts WHERE job_id = ? "           \
+                     "AND attempt = ?")                                       \
+    X(HEARTBEAT, "UPDATE attempts SET heartbeat_ms = ?3 WHERE job_id = ?1 "   \
+                 "AND attempt = ?2")                                          \
+    X(METRIC_ADD, "INSERT OR REPLACE INTO metrics (job_id, attempt, epoch, "  \
+                  "loss, test_acc, images_per_s) VALUES (?, ?, ?, ?, ?, ?)")  \
+    X(CKPT_ADD, "INSERT OR REPLACE INTO checkpoints (job_id, attempt, epoch, "\
+                "sha256, bytes, created_ms) VALUES (?, ?, ?, ?, ?, ?)")       \
+    X(ATTEMPT_END, "UPDATE attempts SET state = ?3, finished_ms = ?4, "       \
+                   "error = ?5 WHERE job_id = ?1 AND attempt = ?2")           \
+    X(JOB_SUCCEED, "UPDATE jobs SET state = 'succeeded', result = ?2, "       \
+                   "last_error = NULL, updated_ms = ?3 WHERE id = ?1")        \
+    X(JOB_FAIL, "UPDATE jobs SET state = CASE WHEN attempts < max_attempts "  \
+                "THEN 'ready' ELSE 'failed' END, last_error = ?2, "           \
+                "updated_ms = ?3 WHERE id = ?1")                              \
+    X(JOB_RELEASE, "UPDATE jobs SET state = 'ready', attempts = "             \
+                   "MAX(attempts - 1, 0), updated_ms = ?2 WHERE id = ?1")     \
+    X(EXPIRE_EVENTS, "INSERT INTO events (at_ms, job_id, attempt, worker, "   \
+                     "kind, detail) SELECT ?1, job_id, attempt, worker, "     \
+                     "'lost', 'no heartbeat since ' || heartbeat_ms "         \
+                     "FROM attempts WHERE state = 'running' "                 \
+                     "AND heartbeat_ms < ?2")                                 \
+    X(EXPIRE_JOBS, "UPDATE jobs SET state = CASE WHEN attempts < "            \
+                   "max_attempts THEN 'ready' ELSE 'failed' END, "            \
+                   "last_error = 'worker lost', updated_ms = ?1 WHERE id IN " \
+                   "(SELECT job_id FROM attempts WHERE state = 'running' "    \
+                   "AND heartbeat_ms < ?2)")                                  \
+    X(EXPIRE_ATTEMPTS, "UPDATE attempts SET state = 'lost', finished_ms = ?1,"\
+                       " error = 'worker lost' WHERE state = 'running' "      \
+                       "AND heartbeat_ms < ?2")                               \
+    X(RECOVER, "UPDATE attempts SET heartbeat_ms = ?1 WHERE state = 'running'")\
+    X(JOB_STATE, "SELECT state FROM jobs WHERE id = ?")                       \
+    X(JOB_RETRY, "UPDATE jobs SET state = 'pending', attempts = 0, "          \
+                 "last_error = NULL, updated_ms = ?2 WHERE id = ?1")          \
+    X(UNBLOCK, "WITH RECURSIVE down(id) AS (SELECT job_id FROM deps "         \
+               "WHERE depends_on = ?1 UNION SELECT d.job_id FROM deps d "     \
+               "JOIN down ON d.depends_on = down.id) "                        \
+               "UPDATE jobs SET state = 'pending', updated_ms = ?2 "          \
+               "WHERE state = 'blocked' AND id IN down")                      \
+    X(GRID_EXISTS, "SELECT 1 FROM grids WHERE id = ?")                        \
+    X(CANCEL_ATTEMPTS_GRID, "UPDATE attempts SET state = 'cancelled', "       \
+                            "finished_ms = ?2 WHERE state = 'running' AND "   \
+                            "job_id IN (SELECT id FROM jobs WHERE "           \
+                            "grid_id = ?1 AND state = 'running')")            \
+    X(CANCEL_JOBS_GRID, "UPDATE jobs SET state = 'cancelled', updated_ms = ?2"\
+                        " WHERE grid_id = ?1 AND state IN ('pending', "       \
+                        "'ready', 'running', 'blocked')")                     \
+    X(CANCEL_ATTEMPTS_JOB, "UPDATE attempts SET state = 'cancelled', "        \
+                           "finished_ms = ?2 WHERE state = 'running' AND "    \
+                           "job_id = ?1")                                     \
+    X(CANCEL_JOB, "UPDATE jobs SET state = 'cancelled', updated_ms = ?2 "     \
+                  "WHERE id = ?1 AND state IN ('pending', 'ready', "          \
+                  "'running', 'blocked')")                                    \
+    X(COUNTS_ALL, "SELECT state, COUNT(*) FROM jobs GROUP BY state")          \
+    X(COUNTS_GRID, "SELECT state, COUNT(*) FROM jobs WHERE grid_id = ? "      \
+                   "GROUP BY state")                                          \
+    X(EVENT_ADD, "INSERT INTO events (at_ms, job_id, attempt, worker, kind, " \
+                 "detail) VALUES (?, ?, ?, ?, ?, ?)")                         \
+    X(WORKER_SEEN, "INSERT INTO workers (id, host, pid, threads, "            \
+                   "first_seen_ms, last_seen_ms, state) VALUES "              \
+                   "(?1, ?2, ?3, ?4, ?5, ?5, 'alive') ON CONFLICT (id) DO "   \
+                   "UPDATE SET host = ?2, pid = ?3, threads = ?4, "           \
+                   "last_seen_ms = ?5, state = 'alive'")
+
+enum {
+#define S_ENUM(name, sql) ST_##name,
+    STORE_STMTS(S_ENUM)
+#undef S_ENUM
+    ST_COUNT
+};
+
+static const char *const s_sql[ST_COUNT] = {
+#define S_SQL(name, sql) sql,
+    STORE_STMTS(S_SQL)
+#undef S_SQL
+};
+
+struct store {
+    sqlite3 *db;
+    char *path;
+    int schema_version;
+    int depth; /* open transactions: 0 none, 1 BEGIN, more: savepoints */
+    sqlite3_stmt *stmt[ST_COUNT];
+};
+
+/* The TFQ_E* code for an SQLite result code. */
+static int tfq_code(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_NOMEM:
+        return TFQ_ENOMEM;
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+        return TFQ_EINVAL;
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+        return TFQ_EFORMAT;
+    case SQLITE_CANTOPEN:
+        return TFQ_ENOENT;
+    default:
+        return TFQ_EIO;
+    }
+}
+
+/* Records the connection's last error as "PATH: WHAT: sqlite message". */
+static int db_fail(store *s, int rc, const char *what, tfq_error *e)
+{
+    return tfq_error_set(e, tfq_code(rc), "%s: %s: %s", s->path, what,
+                         sqlite3_errmsg(s->db));
+}
+
+/* The cached statement id, reset and with its bindings cleared; NULL (and
+ * e set) when it cannot be prepared. */
+static sqlite3_stmt *stmt(store *s, int id, tfq_error *e)
+{
+    sqlite3_stmt *st = s->stmt[id];
+    if (st == NULL) {
+        int rc = sqlite3_prepare_v3(s->db, s_sql[id], -1,
+                                    SQLITE_PREPARE_PERSISTENT, &st, NULL);
+        if (rc != SQLITE_OK) {
+            db_fail(s, rc, "preparing a statement", e);
+            return NULL;
+        }
+        s->stmt[id] = st;
+        return st;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *text)
+{
+    if (text == NULL)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+}
+
+/* Binds v, or NULL when v is negative (an absent coordinate). */
+static void bind_opt(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v < 0)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_int64(st, i, v);
+}
+
+/* Binds v, or NULL when v is 0 (no job, no attempt). */
+static void bind_id(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v == 0)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_int64(st, i, v);
+}
+
+/* Runs a bound statement that returns no rows; resets it. */
+static int run(store *s, sqlite3_stmt *st, const char *what, tfq_error *e)
+{
+    int rc = sqlite3_step(st);
+    int ret = rc == SQLITE_DONE ? TFQ_OK : db_fail(s, rc, what, e);
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* Opens a transaction, or a savepoint inside an open one, so that the
+ * operation that follows is all or nothing either way. */
+static int txn_open(store *s, tfq_error *e)
+{
+    sqlite3_stmt *st = stmt(s, s->depth == 0 ? ST_BEGIN : ST_SAVEPOINT, e);
+    if (st == NULL)
+        return e ? e->code : TFQ_EIO;
+    int ret = run(s, st, "beginning a transaction", e);
+    if (ret == TFQ_OK)
+        s->depth++;
+    return ret;
+}
+
+/* Undoes what happened since the matching txn_open. */
+static void txn_abort(store *s)
+{
+    if (s->depth == 0)
+        return;
+    s->depth--;
+    if (s->depth == 0) {
+        sqlite3_stmt *st = stmt(s, ST_ROLLBACK, NULL);
+        if (st != NULL)
+            run(s, st, "rolling back", NULL);
+        return;
+    }
+    sqlite3_stmt *st = stmt(s, ST_ROLLBACK_TO, NULL);
+    if (st != NULL)
+        run(s, st, "rolling back", NULL);
+    st = stmt(s, ST_RELEASE, NULL);
+    if (st != NULL)
+        run(s, st, "rolling back", NULL);
+}
+
+/* Ends the matching txn_open: commits (releases) when ret is TFQ_OK, rolls
+ * back otherwise, and returns the outcome. */
+static int txn_close(store *s, int ret, tfq_error *e)
+{
+    if (ret != TFQ_OK) {
+        txn_abort(s);
+        return ret;
+    }
+    sqlite3_stmt *st = stmt(s, s->depth == 1 ? ST_COMMIT : ST_RELEASE, e);
+    ret = st == NULL ? (e ? e->code : TFQ_EIO)
+                     : run(s, st, "committing", e);
+    if (ret != TFQ_OK) {
+        txn_abort(s);
+        return ret;
+    }
+    s->depth--;
+    return TFQ_OK;
+}
+
+#define TRY(expr)                 \
+    do {                          \
+        ret = (expr);             \
+        if (ret != TFQ_OK)        \
+            goto done;            \
+    } while (0)
+
+/* Gets the statement id into st or fails the enclosing function. */
+#define PREP(st, id)                               \
+    do {                                           \
+        (st) = stmt(s, (id), e);                   \
+        if ((st) == NULL) {                        \
+            ret = e ? e->code : TFQ_EIO;           \
+            goto done;                             \
+        }                                          \
+    } while (0)
+
+static int event_add(store *s, int64_t now_ms, int64_t job, int attempt,
+                     const char *worker, const char *kind, const char *detail,
+                     tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    PREP(st, ST_EVENT_ADD);
+    sqlite3_bind_int64(st, 1, now_ms);
+    bind_id(st, 2, job);
+    bind_id(st, 3, attempt);
+    bind_text(st, 4, worker);
+    bind_text(st, 5, kind);
+    bind_text(st, 6, detail);
+    ret = run(s, st, "appending an event", e);
+done:
+    return ret;
+}
+
+/* ---- opening and migrating ---- */
+
+static int exec(store *s, const char *sql, const char *what, tfq_error *e)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? TFQ_OK : db_fail(s, rc, what, e);
+}
+
+/* The schema version recorded in the file: 0 for an empty database. */
+static int read_version(store *s, int *version, tfq_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db,
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
+        "AND name = 'meta'", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(s, rc, "reading the schema", e);
+    rc = sqlite3_step(st);
+    int has_meta = rc == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return db_fail(s, rc, "reading the schema", e);
+    *version = 0;
+    if (!has_meta)
+        return TFQ_OK;
+    rc = sqlite3_prepare_v2(s->db,
+        "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(s, rc, "reading the schema version", e);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(s, rc, "reading the schema version", e);
+    if (rc == SQLITE_DONE)
+        return tfq_error_set(e, TFQ_EFORMAT,
+                             "%s: not a tfq store (no schema_version)",
+                             s->path);
+    return TFQ_OK;
+}
+
+/* Applies migrations above the recorded version, one transaction each. */
+static int migrate(store *s, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    TRY(exec(s, "BEGIN IMMEDIATE", "beginning a migration", e));
+    int version;
+    ret = read_version(s, &version, e);
+    exec(s, "COMMIT", "reading the schema version", NULL);
+    if (ret != TFQ_OK)
+        goto done;
+    if (version > STORE_SCHEMA_VERSION) {
+        ret = tfq_error_set(e, TFQ_EVERSION,
+                            "%s: schema version %d is newer than this tfq "
+                            "(%d)", s->path, version, STORE_SCHEMA_VERSION);
+        goto done;
+    }
+    for (int v = version + 1; v <= STORE_SCHEMA_VERSION; v++) {
+        char sql[128];
+        snprintf(sql, sizeof sql,
+                 "INSERT OR REPLACE INTO meta (key, value) "
+                 "VALUES ('schema_version', %d)", v);
+        TRY(exec(s, "BEGIN IMMEDIATE", "beginning a migration", e));
+        ret = exec(s, s_migrations[v - 1], "migrating", e);
+        if (ret == TFQ_OK)
+            ret = exec(s, sql, "migrating", e);
+        if (ret == TFQ_OK)
+            ret = exec(s, "COMMIT", "migrating", e);
+        if (ret != TFQ_OK) {
+            exec(s, "ROLLBACK", "migrating", NULL);
+            tfq_error_wrap(e, ret, "migrating to schema version %d", v);
+            goto done;
+        }
+    }
+    s->schema_version = STORE_SCHEMA_VERSION;
+done:
+    return ret;
+}
+
+store *store_open(const char *path, tfq_error *e)
+{
+    store *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        tfq_error_set(e, TFQ_ENOMEM, "%s: out of memory", path);
+        return NULL;
+    }
+    s->path = strdup(path);
+    if (s->path == NULL) {
+        tfq_error_set(e, TFQ_ENOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    int rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        if (s->db == NULL)
+            tfq_error_set(e, TFQ_ENOMEM, "%s: out of memory", path);
+        else
+            db_fail(s, rc, "opening", e);
+        goto fail;
+    }
+    sqlite3_extended_result_codes(s->db, 0);
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    /* The first statement reads the file header, so this is where a file
+     * that is not a database shows itself. */
+    rc = sqlite3_exec(s->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+    if (rc == SQLITE_NOTADB) {
+        tfq_error_set(e, TFQ_EFORMAT, "%s: not an SQLite database", path);
+        goto fail;
+    }
+    if (rc != SQLITE_OK) {
+        db_fail(s, rc, "setting WAL mode", e);
+        goto fail;
+    }
+    /* synchronous=NORMAL in WAL mode syncs the WAL at checkpoints, not at
+     * every commit.  A committed transaction is in the WAL file (the OS's
+     * page cache) when COMMIT returns, so it survives the process being
+     * killed (kill -9, a crash); only a power loss or OS crash can lose the
+     * last transactions, and never corrupts the database.  That is durable
+     * enough for a queue whose workers re-run lost work. */
+    if (exec(s, "PRAGMA synchronous = NORMAL", "setting synchronous", e) ||
+        exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys", e))
+        goto fail;
+    if (migrate(s, e) != TFQ_OK)
+        goto fail;
+    return s;
+fail:
+    store_close(&s);
+    return NULL;
+}
+
+void store_close(store **sp)
+{
+    if (sp == NULL || *sp == NULL)
+        return;
+    store *s = *sp;
+    if (s->db != NULL) {
+        while (s->depth > 0)
+            txn_abort(s);
+        for (int i = 0; i < ST_COUNT; i++)
+            sqlite3_finalize(s->stmt[i]);
+        sqlite3_close(s->db);
+    }
+    free(s->path);
+    free(s);
+    *sp = NULL;
+}
+
+int store_schema_version(store *s)
+{
+    return s->schema_version;
+}
+
+const char *store_migration_sql(int version)
+{
+    if (version < 1 || version > STORE_SCHEMA_VERSION)
+        return NULL;
+    return s_migrations[version - 1];
+}
+
+int store_begin(store *s, tfq_error *e)
+{
+    return txn_open(s, e);
+}
+
+int store_commit(store *s, tfq_error *e)
+{
+    if (s->depth == 0)
+        return tfq_error_set(e, TFQ_EINVAL, "%s: commit without a batch",
+                             s->path);
+    return txn_close(s, TFQ_OK, e);
+}
+
+void store_rollback(store *s)
+{
+    txn_abort(s);
+}
+
+/* ---- adding work ---- */
+
+int store_grid_add(store *s, const char *name, const char *spec,
+                   int64_t *grid_id, int64_t now_ms, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    if (name == NULL || spec == NULL)
+        return tfq_error_set(e, TFQ_EINVAL, "grid: name and spec required");
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    PREP(st, ST_GRID_ADD);
+    bind_text(st, 1, name);
+    bind_text(st, 2, spec);
+    sqlite3_bind_int64(st, 3, now_ms);
+    TRY(run(s, st, "adding a grid", e));
+    int64_t id = sqlite3_last_insert_rowid(s->db);
+    TRY(event_add(s, now_ms, 0, 0, NULL, "grid_add", name, e));
+    if (grid_id != NULL)
+        *grid_id = id;
+done:
+    if (ret != TFQ_OK)
+        tfq_error_wrap(e, ret, "adding grid %s", name);
+    return txn_close(s, ret, e);
+}
+
+int store_job_add(store *s, const store_job *job, int64_t *job_id,
+                  int64_t now_ms, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    if (job->name == NULL || job->kind == NULL || job->spec == NULL ||
+        job->identity == NULL)
+        return tfq_error_set(e, TFQ_EINVAL,
+                             "job: name, kind, spec and identity required");
+    if (strcmp(job->kind, "train") != 0 && strcmp(job->kind, "sleep") != 0)
+        return tfq_error_set(e, TFQ_EINVAL,
+                             "job %s: kind '%s' is neither train nor sleep",
+                             job->name, job->kind);
+    /* One statement is atomic by itself: inside a batch it needs no
+     * savepoint, which would double the cost of adding a grid. */
+    int own = s->depth == 0;
+    if (own && (ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    PREP(st, ST_JOB_ADD);
+    bind_id(st, 1, job->grid_id);
+    bind_text(st, 2, job->name);
+    bind_text(st, 3, job->kind);
+    bind_text(st, 4, job->spec);
+    bind_text(st, 5, job->identity);
+    sqlite3_bind_int(st, 6, job->priority);
+    sqlite3_bind_int(st, 7, job->max_attempts > 0 ? job->max_attempts : 3);
+    bind_text(st, 8, job->split);
+    bind_text(st, 9, job->similarity);
+    bind_text(st, 10, job->target);
+    bind_opt(st, 11, job->n);
+    bind_text(st, 12, job->variant);
+    bind_opt(st, 13, job->finetune);
+    bind_opt(st, 14, job->seed);
+    sqlite3_bind_int64(st, 15, now_ms);
+    TRY(run(s, st, "inserting", e));
+    if (job_id != NULL)
+        *job_id = sqlite3_last_insert_rowid(s->db);
+done:
+    if (ret != TFQ_OK)
+        tfq_error_wrap(e, ret, "adding job %s", job->name);
+    return own ? txn_close(s, ret, e) : ret;
+}
+
+int store_dep_add(store *s, int64_t job, int64_t depends_on, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    if (job == depends_on)
+        return tfq_error_set(e, TFQ_EINVAL, "job %lld cannot depend on itself",
+                             (long long)job);
+    int own = s->depth == 0; /* one statement: see store_job_add */
+    if (own && (ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    PREP(st, ST_DEP_ADD);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int64(st, 2, depends_on);
+    ret = run(s, st, "inserting", e);
+done:
+    if (ret != TFQ_OK)
+        tfq_error_wrap(e, ret, "adding dependency %lld -> %lld",
+                       (long long)job, (long long)depends_on);
+    return own ? txn_close(s, ret, e) : ret;
+}
+
+/* The body of store_refresh_ready, inside the caller's transaction. */
+static int refresh(store *s, int64_t now_ms, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    /* Blocking first, until it stops spreading, so that a job behind a
+     * dead chain is never made ready. */
+    for (;;) {
+        PREP(st, ST_BLOCK);
+        sqlite3_bind_int64(st, 1, now_ms);
+        TRY(run(s, st, "blocking jobs", e));
+        if (sqlite3_changes(s->db) == 0)
+            break;
+    }
+    PREP(st, ST_READY);
+    sqlite3_bind_int64(st, 1, now_ms);
+    ret = run(s, st, "making jobs ready", e);
+done:
+    return ret;
+}
+
+/* What refresh does, for the dependents of one job that just finished:
+ * a finish must not cost a scan of every pending job of a large grid. */
+static int refresh_after(store *s, int64_t job, int64_t now_ms, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    PREP(st, ST_BLOCK_AFTER);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int64(st, 2, now_ms);
+    TRY(run(s, st, "blocking dependents", e));
+    PREP(st, ST_READY_AFTER);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int64(st, 2, now_ms);
+    ret = run(s, st, "making dependents ready", e);
+done:
+    return ret;
+}
+
+int store_refresh_ready(store *s, int64_t now_ms, tfq_error *e)
+{
+    int ret = txn_open(s, e);
+    if (ret != TFQ_OK)
+        return ret;
+    ret = refresh(s, now_ms, e);
+    return txn_close(s, ret, e);
+}
+
+/* ---- leasing and attempts ---- */
+
+static char *dup_column(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return strdup(t ? (const char *)t : "");
+}
+
+int store_lease(store *s, const char *worker, int64_t now_ms,
+                store_leased *out, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    memset(out, 0, sizeof *out);
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    PREP(st, ST_PICK);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        goto done;
+    }
+    if (rc != SQLITE_ROW) {
+        ret = db_fail(s, rc, "picking a job", e);
+        sqlite3_reset(st);
+        goto done;
+    }
+    int64_t job = sqlite3_column_int64(st, 0);
+    snprintf(out->kind, sizeof out->kind, "%s",
+             (const char *)sqlite3_column_text(st, 1));
+    out->name = dup_column(st, 2);
+    out->spec = dup_column(st, 3);
+    sqlite3_reset(st);
+    if (out->name == NULL || out->spec == NULL) {
+        ret = tfq_error_set(e, TFQ_ENOMEM, "leasing: out of memory");
+        goto done;
+    }
+
+    PREP(st, ST_NEXT_ATTEMPT);
+    sqlite3_bind_int64(st, 1, job);
+    rc = sqlite3_step(st);
+    int attempt = sqlite3_column_int(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) {
+        ret = db_fail(s, rc, "numbering the attempt", e);
+        goto done;
+    }
+
+    PREP(st, ST_JOB_RUN);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int64(st, 2, now_ms);
+    TRY(run(s, st, "marking the job running", e));
+
+    PREP(st, ST_ATTEMPT_ADD);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int(st, 2, attempt);
+    bind_text(st, 3, worker);
+    sqlite3_bind_int64(st, 4, now_ms);
+    TRY(run(s, st, "adding the attempt", e));
+
+    PREP(st, ST_RESUME);
+    sqlite3_bind_int64(st, 1, job);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(out->resume_sha256, sizeof out->resume_sha256, "%s",
+                 (const char *)sqlite3_column_text(st, 0));
+        out->resume_epoch = sqlite3_column_int(st, 1);
+        out->resume_attempt = sqlite3_column_int(st, 2);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        ret = db_fail(s, rc, "finding a checkpoint", e);
+        goto done;
+    }
+
+    TRY(event_add(s, now_ms, job, attempt, worker, "lease", NULL, e));
+    out->job_id = job;
+    out->attempt = attempt;
+done:
+    ret = txn_close(s, ret, e);
+    if (ret != TFQ_OK)
+        store_leased_release(out);
+    return ret;
+}
+
+void store_leased_release(store_leased *l)
+{
+    if (l == NULL)
+        return;
+    free(l->name);
+    free(l->spec);
+    memset(l, 0, sizeof *l);
+}
+
+/* TFQ_OK when attempt is job's running attempt, else TFQ_EMISMATCH with the
+ * attempt's state in the message. */
+static int check_running(store *s, int64_t job, int attempt, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    PREP(st, ST_ATTEMPT_STATE);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int(st, 2, attempt);
+    int rc = sqlite3_step(st);
+    char state[16] = "unknown";
+    if (rc == SQLITE_ROW)
+        snprintf(state, sizeof state, "%s",
+                 (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        ret = db_fail(s, rc, "reading the attempt", e);
+        goto done;
+    }
+    if (strcmp(state, "running") != 0)
+        ret = tfq_error_set(e, TFQ_EMISMATCH,
+                            "job %lld attempt %d is not running (its state "
+                            "is %s)", (long long)job, attempt, state);
+done:
+    return ret;
+}
+
+int store_heartbeat(store *s, int64_t job, int attempt, int64_t now_ms,
+                    tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    TRY(check_running(s, job, attempt, e));
+    PREP(st, ST_HEARTBEAT);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int(st, 2, attempt);
+    sqlite3_bind_int64(st, 3, now_ms);
+    ret = run(s, st, "recording a heartbeat", e);
+done:
+    return txn_close(s, ret, e);
+}
+
+int store_metric_add(store *s, int64_t job, int attempt, int epoch,
+                     double loss, double test_acc, double images_per_s,
+                     tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    TRY(check_running(s, job, attempt, e));
+    PREP(st, ST_METRIC_ADD);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int(st, 2, attempt);
+    sqlite3_bind_int(st, 3, epoch);
+    sqlite3_bind_double(st, 4, loss);
+    sqlite3_bind_double(st, 5, test_acc);
+    sqlite3_bind_double(st, 6, images_per_s);
+    ret = run(s, st, "recording metrics", e);
+done:
+    return txn_close(s, ret, e);
+}
+
+int store_checkpoint_add(store *s, int64_t job, int attempt, int epoch,
+                         const char *sha256, int64_t bytes, int64_t now_ms,
+                         tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    if (sha256 == NULL || strlen(sha256) != 64)
+        return tfq_error_set(e, TFQ_EINVAL,
+                             "job %lld: checkpoint sha256 must be 64 hex "
+                             "digits", (long long)job);
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    TRY(check_running(s, job, attempt, e));
+    PREP(st, ST_CKPT_ADD);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int(st, 2, attempt);
+    sqlite3_bind_int(st, 3, epoch);
+    bind_text(st, 4, sha256);
+    sqlite3_bind_int64(st, 5, bytes);
+    sqlite3_bind_int64(st, 6, now_ms);
+    TRY(run(s, st, "recording a checkpoint", e));
+    ret = event_add(s, now_ms, job, attempt, NULL, "checkpoint", sha256, e);
+done:
+    return txn_close(s, ret, e);
+}
+
+/* Ends the running attempt with state (and error). */
+static int attempt_end(store *s, int64_t job, int attempt, const char *state,
+                       const char *error, int64_t now_ms, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    PREP(st, ST_ATTEMPT_END);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int(st, 2, attempt);
+    bind_text(st, 3, state);
+    sqlite3_bind_int64(st, 4, now_ms);
+    bind_text(st, 5, error);
+    ret = run(s, st, "ending the attempt", e);
+done:
+    return ret;
+}
+
+int store_finish(store *s, int64_t job, int attempt, int ok,
+                 const char *result_json, const char *error, int64_t now_ms,
+                 tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    if (!ok && error == NULL)
+        error = "failed";
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    TRY(check_running(s, job, attempt, e));
+    TRY(attempt_end(s, job, attempt, ok ? "succeeded" : "failed",
+                    ok ? NULL : error, now_ms, e));
+    if (ok) {
+        PREP(st, ST_JOB_SUCCEED);
+        sqlite3_bind_int64(st, 1, job);
+        bind_text(st, 2, result_json);
+        sqlite3_bind_int64(st, 3, now_ms);
+    } else {
+        PREP(st, ST_JOB_FAIL);
+        sqlite3_bind_int64(st, 1, job);
+        bind_text(st, 2, error);
+        sqlite3_bind_int64(st, 3, now_ms);
+    }
+    TRY(run(s, st, "finishing the job", e));
+    TRY(event_add(s, now_ms, job, attempt, NULL,
+                  ok ? "succeeded" : "failed", ok ? result_json : error, e));
+    ret = refresh_after(s, job, now_ms, e);
+done:
+    return txn_close(s, ret, e);
+}
+
+int store_release(store *s, int64_t job, int attempt, int64_t now_ms,
+                  tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    TRY(check_running(s, job, attempt, e));
+    TRY(attempt_end(s, job, attempt, "released", NULL, now_ms, e));
+    PREP(st, ST_JOB_RELEASE);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int64(st, 2, now_ms);
+    TRY(run(s, st, "releasing the job", e));
+    ret = event_add(s, now_ms, job, attempt, NULL, "released", NULL, e);
+done:
+    return txn_close(s, ret, e);
+}
+
+int store_expire(store *s, int64_t now_ms, int64_t liveness_ms,
+                 int *requeued, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    int lost = 0;
+    int64_t cutoff = now_ms - liveness_ms;
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    /* Events and jobs first: both find the attempts by their still-running
+     * state, which the last statement changes. */
+    static const int steps[] = {ST_EXPIRE_EVENTS, ST_EXPIRE_JOBS,
+                                ST_EXPIRE_ATTEMPTS};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        PREP(st, steps[i]);
+        sqlite3_bind_int64(st, 1, now_ms);
+        sqlite3_bind_int64(st, 2, cutoff);
+        TRY(run(s, st, "expiring attempts", e));
+    }
+    lost = sqlite3_changes(s->db);
+    if (lost > 0)
+        ret = refresh(s, now_ms, e);
+done:
+    ret = txn_close(s, ret, e);
+    if (requeued != NULL)
+        *requeued = ret == TFQ_OK ? lost : 0;
+    return ret;
+}
+
+int store_recover(store *s, int64_t now_ms, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    PREP(st, ST_RECOVER);
+    sqlite3_bind_int64(st, 1, now_ms);
+    TRY(run(s, st, "recovering attempts", e));
+    char detail[64];
+    snprintf(detail, sizeof detail, "%d running attempts kept",
+             sqlite3_changes(s->db));
+    ret = event_add(s, now_ms, 0, 0, NULL, "recover", detail, e);
+done:
+    return txn_close(s, ret, e);
+}
+
+/* The state of job into state; TFQ_ENOENT for an unknown job. */
+static int job_state(store *s, int64_t job, char *state, size_t bytes,
+                     tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    PREP(st, ST_JOB_STATE);
+    sqlite3_bind_int64(st, 1, job);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        snprintf(state, bytes, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        ret = tfq_error_set(e, TFQ_ENOENT, "job %lld: no such job",
+                            (long long)job);
+    else if (rc != SQLITE_ROW)
+        ret = db_fail(s, rc, "reading the job", e);
+done:
+    return ret;
+}
+
+int store_retry(store *s, int64_t job, int64_t now_ms, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    char state[16];
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    TRY(job_state(s, job, state, sizeof state, e));
+    if (strcmp(state, "failed") != 0 && strcmp(state, "blocked") != 0 &&
+        strcmp(state, "cancelled") != 0) {
+        ret = tfq_error_set(e, TFQ_EINVAL,
+                            "job %lld is %s; only a failed, blocked or "
+                            "cancelled job can be retried", (long long)job,
+                            state);
+        goto done;
+    }
+    PREP(st, ST_JOB_RETRY);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int64(st, 2, now_ms);
+    TRY(run(s, st, "retrying the job", e));
+    PREP(st, ST_UNBLOCK);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int64(st, 2, now_ms);
+    TRY(run(s, st, "unblocking dependents", e));
+    TRY(event_add(s, now_ms, job, 0, NULL, "retry", state, e));
+    ret = refresh(s, now_ms, e);
+done:
+    return txn_close(s, ret, e);
+}
+
+/* Cancels through the two statements (attempts, then jobs) bound to id. */
+static int cancel(store *s, int64_t id, int st_attempts, int st_jobs,
+                  int64_t now_ms, int *cancelled, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    PREP(st, st_attempts);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now_ms);
+    TRY(run(s, st, "cancelling attempts", e));
+    PREP(st, st_jobs);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now_ms);
+    TRY(run(s, st, "cancelling jobs", e));
+    int n = sqlite3_changes(s->db);
+    if (cancelled != NULL)
+        *cancelled = n;
+    ret = refresh(s, now_ms, e);
+done:
+    return ret;
+}
+
+int store_cancel_grid(store *s, int64_t grid_id, int64_t now_ms,
+                      int *cancelled, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    int n = 0;
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    PREP(st, ST_GRID_EXISTS);
+    sqlite3_bind_int64(st, 1, grid_id);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) {
+        ret = tfq_error_set(e, TFQ_ENOENT, "grid %lld: no such grid",
+                            (long long)grid_id);
+        goto done;
+    }
+    if (rc != SQLITE_ROW) {
+        ret = db_fail(s, rc, "reading the grid", e);
+        goto done;
+    }
+    TRY(cancel(s, grid_id, ST_CANCEL_ATTEMPTS_GRID, ST_CANCEL_JOBS_GRID,
+               now_ms, &n, e));
+    char detail[64];
+    snprintf(detail, sizeof detail, "grid %lld: %d jobs", (long long)grid_id,
+             n);
+    ret = event_add(s, now_ms, 0, 0, NULL, "cancel", detail, e);
+done:
+    ret = txn_close(s, ret, e);
+    if (cancelled != NULL)
+        *cancelled = ret == TFQ_OK ? n : 0;
+    return ret;
+}
+
+int store_cancel_job(store *s, int64_t job, int64_t now_ms, int *cancelled,
+                     tfq_error *e)
+{
+    int ret = TFQ_OK;
+    char state[16];
+    int n = 0;
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    TRY(job_state(s, job, state, sizeof state, e));
+    TRY(cancel(s, job, ST_CANCEL_ATTEMPTS_JOB, ST_CANCEL_JOB, now_ms, &n, e));
+    ret = event_add(s, now_ms, job, 0, NULL, "cancel", state, e);
+done:
+    ret = txn_close(s, ret, e);
+    if (cancelled != NULL)
+        *cancelled = ret == TFQ_OK ? n : 0;
+    return ret;
+}
+
+/* ---- reading and logging ---- */
+
+int store_counts_get(store *s, int64_t grid_id, store_counts *out,
+                     tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    memset(out, 0, sizeof *out);
+    PREP(st, grid_id == 0 ? ST_COUNTS_ALL : ST_COUNTS_GRID);
+    if (grid_id != 0)
+        sqlite3_bind_int64(st, 1, grid_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *state = (const char *)sqlite3_column_text(st, 0);
+        int64_t n = sqlite3_column_int64(st, 1);
+        int64_t *slot = strcmp(state, "pending") == 0     ? &out->pending
+                        : strcmp(state, "ready") == 0     ? &out->ready
+                        : strcmp(state, "running") == 0   ? &out->running
+                        : strcmp(state, "succeeded") == 0 ? &out->succeeded
+                        : strcmp(state, "failed") == 0    ? &out->failed
+                        : strcmp(state, "blocked") == 0   ? &out->blocked
+                                                          : &out->cancelled;
+        *slot += n;
+        out->total += n;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        ret = db_fail(s, rc, "counting jobs", e);
+done:
+    return ret;
+}
+
+int store_event(store *s, int64_t now_ms, int64_t job, int attempt,
+                const char *worker, const char *kind, const char *detail,
+                tfq_error *e)
+{
+    int ret = txn_open(s, e);
+    if (ret != TFQ_OK)
+        return ret;
+    ret = event_add(s, now_ms, job, attempt, worker, kind, detail, e);
+    return txn_close(s, ret, e);
+}
+
+int store_worker_seen(store *s, const char *id, const char *host, int pid,
+                      int threads, int64_t now_ms, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    if (id == NULL)
+        return tfq_error_set(e, TFQ_EINVAL, "worker: id required");
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    PREP(st, ST_WORKER_SEEN);
+    bind_text(st, 1, id);
+    bind_text(st, 2, host);
+    sqlite3_bind_int(st, 3, pid);
+    sqlite3_bind_int(st, 4, threads);
+    sqlite3_bind_int64(st, 5, now_ms);
+    ret = run(s, st, "recording a worker", e);
+done:
+    return txn_close(s, ret, e);
+}

@@ -1,0 +1,200 @@
+/* The coordinator's SQLite store: grids, jobs and their dependencies, the
+ * attempts workers make at them, metrics, checkpoints, workers and an event
+ * log.  The coordinator is the only writer; schema/STORE.md describes the
+ * tables, the job states and their transitions.
+ *
+ * Every function that changes state does so in one transaction (all or
+ * nothing) and appends its own events.  Between store_begin and
+ * store_commit the single operations join the open transaction instead
+ * (each still all or nothing, through a savepoint), so a whole grid can be
+ * added in one commit.  Time is always passed in as now_ms (milliseconds
+ * since the Unix epoch) so that callers and tests control it.
+ *
+ * Functions return TFQ_OK or a negative TFQ_E* code and fill e (may be
+ * NULL) with a message.  A store handle is not thread-safe. */
+#ifndef TFQ_COORDINATOR_STORE_H
+#define TFQ_COORDINATOR_STORE_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+
+/* The newest schema version this code knows (schema/NNN_*.sql). */
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct store store;
+
+/* One job as inserted.  Strings are borrowed for the call; the grid
+ * coordinates may be NULL (strings) or negative (n, finetune, seed) when a
+ * job has no such coordinate. */
+typedef struct {
+    int64_t grid_id;      /* 0: the job belongs to no grid */
+    const char *name;     /* unique within the grid */
+    const char *kind;     /* "train" or "sleep" */
+    const char *spec;     /* the job's full configuration, opaque JSON text */
+    const char *identity; /* hash of the configuration */
+    int priority;         /* critical-path depth: larger is leased first */
+    int max_attempts;     /* <= 0: the default, 3 */
+    const char *split;
+    const char *similarity;
+    const char *target;
+    int64_t n;
+    const char *variant;
+    int finetune;
+    int64_t seed;
+} store_job;
+
+/* A job handed to a worker by store_lease.  The caller owns it and frees
+ * its strings with store_leased_release. */
+typedef struct {
+    int64_t job_id;        /* 0: no job was ready */
+    int attempt;           /* attempt number, 1 for the first */
+    char kind[16];         /* "train" or "sleep" */
+    char *name;            /* the job's name */
+    char *spec;            /* the job's configuration */
+    char resume_sha256[65]; /* latest checkpoint of the job, "" for none */
+    int resume_epoch;      /* its epoch; 0 for none */
+    int resume_attempt;    /* the attempt that wrote it; 0 for none */
+} store_leased;
+
+/* Jobs per state. */
+typedef struct {
+    int64_t pending, ready, running, succeeded, failed, blocked, cancelled;
+    int64_t total;
+} store_counts;
+
+/* Opens the store at path, creating it when missing, and applies pending
+ * migrations (one transaction each).  Fails with TFQ_EFORMAT for a file that
+ * is not an SQLite database and TFQ_EVERSION for a schema newer than
+ * STORE_SCHEMA_VERSION.  Returns NULL on failure. */
+store *store_open(const char *path, tfq_error *e);
+
+/* Closes the store (NULL-safe) and sets *s to NULL.  An open batch is
+ * rolled back. */
+void store_close(store **s);
+
+/* The schema version recorded in the open store. */
+int store_schema_version(store *s);
+
+/* The embedded text of migration version (1..STORE_SCHEMA_VERSION), as in
+ * schema/; NULL for any other version. */
+const char *store_migration_sql(int version);
+
+/* A batch: store_begin opens a transaction (BEGIN IMMEDIATE), or a
+ * savepoint when one is already open; store_commit commits (releases) it
+ * and store_rollback undoes it.  Calls nest and must pair up. */
+int store_begin(store *s, tfq_error *e);
+int store_commit(store *s, tfq_error *e);
+void store_rollback(store *s);
+
+/* Adds a grid; its id goes to *grid_id.  TFQ_EINVAL for a duplicate name. */
+int store_grid_add(store *s, const char *name, const char *spec,
+                   int64_t *grid_id, int64_t now_ms, tfq_error *e);
+
+/* Adds a job in state pending; its id goes to *job_id.  TFQ_EINVAL for an
+ * invalid kind, a duplicate name within the grid or an unknown grid.  Call
+ * store_refresh_ready after adding jobs and their dependencies. */
+int store_job_add(store *s, const store_job *job, int64_t *job_id,
+                  int64_t now_ms, tfq_error *e);
+
+/* Records that job cannot start before depends_on has succeeded.
+ * TFQ_EINVAL for an unknown job or a job depending on itself. */
+int store_dep_add(store *s, int64_t job, int64_t depends_on, tfq_error *e);
+
+/* Moves pending jobs on: to ready when every dependency has succeeded, to
+ * blocked when a dependency failed, is blocked or was cancelled (blocking
+ * follows chains of dependents). */
+int store_refresh_ready(store *s, int64_t now_ms, tfq_error *e);
+
+/* Leases the ready job with the highest priority (then the lowest id) to
+ * worker: the job becomes running, its attempts counter grows by one and a
+ * running attempt row is added with its heartbeat at now_ms.  Fills out
+ * (release it with store_leased_release); out->job_id is 0 when no job is
+ * ready, which is not an error. */
+int store_lease(store *s, const char *worker, int64_t now_ms,
+                store_leased *out, tfq_error *e);
+
+/* Frees the strings of l and clears it; NULL-safe. */
+void store_leased_release(store_leased *l);
+
+/* The calls a worker makes about its attempt: each requires that attempt
+ * is the job's running attempt, and otherwise fails with TFQ_EMISMATCH
+ * ("job J attempt A is not running (its state is S)") and changes
+ * nothing.  That is how a late report from a lost or cancelled attempt is
+ * rejected. */
+
+/* Moves the attempt's heartbeat to now_ms. */
+int store_heartbeat(store *s, int64_t job, int attempt, int64_t now_ms,
+                    tfq_error *e);
+
+/* Records an epoch's metrics (replacing a previous record of the same
+ * epoch of the same attempt). */
+int store_metric_add(store *s, int64_t job, int attempt, int epoch,
+                     double loss, double test_acc, double images_per_s,
+                     tfq_error *e);
+
+/* Records a checkpoint the attempt wrote after epoch. */
+int store_checkpoint_add(store *s, int64_t job, int attempt, int epoch,
+                         const char *sha256, int64_t bytes, int64_t now_ms,
+                         tfq_error *e);
+
+/* Finishes the attempt.  ok: the job succeeds with result_json.  Not ok:
+ * the attempt fails with error, and the job goes back to ready while its
+ * attempts counter is below max_attempts, else it fails with last_error =
+ * error.  Dependents are then refreshed. */
+int store_finish(store *s, int64_t job, int attempt, int ok,
+                 const char *result_json, const char *error, int64_t now_ms,
+                 tfq_error *e);
+
+/* A worker hands its attempt back (it was told to stop): the attempt is
+ * 'released' and the job goes back to ready without being charged an
+ * attempt (the attempts counter, which only failures and losses consume, is
+ * decremented again; attempt numbers are never reused). */
+int store_release(store *s, int64_t job, int attempt, int64_t now_ms,
+                  tfq_error *e);
+
+/* Running attempts whose heartbeat is older than now_ms - liveness_ms are
+ * 'lost'; their jobs go back to ready, or fail with last_error "worker
+ * lost" when their attempts are used up.  *requeued (may be NULL) gets the
+ * number of attempts found lost. */
+int store_expire(store *s, int64_t now_ms, int64_t liveness_ms,
+                 int *requeued, tfq_error *e);
+
+/* Reconciles at coordinator start-up: attempts the store says are running
+ * stay running, but their heartbeat is moved to now_ms, so that each worker
+ * gets one full liveness window to report (heartbeat, finish) before
+ * store_expire declares it lost.  A coordinator restart thus neither loses
+ * work still in progress nor waits forever for workers that died with it. */
+int store_recover(store *s, int64_t now_ms, tfq_error *e);
+
+/* Gives a failed, blocked or cancelled job another go: it becomes pending
+ * with its attempts counter at 0, dependents that were blocked (directly or
+ * through a chain) become pending too, and all are refreshed.
+ * TFQ_EINVAL for a job in any other state, TFQ_ENOENT for an unknown job. */
+int store_retry(store *s, int64_t job, int64_t now_ms, tfq_error *e);
+
+/* Cancels every unfinished job (pending, ready, running, blocked) of a
+ * grid, or one job; their running attempts become 'cancelled'.  Dependents
+ * elsewhere become blocked.  *cancelled (may be NULL) gets the number of
+ * jobs cancelled.  TFQ_ENOENT for an unknown grid or job. */
+int store_cancel_grid(store *s, int64_t grid_id, int64_t now_ms,
+                      int *cancelled, tfq_error *e);
+int store_cancel_job(store *s, int64_t job, int64_t now_ms, int *cancelled,
+                     tfq_error *e);
+
+/* Counts jobs per state, of one grid or of all (grid_id 0). */
+int store_counts_get(store *s, int64_t grid_id, store_counts *out,
+                     tfq_error *e);
+
+/* Appends to the event log; job and attempt 0 and worker/detail NULL stand
+ * for none. */
+int store_event(store *s, int64_t now_ms, int64_t job, int attempt,
+                const char *worker, const char *kind, const char *detail,
+                tfq_error *e);
+
+/* Records that a worker was seen (first_seen_ms is kept from the first
+ * call; state becomes "alive"). */
+int store_worker_seen(store *s, const char *id, const char *host, int pid,
+                      int threads, int64_t now_ms, tfq_error *e);
+
+#endif

@@ -1,0 +1,693 @@
+/* The coordinator's store against a real SQLite file: migrations, leasing
+ * order, dependencies, stale results, releases, retries, expiry, counts, a
+ * bulk insert and durability across a kill -9. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "check.h"
+#include "coordinator/store.h"
+
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+static char *path_in(const char *dir, const char *name)
+{
+    static char buf[4][512];
+    static int next;
+    char *p = buf[next++ % 4];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    return p;
+}
+
+/* Opens a fresh store in its own directory. */
+static store *fresh(char *path, size_t bytes)
+{
+    snprintf(path, bytes, "%s", path_in(test_tmpdir(), "store.db"));
+    tfq_error e = {0};
+    store *s = store_open(path, &e);
+    if (s == NULL)
+        fprintf(stderr, "store_open: %s\n", e.msg);
+    return s;
+}
+
+/* Adds a sleep job; returns its id, 0 on failure. */
+static int64_t add_job(store *s, int64_t grid, const char *name, int priority,
+                       int max_attempts)
+{
+    store_job j = {
+        .grid_id = grid, .name = name, .kind = "sleep",
+        .spec = "{\"sleep_ms\":1}", .identity = name, .priority = priority,
+        .max_attempts = max_attempts, .n = -1, .finetune = -1, .seed = -1,
+    };
+    int64_t id = 0;
+    tfq_error e = {0};
+    if (store_job_add(s, &j, &id, 0, &e) != TFQ_OK) {
+        fprintf(stderr, "store_job_add %s: %s\n", name, e.msg);
+        return 0;
+    }
+    return id;
+}
+
+/* The first column of the first row of sql (a printf format) as text, read
+ * through a connection of its own; "" for no row or NULL. */
+static const char *query(const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static const char *query(const char *path, const char *fmt, ...)
+{
+    static char out[4][256];
+    static int next;
+    char *r = out[next++ % 4];
+    char sql[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    r[0] = '\0';
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(r, sizeof out[0], "error: %s", sqlite3_errmsg(db));
+    } else if (sqlite3_step(st) == SQLITE_ROW &&
+               sqlite3_column_text(st, 0) != NULL) {
+        snprintf(r, sizeof out[0], "%s",
+                 (const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return r;
+}
+
+#define CHECK_STR(a, b)                                                   \
+    CHECK_MSG(strcmp((a), (b)) == 0, "'%s' vs '%s'", (a), (b))
+
+static int test_open_migrate(void)
+{
+    char path[512];
+    tfq_error e = {0};
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    CHECK_EQ_INT(store_schema_version(s), 1);
+    int64_t grid = 0;
+    CHECK_EQ_INT(store_grid_add(s, "g1", "{}", &grid, 5, &e), TFQ_OK);
+    CHECK(grid > 0);
+    CHECK_EQ_INT(store_grid_add(s, "g1", "{}", NULL, 5, &e), TFQ_EINVAL);
+    CHECK(strstr(e.msg, "g1") != NULL);
+    CHECK(add_job(s, grid, "j1", 0, 0) > 0);
+    store_close(&s);
+    CHECK(s == NULL);
+    store_close(&s);
+
+    /* Reopening keeps the data and applies nothing twice. */
+    s = store_open(path, &e);
+    CHECK_MSG(s != NULL, "%s", e.msg);
+    CHECK_EQ_INT(store_schema_version(s), 1);
+    store_close(&s);
+    CHECK_STR(query(path, "SELECT COUNT(*) FROM jobs WHERE name = 'j1'"), "1");
+    CHECK_STR(query(path, "SELECT value FROM meta WHERE key = "
+                          "'schema_version'"), "1");
+    CHECK_STR(query(path, "PRAGMA journal_mode"), "wal");
+
+    /* A newer schema is refused. */
+    sqlite3 *db = NULL;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "UPDATE meta SET value = 2 WHERE key = "
+                           "'schema_version'", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    tfq_error_clear(&e);
+    s = store_open(path, &e);
+    CHECK(s == NULL);
+    CHECK_EQ_INT(e.code, TFQ_EVERSION);
+    CHECK_MSG(strstr(e.msg, "schema version 2 is newer than this tfq (1)")
+              != NULL, "%s", e.msg);
+    CHECK(strstr(e.msg, path) != NULL);
+
+    /* A file that is not SQLite is refused. */
+    char junk[2048];
+    memset(junk, 'x', sizeof junk);
+    const char *bad = path_in(test_tmpdir(), "junk.db");
+    CHECK(test_write_file(bad, junk, sizeof junk) == 0);
+    tfq_error_clear(&e);
+    s = store_open(bad, &e);
+    CHECK(s == NULL);
+    CHECK_EQ_INT(e.code, TFQ_EFORMAT);
+    CHECK_MSG(strstr(e.msg, "not an SQLite database") != NULL, "%s", e.msg);
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
+static int test_schema_file_matches(void)
+{
+    const char *file = TFQ_SCHEMA_DIR "/001_initial.sql";
+    FILE *f = fopen(file, "rb");
+    CHECK_MSG(f != NULL, "cannot open %s", file);
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    const char *embedded = store_migration_sql(1);
+    CHECK(embedded != NULL);
+    CHECK_MSG(strcmp(text, embedded) == 0,
+              "%s differs from the migration embedded in store.c", file);
+    CHECK(store_migration_sql(0) == NULL);
+    CHECK(store_migration_sql(STORE_SCHEMA_VERSION + 1) == NULL);
+    return 0;
+}
+
+static int test_lease_order(void)
+{
+    char path[512];
+    tfq_error e = {0};
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    int64_t a = add_job(s, 0, "a", 0, 0);
+    int64_t b = add_job(s, 0, "b", 5, 0);
+    int64_t c = add_job(s, 0, "c", 5, 0);
+    int64_t d = add_job(s, 0, "d", 9, 0);
+    CHECK(a && b && c && d);
+    CHECK_EQ_INT(store_dep_add(s, d, a, &e), TFQ_OK);
+    CHECK_EQ_INT(store_dep_add(s, d, d, &e), TFQ_EINVAL);
+    CHECK_EQ_INT(store_dep_add(s, d, 999, &e), TFQ_EINVAL);
+
+    store_leased l;
+    /* Nothing is ready before a refresh: jobs start pending. */
+    CHECK_EQ_INT(store_lease(s, "w1", 10, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(l.job_id, 0);
+    CHECK_EQ_INT(store_refresh_ready(s, 10, &e), TFQ_OK);
+
+    int64_t want[] = {b, c, a};
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(store_lease(s, "w1", 20 + i, &l, &e), TFQ_OK);
+        CHECK_EQ_INT(l.job_id, want[i]);
+        CHECK_EQ_INT(l.attempt, 1);
+        CHECK_STR(l.kind, "sleep");
+        CHECK_STR(l.spec, "{\"sleep_ms\":1}");
+        CHECK_STR(l.resume_sha256, "");
+        store_leased_release(&l);
+    }
+    /* d waits for a, which is running. */
+    CHECK_EQ_INT(store_lease(s, "w1", 30, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(l.job_id, 0);
+    CHECK_EQ_INT(store_finish(s, a, 1, 1, "{\"acc\":1}", NULL, 40, &e),
+                 TFQ_OK);
+    CHECK_EQ_INT(store_lease(s, "w2", 50, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(l.job_id, d);
+    CHECK_STR(l.name, "d");
+    store_leased_release(&l);
+    store_close(&s);
+    CHECK_STR(query(path, "SELECT worker || ':' || started_ms || ':' || "
+                          "heartbeat_ms || ':' || state FROM attempts WHERE "
+                          "job_id = 4"), "w2:50:50:running");
+    CHECK_STR(query(path, "SELECT attempts || state FROM jobs WHERE id = 4"),
+              "1running");
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
+static const char *state_of(const char *path, int64_t job)
+{
+    return query(path, "SELECT state FROM jobs WHERE id = %lld",
+                 (long long)job);
+}
+
+static int test_deps_ready_blocked(void)
+{
+    char path[512];
+    tfq_error e = {0};
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    int64_t base = add_job(s, 0, "base", 3, 1);
+    int64_t t1 = add_job(s, 0, "t1", 2, 0);
+    int64_t t2 = add_job(s, 0, "t2", 1, 0);
+    int64_t other = add_job(s, 0, "other", 0, 0);
+    CHECK(base && t1 && t2 && other);
+    CHECK_EQ_INT(store_dep_add(s, t1, base, &e), TFQ_OK);
+    CHECK_EQ_INT(store_dep_add(s, t2, t1, &e), TFQ_OK);
+    CHECK_EQ_INT(store_dep_add(s, t2, other, &e), TFQ_OK);
+    CHECK_EQ_INT(store_refresh_ready(s, 1, &e), TFQ_OK);
+    CHECK_STR(state_of(path, base), "ready");
+    CHECK_STR(state_of(path, t1), "pending");
+    CHECK_STR(state_of(path, t2), "pending");
+
+    /* other succeeds: t2 still waits for t1. */
+    store_leased l;
+    CHECK_EQ_INT(store_lease(s, "w", 2, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(l.job_id, base);
+    store_leased_release(&l);
+    CHECK_EQ_INT(store_lease(s, "w", 2, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(l.job_id, other);
+    store_leased_release(&l);
+    CHECK_EQ_INT(store_finish(s, other, 1, 1, "{}", NULL, 3, &e), TFQ_OK);
+    CHECK_STR(state_of(path, t2), "pending");
+
+    /* base fails for good: t1 and, through it, t2 are blocked. */
+    CHECK_EQ_INT(store_finish(s, base, 1, 0, NULL, "oom", 4, &e), TFQ_OK);
+    CHECK_STR(state_of(path, base), "failed");
+    CHECK_STR(state_of(path, t1), "blocked");
+    CHECK_STR(state_of(path, t2), "blocked");
+    CHECK_EQ_INT(store_retry(s, t2, 5, &e), TFQ_OK);
+    CHECK_STR(state_of(path, t2), "blocked");
+
+    /* Retrying base unblocks the chain; they become ready in order. */
+    CHECK_EQ_INT(store_retry(s, other, 5, &e), TFQ_EINVAL);
+    CHECK(strstr(e.msg, "succeeded") != NULL);
+    CHECK_EQ_INT(store_retry(s, 999, 5, &e), TFQ_ENOENT);
+    CHECK_EQ_INT(store_retry(s, base, 6, &e), TFQ_OK);
+    CHECK_STR(state_of(path, base), "ready");
+    CHECK_STR(query(path, "SELECT attempts FROM jobs WHERE id = 1"), "0");
+    CHECK_STR(state_of(path, t1), "pending");
+    CHECK_STR(state_of(path, t2), "pending");
+    CHECK_EQ_INT(store_lease(s, "w", 7, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(l.job_id, base);
+    CHECK_EQ_INT(l.attempt, 2); /* attempt numbers are never reused */
+    store_leased_release(&l);
+    CHECK_EQ_INT(store_finish(s, base, 2, 1, "{}", NULL, 8, &e), TFQ_OK);
+    CHECK_STR(state_of(path, t1), "ready");
+    CHECK_STR(state_of(path, t2), "pending");
+    CHECK_EQ_INT(store_lease(s, "w", 9, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(l.job_id, t1);
+    store_leased_release(&l);
+    CHECK_EQ_INT(store_finish(s, t1, 1, 1, "{}", NULL, 10, &e), TFQ_OK);
+    CHECK_STR(state_of(path, t2), "ready");
+    store_close(&s);
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
+static int test_stale_result_rejected(void)
+{
+    char path[512];
+    tfq_error e = {0};
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    int64_t j = add_job(s, 0, "cell", 0, 3);
+    CHECK(j > 0);
+    CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
+    store_leased l;
+    CHECK_EQ_INT(store_lease(s, "w1", 1000, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(l.attempt, 1);
+    store_leased_release(&l);
+    CHECK_EQ_INT(store_heartbeat(s, j, 1, 2000, &e), TFQ_OK);
+
+    /* Not yet past the liveness window. */
+    int requeued = -1;
+    CHECK_EQ_INT(store_expire(s, 31000, 30000, &requeued, &e), TFQ_OK);
+    CHECK_EQ_INT(requeued, 0);
+    CHECK_EQ_INT(store_expire(s, 40000, 30000, &requeued, &e), TFQ_OK);
+    CHECK_EQ_INT(requeued, 1);
+    CHECK_STR(state_of(path, j), "ready");
+    CHECK_STR(query(path, "SELECT state FROM attempts WHERE attempt = 1"),
+              "lost");
+
+    CHECK_EQ_INT(store_heartbeat(s, j, 1, 40001, &e), TFQ_EMISMATCH);
+    CHECK_MSG(strstr(e.msg, "attempt 1 is not running (its state is lost)")
+              != NULL, "%s", e.msg);
+    CHECK_EQ_INT(store_lease(s, "w2", 41000, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(l.job_id, j);
+    CHECK_EQ_INT(l.attempt, 2);
+    store_leased_release(&l);
+
+    /* The lost worker comes back with its result: rejected, no change. */
+    tfq_error_clear(&e);
+    CHECK_EQ_INT(store_finish(s, j, 1, 1, "{\"acc\":0.1}", NULL, 42000, &e),
+                 TFQ_EMISMATCH);
+    CHECK(strstr(e.msg, "is not running (its state is lost)") != NULL);
+    CHECK_EQ_INT(store_metric_add(s, j, 1, 1, 0.5, 0.1, 100, &e),
+                 TFQ_EMISMATCH);
+    CHECK_EQ_INT(store_checkpoint_add(s, j, 1, 1, SHA_A, 10, 42000, &e),
+                 TFQ_EMISMATCH);
+    CHECK_EQ_INT(store_finish(s, j, 7, 1, "{}", NULL, 42000, &e),
+                 TFQ_EMISMATCH);
+    CHECK(strstr(e.msg, "its state is unknown") != NULL);
+    CHECK_STR(state_of(path, j), "running");
+    CHECK_STR(query(path, "SELECT result FROM jobs"), "");
+    CHECK_STR(query(path, "SELECT COUNT(*) FROM metrics"), "0");
+    CHECK_STR(query(path, "SELECT COUNT(*) FROM checkpoints"), "0");
+
+    CHECK_EQ_INT(store_metric_add(s, j, 2, 1, 0.5, 0.9, 100, &e), TFQ_OK);
+    CHECK_EQ_INT(store_finish(s, j, 2, 1, "{\"acc\":0.9}", NULL, 43000, &e),
+                 TFQ_OK);
+    CHECK_EQ_INT(store_finish(s, j, 2, 1, "{\"acc\":0.9}", NULL, 43001, &e),
+                 TFQ_EMISMATCH);
+    CHECK(strstr(e.msg, "its state is succeeded") != NULL);
+    CHECK_EQ_INT(store_finish(s, j, 1, 1, "{\"acc\":0.1}", NULL, 43002, &e),
+                 TFQ_EMISMATCH);
+    store_close(&s);
+    CHECK_STR(state_of(path, j), "succeeded");
+    CHECK_STR(query(path, "SELECT result FROM jobs"), "{\"acc\":0.9}");
+    CHECK_STR(query(path, "SELECT COUNT(*) FROM attempts WHERE "
+                          "state = 'succeeded'"), "1");
+    CHECK_STR(query(path, "SELECT COUNT(*) FROM events WHERE "
+                          "kind = 'succeeded'"), "1");
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
+static int test_release_requeues(void)
+{
+    char path[512];
+    tfq_error e = {0};
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    int64_t j = add_job(s, 0, "cell", 0, 1);
+    CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
+    store_leased l;
+    CHECK_EQ_INT(store_lease(s, "w1", 10, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(l.job_id, j);
+    store_leased_release(&l);
+    CHECK_EQ_INT(store_checkpoint_add(s, j, 1, 3, SHA_A, 1234, 11, &e),
+                 TFQ_OK);
+    CHECK_EQ_INT(store_checkpoint_add(s, j, 1, 3, "short", 1234, 11, &e),
+                 TFQ_EINVAL);
+    CHECK_EQ_INT(store_release(s, j, 1, 12, &e), TFQ_OK);
+    CHECK_STR(state_of(path, j), "ready");
+    CHECK_STR(query(path, "SELECT attempts FROM jobs"), "0");
+    CHECK_STR(query(path, "SELECT state FROM attempts"), "released");
+    CHECK_EQ_INT(store_release(s, j, 1, 12, &e), TFQ_EMISMATCH);
+
+    /* max_attempts is 1, yet the release cost nothing; the new attempt
+     * resumes from the checkpoint. */
+    CHECK_EQ_INT(store_lease(s, "w2", 20, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(l.job_id, j);
+    CHECK_EQ_INT(l.attempt, 2);
+    CHECK_STR(l.resume_sha256, SHA_A);
+    CHECK_EQ_INT(l.resume_epoch, 3);
+    CHECK_EQ_INT(l.resume_attempt, 1);
+    store_leased_release(&l);
+    store_leased_release(&l);
+    CHECK_STR(query(path, "SELECT attempts FROM jobs"), "1");
+    store_close(&s);
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
+static int test_max_attempts_fail(void)
+{
+    char path[512];
+    tfq_error e = {0};
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    int64_t j = add_job(s, 0, "flaky", 1, 2);
+    int64_t k = add_job(s, 0, "lost", 0, 1);
+    CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
+    store_leased l;
+    CHECK_EQ_INT(store_lease(s, "w", 1, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(l.job_id, j);
+    store_leased_release(&l);
+    CHECK_EQ_INT(store_finish(s, j, 1, 0, NULL, "boom 1", 2, &e), TFQ_OK);
+    CHECK_STR(state_of(path, j), "ready");
+    CHECK_STR(query(path, "SELECT last_error FROM jobs WHERE id = 1"),
+              "boom 1");
+    CHECK_EQ_INT(store_lease(s, "w", 3, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(l.job_id, j);
+    CHECK_EQ_INT(l.attempt, 2);
+    store_leased_release(&l);
+    CHECK_EQ_INT(store_finish(s, j, 2, 0, NULL, "boom 2", 4, &e), TFQ_OK);
+    CHECK_STR(state_of(path, j), "failed");
+    CHECK_STR(query(path, "SELECT last_error FROM jobs WHERE id = 1"),
+              "boom 2");
+    CHECK_STR(query(path, "SELECT error FROM attempts WHERE job_id = 1 AND "
+                          "attempt = 1"), "boom 1");
+
+    /* A loss consumes an attempt too. */
+    CHECK_EQ_INT(store_lease(s, "w", 5, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(l.job_id, k);
+    store_leased_release(&l);
+    int n = 0;
+    CHECK_EQ_INT(store_expire(s, 100, 10, &n, &e), TFQ_OK);
+    CHECK_EQ_INT(n, 1);
+    CHECK_STR(state_of(path, k), "failed");
+    CHECK_STR(query(path, "SELECT last_error FROM jobs WHERE id = 2"),
+              "worker lost");
+    store_counts c;
+    CHECK_EQ_INT(store_counts_get(s, 0, &c, &e), TFQ_OK);
+    CHECK_EQ_INT(c.failed, 2);
+    CHECK_EQ_INT(c.total, 2);
+    store_close(&s);
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
+static int test_recover_then_expire(void)
+{
+    char path[512];
+    tfq_error e = {0};
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    int64_t j = add_job(s, 0, "cell", 0, 0);
+    CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
+    store_leased l;
+    CHECK_EQ_INT(store_lease(s, "w", 0, &l, &e), TFQ_OK);
+    store_leased_release(&l);
+    store_close(&s);
+
+    /* The coordinator restarts long after the last heartbeat. */
+    s = store_open(path, &e);
+    CHECK(s != NULL);
+    CHECK_EQ_INT(store_recover(s, 50000, &e), TFQ_OK);
+    int n = -1;
+    CHECK_EQ_INT(store_expire(s, 55000, 10000, &n, &e), TFQ_OK);
+    CHECK_EQ_INT(n, 0);
+    CHECK_STR(state_of(path, j), "running");
+    CHECK_EQ_INT(store_heartbeat(s, j, 1, 58000, &e), TFQ_OK);
+    CHECK_EQ_INT(store_expire(s, 67000, 10000, &n, &e), TFQ_OK);
+    CHECK_EQ_INT(n, 0);
+    CHECK_EQ_INT(store_expire(s, 68001, 10000, &n, &e), TFQ_OK);
+    CHECK_EQ_INT(n, 1);
+    CHECK_STR(state_of(path, j), "ready");
+    CHECK_STR(query(path, "SELECT COUNT(*) FROM events WHERE kind = 'lost'"),
+              "1");
+    CHECK_STR(query(path, "SELECT COUNT(*) FROM events WHERE "
+                          "kind = 'recover'"), "1");
+    store_close(&s);
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
+static int test_counts(void)
+{
+    char path[512];
+    tfq_error e = {0};
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    int64_t ga = 0, gb = 0;
+    CHECK_EQ_INT(store_grid_add(s, "a", "{}", &ga, 0, &e), TFQ_OK);
+    CHECK_EQ_INT(store_grid_add(s, "b", "{}", &gb, 0, &e), TFQ_OK);
+    int64_t a1 = add_job(s, ga, "1", 0, 0);
+    int64_t a2 = add_job(s, ga, "2", 0, 0);
+    int64_t a3 = add_job(s, ga, "3", 0, 0);
+    int64_t b1 = add_job(s, gb, "1", 9, 0);
+    int64_t b2 = add_job(s, gb, "2", 0, 0);
+    CHECK(a1 && a2 && a3 && b1 && b2);
+    CHECK(add_job(s, 99, "nogrid", 0, 0) == 0);
+    CHECK_EQ_INT(store_dep_add(s, a3, b2, &e), TFQ_OK);
+    CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
+    store_leased l;
+    CHECK_EQ_INT(store_lease(s, "w", 1, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(l.job_id, b1);
+    store_leased_release(&l);
+
+    store_counts c;
+    CHECK_EQ_INT(store_counts_get(s, ga, &c, &e), TFQ_OK);
+    CHECK_EQ_INT(c.ready, 2);
+    CHECK_EQ_INT(c.pending, 1);
+    CHECK_EQ_INT(c.total, 3);
+    CHECK_EQ_INT(store_counts_get(s, gb, &c, &e), TFQ_OK);
+    CHECK_EQ_INT(c.running, 1);
+    CHECK_EQ_INT(c.ready, 1);
+    CHECK_EQ_INT(c.total, 2);
+
+    /* Cancelling grid b cancels its running attempt and blocks a3. */
+    int n = 0;
+    CHECK_EQ_INT(store_cancel_grid(s, gb, 2, &n, &e), TFQ_OK);
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(store_cancel_grid(s, 77, 2, &n, &e), TFQ_ENOENT);
+    CHECK_EQ_INT(store_heartbeat(s, b1, 1, 3, &e), TFQ_EMISMATCH);
+    CHECK(strstr(e.msg, "its state is cancelled") != NULL);
+    CHECK_EQ_INT(store_cancel_job(s, a1, 3, &n, &e), TFQ_OK);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(store_counts_get(s, 0, &c, &e), TFQ_OK);
+    CHECK_EQ_INT(c.cancelled, 3);
+    CHECK_EQ_INT(c.blocked, 1);
+    CHECK_EQ_INT(c.ready, 1);
+    CHECK_EQ_INT(c.total, 5);
+
+    CHECK_EQ_INT(store_worker_seen(s, "w", "host1", 42, 8, 5, &e), TFQ_OK);
+    CHECK_EQ_INT(store_worker_seen(s, "w", "host1", 43, 8, 9, &e), TFQ_OK);
+    CHECK_EQ_INT(store_event(s, 10, a2, 0, "w", "note", "hello", &e), TFQ_OK);
+    store_close(&s);
+    CHECK_STR(query(path, "SELECT first_seen_ms || ':' || last_seen_ms || "
+                          "':' || pid FROM workers"), "5:9:43");
+    CHECK_STR(query(path, "SELECT detail FROM events WHERE kind = 'note'"),
+              "hello");
+    CHECK_STR(query(path, "SELECT state FROM attempts"), "cancelled");
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int test_bulk_insert_100k(void)
+{
+    enum { N = 100000 };
+    char path[512];
+    tfq_error e = {0};
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    double t0 = now_s();
+    int64_t grid = 0;
+    CHECK_EQ_INT(store_begin(s, &e), TFQ_OK);
+    CHECK_EQ_INT(store_grid_add(s, "big", "{}", &grid, 0, &e), TFQ_OK);
+    int64_t prev = 0;
+    for (int i = 0; i < N; i++) {
+        char name[32], spec[64];
+        snprintf(name, sizeof name, "job%06d", i);
+        snprintf(spec, sizeof spec, "{\"sleep_ms\":%d}", i % 100);
+        store_job j = {
+            .grid_id = grid, .name = name, .kind = "sleep", .spec = spec,
+            .identity = name, .priority = i % 2 ? 0 : 1, .n = i,
+            .finetune = -1, .seed = i % 8,
+        };
+        int64_t id = 0;
+        CHECK_EQ_INT(store_job_add(s, &j, &id, 0, &e), TFQ_OK);
+        /* Every odd job depends on the even one before it. */
+        if (i % 2)
+            CHECK_EQ_INT(store_dep_add(s, id, prev, &e), TFQ_OK);
+        prev = id;
+    }
+    /* A failing op inside the batch undoes only itself. */
+    store_job dup = {.grid_id = grid, .name = "job000000", .kind = "sleep",
+                     .spec = "{}", .identity = "x"};
+    CHECK_EQ_INT(store_job_add(s, &dup, NULL, 0, &e), TFQ_EINVAL);
+    CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
+    CHECK_EQ_INT(store_commit(s, &e), TFQ_OK);
+    double t1 = now_s();
+    store_counts c;
+    CHECK_EQ_INT(store_counts_get(s, grid, &c, &e), TFQ_OK);
+    double t2 = now_s();
+    printf("inserted %d jobs and %d deps in %.2f s; counts in %.1f ms\n", N,
+           N / 2, t1 - t0, 1e3 * (t2 - t1));
+    CHECK_EQ_INT(c.total, N);
+    CHECK_EQ_INT(c.ready, N / 2);
+    CHECK_EQ_INT(c.pending, N / 2);
+    CHECK_MSG(t1 - t0 < 20.0, "bulk insert took %.1f s", t1 - t0);
+    store_leased l;
+    CHECK_EQ_INT(store_lease(s, "w", 1, &l, &e), TFQ_OK);
+    CHECK_STR(l.name, "job000000");
+    store_leased_release(&l);
+    double t3 = now_s();
+    CHECK_EQ_INT(store_finish(s, 1, 1, 1, "{}", NULL, 2, &e), TFQ_OK);
+    printf("one finish with %d jobs pending: %.2f ms\n", N / 2,
+           1e3 * (now_s() - t3));
+    CHECK_EQ_INT(store_counts_get(s, 0, &c, &e), TFQ_OK);
+    CHECK_EQ_INT(c.succeeded, 1);
+    CHECK_EQ_INT(c.ready, N / 2);
+    CHECK_EQ_INT(c.pending, N / 2 - 1);
+    store_close(&s);
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
+/* The child of crash_durability: commits work, then dies by SIGKILL in the
+ * middle of a batch.  Exits 2 if anything fails before that. */
+static void crash_child(const char *path)
+{
+    tfq_error e = {0};
+    store *s = store_open(path, &e);
+    if (s == NULL)
+        _exit(2);
+    int64_t grid = 0;
+    if (store_begin(s, &e) || store_grid_add(s, "g", "{}", &grid, 0, &e))
+        _exit(2);
+    for (int i = 0; i < 20; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "j%d", i);
+        if (add_job(s, grid, name, 20 - i, 0) == 0)
+            _exit(2);
+    }
+    if (store_refresh_ready(s, 0, &e) || store_commit(s, &e))
+        _exit(2);
+    for (int i = 0; i < 3; i++) {
+        store_leased l;
+        if (store_lease(s, "w", 10, &l, &e) || l.job_id != i + 1)
+            _exit(2);
+        store_leased_release(&l);
+    }
+    if (store_finish(s, 1, 1, 1, "{\"r\":1}", NULL, 11, &e) ||
+        store_finish(s, 2, 1, 0, NULL, "bad", 11, &e) ||
+        store_checkpoint_add(s, 3, 1, 2, SHA_A, 99, 12, &e))
+        _exit(2);
+    /* Uncommitted work that must vanish. */
+    if (store_begin(s, &e) || add_job(s, grid, "uncommitted", 0, 0) == 0 ||
+        store_finish(s, 3, 1, 1, "{}", NULL, 13, &e))
+        _exit(2);
+    raise(SIGKILL);
+    _exit(3);
+}
+
+static int test_crash_durability(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s", path_in(test_tmpdir(), "store.db"));
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0)
+        crash_child(path);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+              "child status %d", status);
+
+    tfq_error e = {0};
+    store *s = store_open(path, &e);
+    CHECK_MSG(s != NULL, "%s", e.msg);
+    store_counts c;
+    CHECK_EQ_INT(store_counts_get(s, 0, &c, &e), TFQ_OK);
+    CHECK_EQ_INT(c.total, 20);
+    CHECK_EQ_INT(c.succeeded, 1);
+    CHECK_EQ_INT(c.running, 1);
+    CHECK_EQ_INT(c.ready, 18); /* 17 never leased, 1 back after a failure */
+    store_close(&s);
+    CHECK_STR(query(path, "PRAGMA integrity_check"), "ok");
+    CHECK_STR(query(path, "SELECT result FROM jobs WHERE id = 1"),
+              "{\"r\":1}");
+    CHECK_STR(query(path, "SELECT last_error FROM jobs WHERE id = 2"), "bad");
+    CHECK_STR(query(path, "SELECT sha256 FROM checkpoints"), SHA_A);
+    CHECK_STR(query(path, "SELECT COUNT(*) FROM jobs WHERE "
+                          "name = 'uncommitted'"), "0");
+    CHECK_STR(query(path, "SELECT state FROM attempts WHERE job_id = 3"),
+              "running");
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
+static const test_case cases[] = {
+    {"open_migrate", test_open_migrate},
+    {"schema_file_matches", test_schema_file_matches},
+    {"lease_order", test_lease_order},
+    {"deps_ready_blocked", test_deps_ready_blocked},
+    {"stale_result_rejected", test_stale_result_rejected},
+    {"release_requeues", test_release_requeues},
+    {"max_attempts_fail", test_max_attempts_fail},
+    {"recover_then_expire", test_recover_then_expire},
+    {"counts", test_counts},
+    {"bulk_insert_100k", test_bulk_insert_100k},
+    {"crash_durability", test_crash_durability},
+};
+
+int main(int argc, char **argv)
+{
+    return test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
+}
