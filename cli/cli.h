@@ -8,6 +8,10 @@
  * process exit status. */
 int cmd_train(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_coordinator(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 /* Parse a flag's value; on failure print "tfq CMD: --flag: bad value 'x'
  * (expected ...)" and return -1. */

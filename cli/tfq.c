@@ -11,6 +11,10 @@ static const struct {
 } s_commands[] = {
     {"train", cmd_train, "train one network by hand (one job of a grid)"},
     {"bench", cmd_bench, "measure training speed against OpenBLAS sgemm"},
+    {"coordinator", cmd_coordinator, "run the queue's daemon"},
+    {"worker", cmd_worker, "run jobs from a coordinator"},
+    {"submit", cmd_submit, "submit a file of jobs"},
+    {"status", cmd_status, "count the jobs per state"},
 };
 
 #define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
@@ -19,7 +23,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: tfq COMMAND [OPTIONS]\n\ncommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(f, "  %-8s %s\n", s_commands[i].name, s_commands[i].summary);
+        fprintf(f, "  %-12s %s\n", s_commands[i].name, s_commands[i].summary);
     fprintf(f, "\n'tfq COMMAND --help' describes a command's options.\n");
 }
 

@@ -147,7 +147,7 @@ static int test_sleep_runs(void)
     jobspec_default_sleep(&s, 200);
     volatile sig_atomic_t stop = 0;
     progress_log log = {0};
-    job_hooks h = {on_progress, &log};
+    job_hooks h = {on_progress, NULL, &log};
     tfq_error e = {0};
     double t0 = now_ms();
     CHECK(job_run_sleep(&s, 1, &h, &stop, &e) == 0);

@@ -4,8 +4,6 @@
 
 #include "../common/rng.h"
 
-/* A stop request is noticed within this long. */
-#define JOB_SLEEP_SLICE_MS 20
 
 static void sleep_ms(int64_t ms)
 {
@@ -28,10 +26,12 @@ int job_run_sleep(const job_spec *s, int attempt, const job_hooks *h,
             if (stop != NULL && *stop)
                 return tfq_error_set(e, TFQ_EINTR, "stopped after %lld ms",
                                      (long long)done);
-            int64_t slice = until - done < JOB_SLEEP_SLICE_MS
-                                ? until - done : JOB_SLEEP_SLICE_MS;
+            int64_t slice = until - done < JOB_TICK_MS
+                                ? until - done : JOB_TICK_MS;
             sleep_ms(slice);
             done += slice;
+            if (h != NULL && h->tick != NULL)
+                h->tick(h->ud);
         }
         if (h != NULL && h->progress != NULL)
             h->progress(h->ud, step, steps, 0.0, 0.0, 0.0,

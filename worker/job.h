@@ -9,11 +9,18 @@
 #include "../common/err.h"
 #include "jobspec.h"
 
+/* The longest a job runs without calling the tick hook or noticing a stop
+ * request. */
+#define JOB_TICK_MS 20
+
 typedef struct {
     /* After each epoch (sleep jobs: each tenth of their time). May be
      * NULL. */
     void (*progress)(void *ud, int epoch, int epochs, double loss,
                      double test_acc, double images_per_s, double eta_s);
+    /* Often (at least every JOB_TICK_MS while the job runs), so the worker
+     * can heartbeat and read its mail. May be NULL. */
+    void (*tick)(void *ud);
     void *ud;
 } job_hooks;
 

@@ -1,0 +1,81 @@
+#include "client.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+struct client {
+    void *ctx, *sock;
+    char endpoint[256];
+    zmq_msg_t frame;
+    proto_unpacked up;
+};
+
+client *client_new(const char *endpoint, tfq_error *e)
+{
+    client *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        tfq_error_set(e, TFQ_ENOMEM, "out of memory");
+        return NULL;
+    }
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
+    zmq_msg_init(&c->frame);
+    proto_unpacked_init(&c->up);
+    c->ctx = zmq_ctx_new();
+    c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_DEALER) : NULL;
+    int zero = 0;
+    if (c->sock == NULL ||
+        zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_connect(c->sock, endpoint) != 0) {
+        tfq_error_set(e, TFQ_EINVAL, "cannot connect to %s: %s", endpoint,
+                      zmq_strerror(errno));
+        client_destroy(&c);
+        return NULL;
+    }
+    return c;
+}
+
+void client_destroy(client **cp)
+{
+    if (cp == NULL || *cp == NULL)
+        return;
+    client *c = *cp;
+    zmq_msg_close(&c->frame);
+    proto_unpacked_release(&c->up);
+    if (c->sock)
+        zmq_close(c->sock);
+    if (c->ctx)
+        zmq_ctx_term(c->ctx);
+    free(c);
+    *cp = NULL;
+}
+
+int client_request(client *c, const proto_msg *m, proto_msg *reply,
+                   tfq_error *e)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    int rc = proto_encode(m, &b, e);
+    if (rc == 0 && zmq_send(c->sock, b.data, b.size, 0) < 0)
+        rc = tfq_error_set(e, TFQ_EIO, "send to %s: %s", c->endpoint,
+                           zmq_strerror(errno));
+    msgpack_sbuffer_destroy(&b);
+    if (rc != 0)
+        return rc;
+    zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, CLIENT_TIMEOUT_MS) <= 0)
+        return tfq_error_set(e, TFQ_EIO, "no answer from the coordinator at "
+                             "%s within %d s (is it running?)", c->endpoint,
+                             CLIENT_TIMEOUT_MS / 1000);
+    zmq_msg_close(&c->frame);
+    zmq_msg_init(&c->frame);
+    if (zmq_msg_recv(&c->frame, c->sock, 0) < 0)
+        return tfq_error_set(e, TFQ_EIO, "recv: %s", zmq_strerror(errno));
+    rc = proto_decode(zmq_msg_data(&c->frame), zmq_msg_size(&c->frame), reply,
+                      &c->up, e);
+    if (rc == 0 && reply->kind == PROTO_ERROR)
+        return tfq_error_set(e, reply->code < 0 ? reply->code : TFQ_EINVAL,
+                             "%s", reply->msg);
+    return rc;
+}

@@ -1,0 +1,23 @@
+/* One request to the coordinator from a command-line client. */
+#ifndef TFQ_CLI_CLIENT_H
+#define TFQ_CLI_CLIENT_H
+
+#include "common/proto.h"
+
+/* Where clients and workers look for the coordinator unless told. */
+#define CLIENT_DEFAULT_ENDPOINT "tcp://127.0.0.1:5555"
+
+/* A client gives up on a coordinator that has not answered in this long. */
+#define CLIENT_TIMEOUT_MS 10000
+
+typedef struct client client;
+
+client *client_new(const char *endpoint, tfq_error *e);
+void client_destroy(client **c);
+
+/* Sends m and waits for the reply (valid until the next request).  An
+ * "error" reply is returned as its code with its message in e. */
+int client_request(client *c, const proto_msg *m, proto_msg *reply,
+                   tfq_error *e);
+
+#endif

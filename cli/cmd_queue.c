@@ -1,0 +1,281 @@
+/* The queue's commands: tfq coordinator, worker, submit, status. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "client.h"
+#include "common/log.h"
+#include "coordinator/coord.h"
+#include "worker/agent.h"
+#include "worker/gemm.h"
+
+#define DEFAULT_BIND "tcp://127.0.0.1:5555"
+
+int cmd_coordinator(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"state", required_argument, 0, 's'},
+        {"bind", required_argument, 0, 'b'},
+        {"heartbeat-ms", required_argument, 0, 'h'},
+        {"help", no_argument, 0, 'H'},
+        {0, 0, 0, 0},
+    };
+    coord_config cfg = {.state_dir = NULL, .bind = DEFAULT_BIND};
+    long hb = 0;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 's': cfg.state_dir = optarg; break;
+        case 'b': cfg.bind = optarg; break;
+        case 'h':
+            if (cli_int("coordinator", "--heartbeat-ms", optarg, 10, 600000, &hb))
+                return CLI_USAGE;
+            cfg.heartbeat_ms = (int)hb;
+            break;
+        case 'H':
+            printf("usage: tfq coordinator --state DIR [--bind ADDR]\n\n"
+                   "Keeps every grid and job in DIR/tfq.db and hands jobs to "
+                   "workers.\n"
+                   "  --state DIR        state directory (created if missing)\n"
+                   "  --bind ADDR        ZeroMQ address (default %s; loopback\n"
+                   "                     unless told otherwise; port * picks "
+                   "a free one,\n"
+                   "                     written to DIR/endpoint)\n"
+                   "  --heartbeat-ms N   worker heartbeat interval (%d)\n",
+                   DEFAULT_BIND, COORD_HEARTBEAT_MS);
+            return CLI_OK;
+        default: return CLI_USAGE;
+        }
+    }
+    if (cfg.state_dir == NULL) {
+        fprintf(stderr, "tfq coordinator: --state DIR is required\n");
+        return CLI_USAGE;
+    }
+    tfq_error e = {0};
+    coord *c = coord_new(&cfg, &e);
+    if (c == NULL) {
+        fprintf(stderr, "tfq coordinator: %s\n", e.msg);
+        return CLI_FAIL;
+    }
+    coord_run(c);
+    coord_destroy(&c);
+    return CLI_OK;
+}
+
+static volatile sig_atomic_t s_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+int cmd_worker(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"connect", required_argument, 0, 'c'},
+        {"name", required_argument, 0, 'n'},
+        {"threads", required_argument, 0, 't'},
+        {"max-jobs", required_argument, 0, 'm'},
+        {"exit-when-idle", no_argument, 0, 'x'},
+        {"help", no_argument, 0, 'H'},
+        {0, 0, 0, 0},
+    };
+    agent_config cfg = {.connect = CLIENT_DEFAULT_ENDPOINT, .threads = 1};
+    long v;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': cfg.connect = optarg; break;
+        case 'n': cfg.name = optarg; break;
+        case 't':
+            if (cli_int("worker", "--threads", optarg, 1, 256, &v))
+                return CLI_USAGE;
+            cfg.threads = (int)v;
+            break;
+        case 'm':
+            if (cli_int("worker", "--max-jobs", optarg, 1, 1L << 30, &v))
+                return CLI_USAGE;
+            cfg.max_jobs = (int)v;
+            break;
+        case 'x': cfg.exit_when_idle = 1; break;
+        case 'H':
+            printf("usage: tfq worker [--connect ADDR] [OPTIONS]\n\n"
+                   "Asks the coordinator for jobs and runs them; stateless.\n"
+                   "  --connect ADDR    coordinator (default %s)\n"
+                   "  --name NAME       worker name (default host-pid)\n"
+                   "  --threads N       training threads (1)\n"
+                   "  --max-jobs N      exit after N jobs\n"
+                   "  --exit-when-idle  exit when no job is ready (batch "
+                   "schedulers)\n"
+                   "SIGTERM/SIGINT: the job in hand is handed back, then the "
+                   "worker exits.\n", CLIENT_DEFAULT_ENDPOINT);
+            return CLI_OK;
+        default: return CLI_USAGE;
+        }
+    }
+    gemm_set_threads(cfg.threads);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    tfq_error e = {0};
+    int rc = agent_run(&cfg, &s_stop, &e);
+    if (rc == TFQ_EINTR)
+        return CLI_INTERRUPTED;
+    if (rc != 0) {
+        fprintf(stderr, "tfq worker: %s\n", e.msg);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+static char *read_file(const char *path, tfq_error *e)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        tfq_error_set(e, TFQ_ENOENT, "%s: cannot open", path);
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+        if (n + 1 == cap) {
+            if (cap >= PROTO_MAX_TEXT_BYTES) {
+                tfq_error_set(e, TFQ_ERANGE, "%s: larger than %u bytes",
+                              path, PROTO_MAX_TEXT_BYTES);
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf != NULL)
+        buf[n] = '\0';
+    else if (e && e->code == 0)
+        tfq_error_set(e, TFQ_ENOMEM, "out of memory");
+    return buf;
+}
+
+int cmd_submit(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"connect", required_argument, 0, 'c'},
+        {"grid", required_argument, 0, 'g'},
+        {"help", no_argument, 0, 'H'},
+        {0, 0, 0, 0},
+    };
+    const char *connect = CLIENT_DEFAULT_ENDPOINT, *grid = NULL;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': connect = optarg; break;
+        case 'g': grid = optarg; break;
+        case 'H':
+            printf("usage: tfq submit FILE [--grid NAME] [--connect ADDR]\n\n"
+                   "Submits the jobs of FILE (jobs separated by '---' lines, "
+                   "each with\n'name = ...', optional 'after = a, b' and "
+                   "its job settings).\n");
+            return CLI_OK;
+        default: return CLI_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "tfq submit: expected one FILE\n");
+        return CLI_USAGE;
+    }
+    const char *path = argv[optind];
+    if (grid == NULL) {
+        const char *slash = strrchr(path, '/');
+        grid = slash ? slash + 1 : path;
+    }
+    tfq_error e = {0};
+    char *text = read_file(path, &e);
+    client *c = text ? client_new(connect, &e) : NULL;
+    int status = CLI_FAIL;
+    if (c != NULL) {
+        proto_msg m, r;
+        proto_msg_init(&m, PROTO_SUBMIT);
+        m.grid = grid;
+        m.spec = text;
+        if (client_request(c, &m, &r, &e) == 0) {
+            printf("grid '%s' (id %lld): %lld jobs added, %lld reused\n",
+                   grid, (long long)r.grid_id, (long long)r.added,
+                   (long long)r.reused);
+            status = CLI_OK;
+        }
+    }
+    if (status != CLI_OK)
+        fprintf(stderr, "tfq submit: %s: %s\n", path, e.msg);
+    client_destroy(&c);
+    free(text);
+    return status;
+}
+
+int cmd_status(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"connect", required_argument, 0, 'c'},
+        {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'H'},
+        {0, 0, 0, 0},
+    };
+    const char *connect = CLIENT_DEFAULT_ENDPOINT;
+    int json = 0, o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': connect = optarg; break;
+        case 'j': json = 1; break;
+        case 'H':
+            printf("usage: tfq status [--connect ADDR] [--json]\n\n"
+                   "Counts of jobs per state.\n");
+            return CLI_OK;
+        default: return CLI_USAGE;
+        }
+    }
+    tfq_error e = {0};
+    client *c = client_new(connect, &e);
+    int status = CLI_FAIL;
+    if (c != NULL) {
+        proto_msg m, r;
+        proto_msg_init(&m, PROTO_STATUS);
+        if (client_request(c, &m, &r, &e) == 0) {
+            int64_t total = r.queued + r.running + r.done + r.failed;
+            if (json)
+                printf("{\"queued\": %lld, \"running\": %lld, \"done\": %lld, "
+                       "\"failed\": %lld, \"total\": %lld}\n",
+                       (long long)r.queued, (long long)r.running,
+                       (long long)r.done, (long long)r.failed,
+                       (long long)total);
+            else
+                printf("%lld jobs: %lld queued, %lld running, %lld done, "
+                       "%lld failed\n", (long long)total, (long long)r.queued,
+                       (long long)r.running, (long long)r.done,
+                       (long long)r.failed);
+            status = CLI_OK;
+        }
+    }
+    if (status != CLI_OK)
+        fprintf(stderr, "tfq status: %s\n", e.msg);
+    client_destroy(&c);
+    return status;
+}

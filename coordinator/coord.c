@@ -1,0 +1,493 @@
+#define _GNU_SOURCE
+#include "coord.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <uv.h>
+#include <zmq.h>
+
+#include "common/log.h"
+#include "common/proto.h"
+#include "jobfile.h"
+#include "store.h"
+
+/* A worker told "no job" asks again after this long. */
+#define COORD_RETRY_MS 200
+
+struct coord {
+    coord_config cfg;
+    store *st;
+    void *zctx;
+    void *sock;
+    uv_loop_t loop;
+    uv_poll_t poll;
+    uv_timer_t timer;
+    uv_signal_t sigint, sigterm;
+    proto_unpacked up;
+    char endpoint[256];
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+typedef struct {
+    const void *data; /* the peer's routing id */
+    size_t bytes;
+    char name[PROTO_MAX_NAME_BYTES]; /* printable form, for logs and store */
+} peer;
+
+static void send_frame(coord *c, const peer *p, const msgpack_sbuffer *b)
+{
+    /* ROUTER drops a reply to a peer that has gone: nothing to undo. */
+    if (zmq_send(c->sock, p->data, p->bytes, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(c->sock, b->data, b->size, ZMQ_DONTWAIT) < 0)
+        log_warn("reply to %s not sent: %s", p->name, zmq_strerror(errno));
+}
+
+static void reply(coord *c, const peer *p, const proto_msg *m)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    tfq_error e = {0};
+    if (proto_encode(m, &b, &e) == 0)
+        send_frame(c, p, &b);
+    else
+        log_error("cannot encode %s for %s: %s", proto_kind_name(m->kind),
+                  p->name, e.msg);
+    msgpack_sbuffer_destroy(&b);
+}
+
+static void reply_error(coord *c, const peer *p, int code, const char *msg,
+                        proto_kind re)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    if (proto_error_reply(code, msg, re, &b) == 0)
+        send_frame(c, p, &b);
+    msgpack_sbuffer_destroy(&b);
+}
+
+static void reply_kind(coord *c, const peer *p, proto_kind k)
+{
+    proto_msg m;
+    proto_msg_init(&m, k);
+    reply(c, p, &m);
+}
+
+/* ---- handlers ----------------------------------------------------------- */
+
+static void on_hello(coord *c, const peer *p, const proto_msg *m)
+{
+    tfq_error e = {0};
+    if (store_worker_seen(c->st, p->name, m->worker, 0, m->threads, now_ms(),
+                          &e) != 0)
+        log_error("worker %s: %s", p->name, e.msg);
+    log_info("worker %s (%s, %d threads) joined", p->name, m->worker,
+             m->threads);
+    proto_msg r;
+    proto_msg_init(&r, PROTO_WELCOME);
+    r.heartbeat_ms = c->cfg.heartbeat_ms;
+    reply(c, p, &r);
+}
+
+static void on_ready(coord *c, const peer *p)
+{
+    store_leased l;
+    memset(&l, 0, sizeof l);
+    tfq_error e = {0};
+    proto_msg r;
+    if (store_lease(c->st, p->name, now_ms(), &l, &e) != 0) {
+        reply_error(c, p, e.code, e.msg, PROTO_READY);
+        return;
+    }
+    if (l.job_id == 0) {
+        proto_msg_init(&r, PROTO_NO_JOB);
+        r.retry_ms = COORD_RETRY_MS;
+        reply(c, p, &r);
+        return;
+    }
+    proto_msg_init(&r, PROTO_JOB);
+    r.job = l.job_id;
+    r.attempt = l.attempt;
+    r.spec = l.spec;
+    if (l.resume_sha256[0])
+        memcpy(r.sha256, l.resume_sha256, sizeof r.sha256);
+    log_info("job %lld (%s) attempt %d -> %s", (long long)l.job_id, l.name,
+             l.attempt, p->name);
+    reply(c, p, &r);
+    store_leased_release(&l);
+}
+
+/* Heartbeat and progress: ack a live attempt, cancel a stale one. */
+static void on_alive(coord *c, const peer *p, const proto_msg *m)
+{
+    tfq_error e = {0};
+    int rc = store_heartbeat(c->st, m->job, m->attempt, now_ms(), &e);
+    if (rc == 0 && m->kind == PROTO_PROGRESS)
+        rc = store_metric_add(c->st, m->job, m->attempt, m->epoch, m->loss,
+                              m->test_acc, m->images_per_s, &e);
+    if (rc == TFQ_EMISMATCH) {
+        proto_msg r;
+        proto_msg_init(&r, PROTO_CANCEL);
+        r.job = m->job;
+        r.attempt = m->attempt;
+        reply(c, p, &r);
+        return;
+    }
+    if (rc != 0) {
+        reply_error(c, p, rc, e.msg, m->kind);
+        return;
+    }
+    reply_kind(c, p, PROTO_ACK);
+}
+
+static void on_result(coord *c, const peer *p, const proto_msg *m)
+{
+    tfq_error e = {0};
+    int rc = m->kind == PROTO_RESULT
+                 ? store_finish(c->st, m->job, m->attempt, m->ok, m->result,
+                                m->error, now_ms(), &e)
+                 : store_release(c->st, m->job, m->attempt, now_ms(), &e);
+    if (rc != 0) {
+        log_warn("%s of job %lld attempt %d from %s refused: %s",
+                 proto_kind_name(m->kind), (long long)m->job, m->attempt,
+                 p->name, e.msg);
+        reply_error(c, p, rc, e.msg, m->kind);
+        return;
+    }
+    log_info("job %lld attempt %d %s (%s)", (long long)m->job, m->attempt,
+             m->kind == PROTO_RELEASE ? "handed back" : m->ok ? "succeeded"
+                                                                 : "failed",
+             p->name);
+    reply_kind(c, p, PROTO_ACK);
+}
+
+/* Adds a parsed job file as grid `name` in one transaction. */
+static int add_grid(coord *c, const char *name, const char *text,
+                    const jobfile *f, int64_t *grid_id, tfq_error *e)
+{
+    int64_t now = now_ms();
+    int64_t *ids = calloc((size_t)f->njobs, sizeof *ids);
+    if (ids == NULL)
+        return tfq_error_set(e, TFQ_ENOMEM, "out of memory");
+    int rc = store_begin(c->st, e);
+    if (rc == 0)
+        rc = store_grid_add(c->st, name, text, grid_id, now, e);
+    for (int i = 0; rc == 0 && i < f->njobs; i++) {
+        const jobfile_job *j = &f->jobs[i];
+        store_job sj = {
+            .grid_id = *grid_id,
+            .name = j->name,
+            .kind = j->spec.kind == JOB_SLEEP ? "sleep" : "train",
+            .spec = j->text,
+            .identity = j->identity,
+            .priority = j->depth,
+            .seed = (int64_t)j->spec.seed,
+        };
+        rc = store_job_add(c->st, &sj, &ids[i], now, e);
+    }
+    for (int i = 0; rc == 0 && i < f->njobs; i++)
+        for (int a = 0; rc == 0 && a < f->jobs[i].nafter; a++)
+            rc = store_dep_add(c->st, ids[i], ids[f->jobs[i].after[a]], e);
+    if (rc == 0)
+        rc = store_refresh_ready(c->st, now, e);
+    if (rc == 0)
+        rc = store_commit(c->st, e);
+    else
+        store_rollback(c->st);
+    free(ids);
+    return rc;
+}
+
+static void on_submit(coord *c, const peer *p, const proto_msg *m)
+{
+    jobfile f;
+    tfq_error e = {0};
+    int64_t grid_id = 0;
+    int rc = jobfile_parse(m->spec, &f, &e);
+    if (rc == 0)
+        rc = add_grid(c, m->grid, m->spec, &f, &grid_id, &e);
+    if (rc != 0) {
+        reply_error(c, p, rc, e.msg, PROTO_SUBMIT);
+        if (f.jobs != NULL)
+            jobfile_release(&f);
+        return;
+    }
+    log_info("grid '%s' submitted: %d jobs", m->grid, f.njobs);
+    proto_msg r;
+    proto_msg_init(&r, PROTO_SUBMITTED);
+    r.grid_id = grid_id;
+    r.added = f.njobs;
+    reply(c, p, &r);
+    jobfile_release(&f);
+}
+
+static void on_status(coord *c, const peer *p, const proto_msg *m)
+{
+    store_counts n;
+    tfq_error e = {0};
+    if (store_counts_get(c->st, 0, &n, &e) != 0) {
+        reply_error(c, p, e.code, e.msg, PROTO_STATUS);
+        return;
+    }
+    proto_msg r;
+    proto_msg_init(&r, PROTO_STATUS_REPLY);
+    r.grid = m->grid;
+    r.queued = n.pending + n.ready;
+    r.running = n.running;
+    r.done = n.succeeded;
+    r.failed = n.failed + n.blocked + n.cancelled;
+    reply(c, p, &r);
+}
+
+static void handle(coord *c, const peer *p, const void *frame, size_t bytes)
+{
+    proto_msg m;
+    tfq_error e = {0};
+    int rc = proto_decode(frame, bytes, &m, &c->up, &e);
+    if (rc != 0) {
+        log_warn("bad message from %s: %s", p->name, e.msg);
+        reply_error(c, p, rc, e.msg, PROTO_KIND_NONE);
+        return;
+    }
+    switch (m.kind) {
+    case PROTO_HELLO:
+        on_hello(c, p, &m);
+        break;
+    case PROTO_READY:
+        on_ready(c, p);
+        break;
+    case PROTO_HEARTBEAT:
+    case PROTO_PROGRESS:
+        on_alive(c, p, &m);
+        break;
+    case PROTO_RESULT:
+    case PROTO_RELEASE:
+        on_result(c, p, &m);
+        break;
+    case PROTO_SUBMIT:
+        on_submit(c, p, &m);
+        break;
+    case PROTO_STATUS:
+        on_status(c, p, &m);
+        break;
+    case PROTO_BYE:
+        reply_kind(c, p, PROTO_ACK);
+        break;
+    default: {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the coordinator does not serve '%s'",
+                 proto_kind_name(m.kind));
+        reply_error(c, p, TFQ_EINVAL, msg, m.kind);
+    }
+    }
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+static void peer_of(peer *p, const void *data, size_t bytes)
+{
+    p->data = data;
+    p->bytes = bytes;
+    size_t n = 0;
+    const unsigned char *d = data;
+    int printable = bytes > 0 && bytes < sizeof p->name;
+    for (size_t i = 0; i < bytes && printable; i++)
+        printable = d[i] >= 0x21 && d[i] < 0x7f;
+    if (printable) {
+        memcpy(p->name, d, bytes);
+        p->name[bytes] = '\0';
+        return;
+    }
+    for (size_t i = 0; i < bytes && n + 3 < sizeof p->name; i++)
+        n += (size_t)snprintf(p->name + n, sizeof p->name - n, "%02x", d[i]);
+    p->name[n] = '\0';
+}
+
+/* Reads every message waiting.  ZMQ_FD only signals edges, so the loop
+ * runs until ZMQ_EVENTS says nothing is left. */
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    coord *c = h->data;
+    for (;;) {
+        uint32_t ev = 0;
+        size_t sz = sizeof ev;
+        if (zmq_getsockopt(c->sock, ZMQ_EVENTS, &ev, &sz) != 0 ||
+            !(ev & ZMQ_POLLIN))
+            return;
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&id, c->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&id);
+            zmq_msg_close(&body);
+            return;
+        }
+        peer p;
+        peer_of(&p, zmq_msg_data(&id), zmq_msg_size(&id));
+        int frames = 0, more = zmq_msg_more(&id);
+        while (more) {
+            zmq_msg_close(&body);
+            zmq_msg_init(&body);
+            if (zmq_msg_recv(&body, c->sock, ZMQ_DONTWAIT) < 0)
+                break;
+            frames++;
+            more = zmq_msg_more(&body);
+        }
+        if (frames == 1)
+            handle(c, &p, zmq_msg_data(&body), zmq_msg_size(&body));
+        else
+            reply_error(c, &p, TFQ_EFORMAT,
+                        "a message is exactly one frame", PROTO_KIND_NONE);
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    coord *c = t->data;
+    int requeued = 0;
+    tfq_error e = {0};
+    int64_t liveness_ms = (int64_t)c->cfg.heartbeat_ms * c->cfg.liveness;
+    if (store_expire(c->st, now_ms(), liveness_ms, &requeued, &e) != 0)
+        log_error("lease check: %s", e.msg);
+    else if (requeued > 0)
+        log_warn("%d attempt%s lost (no heartbeat for %lld ms): requeued",
+                 requeued, requeued == 1 ? "" : "s", (long long)liveness_ms);
+    on_readable(&c->poll, 0, 0); /* a send may have left input pending */
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    coord *c = s->data;
+    log_info("signal %d: stopping", signum);
+    coord_stop(c);
+}
+
+coord *coord_new(const coord_config *cfg, tfq_error *e)
+{
+    coord *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        tfq_error_set(e, TFQ_ENOMEM, "out of memory");
+        return NULL;
+    }
+    c->cfg = *cfg;
+    if (c->cfg.heartbeat_ms <= 0)
+        c->cfg.heartbeat_ms = COORD_HEARTBEAT_MS;
+    if (c->cfg.liveness <= 0)
+        c->cfg.liveness = COORD_LIVENESS;
+    proto_unpacked_init(&c->up);
+    if (mkdir(cfg->state_dir, 0755) != 0 && errno != EEXIST) {
+        tfq_error_set(e, TFQ_EIO, "%s: %s", cfg->state_dir, strerror(errno));
+        goto fail;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tfq.db", cfg->state_dir);
+    c->st = store_open(path, e);
+    if (c->st == NULL)
+        goto fail;
+    if (store_recover(c->st, now_ms(), e) != 0)
+        goto fail;
+    c->zctx = zmq_ctx_new();
+    c->sock = c->zctx ? zmq_socket(c->zctx, ZMQ_ROUTER) : NULL;
+    if (c->sock == NULL) {
+        tfq_error_set(e, TFQ_EIO, "zmq: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    int maxmsg = (int)PROTO_MAX_FRAME_BYTES + 1024, zero = 0;
+    int64_t maxsize = maxmsg;
+    zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxsize, sizeof maxsize);
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_bind(c->sock, cfg->bind) != 0) {
+        tfq_error_set(e, TFQ_EIO, "cannot bind %s: %s", cfg->bind,
+                      zmq_strerror(errno));
+        goto fail;
+    }
+    size_t elen = sizeof c->endpoint;
+    zmq_getsockopt(c->sock, ZMQ_LAST_ENDPOINT, c->endpoint, &elen);
+    /* Tell scripts and tests where we listen (an ephemeral port included). */
+    snprintf(path, sizeof path, "%s/endpoint", cfg->state_dir);
+    FILE *f = fopen(path, "w");
+    if (f != NULL) {
+        fprintf(f, "%s\n", c->endpoint);
+        fclose(f);
+    }
+    int fd;
+    size_t fdlen = sizeof fd;
+    zmq_getsockopt(c->sock, ZMQ_FD, &fd, &fdlen);
+    uv_loop_init(&c->loop);
+    uv_poll_init(&c->loop, &c->poll, fd);
+    c->poll.data = c;
+    uv_poll_start(&c->poll, UV_READABLE, on_readable);
+    uv_timer_init(&c->loop, &c->timer);
+    c->timer.data = c;
+    uv_timer_start(&c->timer, on_timer, (uint64_t)c->cfg.heartbeat_ms,
+                   (uint64_t)c->cfg.heartbeat_ms);
+    uv_signal_init(&c->loop, &c->sigint);
+    uv_signal_init(&c->loop, &c->sigterm);
+    c->sigint.data = c->sigterm.data = c;
+    uv_signal_start(&c->sigint, on_signal, SIGINT);
+    uv_signal_start(&c->sigterm, on_signal, SIGTERM);
+    log_info("coordinator listening on %s, state in %s", c->endpoint,
+             cfg->state_dir);
+    return c;
+fail:
+    if (c->sock)
+        zmq_close(c->sock);
+    if (c->zctx)
+        zmq_ctx_term(c->zctx);
+    store_close(&c->st);
+    proto_unpacked_release(&c->up);
+    free(c);
+    return NULL;
+}
+
+int coord_run(coord *c)
+{
+    on_readable(&c->poll, 0, 0); /* anything that arrived before the loop */
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+static void close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void coord_stop(coord *c)
+{
+    uv_handle_t *hs[] = {(uv_handle_t *)&c->poll, (uv_handle_t *)&c->timer,
+                         (uv_handle_t *)&c->sigint, (uv_handle_t *)&c->sigterm};
+    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
+        if (!uv_is_closing(hs[i]))
+            uv_close(hs[i], close_cb);
+}
+
+void coord_destroy(coord **cp)
+{
+    if (cp == NULL || *cp == NULL)
+        return;
+    coord *c = *cp;
+    coord_stop(c);
+    uv_run(&c->loop, UV_RUN_DEFAULT); /* let the close callbacks run */
+    uv_loop_close(&c->loop);
+    zmq_close(c->sock);
+    zmq_ctx_term(c->zctx);
+    store_close(&c->st);
+    proto_unpacked_release(&c->up);
+    free(c);
+    *cp = NULL;
+}

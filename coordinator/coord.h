@@ -1,0 +1,40 @@
+/* The coordinator: a daemon on a libuv loop that keeps every grid, job and
+ * attempt in the store (SQLite, the only writer) and serves workers and
+ * clients over one ZeroMQ ROUTER socket (schema/PROTOCOL.md).  The socket
+ * is watched through its file descriptor, so one thread serves everyone; a
+ * malformed message gets an error reply and nothing else changes. */
+#ifndef TFQ_COORDINATOR_COORD_H
+#define TFQ_COORDINATOR_COORD_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+
+/* Heartbeats: a worker sends one every COORD_HEARTBEAT_MS while it holds a
+ * job; one silent for COORD_LIVENESS heartbeats loses its lease.  3-5 is
+ * the usual liveness (the ZeroMQ guide's Paranoid Pirate uses 3): long
+ * enough to ride out a busy worker, short enough to requeue promptly. */
+#define COORD_HEARTBEAT_MS 1000
+#define COORD_LIVENESS 4
+
+typedef struct {
+    const char *state_dir; /* holds tfq.db */
+    const char *bind;      /* e.g. tcp://127.0.0.1:5555 */
+    int heartbeat_ms;      /* 0: COORD_HEARTBEAT_MS */
+    int liveness;          /* 0: COORD_LIVENESS */
+} coord_config;
+
+typedef struct coord coord;
+
+/* Opens the store (applying migrations, reconciling attempts left running
+ * by a previous coordinator), binds the socket.  NULL with e set when the
+ * state directory, the database or the address is unusable. */
+coord *coord_new(const coord_config *cfg, tfq_error *e);
+
+/* Serves until SIGINT or SIGTERM (or coord_stop); returns 0. */
+int coord_run(coord *c);
+
+void coord_stop(coord *c);
+void coord_destroy(coord **c);
+
+#endif

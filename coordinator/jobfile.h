@@ -1,0 +1,43 @@
+/* The job file `tfq submit` takes until grid files exist: jobs separated by
+ * lines of "---", each a job spec (worker/jobspec.h) plus two keys of its
+ * own:
+ *
+ *   name = baseA            # required, unique in the file
+ *   after = base1, base2    # optional: jobs that must succeed first
+ *   kind = sleep
+ *   sleep_ms = 200
+ *   ---
+ *   name = ...
+ *
+ * Errors name the line of the file. */
+#ifndef TFQ_COORDINATOR_JOBFILE_H
+#define TFQ_COORDINATOR_JOBFILE_H
+
+#include "common/err.h"
+#include "worker/jobspec.h"
+
+#define JOBFILE_NAME_BYTES 128
+#define JOBFILE_MAX_AFTER 16
+
+typedef struct {
+    char name[JOBFILE_NAME_BYTES];
+    int after[JOBFILE_MAX_AFTER]; /* indexes of earlier-or-later jobs */
+    int nafter;
+    int depth;                     /* longest chain of jobs waiting on it */
+    job_spec spec;
+    char text[JOBSPEC_TEXT_BYTES]; /* canonical spec text */
+    char identity[HASH_HEX_BYTES];
+} jobfile_job;
+
+typedef struct {
+    jobfile_job *jobs;
+    int njobs;
+} jobfile;
+
+/* Parses text into f (owned; jobfile_release frees it).  Checks names,
+ * references and that dependencies form no cycle; computes each job's
+ * depth so the queue can run the critical path first. */
+int jobfile_parse(const char *text, jobfile *f, tfq_error *e);
+void jobfile_release(jobfile *f);
+
+#endif

@@ -1,0 +1,131 @@
+#!/bin/bash
+# The queue end to end: the real tfq coordinator and workers as processes on
+# loopback, a real SQLite file, real signals.  Usage: test_queue.sh TFQ CASE
+set -u
+TFQ="$1"
+CASE="$2"
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/tfq-queue-XXXXXX")
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $CASE: $*" >&2; for f in "$DIR"/*.log; do echo "--- $f" >&2; tail -20 "$f" >&2; done; exit 1; }
+q() { sqlite3 "$DIR/st/tfq.db" "$1"; }
+
+# start_coord [BIND]: starts the coordinator; sets EP and COORD.
+start_coord() {
+    local bind="${1:-tcp://127.0.0.1:*}"
+    rm -f "$DIR/st/endpoint"
+    "$TFQ" coordinator --state "$DIR/st" --bind "$bind" --heartbeat-ms 100 \
+        2>>"$DIR/coord.log" &
+    COORD=$!
+    PIDS+=("$COORD")
+    for _ in $(seq 100); do
+        [ -s "$DIR/st/endpoint" ] && break
+        sleep 0.05
+    done
+    [ -s "$DIR/st/endpoint" ] || fail "coordinator did not start"
+    EP=$(cat "$DIR/st/endpoint")
+}
+
+# start_worker NAME [ARGS...]: sets WPID.
+start_worker() {
+    local name="$1"
+    shift
+    "$TFQ" worker --connect "$EP" --name "$name" "$@" 2>>"$DIR/$name.log" &
+    WPID=$!
+    PIDS+=("$WPID")
+}
+
+# wait_done N SECONDS: until N jobs are done.
+wait_done() {
+    for _ in $(seq $(($2 * 10))); do
+        [ "$(q "select count(*) from jobs where state='succeeded'")" = "$1" ] && return 0
+        sleep 0.1
+    done
+    fail "not $1 jobs done after $2 s: $("$TFQ" status --connect "$EP")"
+}
+
+# Every job succeeded exactly once, and none started before the jobs it
+# waits on had succeeded.
+check_once() {
+    local n
+    n=$(q "select count(*) from jobs where state != 'succeeded'")
+    [ "$n" = 0 ] || fail "$n jobs not succeeded"
+    n=$(q "select count(*) from (select job_id from attempts where state='succeeded' group by job_id having count(*) != 1)")
+    [ "$n" = 0 ] || fail "$n jobs with other than one successful attempt"
+    n=$(q "select count(*) from jobs j where not exists (select 1 from attempts a where a.job_id = j.id and a.state = 'succeeded')")
+    [ "$n" = 0 ] || fail "$n jobs without a successful attempt"
+    n=$(q "select count(*) from deps d join attempts a on a.job_id = d.job_id join attempts b on b.job_id = d.depends_on and b.state = 'succeeded' where a.started_ms < b.finished_ms")
+    [ "$n" = 0 ] || fail "$n attempts started before their dependency succeeded"
+}
+
+# grid FILE: a base job, six that wait on it, one that waits on two of them.
+grid() {
+    {
+        printf 'name = base\nkind = sleep\nsleep_ms = %s\n' "$1"
+        for i in 1 2 3 4 5 6; do
+            printf -- '---\nname = t%d\nafter = base\nkind = sleep\nsleep_ms = %s\nseed = %d\n' "$i" "$1" "$i"
+        done
+        printf -- '---\nname = leaf\nafter = t1, t2\nkind = sleep\nsleep_ms = %s\n' "$1"
+    } >"$DIR/grid.txt"
+}
+
+case "$CASE" in
+two_workers)
+    start_coord
+    grid 150
+    "$TFQ" submit "$DIR/grid.txt" --connect "$EP" >/dev/null || fail "submit"
+    start_worker w1 --exit-when-idle
+    W1=$WPID
+    start_worker w2 --exit-when-idle
+    W2=$WPID
+    wait "$W1" || fail "worker 1 exited $?"
+    wait "$W2" || fail "worker 2 exited $?"
+    check_once
+    [ "$(q "select count(distinct worker) from attempts")" = 2 ] || fail "one worker did everything"
+    "$TFQ" status --connect "$EP" --json | grep -q '"done": 8' || fail "status"
+    ;;
+kill_worker)
+    start_coord
+    printf 'name = long\nkind = sleep\nsleep_ms = 3000\n---\nname = short\nkind = sleep\nsleep_ms = 100\n' >"$DIR/grid.txt"
+    "$TFQ" submit "$DIR/grid.txt" --connect "$EP" >/dev/null || fail "submit"
+    start_worker victim --max-jobs 1
+    VICTIM=$WPID
+    for _ in $(seq 50); do
+        [ "$(q "select count(*) from attempts where worker='victim' and state='running'")" = 1 ] && break
+        sleep 0.1
+    done
+    kill -9 "$VICTIM"
+    start_worker rescuer --exit-when-idle
+    wait "$WPID" || fail "rescuer exited $?"
+    check_once
+    [ "$(q "select count(*) from attempts where worker='victim' and state='lost'")" = 1 ] || fail "the killed worker's attempt is not marked lost"
+    [ "$(q "select count(*) from attempts where worker='rescuer' and state='succeeded'")" = 2 ] || fail "rescuer did not finish both jobs"
+    ;;
+kill_coordinator)
+    start_coord
+    grid 400
+    "$TFQ" submit "$DIR/grid.txt" --connect "$EP" >/dev/null || fail "submit"
+    FIXED="$EP"
+    start_worker w1 --exit-when-idle
+    W1=$WPID
+    start_worker w2 --exit-when-idle
+    W2=$WPID
+    sleep 0.6
+    kill -9 "$COORD"
+    sleep 0.5
+    start_coord "$FIXED"
+    wait "$W1" || fail "worker 1 exited $?"
+    wait "$W2" || fail "worker 2 exited $?"
+    check_once
+    ;;
+*)
+    echo "unknown case $CASE" >&2
+    exit 2
+    ;;
+esac
+echo "PASS: $CASE"

@@ -1,0 +1,317 @@
+#define _GNU_SOURCE
+#include "agent.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "../common/log.h"
+#include "../common/proto.h"
+#include "job.h"
+#include "jobspec.h"
+
+/* Hellos tried before giving up on a coordinator that never answers. */
+#define AGENT_HELLO_TRIES 20
+
+typedef struct {
+    const agent_config *cfg;
+    char name[PROTO_MAX_NAME_BYTES];
+    void *ctx, *sock;
+    int pending;      /* requests sent whose reply has not come yet */
+    int heartbeat_ms; /* from the welcome */
+    proto_unpacked up;
+    volatile sig_atomic_t *stop;
+    /* the job in hand */
+    int64_t job;
+    int attempt;
+    int64_t last_beat_ms;
+    volatile sig_atomic_t job_stop; /* cancel, or the process stop */
+} agent;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void agent_close(agent *a)
+{
+    if (a->sock != NULL)
+        zmq_close(a->sock);
+    a->sock = NULL;
+    a->pending = 0;
+}
+
+static int agent_open(agent *a, tfq_error *e)
+{
+    agent_close(a);
+    a->sock = zmq_socket(a->ctx, ZMQ_DEALER);
+    if (a->sock == NULL)
+        return tfq_error_set(e, TFQ_EIO, "zmq: %s", zmq_strerror(errno));
+    int zero = 0;
+    zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(a->sock, ZMQ_ROUTING_ID, a->name, strlen(a->name));
+    if (zmq_connect(a->sock, a->cfg->connect) != 0)
+        return tfq_error_set(e, TFQ_EINVAL, "cannot connect to %s: %s",
+                             a->cfg->connect, zmq_strerror(errno));
+    return 0;
+}
+
+static int agent_send(agent *a, const proto_msg *m, tfq_error *e)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    int rc = proto_encode(m, &b, e);
+    if (rc == 0 && zmq_send(a->sock, b.data, b.size, 0) < 0)
+        rc = tfq_error_set(e, TFQ_EIO, "send: %s", zmq_strerror(errno));
+    if (rc == 0)
+        a->pending++;
+    msgpack_sbuffer_destroy(&b);
+    return rc;
+}
+
+/* Receives one reply within timeout_ms into m (pointers valid until the
+ * next receive).  TFQ_EIO on timeout. */
+static int agent_recv(agent *a, proto_msg *m, int timeout_ms, zmq_msg_t *frame,
+                      tfq_error *e)
+{
+    zmq_pollitem_t item = {a->sock, 0, ZMQ_POLLIN, 0};
+    int n = zmq_poll(&item, 1, timeout_ms);
+    if (n <= 0)
+        return tfq_error_set(e, TFQ_EIO, "no reply from %s within %d ms",
+                             a->cfg->connect, timeout_ms);
+    zmq_msg_close(frame);
+    zmq_msg_init(frame);
+    if (zmq_msg_recv(frame, a->sock, 0) < 0)
+        return tfq_error_set(e, TFQ_EIO, "recv: %s", zmq_strerror(errno));
+    if (a->pending > 0)
+        a->pending--;
+    return proto_decode(zmq_msg_data(frame), zmq_msg_size(frame), m, &a->up,
+                        e);
+}
+
+/* Handles replies that arrived while a job runs: acks, and cancels. */
+static void drain(agent *a, zmq_msg_t *frame)
+{
+    proto_msg m;
+    tfq_error e = {0};
+    while (a->pending > 0 && agent_recv(a, &m, 0, frame, &e) == 0)
+        if (m.kind == PROTO_CANCEL && m.job == a->job &&
+            m.attempt == a->attempt) {
+            log_warn("job %lld attempt %d cancelled by the coordinator",
+                     (long long)a->job, a->attempt);
+            a->job_stop = 1;
+        }
+}
+
+/* Sends m and waits for the reply to it, skipping replies to earlier
+ * messages (replies come in order). */
+static int request(agent *a, const proto_msg *m, proto_msg *reply,
+                   zmq_msg_t *frame, tfq_error *e)
+{
+    int rc = agent_send(a, m, e);
+    while (rc == 0) {
+        rc = agent_recv(a, reply, AGENT_REPLY_TIMEOUT_MS, frame, e);
+        if (rc == 0 && a->pending == 0)
+            return 0;
+    }
+    return rc;
+}
+
+static int hello(agent *a, zmq_msg_t *frame, tfq_error *e)
+{
+    int backoff = AGENT_BACKOFF_MIN_MS;
+    for (int tries = 0; tries < AGENT_HELLO_TRIES; tries++) {
+        if (*a->stop)
+            return tfq_error_set(e, TFQ_EINTR, "stopped");
+        int rc = agent_open(a, e);
+        if (rc != 0)
+            return rc;
+        proto_msg m, r;
+        proto_msg_init(&m, PROTO_HELLO);
+        m.worker = a->name;
+        m.threads = a->cfg->threads > 0 ? a->cfg->threads : 1;
+        rc = request(a, &m, &r, frame, e);
+        if (rc == 0 && r.kind == PROTO_WELCOME) {
+            a->heartbeat_ms = r.heartbeat_ms > 0 ? r.heartbeat_ms : 1000;
+            log_info("worker %s connected to %s", a->name, a->cfg->connect);
+            return 0;
+        }
+        log_warn("hello to %s: %s; retrying in %d ms", a->cfg->connect,
+                 rc ? e->msg : "unexpected reply", backoff);
+        usleep((useconds_t)backoff * 1000);
+        backoff = backoff * 2 > AGENT_BACKOFF_MAX_MS ? AGENT_BACKOFF_MAX_MS
+                                                    : backoff * 2;
+    }
+    return tfq_error_set(e, TFQ_EIO, "coordinator %s did not answer %d "
+                         "hellos", a->cfg->connect, AGENT_HELLO_TRIES);
+}
+
+typedef struct {
+    agent *a;
+    zmq_msg_t *frame;
+} hook_ctx;
+
+static void on_progress(void *ud, int epoch, int epochs, double loss,
+                        double test_acc, double images_per_s, double eta_s)
+{
+    (void)epochs;
+    hook_ctx *h = ud;
+    agent *a = h->a;
+    if (*a->stop)
+        a->job_stop = 1;
+    proto_msg m;
+    proto_msg_init(&m, PROTO_PROGRESS);
+    m.job = a->job;
+    m.attempt = a->attempt;
+    m.epoch = epoch;
+    m.loss = loss;
+    m.test_acc = test_acc;
+    m.images_per_s = images_per_s;
+    m.eta_s = eta_s;
+    tfq_error e = {0};
+    agent_send(a, &m, &e);
+    a->last_beat_ms = mono_ms();
+    drain(a, h->frame);
+}
+
+static void on_tick(void *ud)
+{
+    hook_ctx *h = ud;
+    agent *a = h->a;
+    if (*a->stop)
+        a->job_stop = 1;
+    if (mono_ms() - a->last_beat_ms >= a->heartbeat_ms) {
+        proto_msg m;
+        proto_msg_init(&m, PROTO_HEARTBEAT);
+        m.job = a->job;
+        m.attempt = a->attempt;
+        tfq_error e = {0};
+        agent_send(a, &m, &e);
+        a->last_beat_ms = mono_ms();
+    }
+    drain(a, h->frame);
+}
+
+/* Runs the job in r and reports how it ended. */
+static int run_job(agent *a, const proto_msg *r, zmq_msg_t *frame,
+                   tfq_error *e)
+{
+    a->job = r->job;
+    a->attempt = r->attempt;
+    a->job_stop = 0;
+    a->last_beat_ms = mono_ms();
+    job_spec spec;
+    tfq_error je = {0};
+    int rc = jobspec_parse(r->spec, &spec, &je);
+    if (rc == 0 && spec.kind != JOB_SLEEP)
+        rc = tfq_error_set(&je, TFQ_ENOTSUP, "this worker runs only sleep "
+                           "jobs so far");
+    if (rc == 0) {
+        hook_ctx h = {a, frame};
+        job_hooks hooks = {on_progress, on_tick, &h};
+        rc = job_run_sleep(&spec, r->attempt, &hooks, &a->job_stop, &je);
+    }
+    proto_msg m, reply;
+    if (rc == TFQ_EINTR) {
+        proto_msg_init(&m, PROTO_RELEASE);
+    } else {
+        proto_msg_init(&m, PROTO_RESULT);
+        m.ok = rc == 0;
+        m.result = rc == 0 ? "{}" : NULL;
+        m.error = rc == 0 ? NULL : je.msg;
+    }
+    m.job = a->job;
+    m.attempt = a->attempt;
+    /* The outcome must reach the coordinator: across a lost connection or
+     * a coordinator restart it is sent again (a duplicate of a delivered
+     * one is refused as stale, which changes nothing). */
+    int src = request(a, &m, &reply, frame, e);
+    for (int tries = 0; src == TFQ_EIO && tries < AGENT_HELLO_TRIES; tries++) {
+        log_warn("job %lld attempt %d: %s; reconnecting to report it",
+                 (long long)a->job, a->attempt, e->msg);
+        if (hello(a, frame, e) == 0)
+            src = request(a, &m, &reply, frame, e);
+    }
+    if (src == 0 && reply.kind == PROTO_ERROR)
+        log_warn("job %lld attempt %d: the coordinator refused the %s: %s",
+                 (long long)a->job, a->attempt, proto_kind_name(m.kind),
+                 reply.msg);
+    else if (src != 0)
+        log_warn("job %lld attempt %d: %s not confirmed: %s",
+                 (long long)a->job, a->attempt, proto_kind_name(m.kind),
+                 e->msg);
+    a->job = 0;
+    return rc == TFQ_EINTR ? TFQ_EINTR : 0;
+}
+
+/* Whether the queue has nothing waiting and nothing running: then an idle
+ * worker started with --exit-when-idle may go.  While jobs run elsewhere it
+ * stays, since a lost one comes back to the queue. */
+static int queue_drained(agent *a, zmq_msg_t *frame)
+{
+    proto_msg m, r;
+    tfq_error e = {0};
+    proto_msg_init(&m, PROTO_STATUS);
+    if (request(a, &m, &r, frame, &e) != 0 || r.kind != PROTO_STATUS_REPLY)
+        return 0;
+    return r.queued == 0 && r.running == 0;
+}
+
+int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
+              tfq_error *e)
+{
+    agent a = {.cfg = cfg, .stop = stop};
+    if (cfg->name != NULL) {
+        snprintf(a.name, sizeof a.name, "%s", cfg->name);
+    } else {
+        char host[64] = "host";
+        gethostname(host, sizeof host);
+        host[sizeof host - 1] = '\0';
+        snprintf(a.name, sizeof a.name, "%s-%d", host, (int)getpid());
+    }
+    proto_unpacked_init(&a.up);
+    zmq_msg_t frame;
+    zmq_msg_init(&frame);
+    a.ctx = zmq_ctx_new();
+    int rc = a.ctx ? hello(&a, &frame, e)
+                   : tfq_error_set(e, TFQ_EIO, "zmq context");
+    int done = 0;
+    while (rc == 0 && !*stop && (cfg->max_jobs == 0 || done < cfg->max_jobs)) {
+        proto_msg m, r;
+        proto_msg_init(&m, PROTO_READY);
+        rc = request(&a, &m, &r, &frame, e);
+        if (rc != 0) {
+            log_warn("%s; reconnecting", e->msg);
+            rc = hello(&a, &frame, e);
+            continue;
+        }
+        if (r.kind == PROTO_NO_JOB) {
+            int retry_ms = r.retry_ms > 0 ? r.retry_ms : 200;
+            if (cfg->exit_when_idle && queue_drained(&a, &frame))
+                break;
+            usleep((useconds_t)retry_ms * 1000);
+            continue;
+        }
+        if (r.kind != PROTO_JOB) {
+            log_warn("unexpected %s from the coordinator", proto_kind_name(r.kind));
+            continue;
+        }
+        log_info("running job %lld attempt %d", (long long)r.job, r.attempt);
+        rc = run_job(&a, &r, &frame, e);
+        done++;
+    }
+    if (rc == 0 && *stop)
+        rc = tfq_error_set(e, TFQ_EINTR, "stopped");
+    zmq_msg_close(&frame);
+    agent_close(&a);
+    if (a.ctx)
+        zmq_ctx_term(a.ctx);
+    proto_unpacked_release(&a.up);
+    return rc;
+}
