@@ -7,9 +7,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 #include <zmq.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "jobfile.h"
@@ -17,6 +19,26 @@
 
 /* A worker told "no job" asks again after this long. */
 #define COORD_RETRY_MS 200
+
+/* Checkpoint uploads in progress at once; a worker uploads one at a time,
+ * so this is the number of workers uploading together before the oldest
+ * unfinished upload is dropped (its worker gets an error and tries again
+ * with its next checkpoint). */
+#define COORD_MAX_UPLOADS 64
+
+/* One checkpoint arriving in chunks, written to a temporary file as it
+ * comes and hashed on the way. */
+typedef struct {
+    int used;
+    int64_t job;
+    int attempt, epoch;
+    char sha256[65];
+    int64_t total, got;
+    FILE *f;
+    char tmp[4200];
+    hash_sha256_ctx hash;
+    int64_t started_ms;
+} upload;
 
 struct coord {
     coord_config cfg;
@@ -29,6 +51,8 @@ struct coord {
     uv_signal_t sigint, sigterm;
     proto_unpacked up;
     char endpoint[256];
+    char ckpt_dir[4096];
+    upload uploads[COORD_MAX_UPLOADS];
 };
 
 static int64_t now_ms(void)
@@ -250,6 +274,155 @@ static void on_status(coord *c, const peer *p, const proto_msg *m)
     reply(c, p, &r);
 }
 
+/* ---- checkpoints -------------------------------------------------------- */
+
+static void upload_drop(upload *u)
+{
+    if (u->f != NULL) {
+        fclose(u->f);
+        unlink(u->tmp);
+    }
+    memset(u, 0, sizeof *u);
+}
+
+static upload *upload_find(coord *c, const proto_msg *m)
+{
+    upload *oldest = NULL;
+    for (int i = 0; i < COORD_MAX_UPLOADS; i++) {
+        upload *u = &c->uploads[i];
+        if (u->used && u->job == m->job && u->attempt == m->attempt &&
+            strcmp(u->sha256, m->sha256) == 0)
+            return u;
+    }
+    if (m->offset != 0)
+        return NULL;
+    for (int i = 0; i < COORD_MAX_UPLOADS; i++) {
+        upload *u = &c->uploads[i];
+        if (!u->used)
+            return u;
+        if (oldest == NULL || u->started_ms < oldest->started_ms)
+            oldest = u;
+    }
+    log_warn("too many checkpoint uploads: dropping job %lld's",
+             (long long)oldest->job);
+    upload_drop(oldest);
+    return oldest;
+}
+
+/* Writes the finished upload under its hash and records it. */
+static int upload_finish(coord *c, upload *u, tfq_error *e)
+{
+    uint8_t digest[HASH_BYTES];
+    char hex[HASH_HEX_BYTES];
+    hash_sha256_final(&u->hash, digest);
+    hash_hex(digest, hex);
+    if (strcmp(hex, u->sha256) != 0)
+        return tfq_error_set(e, TFQ_ECHECKSUM, "checkpoint arrived with hash "
+                             "%.12s, announced %.12s", hex, u->sha256);
+    if (fflush(u->f) != 0 || fsync(fileno(u->f)) != 0)
+        return tfq_error_set(e, TFQ_EIO, "%s: %s", u->tmp, strerror(errno));
+    fclose(u->f);
+    u->f = NULL;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/%s", c->ckpt_dir, u->sha256);
+    if (rename(u->tmp, path) != 0)
+        return tfq_error_set(e, TFQ_EIO, "%s: %s", path, strerror(errno));
+    return store_checkpoint_add(c->st, u->job, u->attempt, u->epoch,
+                                u->sha256, u->total, now_ms(), e);
+}
+
+static void on_ckpt_put(coord *c, const peer *p, const proto_msg *m)
+{
+    tfq_error e = {0};
+    upload *u = upload_find(c, m);
+    if (u == NULL) {
+        reply_error(c, p, TFQ_EINVAL, "checkpoint chunk out of order (no "
+                    "upload in progress at this offset)", PROTO_CKPT_PUT);
+        return;
+    }
+    if (!u->used) {
+        u->used = 1;
+        u->job = m->job;
+        u->attempt = m->attempt;
+        u->epoch = m->epoch;
+        u->total = m->total;
+        u->started_ms = now_ms();
+        memcpy(u->sha256, m->sha256, sizeof u->sha256);
+        hash_sha256_init(&u->hash);
+        snprintf(u->tmp, sizeof u->tmp, "%s/.upload-%lld-%d-%.16s", c->ckpt_dir,
+                 (long long)m->job, m->attempt, m->sha256);
+        u->f = fopen(u->tmp, "wb");
+        if (u->f == NULL) {
+            reply_error(c, p, TFQ_EIO, strerror(errno), PROTO_CKPT_PUT);
+            upload_drop(u);
+            return;
+        }
+    }
+    if (m->offset != u->got || m->total != u->total || m->epoch != u->epoch ||
+        (int64_t)m->data_bytes > u->total - u->got) {
+        upload_drop(u);
+        reply_error(c, p, TFQ_EINVAL, "checkpoint chunk does not continue "
+                    "its upload (offset, total or epoch changed)",
+                    PROTO_CKPT_PUT);
+        return;
+    }
+    if (m->data_bytes > 0 &&
+        fwrite(m->data, 1, m->data_bytes, u->f) != m->data_bytes) {
+        upload_drop(u);
+        reply_error(c, p, TFQ_EIO, "cannot write the checkpoint",
+                    PROTO_CKPT_PUT);
+        return;
+    }
+    hash_sha256_update(&u->hash, m->data, m->data_bytes);
+    u->got += (int64_t)m->data_bytes;
+    if (u->got == u->total) {
+        int rc = upload_finish(c, u, &e);
+        upload_drop(u);
+        if (rc != 0) {
+            log_warn("checkpoint of job %lld attempt %d epoch %d refused: %s",
+                     (long long)m->job, m->attempt, m->epoch, e.msg);
+            reply_error(c, p, rc, e.msg, PROTO_CKPT_PUT);
+            return;
+        }
+    }
+    reply_kind(c, p, PROTO_ACK);
+}
+
+static void on_ckpt_get(coord *c, const peer *p, const proto_msg *m)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/%s", c->ckpt_dir, m->sha256);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        reply_error(c, p, TFQ_ENOENT, "no checkpoint with that hash",
+                    PROTO_CKPT_GET);
+        return;
+    }
+    static uint8_t buf[PROTO_MAX_CHUNK_BYTES];
+    struct stat st;
+    size_t n = 0;
+    int ok = fstat(fileno(f), &st) == 0 && m->offset <= st.st_size &&
+             fseeko(f, (off_t)m->offset, SEEK_SET) == 0;
+    if (ok) {
+        n = fread(buf, 1, sizeof buf, f);
+        ok = !ferror(f);
+    }
+    fclose(f);
+    if (!ok) {
+        reply_error(c, p, TFQ_ERANGE, "offset past the checkpoint's end",
+                    PROTO_CKPT_GET);
+        return;
+    }
+    proto_msg r;
+    proto_msg_init(&r, PROTO_CKPT_CHUNK);
+    memcpy(r.sha256, m->sha256, sizeof r.sha256);
+    r.offset = m->offset;
+    r.total = (int64_t)st.st_size;
+    r.data = buf;
+    r.data_bytes = n;
+    reply(c, p, &r);
+}
+
 static void handle(coord *c, const peer *p, const void *frame, size_t bytes)
 {
     proto_msg m;
@@ -277,6 +450,12 @@ static void handle(coord *c, const peer *p, const void *frame, size_t bytes)
         break;
     case PROTO_SUBMIT:
         on_submit(c, p, &m);
+        break;
+    case PROTO_CKPT_PUT:
+        on_ckpt_put(c, p, &m);
+        break;
+    case PROTO_CKPT_GET:
+        on_ckpt_get(c, p, &m);
         break;
     case PROTO_STATUS:
         on_status(c, p, &m);
@@ -401,6 +580,11 @@ coord *coord_new(const coord_config *cfg, tfq_error *e)
         goto fail;
     if (store_recover(c->st, now_ms(), e) != 0)
         goto fail;
+    snprintf(c->ckpt_dir, sizeof c->ckpt_dir, "%s/ckpt", cfg->state_dir);
+    if (mkdir(c->ckpt_dir, 0755) != 0 && errno != EEXIST) {
+        tfq_error_set(e, TFQ_EIO, "%s: %s", c->ckpt_dir, strerror(errno));
+        goto fail;
+    }
     c->zctx = zmq_ctx_new();
     c->sock = c->zctx ? zmq_socket(c->zctx, ZMQ_ROUTER) : NULL;
     if (c->sock == NULL) {
@@ -484,6 +668,9 @@ void coord_destroy(coord **cp)
     coord_stop(c);
     uv_run(&c->loop, UV_RUN_DEFAULT); /* let the close callbacks run */
     uv_loop_close(&c->loop);
+    for (int i = 0; i < COORD_MAX_UPLOADS; i++)
+        if (c->uploads[i].used)
+            upload_drop(&c->uploads[i]);
     zmq_close(c->sock);
     zmq_ctx_term(c->zctx);
     store_close(&c->st);

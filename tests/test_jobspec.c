@@ -147,10 +147,10 @@ static int test_sleep_runs(void)
     jobspec_default_sleep(&s, 200);
     volatile sig_atomic_t stop = 0;
     progress_log log = {0};
-    job_hooks h = {on_progress, NULL, &log};
+    job_hooks h = {on_progress, NULL, NULL, &log};
     tfq_error e = {0};
     double t0 = now_ms();
-    CHECK(job_run_sleep(&s, 1, &h, &stop, &e) == 0);
+    CHECK(job_run_sleep(&s, 1, NULL, 0, &h, &stop, &e) == 0);
     double took = now_ms() - t0;
     CHECK_MSG(took >= 200.0, "took %.1f ms", took);
     CHECK_EQ_INT(log.calls, 10);
@@ -160,7 +160,7 @@ static int test_sleep_runs(void)
     progress_log log2 = {.stop_after = 3, .stop = &stop};
     h.ud = &log2;
     t0 = now_ms();
-    CHECK(job_run_sleep(&s, 1, &h, &stop, &e) == TFQ_EINTR);
+    CHECK(job_run_sleep(&s, 1, NULL, 0, &h, &stop, &e) == TFQ_EINTR);
     took = now_ms() - t0;
     CHECK_MSG(took < 40000.0 && log2.calls == 3, "took %.1f ms, %d calls",
               took, log2.calls);
@@ -173,14 +173,14 @@ static int test_sleep_fail(void)
     jobspec_default_sleep(&s, 0);
     s.fail_prob = 1.0;
     tfq_error e = {0};
-    CHECK(job_run_sleep(&s, 1, NULL, NULL, &e) == TFQ_EIO);
+    CHECK(job_run_sleep(&s, 1, NULL, 0, NULL, NULL, &e) == TFQ_EIO);
     CHECK(strstr(e.msg, "on purpose") != NULL);
     s.fail_prob = 0.5;
     s.seed = 4;
     int fails = 0;
     for (int attempt = 1; attempt <= 40; attempt++) {
-        int a = job_run_sleep(&s, attempt, NULL, NULL, &e);
-        int b = job_run_sleep(&s, attempt, NULL, NULL, &e);
+        int a = job_run_sleep(&s, attempt, NULL, 0, NULL, NULL, &e);
+        int b = job_run_sleep(&s, attempt, NULL, 0, NULL, NULL, &e);
         CHECK(a == b); /* the same attempt ends the same way */
         fails += a != 0;
     }
@@ -188,7 +188,41 @@ static int test_sleep_fail(void)
     return 0;
 }
 
+static int s_ckpts[JOB_SLEEP_EPOCHS + 1];
+
+static int on_ckpt(void *ud, int epoch, const uint8_t *blob, size_t bytes)
+{
+    (void)ud;
+    (void)blob;
+    (void)bytes;
+    s_ckpts[epoch]++;
+    return 0;
+}
+
+/* A sleep job resumed from its epoch-4 checkpoint runs epochs 5-10 only;
+ * a foreign checkpoint is refused. */
+static int test_sleep_resume(void)
+{
+    job_spec s;
+    jobspec_default_sleep(&s, 100);
+    progress_log log = {0};
+    job_hooks h = {on_progress, NULL, on_ckpt, &log};
+    tfq_error e = {0};
+    const char *ck = "tfq sleep checkpoint 1 epoch 4\n";
+    CHECK(job_run_sleep(&s, 2, (const uint8_t *)ck, strlen(ck), &h, NULL,
+                        &e) == 0);
+    CHECK_EQ_INT(log.calls, 6);
+    CHECK(s_ckpts[4] == 0 && s_ckpts[5] == 1 && s_ckpts[10] == 1);
+    const char *bad = "tfq sleep checkpoint 1 epoch 44\n";
+    CHECK(job_run_sleep(&s, 2, (const uint8_t *)bad, strlen(bad), &h, NULL,
+                        &e) == TFQ_EFORMAT);
+    CHECK(job_run_sleep(&s, 2, (const uint8_t *)"TFQCKPT", 7, &h, NULL,
+                        &e) == TFQ_EFORMAT);
+    return 0;
+}
+
 static const test_case cases[] = {
+    {"sleep_resume", test_sleep_resume},
     {"sleep_runs", test_sleep_runs},
     {"sleep_fail", test_sleep_fail},
     {"roundtrip_train", test_roundtrip_train},

@@ -95,16 +95,25 @@ kill_worker)
     "$TFQ" submit "$DIR/grid.txt" --connect "$EP" >/dev/null || fail "submit"
     start_worker victim --max-jobs 1
     VICTIM=$WPID
-    for _ in $(seq 50); do
-        [ "$(q "select count(*) from attempts where worker='victim' and state='running'")" = 1 ] && break
-        sleep 0.1
+    # Kill it once it has checkpointed three of the long job's ten epochs.
+    for _ in $(seq 100); do
+        [ "$(q "select ifnull(max(epoch), 0) >= 3 from checkpoints c join jobs j on j.id = c.job_id where j.name = 'long'")" = 1 ] && break
+        sleep 0.05
     done
     kill -9 "$VICTIM"
+    LAST=$(q "select max(epoch) from checkpoints c join jobs j on j.id = c.job_id where j.name = 'long' and c.attempt = 1")
+    [ "$LAST" -ge 3 ] || fail "victim checkpointed only to epoch $LAST"
     start_worker rescuer --exit-when-idle
     wait "$WPID" || fail "rescuer exited $?"
     check_once
     [ "$(q "select count(*) from attempts where worker='victim' and state='lost'")" = 1 ] || fail "the killed worker's attempt is not marked lost"
     [ "$(q "select count(*) from attempts where worker='rescuer' and state='succeeded'")" = 2 ] || fail "rescuer did not finish both jobs"
+    # The rescuer resumed the long job after the victim's last checkpoint,
+    # not from epoch 0.
+    FIRST=$(q "select min(epoch) from metrics m join jobs j on j.id = m.job_id where j.name = 'long' and m.attempt = 2")
+    [ "$FIRST" = $((LAST + 1)) ] || fail "attempt 2 restarted at epoch $FIRST, not $((LAST + 1))"
+    [ "$(q "select max(epoch) from metrics m join jobs j on j.id = m.job_id where j.name = 'long' and m.attempt = 2")" = 10 ] || fail "attempt 2 did not finish the epochs"
+    grep -q "resumes from checkpoint" "$DIR/rescuer.log" || fail "rescuer did not say it resumed"
     ;;
 kill_coordinator)
     start_coord

@@ -2,6 +2,7 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "../common/hash.h"
 #include "../common/log.h"
 #include "../common/proto.h"
 #include "job.h"
@@ -28,7 +30,6 @@ typedef struct {
     /* the job in hand */
     int64_t job;
     int attempt;
-    int64_t last_beat_ms;
     volatile sig_atomic_t job_stop; /* cancel, or the process stop */
 } agent;
 
@@ -176,7 +177,6 @@ static void on_progress(void *ud, int epoch, int epochs, double loss,
     m.eta_s = eta_s;
     tfq_error e = {0};
     agent_send(a, &m, &e);
-    a->last_beat_ms = mono_ms();
     drain(a, h->frame);
 }
 
@@ -186,16 +186,179 @@ static void on_tick(void *ud)
     agent *a = h->a;
     if (*a->stop)
         a->job_stop = 1;
-    if (mono_ms() - a->last_beat_ms >= a->heartbeat_ms) {
+    drain(a, h->frame);
+}
+
+/* Uploads a checkpoint in chunks, each acknowledged before the next. */
+static int on_checkpoint(void *ud, int epoch, const uint8_t *blob,
+                         size_t bytes)
+{
+    hook_ctx *h = ud;
+    agent *a = h->a;
+    uint8_t digest[HASH_BYTES];
+    char hex[HASH_HEX_BYTES];
+    hash_sha256(blob, bytes, digest);
+    hash_hex(digest, hex);
+    size_t off = 0;
+    do {
+        size_t n = bytes - off < PROTO_MAX_CHUNK_BYTES ? bytes - off
+                                                       : PROTO_MAX_CHUNK_BYTES;
+        proto_msg m, r;
+        proto_msg_init(&m, PROTO_CKPT_PUT);
+        m.job = a->job;
+        m.attempt = a->attempt;
+        m.epoch = epoch;
+        m.offset = (int64_t)off;
+        m.total = (int64_t)bytes;
+        memcpy(m.sha256, hex, sizeof m.sha256);
+        m.data = blob + off;
+        m.data_bytes = n;
+        tfq_error e = {0};
+        int rc = request(a, &m, &r, h->frame, &e);
+        if (rc == 0 && r.kind == PROTO_ERROR)
+            rc = tfq_error_set(&e, r.code, "%s", r.msg);
+        if (rc != 0) {
+            log_warn("job %lld attempt %d: checkpoint of epoch %d not "
+                     "stored: %s", (long long)a->job, a->attempt, epoch,
+                     e.msg);
+            return rc;
+        }
+        off += n;
+    } while (off < bytes);
+    return 0;
+}
+
+/* Fetches the checkpoint with this SHA-256 from the coordinator into a
+ * malloc'd buffer and checks its hash. */
+static int fetch_checkpoint(agent *a, const char *sha, uint8_t **out,
+                            size_t *bytes, zmq_msg_t *frame, tfq_error *e)
+{
+    uint8_t *buf = NULL;
+    int64_t total = -1, got = 0;
+    int rc = 0;
+    while (rc == 0 && (total < 0 || got < total)) {
+        proto_msg m, r;
+        proto_msg_init(&m, PROTO_CKPT_GET);
+        memcpy(m.sha256, sha, sizeof m.sha256);
+        m.offset = got;
+        rc = request(a, &m, &r, frame, e);
+        if (rc != 0)
+            break;
+        if (r.kind == PROTO_ERROR) {
+            rc = tfq_error_set(e, r.code, "checkpoint %.12s: %s", sha, r.msg);
+            break;
+        }
+        if (r.kind != PROTO_CKPT_CHUNK || r.offset != got ||
+            (total >= 0 && r.total != total) ||
+            r.total > (int64_t)PROTO_MAX_CKPT_BYTES ||
+            (int64_t)r.data_bytes > r.total - got ||
+            (r.data_bytes == 0 && r.total > got)) {
+            rc = tfq_error_set(e, TFQ_EFORMAT, "checkpoint %.12s: bad chunk "
+                               "at offset %lld", sha, (long long)got);
+            break;
+        }
+        if (total < 0) {
+            total = r.total;
+            buf = malloc(total > 0 ? (size_t)total : 1);
+            if (buf == NULL) {
+                rc = tfq_error_set(e, TFQ_ENOMEM, "checkpoint of %lld bytes",
+                                   (long long)total);
+                break;
+            }
+        }
+        memcpy(buf + got, r.data, r.data_bytes);
+        got += (int64_t)r.data_bytes;
+    }
+    if (rc == 0) {
+        uint8_t digest[HASH_BYTES];
+        char hex[HASH_HEX_BYTES];
+        hash_sha256(buf, (size_t)total, digest);
+        hash_hex(digest, hex);
+        if (strcmp(hex, sha) != 0)
+            rc = tfq_error_set(e, TFQ_ECHECKSUM, "checkpoint %.12s arrived "
+                               "with hash %.12s", sha, hex);
+    }
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *bytes = (size_t)total;
+    return 0;
+}
+
+/* ---- heartbeats ---------------------------------------------------------
+ * A thread with its own socket beats while a job runs, however long one
+ * training step takes; a "cancel" reply stops the job. */
+
+typedef struct {
+    agent *a;
+    pthread_t thread;
+    volatile int running;
+} beater;
+
+static void *beat_main(void *arg)
+{
+    beater *b = arg;
+    agent *a = b->a;
+    void *sock = zmq_socket(a->ctx, ZMQ_DEALER);
+    if (sock == NULL)
+        return NULL;
+    int zero = 0;
+    char id[PROTO_MAX_NAME_BYTES + 8];
+    snprintf(id, sizeof id, "%s/beat", a->name);
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_ROUTING_ID, id, strlen(id));
+    zmq_connect(sock, a->cfg->connect);
+    proto_unpacked up;
+    proto_unpacked_init(&up);
+    while (b->running) {
         proto_msg m;
         proto_msg_init(&m, PROTO_HEARTBEAT);
         m.job = a->job;
         m.attempt = a->attempt;
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init(&buf);
         tfq_error e = {0};
-        agent_send(a, &m, &e);
-        a->last_beat_ms = mono_ms();
+        if (proto_encode(&m, &buf, &e) == 0)
+            zmq_send(sock, buf.data, buf.size, ZMQ_DONTWAIT);
+        msgpack_sbuffer_destroy(&buf);
+        int64_t until = mono_ms() + a->heartbeat_ms;
+        while (b->running && mono_ms() < until) {
+            zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+            if (zmq_poll(&item, 1, 20) <= 0)
+                continue;
+            zmq_msg_t f;
+            zmq_msg_init(&f);
+            proto_msg r;
+            if (zmq_msg_recv(&f, sock, 0) >= 0 &&
+                proto_decode(zmq_msg_data(&f), zmq_msg_size(&f), &r, &up,
+                             &e) == 0 &&
+                r.kind == PROTO_CANCEL && r.job == a->job &&
+                r.attempt == a->attempt) {
+                log_warn("job %lld attempt %d cancelled by the coordinator",
+                         (long long)a->job, a->attempt);
+                a->job_stop = 1;
+            }
+            zmq_msg_close(&f);
+        }
     }
-    drain(a, h->frame);
+    proto_unpacked_release(&up);
+    zmq_close(sock);
+    return NULL;
+}
+
+static int beater_start(beater *b, agent *a)
+{
+    b->a = a;
+    b->running = 1;
+    return pthread_create(&b->thread, NULL, beat_main, b) == 0 ? 0 : -1;
+}
+
+static void beater_stop(beater *b)
+{
+    b->running = 0;
+    pthread_join(b->thread, NULL);
 }
 
 /* Runs the job in r and reports how it ended. */
@@ -205,18 +368,34 @@ static int run_job(agent *a, const proto_msg *r, zmq_msg_t *frame,
     a->job = r->job;
     a->attempt = r->attempt;
     a->job_stop = 0;
-    a->last_beat_ms = mono_ms();
     job_spec spec;
     tfq_error je = {0};
+    uint8_t *resume = NULL;
+    size_t resume_bytes = 0;
+    char resume_sha[HASH_HEX_BYTES];
+    memcpy(resume_sha, r->sha256, sizeof resume_sha);
+    beater b;
+    int beating = beater_start(&b, a) == 0;
     int rc = jobspec_parse(r->spec, &spec, &je);
     if (rc == 0 && spec.kind != JOB_SLEEP)
         rc = tfq_error_set(&je, TFQ_ENOTSUP, "this worker runs only sleep "
                            "jobs so far");
+    if (rc == 0 && resume_sha[0] != '\0') {
+        rc = fetch_checkpoint(a, resume_sha, &resume, &resume_bytes, frame,
+                              &je);
+        if (rc == 0)
+            log_info("job %lld attempt %d resumes from checkpoint %.12s",
+                     (long long)a->job, a->attempt, resume_sha);
+    }
     if (rc == 0) {
         hook_ctx h = {a, frame};
-        job_hooks hooks = {on_progress, on_tick, &h};
-        rc = job_run_sleep(&spec, r->attempt, &hooks, &a->job_stop, &je);
+        job_hooks hooks = {on_progress, on_tick, on_checkpoint, &h};
+        rc = job_run_sleep(&spec, a->attempt, resume, resume_bytes, &hooks,
+                           &a->job_stop, &je);
     }
+    free(resume);
+    if (beating)
+        beater_stop(&b);
     proto_msg m, reply;
     if (rc == TFQ_EINTR) {
         proto_msg_init(&m, PROTO_RELEASE);

@@ -1,5 +1,7 @@
 #include "job.h"
 
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "../common/rng.h"
@@ -13,14 +15,35 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
-int job_run_sleep(const job_spec *s, int attempt, const job_hooks *h,
+/* A sleep job's checkpoint: one line of text. */
+#define SLEEP_CKPT_FORMAT "tfq sleep checkpoint 1 epoch %d\n"
+
+int job_run_sleep(const job_spec *s, int attempt, const uint8_t *resume,
+                  size_t resume_bytes, const job_hooks *h,
                   volatile sig_atomic_t *stop, tfq_error *e)
 {
     if (s->kind != JOB_SLEEP)
         return tfq_error_set(e, TFQ_EINVAL, "not a sleep job");
-    const int steps = 10;
-    int64_t done = 0;
-    for (int step = 1; step <= steps; step++) {
+    const int steps = JOB_SLEEP_EPOCHS;
+    int first = 1;
+    if (resume != NULL) {
+        char text[64];
+        int epoch = -1;
+        size_t n = resume_bytes < sizeof text - 1 ? resume_bytes
+                                                  : sizeof text - 1;
+        memcpy(text, resume, n);
+        text[n] = '\0';
+        char again[64];
+        if (sscanf(text, SLEEP_CKPT_FORMAT, &epoch) != 1 || epoch < 0 ||
+            epoch > steps ||
+            (snprintf(again, sizeof again, SLEEP_CKPT_FORMAT, epoch),
+             strlen(again) != resume_bytes || memcmp(again, resume, resume_bytes)))
+            return tfq_error_set(e, TFQ_EFORMAT, "resume checkpoint is not a "
+                                 "sleep job's (%zu bytes)", resume_bytes);
+        first = epoch + 1;
+    }
+    int64_t done = s->sleep_ms * (first - 1) / steps;
+    for (int step = first; step <= steps; step++) {
         int64_t until = s->sleep_ms * step / steps;
         while (done < until) {
             if (stop != NULL && *stop)
@@ -32,6 +55,11 @@ int job_run_sleep(const job_spec *s, int attempt, const job_hooks *h,
             done += slice;
             if (h != NULL && h->tick != NULL)
                 h->tick(h->ud);
+        }
+        if (h != NULL && h->checkpoint != NULL) {
+            char blob[64];
+            int n = snprintf(blob, sizeof blob, SLEEP_CKPT_FORMAT, step);
+            h->checkpoint(h->ud, step, (const uint8_t *)blob, (size_t)n);
         }
         if (h != NULL && h->progress != NULL)
             h->progress(h->ud, step, steps, 0.0, 0.0, 0.0,

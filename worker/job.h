@@ -5,6 +5,8 @@
 #define TFQ_WORKER_JOB_H
 
 #include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "../common/err.h"
 #include "jobspec.h"
@@ -19,17 +21,28 @@ typedef struct {
     void (*progress)(void *ud, int epoch, int epochs, double loss,
                      double test_acc, double images_per_s, double eta_s);
     /* Often (at least every JOB_TICK_MS while the job runs), so the worker
-     * can heartbeat and read its mail. May be NULL. */
+     * can read its mail. May be NULL. */
     void (*tick)(void *ud);
+    /* A checkpoint after epoch `epoch`: the bytes from which the job resumes
+     * (job_run_sleep's resume argument).  A failing hook is logged by the
+     * caller; the job goes on.  May be NULL. */
+    int (*checkpoint)(void *ud, int epoch, const uint8_t *blob, size_t bytes);
     void *ud;
 } job_hooks;
 
-/* Runs a sleep job: waits s->sleep_ms in slices, reporting ten progress
- * steps, then fails with probability s->fail_prob, decided by (seed,
- * attempt) so a given attempt always ends the same way.  Returns 0,
- * TFQ_EINTR when *stop became non-zero (within one slice), or TFQ_EIO with
- * a message when the attempt failed on purpose. */
-int job_run_sleep(const job_spec *s, int attempt, const job_hooks *h,
+/* Epochs of a sleep job: its time is cut into this many, each reported and
+ * checkpointed like a training epoch. */
+#define JOB_SLEEP_EPOCHS 10
+
+/* Runs a sleep job: waits s->sleep_ms in JOB_SLEEP_EPOCHS epochs, reporting
+ * and checkpointing each, then fails with probability s->fail_prob, decided
+ * by (seed, attempt) so a given attempt always ends the same way.  With a
+ * resume checkpoint (NULL for none) it starts after the epoch it records.
+ * Returns 0, TFQ_EINTR when *stop became non-zero (within JOB_TICK_MS),
+ * TFQ_EFORMAT for a checkpoint that is not a sleep job's, or TFQ_EIO with a
+ * message when the attempt failed on purpose. */
+int job_run_sleep(const job_spec *s, int attempt, const uint8_t *resume,
+                  size_t resume_bytes, const job_hooks *h,
                   volatile sig_atomic_t *stop, tfq_error *e);
 
 #endif
