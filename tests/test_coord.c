@@ -1,0 +1,857 @@
+/* Protocol tests against the real coordinator: each case starts
+ * `tfq coordinator` as a child process on a free loopback port with a fresh
+ * state directory, talks to it over ZeroMQ DEALER sockets with the proto
+ * codec, and stops it with SIGTERM (which must end it with status 0).
+ *
+ * The tfq binary comes as argv[2] (meson passes it), or from $TFQ_BIN. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "check.h"
+#include "common/proto.h"
+#include "worker/jobspec.h"
+
+/* Generous bounds: the coordinator answers in milliseconds, but a loaded
+ * CI machine (or a sanitizer build) can be slow to start it. */
+#define START_TIMEOUT_MS 10000
+#define REPLY_TIMEOUT_MS 5000
+#define EXIT_TIMEOUT_MS 5000
+#define HEARTBEAT_MS 100 /* passed to the coordinator; liveness is 4 */
+#define MAX_CONNS 8
+
+static const char *s_tfq;
+
+/* One DEALER connection; a decoded reply points into frame and up, so it
+ * stays valid until the next receive on the same connection. */
+typedef struct {
+    void *sock;
+    zmq_msg_t frame;
+    proto_unpacked up;
+} conn;
+
+typedef struct {
+    char dir[256];   /* temporary directory, removed at the end */
+    char state[320]; /* the coordinator's state directory */
+    char log[320];   /* the coordinator's stderr */
+    char ep[256];    /* the endpoint it bound */
+    pid_t pid;       /* the coordinator, 0 when not running */
+    void *ctx;
+    conn conns[MAX_CONNS];
+    int nconns;
+} fixture;
+
+typedef struct {
+    int64_t queued, running, done, failed;
+} counts;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- the coordinator process ------------------------------------------- */
+
+/* Reads DIR/endpoint into fx->ep once it holds a whole line; 0 when it
+ * does. */
+static int read_endpoint(fixture *fx)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/endpoint", fx->state);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    char line[256] = "";
+    int ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    size_t n = strlen(line);
+    if (!ok || n < 2 || line[n - 1] != '\n')
+        return -1;
+    line[n - 1] = '\0';
+    snprintf(fx->ep, sizeof fx->ep, "%s", line);
+    return 0;
+}
+
+/* Starts `tfq coordinator` bound to bind and waits until it has written its
+ * endpoint.  0, or -1 (with a message) when it did not come up. */
+static int coord_start(fixture *fx, const char *bind)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/endpoint", fx->state);
+    unlink(path);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        return -1;
+    }
+    if (pid == 0) {
+        int fd = open(fx->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            close(fd);
+        }
+        char hb[16];
+        snprintf(hb, sizeof hb, "%d", HEARTBEAT_MS);
+        execl(s_tfq, "tfq", "coordinator", "--state", fx->state, "--bind",
+              bind, "--heartbeat-ms", hb, (char *)NULL);
+        fprintf(stderr, "exec %s: %s\n", s_tfq, strerror(errno));
+        _exit(127);
+    }
+    fx->pid = pid;
+    int64_t deadline = mono_ms() + START_TIMEOUT_MS;
+    while (mono_ms() < deadline) {
+        if (read_endpoint(fx) == 0)
+            return 0;
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            fx->pid = 0;
+            fprintf(stderr, "coordinator exited (status 0x%x) before "
+                    "binding\n", st);
+            return -1;
+        }
+        sleep_ms(10);
+    }
+    fprintf(stderr, "coordinator wrote no endpoint within %d ms\n",
+            START_TIMEOUT_MS);
+    return -1;
+}
+
+/* Sends SIGTERM and waits for the exit.  0 when it exited with status 0
+ * within EXIT_TIMEOUT_MS; otherwise -1 (killed with SIGKILL if still
+ * running). */
+static int coord_stop(fixture *fx)
+{
+    if (fx->pid <= 0)
+        return -1;
+    pid_t pid = fx->pid;
+    kill(pid, SIGTERM);
+    int64_t deadline = mono_ms() + EXIT_TIMEOUT_MS;
+    int st = 0;
+    while (mono_ms() < deadline) {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            fx->pid = 0;
+            if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+                return 0;
+            fprintf(stderr, "coordinator ended with status 0x%x on "
+                    "SIGTERM\n", st);
+            return -1;
+        }
+        sleep_ms(10);
+    }
+    fprintf(stderr, "coordinator still running %d ms after SIGTERM\n",
+            EXIT_TIMEOUT_MS);
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    fx->pid = 0;
+    return -1;
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+/* A DEALER connected to the coordinator, with routing id `id` (NULL: one
+ * ZeroMQ picks).  NULL on failure; closed by fixture_release. */
+static conn *conn_open(fixture *fx, const char *id)
+{
+    if (fx->nconns == MAX_CONNS)
+        return NULL;
+    void *s = zmq_socket(fx->ctx, ZMQ_DEALER);
+    if (s == NULL)
+        return NULL;
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (id != NULL)
+        zmq_setsockopt(s, ZMQ_ROUTING_ID, id, strlen(id));
+    if (zmq_connect(s, fx->ep) != 0) {
+        fprintf(stderr, "connect %s: %s\n", fx->ep, zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    conn *c = &fx->conns[fx->nconns++];
+    c->sock = s;
+    zmq_msg_init(&c->frame);
+    proto_unpacked_init(&c->up);
+    return c;
+}
+
+static int send_raw(conn *c, const void *data, size_t bytes, int flags)
+{
+    if (zmq_send(c->sock, data, bytes, flags) < 0) {
+        fprintf(stderr, "send: %s\n", zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int send_msg(conn *c, const proto_msg *m)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    tfq_error e = {0};
+    int rc = proto_encode(m, &b, &e);
+    if (rc != 0)
+        fprintf(stderr, "encode %s: %s\n", proto_kind_name(m->kind), e.msg);
+    else
+        rc = send_raw(c, b.data, b.size, 0);
+    msgpack_sbuffer_destroy(&b);
+    return rc;
+}
+
+/* Receives and decodes one reply within timeout_ms.  0 on success; 1 when
+ * nothing came (no message printed); -1 when a reply came but is not one
+ * valid single-frame message. */
+static int recv_msg(conn *c, proto_msg *m, int timeout_ms)
+{
+    zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, timeout_ms) <= 0)
+        return 1;
+    zmq_msg_close(&c->frame);
+    zmq_msg_init(&c->frame);
+    if (zmq_msg_recv(&c->frame, c->sock, 0) < 0) {
+        fprintf(stderr, "recv: %s\n", zmq_strerror(errno));
+        return -1;
+    }
+    if (zmq_msg_more(&c->frame)) {
+        fprintf(stderr, "reply has more than one frame\n");
+        return -1;
+    }
+    tfq_error e = {0};
+    if (proto_decode(zmq_msg_data(&c->frame), zmq_msg_size(&c->frame), m,
+                     &c->up, &e) != 0) {
+        fprintf(stderr, "undecodable reply: %s\n", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Receives one reply, which must be of kind `want`.  0 or -1 (with a
+ * message saying what came instead). */
+static int expect(conn *c, proto_msg *r, proto_kind want)
+{
+    int rc = recv_msg(c, r, REPLY_TIMEOUT_MS);
+    if (rc == 1) {
+        fprintf(stderr, "no reply within %d ms (wanted %s)\n",
+                REPLY_TIMEOUT_MS, proto_kind_name(want));
+        return -1;
+    }
+    if (rc != 0)
+        return -1;
+    if (r->kind != want) {
+        fprintf(stderr, "wanted %s, got %s", proto_kind_name(want),
+                proto_kind_name(r->kind));
+        if (r->kind == PROTO_ERROR)
+            fprintf(stderr, " (code %d: %s)", r->code, r->msg);
+        fputc('\n', stderr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends m and receives its reply, which must be of kind want. */
+static int request(conn *c, const proto_msg *m, proto_msg *r, proto_kind want)
+{
+    if (send_msg(c, m) != 0)
+        return -1;
+    return expect(c, r, want);
+}
+
+/* ---- fixture ----------------------------------------------------------- */
+
+static int fixture_init(fixture *fx)
+{
+    memset(fx, 0, sizeof *fx);
+    if (s_tfq == NULL) {
+        fprintf(stderr, "no tfq binary: pass it as argv[2] or $TFQ_BIN\n");
+        return -1;
+    }
+    snprintf(fx->dir, sizeof fx->dir, "%s", test_tmpdir());
+    snprintf(fx->state, sizeof fx->state, "%s/st", fx->dir);
+    snprintf(fx->log, sizeof fx->log, "%s/coord.log", fx->dir);
+    fx->ctx = zmq_ctx_new();
+    if (fx->ctx == NULL) {
+        test_rmtree(fx->dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* Kills a coordinator still running, closes every connection, shows the
+ * coordinator's log when the case failed, and removes the directory. */
+static void fixture_release(fixture *fx, int failed)
+{
+    if (fx->pid > 0) {
+        kill(fx->pid, SIGKILL);
+        waitpid(fx->pid, NULL, 0);
+        fx->pid = 0;
+    }
+    for (int i = 0; i < fx->nconns; i++) {
+        zmq_close(fx->conns[i].sock);
+        zmq_msg_close(&fx->conns[i].frame);
+        proto_unpacked_release(&fx->conns[i].up);
+    }
+    fx->nconns = 0;
+    if (fx->ctx != NULL)
+        zmq_ctx_term(fx->ctx);
+    fx->ctx = NULL;
+    if (failed) {
+        FILE *f = fopen(fx->log, "r");
+        if (f != NULL) {
+            char line[1024];
+            fprintf(stderr, "--- coordinator log\n");
+            while (fgets(line, sizeof line, f) != NULL)
+                fputs(line, stderr);
+            fclose(f);
+        }
+    }
+    test_rmtree(fx->dir);
+}
+
+/* Runs body with a fresh fixture and a started coordinator; cleans up
+ * whatever happens. */
+static int with_coordinator(int (*body)(fixture *))
+{
+    fixture fx;
+    if (fixture_init(&fx) != 0)
+        return 1;
+    int rc = coord_start(&fx, "tcp://127.0.0.1:*") == 0 ? body(&fx) : 1;
+    if (rc == 0 && fx.pid > 0 && coord_stop(&fx) != 0)
+        rc = 1;
+    fixture_release(&fx, rc);
+    return rc;
+}
+
+/* ---- protocol steps ---------------------------------------------------- */
+
+/* Submits job file text as grid `grid`; it must add `njobs` jobs. */
+static int submit(conn *c, const char *grid, const char *text, int njobs)
+{
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_SUBMIT);
+    m.grid = grid;
+    m.spec = text;
+    CHECK(request(c, &m, &r, PROTO_SUBMITTED) == 0);
+    CHECK(r.grid_id >= 1);
+    CHECK_EQ_INT(r.added, njobs);
+    return 0;
+}
+
+static int status(conn *c, counts *n)
+{
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_STATUS);
+    CHECK(request(c, &m, &r, PROTO_STATUS_REPLY) == 0);
+    n->queued = r.queued;
+    n->running = r.running;
+    n->done = r.done;
+    n->failed = r.failed;
+    return 0;
+}
+
+static int hello(conn *c, const char *name)
+{
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_HELLO);
+    m.worker = name;
+    m.threads = 1;
+    CHECK(request(c, &m, &r, PROTO_WELCOME) == 0);
+    CHECK_EQ_INT(r.heartbeat_ms, HEARTBEAT_MS);
+    return 0;
+}
+
+typedef struct {
+    int64_t job;
+    int attempt;
+    int64_t sleep_ms; /* from the spec, to tell jobs apart */
+} leased;
+
+/* Sends ready; the reply must be a job, described in *l. */
+static int ready_job(conn *c, leased *l)
+{
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_READY);
+    CHECK(request(c, &m, &r, PROTO_JOB) == 0);
+    CHECK(r.job >= 1);
+    CHECK(r.attempt >= 1);
+    CHECK(r.spec != NULL);
+    job_spec spec;
+    tfq_error e = {0};
+    CHECK_MSG(jobspec_parse(r.spec, &spec, &e) == 0, "spec '%s': %s", r.spec,
+              e.msg);
+    CHECK_EQ_INT(spec.kind, JOB_SLEEP);
+    l->job = r.job;
+    l->attempt = r.attempt;
+    l->sleep_ms = spec.sleep_ms;
+    return 0;
+}
+
+static int ready_no_job(conn *c)
+{
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_READY);
+    CHECK(request(c, &m, &r, PROTO_NO_JOB) == 0);
+    CHECK(r.retry_ms >= 0);
+    return 0;
+}
+
+static void result_msg(proto_msg *m, const leased *l)
+{
+    proto_msg_init(m, PROTO_RESULT);
+    m->job = l->job;
+    m->attempt = l->attempt;
+    m->ok = true;
+    m->result = "{}";
+}
+
+static int result_ok(conn *c, const leased *l)
+{
+    proto_msg m, r;
+    result_msg(&m, l);
+    CHECK(request(c, &m, &r, PROTO_ACK) == 0);
+    return 0;
+}
+
+/* Polls STATUS until pred holds, for at most timeout_ms.  0 when it did. */
+static int wait_counts(conn *c, int (*pred)(const counts *), int timeout_ms,
+                       counts *n)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        CHECK(status(c, n) == 0);
+        if (pred(n))
+            return 0;
+        if (mono_ms() > deadline)
+            break;
+        sleep_ms(20);
+    }
+    fprintf(stderr, "status after %d ms: queued %lld running %lld done %lld "
+            "failed %lld\n", timeout_ms, (long long)n->queued,
+            (long long)n->running, (long long)n->done, (long long)n->failed);
+    return 1;
+}
+
+/* ---- malformed_while_serving ------------------------------------------- */
+
+/* The frames a hostile or broken peer sends.  code: the error the protocol
+ * prescribes, or 0 where any negative code will do. */
+typedef struct {
+    const char *what;
+    msgpack_sbuffer body;
+    int parts; /* 1, or 2 for a multipart message of body twice */
+    int code;
+} bad_frame;
+
+static void pack_str(msgpack_packer *p, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(p, n);
+    msgpack_pack_str_body(p, s, n);
+}
+
+/* Names bad[*n] and returns its (empty) body to fill; *n grows by one. */
+static msgpack_sbuffer *bad_add(bad_frame *bad, int *n, const char *what,
+                                int parts, int code)
+{
+    bad_frame *b = &bad[(*n)++];
+    b->what = what;
+    b->parts = parts;
+    b->code = code;
+    return &b->body;
+}
+
+static void pack_envelope(msgpack_packer *p, size_t nkeys, int version,
+                          const char *kind)
+{
+    msgpack_pack_map(p, nkeys);
+    pack_str(p, "v");
+    msgpack_pack_int(p, version);
+    pack_str(p, "k");
+    pack_str(p, kind);
+}
+
+#define MAX_BAD 10
+
+/* Fills bad[0..n) and returns n (at most MAX_BAD); the caller destroys
+ * every body. */
+static int bad_frames(bad_frame *bad)
+{
+    int n = 0;
+    for (int i = 0; i < MAX_BAD; i++)
+        msgpack_sbuffer_init(&bad[i].body);
+    msgpack_packer p;
+    msgpack_sbuffer *b;
+
+    /* 0xc1 is never used in msgpack, so this is garbage whatever follows. */
+    b = bad_add(bad, &n, "garbage", 1, TFQ_EFORMAT);
+    uint8_t junk[64];
+    junk[0] = 0xc1;
+    uint32_t x = 12345;
+    for (size_t i = 1; i < sizeof junk; i++) {
+        x = x * 1103515245u + 12345u;
+        junk[i] = (uint8_t)(x >> 24);
+    }
+    msgpack_sbuffer_write(b, (const char *)junk, sizeof junk);
+
+    b = bad_add(bad, &n, "no version", 1, TFQ_EVERSION);
+    msgpack_packer_init(&p, b, msgpack_sbuffer_write);
+    msgpack_pack_map(&p, 1);
+    pack_str(&p, "k");
+    pack_str(&p, "status");
+
+    b = bad_add(bad, &n, "version 2", 1, TFQ_EVERSION);
+    msgpack_packer_init(&p, b, msgpack_sbuffer_write);
+    pack_envelope(&p, 2, 2, "status");
+
+    b = bad_add(bad, &n, "unknown kind", 1, TFQ_EINVAL);
+    msgpack_packer_init(&p, b, msgpack_sbuffer_write);
+    pack_envelope(&p, 2, 1, "frobnicate");
+
+    b = bad_add(bad, &n, "string job id", 1, TFQ_EFORMAT);
+    msgpack_packer_init(&p, b, msgpack_sbuffer_write);
+    pack_envelope(&p, 5, 1, "result");
+    pack_str(&p, "job");
+    pack_str(&p, "1");
+    pack_str(&p, "attempt");
+    msgpack_pack_int(&p, 1);
+    pack_str(&p, "ok");
+    msgpack_pack_true(&p);
+
+    bad_add(bad, &n, "empty frame", 1, 0);
+
+    /* Each part alone would be a valid status request. */
+    b = bad_add(bad, &n, "two frames", 2, TFQ_EFORMAT);
+    msgpack_packer_init(&p, b, msgpack_sbuffer_write);
+    pack_envelope(&p, 2, 1, "status");
+
+    /* Over PROTO_MAX_FRAME_BYTES but under the socket's ZMQ_MAXMSGSIZE:
+     * the codec must refuse it without reading it. */
+    b = bad_add(bad, &n, "frame over 4 MiB", 1, TFQ_ERANGE);
+    size_t big = PROTO_MAX_FRAME_BYTES + 512;
+    char *zeros = calloc(1, big);
+    if (zeros != NULL)
+        msgpack_sbuffer_write(b, zeros, big);
+    free(zeros);
+    return n;
+}
+
+/* Sends bad frame b from peer c. */
+static int send_bad(conn *c, const bad_frame *b)
+{
+    if (b->parts == 2 &&
+        send_raw(c, b->body.data, b->body.size, ZMQ_SNDMORE) != 0)
+        return -1;
+    return send_raw(c, b->body.data, b->body.size, 0);
+}
+
+/* Receives the reply to bad frame b: an error with a negative code (the
+ * one the protocol prescribes, where it does) and a message. */
+static int expect_bad_reply(conn *c, const bad_frame *b)
+{
+    proto_msg r;
+    int rc = expect(c, &r, PROTO_ERROR);
+    if (rc == 0 && !(r.code < 0 && r.msg != NULL && r.msg[0] != '\0')) {
+        fprintf(stderr, "error without a code or message\n");
+        rc = -1;
+    }
+    if (rc == 0 && b->code != 0 && r.code != b->code) {
+        fprintf(stderr, "code %d (%s), expected %d\n", r.code, r.msg,
+                b->code);
+        rc = -1;
+    }
+    if (rc != 0)
+        fprintf(stderr, "bad frame '%s' not answered as it should be\n",
+                b->what);
+    return rc;
+}
+
+static int malformed_body(fixture *fx)
+{
+    conn *client = conn_open(fx, "client");
+    conn *good = conn_open(fx, "good");
+    conn *bad = conn_open(fx, "bad");
+    CHECK(client && good && bad);
+
+    CHECK(submit(client, "five",
+                 "name = j1\nkind = sleep\nsleep_ms = 0\nseed = 1\n---\n"
+                 "name = j2\nkind = sleep\nsleep_ms = 0\nseed = 2\n---\n"
+                 "name = j3\nkind = sleep\nsleep_ms = 0\nseed = 3\n---\n"
+                 "name = j4\nkind = sleep\nsleep_ms = 0\nseed = 4\n---\n"
+                 "name = j5\nkind = sleep\nsleep_ms = 0\nseed = 5\n",
+                 5) == 0);
+    CHECK(hello(good, "good") == 0);
+
+    bad_frame frames[MAX_BAD];
+    int nbad = bad_frames(frames);
+    int rc = 0;
+    /* Ten steps of the good worker (ready, result for each job); before
+     * each of the first nbad, the bad peer sends one frame, so the
+     * coordinator sees them interleaved.  Replies go to different
+     * sockets, so their relative order does not matter. */
+    leased l = {0};
+    int64_t seen[5] = {0};
+    for (int step = 0; step < 10 && rc == 0; step++) {
+        const bad_frame *b = step < nbad ? &frames[step] : NULL;
+        if (b != NULL)
+            rc = send_bad(bad, b);
+        if (rc == 0 && step % 2 == 0) {
+            rc = ready_job(good, &l);
+            for (int i = 0; rc == 0 && i <= step / 2; i++)
+                if ((i < step / 2 && seen[i] == l.job) || l.attempt != 1) {
+                    fprintf(stderr, "job %lld attempt %d leased again\n",
+                            (long long)l.job, l.attempt);
+                    rc = -1;
+                }
+            seen[step / 2] = l.job;
+        } else if (rc == 0) {
+            rc = result_ok(good, &l);
+        }
+        if (b != NULL && rc == 0)
+            rc = expect_bad_reply(bad, b);
+    }
+    for (int i = 0; i < MAX_BAD; i++)
+        msgpack_sbuffer_destroy(&frames[i].body);
+    CHECK(rc == 0);
+
+    /* 5 MiB: over ZMQ_MAXMSGSIZE, so ZeroMQ may drop the connection
+     * instead of delivering it; either way the coordinator must go on. */
+    size_t huge = (size_t)5 << 20;
+    char *zeros = calloc(1, huge);
+    CHECK(zeros != NULL);
+    rc = send_raw(bad, zeros, huge, 0);
+    free(zeros);
+    CHECK(rc == 0);
+    proto_msg r;
+    rc = recv_msg(bad, &r, 1000);
+    fprintf(stderr, "5 MiB frame: %s\n",
+            rc == 0 ? "answered" : "dropped by ZeroMQ");
+    if (rc == 0) {
+        CHECK_EQ_INT(r.kind, PROTO_ERROR);
+        CHECK(r.code < 0 && r.msg != NULL && r.msg[0] != '\0');
+    } else {
+        CHECK_EQ_INT(rc, 1); /* nothing at all, not something broken */
+    }
+
+    counts n;
+    CHECK(status(client, &n) == 0);
+    CHECK_EQ_INT(n.done, 5);
+    CHECK_EQ_INT(n.queued, 0);
+    CHECK_EQ_INT(n.running, 0);
+    CHECK_EQ_INT(n.failed, 0);
+    /* The good worker is still served after the oversized frame. */
+    CHECK(ready_no_job(good) == 0);
+    return 0;
+}
+
+static int malformed_while_serving(void)
+{
+    return with_coordinator(malformed_body);
+}
+
+/* ---- stale_result_rejected --------------------------------------------- */
+
+static int requeued_one(const counts *n)
+{
+    return n->running == 0 && n->queued == 1;
+}
+
+static int stale_body(fixture *fx)
+{
+    conn *client = conn_open(fx, "client");
+    conn *a = conn_open(fx, "worker-a");
+    conn *b = conn_open(fx, "worker-b");
+    CHECK(client && a && b);
+    CHECK(submit(client, "one", "name = only\nkind = sleep\nsleep_ms = 0\n",
+                 1) == 0);
+
+    CHECK(hello(a, "worker-a") == 0);
+    leased la, lb;
+    CHECK(ready_job(a, &la) == 0);
+    CHECK_EQ_INT(la.attempt, 1);
+
+    /* A stays silent: after 4 heartbeats (400 ms) the coordinator's timer
+     * takes the lease back. */
+    counts n;
+    CHECK(wait_counts(client, requeued_one, 5000, &n) == 0);
+
+    CHECK(hello(b, "worker-b") == 0);
+    CHECK(ready_job(b, &lb) == 0);
+    CHECK_EQ_INT(lb.job, la.job);
+    CHECK_EQ_INT(lb.attempt, 2);
+
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_HEARTBEAT);
+    m.job = la.job;
+    m.attempt = la.attempt;
+    CHECK(request(a, &m, &r, PROTO_CANCEL) == 0);
+    CHECK_EQ_INT(r.job, la.job);
+    CHECK_EQ_INT(r.attempt, 1);
+
+    result_msg(&m, &la);
+    CHECK(request(a, &m, &r, PROTO_ERROR) == 0);
+    CHECK_EQ_INT(r.code, TFQ_EMISMATCH);
+    CHECK_MSG(r.msg != NULL && strstr(r.msg, "attempt") != NULL,
+              "msg '%s'", r.msg ? r.msg : "(none)");
+    CHECK_EQ_INT(r.re, PROTO_RESULT);
+
+    /* B's attempt is untouched by A's stale messages. */
+    proto_msg_init(&m, PROTO_HEARTBEAT);
+    m.job = lb.job;
+    m.attempt = lb.attempt;
+    CHECK(request(b, &m, &r, PROTO_ACK) == 0);
+    CHECK(result_ok(b, &lb) == 0);
+
+    CHECK(status(client, &n) == 0);
+    CHECK_EQ_INT(n.done, 1);
+    CHECK_EQ_INT(n.running, 0);
+    CHECK_EQ_INT(n.queued, 0);
+    CHECK_EQ_INT(n.failed, 0);
+
+    /* A duplicate of B's result, as a worker re-sends one after a lost
+     * connection, is refused and changes nothing. */
+    result_msg(&m, &lb);
+    CHECK(request(b, &m, &r, PROTO_ERROR) == 0);
+    CHECK_EQ_INT(r.code, TFQ_EMISMATCH);
+    CHECK(status(client, &n) == 0);
+    CHECK_EQ_INT(n.done, 1);
+    return 0;
+}
+
+static int stale_result_rejected(void)
+{
+    return with_coordinator(stale_body);
+}
+
+/* ---- deps_order -------------------------------------------------------- */
+
+static int deps_body(fixture *fx)
+{
+    conn *client = conn_open(fx, "client");
+    conn *w1 = conn_open(fx, "w1");
+    conn *w2 = conn_open(fx, "w2");
+    CHECK(client && w1 && w2);
+    /* sleep_ms tells the jobs apart in the specs the workers get. */
+    CHECK(submit(client, "deps",
+                 "name = base\nkind = sleep\nsleep_ms = 1\n---\n"
+                 "name = d2\nafter = base\nkind = sleep\nsleep_ms = 2\n---\n"
+                 "name = d3\nafter = base\nkind = sleep\nsleep_ms = 3\n",
+                 3) == 0);
+    CHECK(hello(w1, "w1") == 0);
+    CHECK(hello(w2, "w2") == 0);
+
+    leased base, d[2];
+    CHECK(ready_job(w1, &base) == 0);
+    CHECK_EQ_INT(base.sleep_ms, 1);
+    /* While base runs, nothing else may start: ask twice. */
+    CHECK(ready_no_job(w2) == 0);
+    CHECK(ready_no_job(w2) == 0);
+    counts n;
+    CHECK(status(client, &n) == 0);
+    CHECK_EQ_INT(n.running, 1);
+    CHECK_EQ_INT(n.queued, 2);
+
+    CHECK(result_ok(w1, &base) == 0);
+    CHECK(ready_job(w2, &d[0]) == 0);
+    CHECK(ready_job(w1, &d[1]) == 0);
+    CHECK(d[0].job != d[1].job);
+    CHECK(d[0].job != base.job && d[1].job != base.job);
+    CHECK_EQ_INT(d[0].sleep_ms + d[1].sleep_ms, 5);
+    CHECK(d[0].sleep_ms == 2 || d[0].sleep_ms == 3);
+    CHECK_EQ_INT(d[0].attempt, 1);
+    CHECK_EQ_INT(d[1].attempt, 1);
+
+    CHECK(result_ok(w2, &d[0]) == 0);
+    CHECK(result_ok(w1, &d[1]) == 0);
+    CHECK(status(client, &n) == 0);
+    CHECK_EQ_INT(n.done, 3);
+    CHECK_EQ_INT(n.queued + n.running + n.failed, 0);
+    return 0;
+}
+
+static int deps_order(void)
+{
+    return with_coordinator(deps_body);
+}
+
+/* ---- sigterm_graceful -------------------------------------------------- */
+
+static int sigterm_body(fixture *fx)
+{
+    conn *client = conn_open(fx, "client");
+    conn *w = conn_open(fx, "w");
+    CHECK(client && w);
+    CHECK(submit(client, "keep",
+                 "name = a\nkind = sleep\nsleep_ms = 1\n---\n"
+                 "name = b\nafter = a\nkind = sleep\nsleep_ms = 2\n---\n"
+                 "name = c\nkind = sleep\nsleep_ms = 3\n",
+                 3) == 0);
+    CHECK(hello(w, "w") == 0);
+    leased l;
+    CHECK(ready_job(w, &l) == 0);
+    CHECK(result_ok(w, &l) == 0);
+    counts before;
+    CHECK(status(client, &before) == 0);
+    CHECK_EQ_INT(before.done, 1);
+    CHECK_EQ_INT(before.queued, 2);
+    CHECK_EQ_INT(before.running, 0);
+
+    char ep[256];
+    snprintf(ep, sizeof ep, "%s", fx->ep);
+    CHECK(coord_stop(fx) == 0);
+    CHECK(coord_start(fx, ep) == 0);
+    CHECK_MSG(strcmp(fx->ep, ep) == 0, "bound %s, asked for %s", fx->ep, ep);
+
+    /* Fresh connections: the old ones may still be reconnecting. */
+    conn *client2 = conn_open(fx, "client2");
+    conn *w2 = conn_open(fx, "w2");
+    CHECK(client2 && w2);
+    counts after;
+    CHECK(status(client2, &after) == 0);
+    CHECK_EQ_INT(after.done, before.done);
+    CHECK_EQ_INT(after.queued, before.queued);
+    CHECK_EQ_INT(after.running, before.running);
+    CHECK_EQ_INT(after.failed, before.failed);
+
+    /* The restarted coordinator serves the jobs it kept. */
+    CHECK(hello(w2, "w2") == 0);
+    leased l2;
+    CHECK(ready_job(w2, &l2) == 0);
+    CHECK(l2.job != l.job);
+    CHECK_EQ_INT(l2.attempt, 1);
+    CHECK(result_ok(w2, &l2) == 0);
+    return 0;
+}
+
+static int sigterm_graceful(void)
+{
+    return with_coordinator(sigterm_body);
+}
+
+int main(int argc, char **argv)
+{
+    s_tfq = argc > 2 ? argv[2] : getenv("TFQ_BIN");
+    signal(SIGPIPE, SIG_IGN);
+    static const test_case cases[] = {
+        {"malformed_while_serving", malformed_while_serving},
+        {"stale_result_rejected", stale_result_rejected},
+        {"deps_order", deps_order},
+        {"sigterm_graceful", sigterm_graceful},
+    };
+    return test_main(argc > 2 ? 2 : argc, argv, cases,
+                     (int)(sizeof cases / sizeof cases[0]));
+}
