@@ -234,20 +234,23 @@ int cmd_status(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"connect", required_argument, 0, 'c'},
+        {"grid", required_argument, 0, 'g'},
         {"json", no_argument, 0, 'j'},
         {"help", no_argument, 0, 'H'},
         {0, 0, 0, 0},
     };
-    const char *connect = CLIENT_DEFAULT_ENDPOINT;
+    const char *connect = CLIENT_DEFAULT_ENDPOINT, *grid = NULL;
     int json = 0, o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case 'c': connect = optarg; break;
+        case 'g': grid = optarg; break;
         case 'j': json = 1; break;
         case 'H':
-            printf("usage: tfq status [--connect ADDR] [--json]\n\n"
-                   "Counts of jobs per state.\n");
+            printf("usage: tfq status [--grid NAME] [--connect ADDR] "
+                   "[--json]\n\n"
+                   "Counts of jobs per state, of one grid or of all.\n");
             return CLI_OK;
         default: return CLI_USAGE;
         }
@@ -258,6 +261,7 @@ int cmd_status(int argc, char **argv)
     if (c != NULL) {
         proto_msg m, r;
         proto_msg_init(&m, PROTO_STATUS);
+        m.grid = grid;
         if (client_request(c, &m, &r, &e) == 0) {
             int64_t total = r.queued + r.running + r.done + r.failed;
             if (json)

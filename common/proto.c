@@ -33,6 +33,7 @@ typedef struct {
     X(RESULT, "result", T_STR, result, 0, PROTO_MAX_TEXT_BYTES)            \
     X(ERROR, "error", T_STR, error, 0, PROTO_MAX_MSG_BYTES)                \
     X(SHA256, "sha256", T_SHA, sha256, 0, 0)                               \
+    X(INIT, "init", T_SHA, init, 0, 0)                                     \
     X(OFFSET, "offset", T_I64, offset, 0, PROTO_MAX_CKPT_BYTES)            \
     X(TOTAL, "total", T_I64, total, 0, PROTO_MAX_CKPT_BYTES)               \
     X(DATA, "data", T_BIN, data, 0, PROTO_MAX_CHUNK_BYTES)                 \
@@ -74,7 +75,8 @@ static const kind_def s_kinds[PROTO_KIND_COUNT] = {
     [PROTO_HELLO] = {"hello", B(WORKER) | B(THREADS), 0},
     [PROTO_WELCOME] = {"welcome", B(HEARTBEAT_MS), 0},
     [PROTO_READY] = {"ready", 0, 0},
-    [PROTO_JOB] = {"job", B(JOB) | B(ATTEMPT) | B(SPEC), B(GRID) | B(SHA256)},
+    [PROTO_JOB] = {"job", B(JOB) | B(ATTEMPT) | B(SPEC),
+                   B(GRID) | B(SHA256) | B(INIT)},
     [PROTO_NO_JOB] = {"no_job", B(RETRY_MS), 0},
     [PROTO_HEARTBEAT] = {"heartbeat",
                          B(JOB) | B(ATTEMPT) | B(EPOCH) | B(STEP), 0},
@@ -219,7 +221,7 @@ static bool s_present(const proto_msg *m, int f)
     case T_STR:
         return *AT_C(m, f, const char *) != NULL;
     case T_SHA:
-        return m->sha256[0] != '\0';
+        return *AT_C(m, f, char) != '\0';
     case T_KIND:
         return m->re != PROTO_KIND_NONE;
     default:
@@ -268,12 +270,13 @@ static int s_pack_field(msgpack_packer *pk, const proto_msg *m, int f,
         break;
     }
     case T_SHA: {
-        size_t len = strnlen(m->sha256, sizeof m->sha256);
-        if (!s_is_hex(m->sha256, len))
+        const char *sha = AT_C(m, f, char);
+        size_t len = strnlen(sha, sizeof m->sha256);
+        if (!s_is_hex(sha, len))
             return tfq_error_set(e, TFQ_ERANGE,
-                                 "field \"sha256\" must be 64 lowercase hex "
-                                 "digits");
-        bad |= s_pack_str(pk, m->sha256, len);
+                                 "field \"%s\" must be 64 lowercase hex "
+                                 "digits", d->key);
+        bad |= s_pack_str(pk, sha, len);
         break;
     }
     case T_BIN:
@@ -595,10 +598,10 @@ static int s_set_field(proto_msg *m, int f, const msgpack_object *o,
             return s_wrong_type(m->kind, d->key, "str", o->type, e);
         if (!s_is_hex(o->via.str.ptr, o->via.str.size))
             return tfq_error_set(e, TFQ_EFORMAT,
-                                 "field \"sha256\" must be 64 lowercase hex "
-                                 "digits");
-        memcpy(m->sha256, o->via.str.ptr, 64);
-        m->sha256[64] = '\0';
+                                 "field \"%s\" must be 64 lowercase hex "
+                                 "digits", d->key);
+        memcpy(AT(m, f, char), o->via.str.ptr, 64);
+        AT(m, f, char)[64] = '\0';
         return 0;
     case T_BIN:
         if (o->type != MSGPACK_OBJECT_BIN)

@@ -101,8 +101,9 @@ typedef struct {
     const char *result; /* JSON text */
     const char *error;
 
-    /* checkpoint chunks */
+    /* checkpoint chunks; job: the checkpoint to resume from */
     char sha256[65]; /* lowercase hex of the whole checkpoint; "" = absent */
+    char init[65];   /* job: the checkpoint to copy layers from; "" = none */
     int64_t offset, total;
     const uint8_t *data; /* chunk bytes: data[0 .. data_bytes) */
     size_t data_bytes;

@@ -146,6 +146,8 @@ static void on_ready(coord *c, const peer *p)
     r.spec = l.spec;
     if (l.resume_sha256[0])
         memcpy(r.sha256, l.resume_sha256, sizeof r.sha256);
+    if (l.init_sha256[0])
+        memcpy(r.init, l.init_sha256, sizeof r.init);
     log_info("job %lld (%s) attempt %d -> %s", (long long)l.job_id, l.name,
              l.attempt, p->name);
     reply(c, p, &r);
@@ -216,7 +218,10 @@ static int add_grid(coord *c, const char *name, const char *text,
             .spec = j->text,
             .identity = j->identity,
             .priority = j->depth,
+            .n = -1,
+            .finetune = -1,
             .seed = (int64_t)j->spec.seed,
+            .init_from = j->init_from >= 0 ? ids[j->init_from] : 0,
         };
         rc = store_job_add(c->st, &sj, &ids[i], now, e);
     }
@@ -260,7 +265,9 @@ static void on_status(coord *c, const peer *p, const proto_msg *m)
 {
     store_counts n;
     tfq_error e = {0};
-    if (store_counts_get(c->st, 0, &n, &e) != 0) {
+    int64_t grid_id = 0;
+    if ((m->grid != NULL && store_grid_find(c->st, m->grid, &grid_id, &e)) ||
+        store_counts_get(c->st, grid_id, &n, &e) != 0) {
         reply_error(c, p, e.code, e.msg, PROTO_STATUS);
         return;
     }
@@ -461,7 +468,11 @@ static void handle(coord *c, const peer *p, const void *frame, size_t bytes)
         on_status(c, p, &m);
         break;
     case PROTO_BYE:
-        reply_kind(c, p, PROTO_ACK);
+        log_info("%s said bye", p->name);
+        break;
+    case PROTO_ERROR:
+        /* Never answer an error with an error: two peers would bounce. */
+        log_warn("error from %s: %s", p->name, m.msg);
         break;
     default: {
         char msg[128];

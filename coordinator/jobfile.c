@@ -20,6 +20,8 @@ typedef struct {
     char names[JOBFILE_MAX_AFTER][JOBFILE_NAME_BYTES];
     int n;
     int line;
+    char init_from[JOBFILE_NAME_BYTES];
+    int init_line;
 } pending_after;
 
 static int valid_name(const char *n)
@@ -151,6 +153,15 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
                                        "'%s' used twice", lineno, v);
                     goto out;
                 }
+        } else if (strcmp(key, "init_from") == 0) {
+            char *v = trim(eq + 1);
+            if (pa[n].init_from[0] || !valid_name(v)) {
+                rc = tfq_error_set(e, TFQ_EINVAL, "line %d: bad or repeated "
+                                   "init_from '%.64s'", lineno, v);
+                goto out;
+            }
+            snprintf(pa[n].init_from, JOBFILE_NAME_BYTES, "%s", v);
+            pa[n].init_line = lineno;
         } else if (strcmp(key, "after") == 0) {
             char *v = trim(eq + 1), *s2 = NULL;
             pa[n].line = lineno;
@@ -181,6 +192,34 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
         rc = tfq_error_set(e, TFQ_EINVAL, "job file has no jobs");
         goto out;
     }
+    for (int i = 0; i < n; i++) {
+        jobs[i].init_from = -1;
+        if (pa[i].init_from[0] == '\0')
+            continue;
+        int k;
+        for (k = 0; k < n; k++)
+            if (strcmp(jobs[k].name, pa[i].init_from) == 0)
+                break;
+        if (k == n || k == i) {
+            rc = tfq_error_set(e, TFQ_EINVAL, "line %d: job '%s' copies from "
+                               "'%s', %s", pa[i].init_line, jobs[i].name,
+                               pa[i].init_from,
+                               k == i ? "itself" : "which does not exist");
+            goto out;
+        }
+        if (jobs[i].spec.kind != JOB_TRAIN || jobs[k].spec.kind != JOB_TRAIN) {
+            rc = tfq_error_set(e, TFQ_EINVAL, "line %d: init_from joins two "
+                               "train jobs", pa[i].init_line);
+            goto out;
+        }
+        jobs[i].init_from = k;
+        int listed = 0;
+        for (int a = 0; a < pa[i].n; a++)
+            listed |= strcmp(pa[i].names[a], pa[i].init_from) == 0;
+        if (!listed && pa[i].n < JOBFILE_MAX_AFTER)
+            snprintf(pa[i].names[pa[i].n++], JOBFILE_NAME_BYTES, "%s",
+                     pa[i].init_from);
+    }
     for (int i = 0; i < n; i++)
         for (int a = 0; a < pa[i].n; a++) {
             int k;
@@ -209,6 +248,20 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
             rc = tfq_error_set(e, TFQ_EINVAL, "job '%s' is part of a cycle "
                                "of 'after' references", f->jobs[i].name);
     free(state);
+    /* A transfer job's identity covers its source's (a source has a larger
+     * depth, so deepest first resolves every chain). */
+    for (int d = n; rc == 0 && d >= 0; d--)
+        for (int i = 0; i < n; i++) {
+            jobfile_job *j = &f->jobs[i];
+            if (j->depth != d || j->init_from < 0)
+                continue;
+            char both[JOBSPEC_TEXT_BYTES + 2 * HASH_HEX_BYTES];
+            snprintf(both, sizeof both, "%s\ninit_from = %s\n", j->text,
+                     f->jobs[j->init_from].identity);
+            uint8_t digest[HASH_BYTES];
+            hash_sha256(both, strlen(both), digest);
+            hash_hex(digest, j->identity);
+        }
 out:
     free(buf);
     free(jobs);

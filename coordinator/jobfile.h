@@ -4,6 +4,8 @@
  *
  *   name = baseA            # required, unique in the file
  *   after = base1, base2    # optional: jobs that must succeed first
+ *   init_from = baseB       # optional: copy layers from that job's final
+ *                           # checkpoint (implies after = baseB)
  *   kind = sleep
  *   sleep_ms = 200
  *   ---
@@ -23,10 +25,13 @@ typedef struct {
     char name[JOBFILE_NAME_BYTES];
     int after[JOBFILE_MAX_AFTER]; /* indexes of earlier-or-later jobs */
     int nafter;
+    int init_from;                 /* index of the job whose final
+                                      checkpoint it copies, or -1 */
     int depth;                     /* longest chain of jobs waiting on it */
     job_spec spec;
     char text[JOBSPEC_TEXT_BYTES]; /* canonical spec text */
-    char identity[HASH_HEX_BYTES];
+    char identity[HASH_HEX_BYTES]; /* hash of the canonical text and, for
+                                      a transfer job, its source's identity */
 } jobfile_job;
 
 typedef struct {

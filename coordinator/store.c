@@ -123,7 +123,11 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     "    kind TEXT,\n"
     "    detail TEXT\n"
     ");\n"
-    "CREATE INDEX events_job ON events (job_id);\n"
+    "CREATE INDEX events_job ON events (job_id);\n",
+    /* schema/002_init_from.sql */
+    "-- tfq coordinator store, schema version 2: a transfer job names the job\n"
+    "-- whose final checkpoint it copies layers from (it also depends on it).\n"
+    "ALTER TABLE jobs ADD COLUMN init_from INTEGER REFERENCES jobs (id);\n",
 };
 
 /* The cached statements: prepared on first use, kept for the life of the
@@ -136,11 +140,17 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     X(RELEASE, "RELEASE store_op")                                            \
     X(ROLLBACK_TO, "ROLLBACK TO store_op")                                    \
     X(GRID_ADD, "INSERT INTO grids (name, spec, created_ms) VALUES (?, ?, ?)") \
+    X(GRID_FIND, "SELECT id FROM grids WHERE name = ?")                       \
     X(JOB_ADD, "INSERT INTO jobs (grid_id, name, kind, spec, identity, "      \
                "state, priority, max_attempts, split, similarity, target, n, "\
-               "variant, finetune, seed, created_ms, updated_ms) VALUES "     \
-               "(?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, ?11, "   \
-               "?12, ?13, ?14, ?15, ?15)")                                    \
+               "variant, finetune, seed, created_ms, updated_ms, init_from) " \
+               "VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, " \
+               "?11, ?12, ?13, ?14, ?15, ?15, ?16)")                          \
+    /* The final checkpoint of the succeeded job a transfer job copies. */   \
+    X(INIT, "SELECT c.sha256 FROM jobs j JOIN attempts a ON "                 \
+            "a.job_id = j.init_from AND a.state = 'succeeded' JOIN "          \
+            "checkpoints c ON c.job_id = a.job_id AND c.attempt = a.attempt " \
+            "WHERE j.id = ? ORDER BY c.epoch DESC LIMIT 1")                   \
     X(DEP_ADD, "INSERT INTO deps (job_id, depends_on) VALUES (?, ?)")         \
     /* One pass blocks the pending jobs with a dead dependency; blocking     \
      * spreads one level per pass. */                                        \
@@ -635,6 +645,26 @@ done:
     return txn_close(s, ret, e);
 }
 
+int store_grid_find(store *s, const char *name, int64_t *grid_id,
+                    tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    PREP(st, ST_GRID_FIND);
+    bind_text(st, 1, name);
+    int rc = sqlite3_step(st);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        *grid_id = id;
+    else if (rc == SQLITE_DONE)
+        ret = tfq_error_set(e, TFQ_ENOENT, "no grid named '%s'", name);
+    else
+        ret = db_fail(s, rc, "finding a grid", e);
+done:
+    return ret;
+}
+
 int store_job_add(store *s, const store_job *job, int64_t *job_id,
                   int64_t now_ms, tfq_error *e)
 {
@@ -669,6 +699,7 @@ int store_job_add(store *s, const store_job *job, int64_t *job_id,
     bind_opt(st, 13, job->finetune);
     bind_opt(st, 14, job->seed);
     sqlite3_bind_int64(st, 15, now_ms);
+    bind_id(st, 16, job->init_from);
     TRY(run(s, st, "inserting", e));
     if (job_id != NULL)
         *job_id = sqlite3_last_insert_rowid(s->db);
@@ -819,6 +850,18 @@ int store_lease(store *s, const char *worker, int64_t now_ms,
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         ret = db_fail(s, rc, "finding a checkpoint", e);
+        goto done;
+    }
+
+    PREP(st, ST_INIT);
+    sqlite3_bind_int64(st, 1, job);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        snprintf(out->init_sha256, sizeof out->init_sha256, "%s",
+                 (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        ret = db_fail(s, rc, "finding the source checkpoint", e);
         goto done;
     }
 

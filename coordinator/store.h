@@ -20,7 +20,7 @@
 #include "common/err.h"
 
 /* The newest schema version this code knows (schema/NNN_*.sql). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 typedef struct store store;
 
@@ -42,6 +42,9 @@ typedef struct {
     const char *variant;
     int finetune;
     int64_t seed;
+    int64_t init_from;    /* the job whose final checkpoint this one copies
+                             layers from (it must also be a dependency); 0:
+                             none */
 } store_job;
 
 /* A job handed to a worker by store_lease.  The caller owns it and frees
@@ -55,6 +58,8 @@ typedef struct {
     char resume_sha256[65]; /* latest checkpoint of the job, "" for none */
     int resume_epoch;      /* its epoch; 0 for none */
     int resume_attempt;    /* the attempt that wrote it; 0 for none */
+    char init_sha256[65];  /* final checkpoint of the job's init_from, ""
+                              for none */
 } store_leased;
 
 /* Jobs per state. */
@@ -94,6 +99,10 @@ int store_grid_add(store *s, const char *name, const char *spec,
 /* Adds a job in state pending; its id goes to *job_id.  TFQ_EINVAL for an
  * invalid kind, a duplicate name within the grid or an unknown grid.  Call
  * store_refresh_ready after adding jobs and their dependencies. */
+/* The id of the grid called name; TFQ_ENOENT when there is none. */
+int store_grid_find(store *s, const char *name, int64_t *grid_id,
+                    tfq_error *e);
+
 int store_job_add(store *s, const store_job *job, int64_t *job_id,
                   int64_t now_ms, tfq_error *e);
 

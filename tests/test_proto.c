@@ -14,7 +14,7 @@ static const char *const s_kind_fields[PROTO_KIND_COUNT][10] = {
     [PROTO_HELLO] = {"worker", "threads"},
     [PROTO_WELCOME] = {"heartbeat_ms"},
     [PROTO_READY] = {0},
-    [PROTO_JOB] = {"job", "attempt", "spec", "grid", "sha256"},
+    [PROTO_JOB] = {"job", "attempt", "spec", "grid", "sha256", "init"},
     [PROTO_NO_JOB] = {"retry_ms"},
     [PROTO_HEARTBEAT] = {"job", "attempt", "epoch", "step"},
     [PROTO_ACK] = {0},
@@ -77,6 +77,9 @@ static void sample(proto_msg *m, proto_kind k)
     for (int i = 0; i < 64; i++)
         m->sha256[i] = "0123456789abcdef"[(i * 5) % 16];
     m->sha256[64] = '\0';
+    for (int i = 0; i < 64; i++)
+        m->init[i] = "0123456789abcdef"[(i * 7) % 16];
+    m->init[64] = '\0';
     m->offset = 1000;
     m->total = 5000;
     m->data = s_data;
@@ -115,7 +118,7 @@ static bool field_eq(const proto_msg *a, const proto_msg *b, const char *key)
     INT_F(running) INT_F(done) INT_F(failed) INT_F(count) INT_F(code)
     INT_F(re)
     STR_F(worker) STR_F(spec) STR_F(result) STR_F(error) STR_F(grid)
-    STR_F(items) STR_F(msg) STR_F(sha256)
+    STR_F(items) STR_F(msg) STR_F(sha256) STR_F(init)
 #undef INT_F
 #undef STR_F
     if (strcmp(key, "data") == 0)
@@ -128,7 +131,8 @@ static bool field_eq(const proto_msg *a, const proto_msg *b, const char *key)
 static const char *const s_all_keys[] = {
     "worker", "threads", "heartbeat_ms", "retry_ms", "job", "attempt",
     "epoch", "step", "spec", "loss", "test_acc", "images_per_s", "eta_s",
-    "ok", "result", "error", "sha256", "offset", "total", "data", "grid",
+    "ok", "result", "error", "sha256", "init", "offset", "total", "data",
+    "grid",
     "force", "grid_id", "added", "reused", "queued", "running", "done",
     "failed", "count", "items", "code", "msg", "re"};
 #define N_KEYS (sizeof s_all_keys / sizeof s_all_keys[0])

@@ -93,7 +93,7 @@ static int test_open_migrate(void)
     tfq_error e = {0};
     store *s = fresh(path, sizeof path);
     CHECK(s != NULL);
-    CHECK_EQ_INT(store_schema_version(s), 1);
+    CHECK_EQ_INT(store_schema_version(s), STORE_SCHEMA_VERSION);
     int64_t grid = 0;
     CHECK_EQ_INT(store_grid_add(s, "g1", "{}", &grid, 5, &e), TFQ_OK);
     CHECK(grid > 0);
@@ -107,24 +107,24 @@ static int test_open_migrate(void)
     /* Reopening keeps the data and applies nothing twice. */
     s = store_open(path, &e);
     CHECK_MSG(s != NULL, "%s", e.msg);
-    CHECK_EQ_INT(store_schema_version(s), 1);
+    CHECK_EQ_INT(store_schema_version(s), STORE_SCHEMA_VERSION);
     store_close(&s);
     CHECK_STR(query(path, "SELECT COUNT(*) FROM jobs WHERE name = 'j1'"), "1");
     CHECK_STR(query(path, "SELECT value FROM meta WHERE key = "
-                          "'schema_version'"), "1");
+                          "'schema_version'"), "2");
     CHECK_STR(query(path, "PRAGMA journal_mode"), "wal");
 
     /* A newer schema is refused. */
     sqlite3 *db = NULL;
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "UPDATE meta SET value = 2 WHERE key = "
+    CHECK(sqlite3_exec(db, "UPDATE meta SET value = 3 WHERE key = "
                            "'schema_version'", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
     tfq_error_clear(&e);
     s = store_open(path, &e);
     CHECK(s == NULL);
     CHECK_EQ_INT(e.code, TFQ_EVERSION);
-    CHECK_MSG(strstr(e.msg, "schema version 2 is newer than this tfq (1)")
+    CHECK_MSG(strstr(e.msg, "schema version 3 is newer than this tfq (2)")
               != NULL, "%s", e.msg);
     CHECK(strstr(e.msg, path) != NULL);
 
@@ -144,17 +144,23 @@ static int test_open_migrate(void)
 
 static int test_schema_file_matches(void)
 {
-    const char *file = TFQ_SCHEMA_DIR "/001_initial.sql";
-    FILE *f = fopen(file, "rb");
-    CHECK_MSG(f != NULL, "cannot open %s", file);
-    static char text[65536];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    const char *embedded = store_migration_sql(1);
-    CHECK(embedded != NULL);
-    CHECK_MSG(strcmp(text, embedded) == 0,
-              "%s differs from the migration embedded in store.c", file);
+    static const char *const files[] = {"001_initial.sql",
+                                        "002_init_from.sql"};
+    CHECK_EQ_INT(sizeof files / sizeof files[0], STORE_SCHEMA_VERSION);
+    for (int v = 1; v <= STORE_SCHEMA_VERSION; v++) {
+        char file[1024];
+        snprintf(file, sizeof file, "%s/%s", TFQ_SCHEMA_DIR, files[v - 1]);
+        FILE *f = fopen(file, "rb");
+        CHECK_MSG(f != NULL, "cannot open %s", file);
+        static char text[65536];
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        const char *embedded = store_migration_sql(v);
+        CHECK(embedded != NULL);
+        CHECK_MSG(strcmp(text, embedded) == 0,
+                  "%s differs from the migration embedded in store.c", file);
+    }
     CHECK(store_migration_sql(0) == NULL);
     CHECK(store_migration_sql(STORE_SCHEMA_VERSION + 1) == NULL);
     return 0;
