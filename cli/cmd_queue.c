@@ -82,10 +82,12 @@ int cmd_worker(int argc, char **argv)
         {"threads", required_argument, 0, 't'},
         {"max-jobs", required_argument, 0, 'm'},
         {"exit-when-idle", no_argument, 0, 'x'},
+        {"data", required_argument, 0, 'd'},
         {"help", no_argument, 0, 'H'},
         {0, 0, 0, 0},
     };
-    agent_config cfg = {.connect = CLIENT_DEFAULT_ENDPOINT, .threads = 1};
+    agent_config cfg = {.connect = CLIENT_DEFAULT_ENDPOINT, .threads = 1,
+                        .data_dir = "/usr/share/datasets/fashion-mnist"};
     long v;
     int o;
     optind = 1;
@@ -104,6 +106,7 @@ int cmd_worker(int argc, char **argv)
             cfg.max_jobs = (int)v;
             break;
         case 'x': cfg.exit_when_idle = 1; break;
+        case 'd': cfg.data_dir = optarg; break;
         case 'H':
             printf("usage: tfq worker [--connect ADDR] [OPTIONS]\n\n"
                    "Asks the coordinator for jobs and runs them; stateless.\n"
@@ -111,8 +114,11 @@ int cmd_worker(int argc, char **argv)
                    "  --name NAME       worker name (default host-pid)\n"
                    "  --threads N       training threads (1)\n"
                    "  --max-jobs N      exit after N jobs\n"
-                   "  --exit-when-idle  exit when no job is ready (batch "
+                   "  --exit-when-idle  exit when the queue is drained (batch "
                    "schedulers)\n"
+                   "  --data DIR        data set directory for train jobs\n"
+                   "                    (default "
+                   "/usr/share/datasets/fashion-mnist)\n"
                    "SIGTERM/SIGINT: the job in hand is handed back, then the "
                    "worker exits.\n", CLIENT_DEFAULT_ENDPOINT);
             return CLI_OK;

@@ -194,8 +194,16 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
     }
     for (int i = 0; i < n; i++) {
         jobs[i].init_from = -1;
-        if (pa[i].init_from[0] == '\0')
+        if (pa[i].init_from[0] == '\0') {
+            if (jobs[i].spec.kind == JOB_TRAIN &&
+                jobs[i].spec.copy_layers > 0 && jobs[i].spec.init[0] == '\0') {
+                rc = tfq_error_set(e, TFQ_EINVAL, "job '%s': copy = %d needs "
+                                   "init_from = <job>", jobs[i].name,
+                                   jobs[i].spec.copy_layers);
+                goto out;
+            }
             continue;
+        }
         int k;
         for (k = 0; k < n; k++)
             if (strcmp(jobs[k].name, pa[i].init_from) == 0)

@@ -81,7 +81,6 @@ static int test_errors(void)
     CHECK(rejects("kind = train\nclasses = 3\n", "classes", NULL) == 0);
     CHECK(rejects("kind = train\nnet = conv 16 5; frob\n", "net", "frob") == 0);
     CHECK(rejects("kind = sleep\nepochs = 3\n", "epochs", "sleep job") == 0);
-    CHECK(rejects("kind = train\ncopy = 2\n", "copy", "init") == 0);
     CHECK(rejects("kind = train\ninit = ABC\n", "init", "hex") == 0);
     CHECK(rejects("kind = nap\n", "kind", "train or sleep") == 0);
     CHECK(rejects("kind = train\ndataset = imagenet\n", "dataset", NULL) == 0);

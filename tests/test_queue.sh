@@ -132,6 +132,35 @@ kill_coordinator)
     wait "$W2" || fail "worker 2 exited $?"
     check_once
     ;;
+transfer)
+    # A base net on task A and two jobs that copy its first three layers:
+    # the selffer A3A and the transfer A3B, as in the paper, on small data.
+    [ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP: no Fashion-MNIST"; exit 77; }
+    start_coord
+    common='kind = train
+limit_train = 3000
+limit_test = 1000
+seed = 5'
+    {
+        printf 'name = baseA\n%s\nclasses = 0,2,3,4,6\nepochs = 2\n' "$common"
+        printf -- '---\nname = A3A\ninit_from = baseA\n%s\nclasses = 0,2,3,4,6\nepochs = 1\ncopy = 3\nfreeze = 3\n' "$common"
+        printf -- '---\nname = A3B\ninit_from = baseA\n%s\nclasses = 1,5,7,8,9\nepochs = 1\ncopy = 3\nfreeze = 3\n' "$common"
+    } >"$DIR/grid.txt"
+    "$TFQ" submit "$DIR/grid.txt" --connect "$EP" >/dev/null || fail "submit"
+    start_worker w1 --exit-when-idle
+    W1=$WPID
+    start_worker w2 --exit-when-idle
+    W2=$WPID
+    wait "$W1" || fail "worker 1 exited $?"
+    wait "$W2" || fail "worker 2 exited $?"
+    check_once
+    [ "$(q "select count(*) from checkpoints c join jobs j on j.id = c.job_id where j.name = 'baseA'")" = 2 ] || fail "baseA did not checkpoint both epochs"
+    [ "$(grep -c 'copies layers from checkpoint' "$DIR"/w*.log | awk -F: '{s += $2} END {print s}')" = 2 ] || fail "the transfer jobs did not get baseA's checkpoint"
+    for j in baseA A3A A3B; do
+        acc=$(q "select json_extract(result, '$.final_acc') from jobs where name = '$j'")
+        awk -v a="$acc" 'BEGIN {exit !(a > 0.5)}' || fail "$j reached only $acc"
+    done
+    ;;
 *)
     echo "unknown case $CASE" >&2
     exit 2

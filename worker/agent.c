@@ -370,16 +370,16 @@ static int run_job(agent *a, const proto_msg *r, zmq_msg_t *frame,
     a->job_stop = 0;
     job_spec spec;
     tfq_error je = {0};
-    uint8_t *resume = NULL;
-    size_t resume_bytes = 0;
-    char resume_sha[HASH_HEX_BYTES];
+    uint8_t *resume = NULL, *init = NULL;
+    size_t resume_bytes = 0, init_bytes = 0;
+    char resume_sha[HASH_HEX_BYTES], init_sha[HASH_HEX_BYTES];
+    static char result[2048];
     memcpy(resume_sha, r->sha256, sizeof resume_sha);
+    memcpy(init_sha, r->init, sizeof init_sha);
+    snprintf(result, sizeof result, "{}");
     beater b;
     int beating = beater_start(&b, a) == 0;
     int rc = jobspec_parse(r->spec, &spec, &je);
-    if (rc == 0 && spec.kind != JOB_SLEEP)
-        rc = tfq_error_set(&je, TFQ_ENOTSUP, "this worker runs only sleep "
-                           "jobs so far");
     if (rc == 0 && resume_sha[0] != '\0') {
         rc = fetch_checkpoint(a, resume_sha, &resume, &resume_bytes, frame,
                               &je);
@@ -387,13 +387,25 @@ static int run_job(agent *a, const proto_msg *r, zmq_msg_t *frame,
             log_info("job %lld attempt %d resumes from checkpoint %.12s",
                      (long long)a->job, a->attempt, resume_sha);
     }
+    if (rc == 0 && init_sha[0] != '\0') {
+        rc = fetch_checkpoint(a, init_sha, &init, &init_bytes, frame, &je);
+        if (rc == 0)
+            log_info("job %lld attempt %d copies layers from checkpoint %.12s",
+                     (long long)a->job, a->attempt, init_sha);
+    }
     if (rc == 0) {
         hook_ctx h = {a, frame};
         job_hooks hooks = {on_progress, on_tick, on_checkpoint, &h};
-        rc = job_run_sleep(&spec, a->attempt, resume, resume_bytes, &hooks,
-                           &a->job_stop, &je);
+        if (spec.kind == JOB_SLEEP)
+            rc = job_run_sleep(&spec, a->attempt, resume, resume_bytes,
+                               &hooks, &a->job_stop, &je);
+        else
+            rc = job_run_train(&spec, a->cfg->data_dir, resume, resume_bytes,
+                               init, init_bytes, &hooks, &a->job_stop, result,
+                               sizeof result, &je);
     }
     free(resume);
+    free(init);
     if (beating)
         beater_stop(&b);
     proto_msg m, reply;
@@ -402,7 +414,7 @@ static int run_job(agent *a, const proto_msg *r, zmq_msg_t *frame,
     } else {
         proto_msg_init(&m, PROTO_RESULT);
         m.ok = rc == 0;
-        m.result = rc == 0 ? "{}" : NULL;
+        m.result = rc == 0 ? result : NULL;
         m.error = rc == 0 ? NULL : je.msg;
     }
     m.job = a->job;

@@ -22,6 +22,7 @@ typedef struct {
     int threads;         /* training threads */
     int max_jobs;        /* stop after this many jobs; 0: no limit */
     int exit_when_idle;  /* stop when the coordinator has no job */
+    const char *data_dir; /* where train jobs find their data set */
 } agent_config;
 
 /* Serves jobs until max_jobs are done, the queue is idle (exit_when_idle),

@@ -1,10 +1,14 @@
 #include "job.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../common/rng.h"
+#include "data.h"
+#include "train.h"
 
 
 static void sleep_ms(int64_t ms)
@@ -71,4 +75,141 @@ int job_run_sleep(const job_spec *s, int attempt, const uint8_t *resume,
                              "(fail_prob %g, attempt %d)", s->fail_prob,
                              attempt);
     return 0;
+}
+
+/* Writes bytes to a new temporary file; path receives its name. */
+static int temp_file(const uint8_t *bytes, size_t n, char *path, size_t len,
+                     tfq_error *e)
+{
+    const char *dir = getenv("TMPDIR");
+    snprintf(path, len, "%s/tfq-ckpt-XXXXXX", dir ? dir : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return tfq_error_set(e, TFQ_EIO, "%s: cannot create", path);
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, bytes + off, n - off);
+        if (w <= 0) {
+            close(fd);
+            unlink(path);
+            return tfq_error_set(e, TFQ_EIO, "%s: write failed", path);
+        }
+        off += (size_t)w;
+    }
+    close(fd);
+    return 0;
+}
+
+typedef struct {
+    trainer *t;
+    const job_hooks *h;
+} train_ctx;
+
+static void on_epoch(const train_progress *p, void *ud)
+{
+    train_ctx *c = ud;
+    if (c->h == NULL)
+        return;
+    if (c->h->checkpoint != NULL) {
+        uint8_t *buf = NULL;
+        size_t n = 0;
+        tfq_error e = {0};
+        if (trainer_encode(c->t, &buf, &n, &e) == 0)
+            c->h->checkpoint(c->h->ud, p->epoch, buf, n);
+        free(buf);
+    }
+    if (c->h->progress != NULL)
+        c->h->progress(c->h->ud, p->epoch, p->epochs, p->train_loss,
+                       p->test_acc, p->images_per_s, p->eta_s);
+}
+
+int job_run_train(const job_spec *s, const char *data_dir,
+                  const uint8_t *resume, size_t resume_bytes,
+                  const uint8_t *init, size_t init_bytes, const job_hooks *h,
+                  volatile sig_atomic_t *stop, char *result,
+                  size_t result_bytes, tfq_error *e)
+{
+    if (s->kind != JOB_TRAIN)
+        return tfq_error_set(e, TFQ_EINVAL, "not a train job");
+    data_kind kind;
+    if (data_kind_parse(s->dataset, &kind) != 0)
+        return tfq_error_set(e, TFQ_EINVAL, "unknown data set '%s'",
+                             s->dataset);
+    data_set ftrain = {0}, ftest = {0}, train = {0}, test = {0};
+    data_norm norm;
+    char fp[HASH_HEX_BYTES] = "";
+    char init_path[512] = "", resume_path[512] = "";
+    trainer *t = NULL;
+    train_config cfg;
+    int rc = data_load(kind, data_dir, &ftrain, &ftest, fp, e);
+    if (rc != 0)
+        goto out;
+    if (s->fingerprint[0] != '\0' && strcmp(s->fingerprint, fp) != 0) {
+        rc = tfq_error_set(e, TFQ_EMISMATCH, "the data set in %s has "
+                           "fingerprint %.12s..., the job expects %.12s...",
+                           data_dir, fp, s->fingerprint);
+        goto out;
+    }
+    data_norm_compute(&ftrain, &norm);
+    if (s->nclasses > 0) {
+        if ((rc = data_subset(&ftrain, s->classes, s->nclasses, &train, e)) ||
+            (rc = data_subset(&ftest, s->classes, s->nclasses, &test, e)))
+            goto out;
+    } else {
+        train = ftrain;
+        test = ftest;
+        memset(&ftrain, 0, sizeof ftrain);
+        memset(&ftest, 0, sizeof ftest);
+    }
+    if (s->limit_train > 0 && s->limit_train < train.n)
+        train.n = s->limit_train;
+    if (s->limit_test > 0 && s->limit_test < test.n)
+        test.n = s->limit_test;
+    if ((rc = jobspec_train_config(s, &cfg, e)) != 0)
+        goto out;
+    if (cfg.copy_layers > 0) {
+        if (init == NULL) {
+            rc = tfq_error_set(e, TFQ_EINVAL, "the job copies %d layers but "
+                               "no init checkpoint came with it",
+                               cfg.copy_layers);
+            goto out;
+        }
+        if ((rc = temp_file(init, init_bytes, init_path, sizeof init_path, e)))
+            goto out;
+        cfg.init_path = init_path;
+    }
+    t = trainer_new(&cfg, &train, &test, &norm, fp, e);
+    if (t == NULL) {
+        rc = e ? e->code : TFQ_EINVAL;
+        goto out;
+    }
+    if (resume != NULL) {
+        if ((rc = temp_file(resume, resume_bytes, resume_path,
+                            sizeof resume_path, e)) ||
+            (rc = trainer_resume(t, resume_path, e)))
+            goto out;
+    }
+    train_ctx ctx = {t, h};
+    rc = trainer_run(t, on_epoch, &ctx, stop, NULL, 0, e);
+    if (rc == 0) {
+        train_result r;
+        trainer_result_get(t, &r);
+        snprintf(result, result_bytes,
+                 "{\"final_acc\": %.6f, \"best_acc\": %.6f, \"topk_acc\": "
+                 "%.6f, \"topk\": %d, \"epochs\": %d, \"final_loss\": %.6f, "
+                 "\"train_seconds\": %.3f, \"data_fingerprint\": \"%s\"}",
+                 r.final_acc, r.best_acc, r.topk_acc, cfg.topk, r.epochs_done,
+                 r.final_loss, r.seconds, fp);
+    }
+out:
+    trainer_destroy(&t);
+    if (init_path[0])
+        unlink(init_path);
+    if (resume_path[0])
+        unlink(resume_path);
+    data_release(&train);
+    data_release(&test);
+    data_release(&ftrain);
+    data_release(&ftest);
+    return rc;
 }

@@ -45,4 +45,17 @@ int job_run_sleep(const job_spec *s, int attempt, const uint8_t *resume,
                   size_t resume_bytes, const job_hooks *h,
                   volatile sig_atomic_t *stop, tfq_error *e);
 
+/* Runs a train job on the data set in data_dir (checked against the spec's
+ * fingerprint when it names one), resuming from a checkpoint of this job
+ * and copying layers from the init checkpoint when given (each NULL for
+ * none).  A checkpoint goes to the hook after every epoch.  On success the
+ * job's result, a JSON object (final, best and top-k test accuracy, epochs,
+ * the data fingerprint), is written to result.  Returns 0, TFQ_EINTR when
+ * stopped (after the current step), or the error that ended it. */
+int job_run_train(const job_spec *s, const char *data_dir,
+                  const uint8_t *resume, size_t resume_bytes,
+                  const uint8_t *init, size_t init_bytes, const job_hooks *h,
+                  volatile sig_atomic_t *stop, char *result,
+                  size_t result_bytes, tfq_error *e);
+
 #endif

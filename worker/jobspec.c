@@ -38,6 +38,8 @@ static const field s_fields[] = {
     F("dataset", V_STR, dataset, 0, 0, FOR_TRAIN),
     F("fingerprint", V_HEX, fingerprint, 0, 0, FOR_TRAIN),
     F("classes", V_CLASSES, classes, 0, 0, FOR_TRAIN),
+    F("limit_train", V_INT, limit_train, 0, 1 << 30, FOR_TRAIN),
+    F("limit_test", V_INT, limit_test, 0, 1 << 30, FOR_TRAIN),
     F("net", V_NET, net, 0, 0, FOR_TRAIN),
     F("epochs", V_INT, epochs, 1, CKPT_MAX_EVALS, FOR_TRAIN),
     F("batch", V_INT, batch, 1, 65536, FOR_TRAIN),
@@ -288,9 +290,6 @@ int jobspec_parse(const char *text, job_spec *s, tfq_error *e)
     }
     if (!have_kind)
         return tfq_error_set(e, TFQ_EINVAL, "job spec has no 'kind' line");
-    if (s->kind == JOB_TRAIN && s->copy_layers > 0 && s->init[0] == '\0')
-        return tfq_error_set(e, TFQ_EINVAL, "job spec: copy = %d needs an "
-                             "init checkpoint", s->copy_layers);
     return 0;
 }
 

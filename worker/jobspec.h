@@ -42,13 +42,17 @@ typedef struct {
     char fingerprint[HASH_HEX_BYTES];  /* expected data fingerprint, or "" */
     int classes[JOBSPEC_MAX_CLASSES];  /* kept classes, relabelled in order */
     int nclasses;                      /* 0: all */
+    int limit_train, limit_test;       /* use only the first N images; 0:
+                                          all */
     /* train: net and training (train_config's meaning and ranges) */
     char net[NET_SPEC_TEXT_BYTES];     /* canonical net description */
     int epochs, batch, topk;
     double lr, momentum, weight_decay, lr_step, lr_gamma;
     double bias_lr_mult, bias_decay_mult;
     /* train: transfer */
-    char init[HASH_HEX_BYTES]; /* SHA-256 of the checkpoint to copy from */
+    char init[HASH_HEX_BYTES]; /* SHA-256 of the checkpoint to copy from;
+                                  "" when the queue supplies it (a job file's
+                                  init_from) */
     int copy_layers, freeze_layers;
     int cache_mb;
 } job_spec;

@@ -446,6 +446,12 @@ int trainer_save(trainer *t, const char *path, tfq_error *e)
     return ckpt_write(path, &t->meta, t->m, e);
 }
 
+int trainer_encode(trainer *t, uint8_t **buf, size_t *bytes, tfq_error *e)
+{
+    ckpt_meta_from_net(&t->meta, t->m);
+    return ckpt_encode(&t->meta, t->m, buf, bytes, e);
+}
+
 int trainer_resume(trainer *t, const char *path, tfq_error *e)
 {
     ckpt *c = ckpt_read(path, e);

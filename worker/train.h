@@ -98,6 +98,10 @@ int trainer_run(trainer *t, train_progress_fn progress, void *ud,
 /* Writes a checkpoint of the current state. */
 int trainer_save(trainer *t, const char *path, tfq_error *e);
 
+/* The checkpoint of the current state in memory (*buf malloc'd, the
+ * caller's). */
+int trainer_encode(trainer *t, uint8_t **buf, size_t *bytes, tfq_error *e);
+
 void trainer_result_get(const trainer *t, train_result *r);
 net *trainer_net(trainer *t);
 const ckpt_meta *trainer_meta(const trainer *t);
