@@ -12,6 +12,12 @@ int cmd_coordinator(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_submit(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_results(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+int cmd_retry(int argc, char **argv);
+int cmd_workers(int argc, char **argv);
+int cmd_checkpoint(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 /* Parse a flag's value; on failure print "tfq CMD: --flag: bad value 'x'
  * (expected ...)" and return -1. */

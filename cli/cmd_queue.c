@@ -4,9 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "client.h"
+#include "report.h"
 #include "common/log.h"
 #include "coordinator/coord.h"
 #include "worker/agent.h"
@@ -236,27 +239,58 @@ int cmd_submit(int argc, char **argv)
     return status;
 }
 
+/* One status screen: counts, a progress bar, and the running jobs. */
+static void print_status(const proto_msg *r, FILE *out)
+{
+    static const report_column running[] = {
+        {"job", "$.job"},         {"name", "$.name"},
+        {"worker", "$.worker"},   {"attempt", "$.attempt"},
+        {"epoch", "$.epoch"},     {"test_acc", "$.test_acc"},
+    };
+    int64_t total = r->queued + r->running + r->done + r->failed;
+    int64_t finished = r->done + r->failed;
+    const int width = 40;
+    int filled = total > 0 ? (int)(width * finished / total) : width;
+    fprintf(out, "[");
+    for (int i = 0; i < width; i++)
+        fputc(i < filled ? '#' : '.', out);
+    fprintf(out, "] %lld/%lld  queued %lld  running %lld  done %lld  "
+            "failed %lld\n", (long long)finished, (long long)total,
+            (long long)r->queued, (long long)r->running, (long long)r->done,
+            (long long)r->failed);
+    if (r->running > 0 && r->items != NULL) {
+        tfq_error e = {0};
+        report_print(r->items, running, sizeof running / sizeof running[0], 0,
+                     out, &e);
+    }
+}
+
 int cmd_status(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"connect", required_argument, 0, 'c'},
         {"grid", required_argument, 0, 'g'},
         {"json", no_argument, 0, 'j'},
+        {"watch", no_argument, 0, 'w'},
         {"help", no_argument, 0, 'H'},
         {0, 0, 0, 0},
     };
     const char *connect = CLIENT_DEFAULT_ENDPOINT, *grid = NULL;
-    int json = 0, o;
+    int json = 0, watch = 0, o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case 'c': connect = optarg; break;
         case 'g': grid = optarg; break;
         case 'j': json = 1; break;
+        case 'w': watch = 1; break;
         case 'H':
             printf("usage: tfq status [--grid NAME] [--connect ADDR] "
-                   "[--json]\n\n"
-                   "Counts of jobs per state, of one grid or of all.\n");
+                   "[--json | --watch]\n\n"
+                   "Counts of jobs per state, of one grid or of all, and the "
+                   "running jobs.\n"
+                   "  --watch  redraw every second until nothing is queued "
+                   "or running\n");
             return CLI_OK;
         default: return CLI_USAGE;
         }
@@ -268,19 +302,28 @@ int cmd_status(int argc, char **argv)
         proto_msg m, r;
         proto_msg_init(&m, PROTO_STATUS);
         m.grid = grid;
-        if (client_request(c, &m, &r, &e) == 0) {
+        int tty = isatty(STDOUT_FILENO);
+        while (watch && client_request(c, &m, &r, &e) == 0) {
+            if (tty)
+                printf("\033[H\033[J");
+            print_status(&r, stdout);
+            fflush(stdout);
+            if (r.queued == 0 && r.running == 0) {
+                status = CLI_OK;
+                break;
+            }
+            sleep(1);
+        }
+        if (!watch && client_request(c, &m, &r, &e) == 0) {
             int64_t total = r.queued + r.running + r.done + r.failed;
             if (json)
                 printf("{\"queued\": %lld, \"running\": %lld, \"done\": %lld, "
-                       "\"failed\": %lld, \"total\": %lld}\n",
-                       (long long)r.queued, (long long)r.running,
+                       "\"failed\": %lld, \"total\": %lld, \"running_jobs\": "
+                       "%s}\n", (long long)r.queued, (long long)r.running,
                        (long long)r.done, (long long)r.failed,
-                       (long long)total);
+                       (long long)total, r.items ? r.items : "[]");
             else
-                printf("%lld jobs: %lld queued, %lld running, %lld done, "
-                       "%lld failed\n", (long long)total, (long long)r.queued,
-                       (long long)r.running, (long long)r.done,
-                       (long long)r.failed);
+                print_status(&r, stdout);
             status = CLI_OK;
         }
     }

@@ -14,7 +14,13 @@ static const struct {
     {"coordinator", cmd_coordinator, "run the queue's daemon"},
     {"worker", cmd_worker, "run jobs from a coordinator"},
     {"submit", cmd_submit, "submit a file of jobs"},
-    {"status", cmd_status, "count the jobs per state"},
+    {"status", cmd_status, "count the jobs per state (--watch: follow)"},
+    {"results", cmd_results, "the jobs of a grid and their accuracy"},
+    {"cancel", cmd_cancel, "cancel a grid's unfinished jobs"},
+    {"retry", cmd_retry, "queue a grid's failed jobs again"},
+    {"workers", cmd_workers, "the workers the coordinator knows"},
+    {"checkpoint", cmd_checkpoint, "checkpoint get JOB -o FILE"},
+    {"run", cmd_run, "coordinator and N workers here, then the results"},
 };
 
 #define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])

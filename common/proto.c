@@ -102,7 +102,7 @@ static const kind_def s_kinds[PROTO_KIND_COUNT] = {
     [PROTO_STATUS] = {"status", 0, B(GRID)},
     [PROTO_STATUS_REPLY] = {"status_reply",
                             B(QUEUED) | B(RUNNING) | B(DONE) | B(FAILED),
-                            B(GRID)},
+                            B(GRID) | B(ITEMS)},
     [PROTO_RESULTS] = {"results", B(GRID), 0},
     [PROTO_RESULTS_REPLY] = {"results_reply", B(ITEMS), 0},
     [PROTO_CANCEL_GRID] = {"cancel_grid", B(GRID), 0},

@@ -271,6 +271,11 @@ static void on_status(coord *c, const peer *p, const proto_msg *m)
         reply_error(c, p, e.code, e.msg, PROTO_STATUS);
         return;
     }
+    char *running = NULL;
+    if (store_running_json(c->st, grid_id, &running, &e) != 0) {
+        reply_error(c, p, e.code, e.msg, PROTO_STATUS);
+        return;
+    }
     proto_msg r;
     proto_msg_init(&r, PROTO_STATUS_REPLY);
     r.grid = m->grid;
@@ -278,6 +283,74 @@ static void on_status(coord *c, const peer *p, const proto_msg *m)
     r.running = n.running;
     r.done = n.succeeded;
     r.failed = n.failed + n.blocked + n.cancelled;
+    r.items = running;
+    reply(c, p, &r);
+    free(running);
+}
+
+/* The grid a client names, or an error reply. */
+static int grid_of(coord *c, const peer *p, const proto_msg *m,
+                   int64_t *grid_id)
+{
+    tfq_error e = {0};
+    if (store_grid_find(c->st, m->grid, grid_id, &e) != 0) {
+        reply_error(c, p, e.code, e.msg, m->kind);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_report(coord *c, const peer *p, const proto_msg *m)
+{
+    int64_t grid_id = 0;
+    tfq_error e = {0};
+    char *json = NULL;
+    proto_msg r;
+    if (m->kind == PROTO_RESULTS) {
+        if (m->grid[0] != '\0' && grid_of(c, p, m, &grid_id) != 0)
+            return;
+        if (store_results_json(c->st, grid_id, &json, &e) != 0) {
+            reply_error(c, p, e.code, e.msg, m->kind);
+            return;
+        }
+        proto_msg_init(&r, PROTO_RESULTS_REPLY);
+    } else {
+        if (store_workers_json(c->st, &json, &e) != 0) {
+            reply_error(c, p, e.code, e.msg, m->kind);
+            return;
+        }
+        proto_msg_init(&r, PROTO_WORKERS_REPLY);
+    }
+    if (strlen(json) > PROTO_MAX_ITEMS_BYTES)
+        reply_error(c, p, TFQ_ERANGE, "the report is larger than one "
+                    "message; ask for one grid", m->kind);
+    else {
+        r.items = json;
+        reply(c, p, &r);
+    }
+    free(json);
+}
+
+static void on_change(coord *c, const peer *p, const proto_msg *m)
+{
+    int64_t grid_id = 0;
+    int count = 0, rc;
+    tfq_error e = {0};
+    if (grid_of(c, p, m, &grid_id) != 0)
+        return;
+    if (m->kind == PROTO_CANCEL_GRID)
+        rc = store_cancel_grid(c->st, grid_id, now_ms(), &count, &e);
+    else
+        rc = store_retry_grid(c->st, grid_id, now_ms(), &count, &e);
+    if (rc != 0) {
+        reply_error(c, p, rc, e.msg, m->kind);
+        return;
+    }
+    log_info("grid '%s': %d jobs %s", m->grid, count,
+             m->kind == PROTO_CANCEL_GRID ? "cancelled" : "queued again");
+    proto_msg r;
+    proto_msg_init(&r, PROTO_CHANGED);
+    r.count = count;
     reply(c, p, &r);
 }
 
@@ -466,6 +539,14 @@ static void handle(coord *c, const peer *p, const void *frame, size_t bytes)
         break;
     case PROTO_STATUS:
         on_status(c, p, &m);
+        break;
+    case PROTO_RESULTS:
+    case PROTO_WORKERS:
+        on_report(c, p, &m);
+        break;
+    case PROTO_CANCEL_GRID:
+    case PROTO_RETRY:
+        on_change(c, p, &m);
         break;
     case PROTO_BYE:
         log_info("%s said bye", p->name);

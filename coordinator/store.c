@@ -242,6 +242,32 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
                   "WHERE id = ?1 AND state IN ('pending', 'ready', "          \
                   "'running', 'blocked')")                                    \
     X(COUNTS_ALL, "SELECT state, COUNT(*) FROM jobs GROUP BY state")          \
+    /* Reports, built as JSON by SQLite's own JSON functions; grid 0: all. */ \
+    X(RESULTS, "SELECT json_group_array(json_object('job', j.id, 'grid', "    \
+               "g.name, 'name', j.name, 'kind', j.kind, 'state', j.state, "   \
+               "'attempts', j.attempts, 'error', j.last_error, 'result', "    \
+               "json(j.result), 'checkpoint', (SELECT c.sha256 FROM "         \
+               "checkpoints c WHERE c.job_id = j.id ORDER BY c.epoch DESC, "  \
+               "c.attempt DESC LIMIT 1))) FROM (SELECT * FROM jobs WHERE "    \
+               "?1 = 0 OR grid_id = ?1 ORDER BY id) j LEFT JOIN grids g ON "  \
+               "g.id = j.grid_id")                                            \
+    X(RUNNING, "SELECT json_group_array(json_object('job', j.id, 'name', "    \
+               "j.name, 'worker', a.worker, 'attempt', a.attempt, 'epoch', "  \
+               "(SELECT max(epoch) FROM metrics m WHERE m.job_id = j.id AND " \
+               "m.attempt = a.attempt), 'test_acc', (SELECT test_acc FROM "   \
+               "metrics m WHERE m.job_id = j.id AND m.attempt = a.attempt "   \
+               "ORDER BY epoch DESC LIMIT 1), 'started_ms', a.started_ms)) "  \
+               "FROM jobs j JOIN attempts a ON a.job_id = j.id AND a.state = "\
+               "'running' WHERE j.state = 'running' AND (?1 = 0 OR "          \
+               "j.grid_id = ?1)")                                             \
+    X(WORKERS, "SELECT json_group_array(json_object('worker', w.id, 'host', " \
+               "w.host, 'threads', w.threads, 'last_seen_ms', "               \
+               "w.last_seen_ms, 'running', (SELECT count(*) FROM attempts a " \
+               "WHERE a.worker = w.id AND a.state = 'running'), 'done', "     \
+               "(SELECT count(*) FROM attempts a WHERE a.worker = w.id AND "  \
+               "a.state = 'succeeded'))) FROM workers w")                     \
+    X(RETRYABLE, "SELECT id FROM jobs WHERE grid_id = ? AND state IN "        \
+                 "('failed', 'blocked', 'cancelled') ORDER BY id")            \
     X(COUNTS_GRID, "SELECT state, COUNT(*) FROM jobs WHERE grid_id = ? "      \
                    "GROUP BY state")                                          \
     X(EVENT_ADD, "INSERT INTO events (at_ms, job_id, attempt, worker, kind, " \
@@ -1242,6 +1268,84 @@ int store_counts_get(store *s, int64_t grid_id, store_counts *out,
     if (rc != SQLITE_DONE)
         ret = db_fail(s, rc, "counting jobs", e);
 done:
+    return ret;
+}
+
+/* Runs a report statement (one row, one JSON text column) for grid_id. */
+static int report(store *s, int id, int64_t grid_id, char **json,
+                  tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    *json = NULL;
+    PREP(st, id);
+    if (id != ST_WORKERS)
+        sqlite3_bind_int64(st, 1, grid_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        *json = strdup(t != NULL ? t : "[]");
+        if (*json == NULL)
+            ret = tfq_error_set(e, TFQ_ENOMEM, "report: out of memory");
+    } else {
+        ret = db_fail(s, rc, "building a report", e);
+    }
+    sqlite3_reset(st);
+done:
+    return ret;
+}
+
+int store_results_json(store *s, int64_t grid_id, char **json, tfq_error *e)
+{
+    return report(s, ST_RESULTS, grid_id, json, e);
+}
+
+int store_running_json(store *s, int64_t grid_id, char **json, tfq_error *e)
+{
+    return report(s, ST_RUNNING, grid_id, json, e);
+}
+
+int store_workers_json(store *s, char **json, tfq_error *e)
+{
+    return report(s, ST_WORKERS, 0, json, e);
+}
+
+int store_retry_grid(store *s, int64_t grid_id, int64_t now_ms, int *count,
+                     tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    int64_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    *count = 0;
+    PREP(st, ST_RETRYABLE);
+    sqlite3_bind_int64(st, 1, grid_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            int64_t *nid = realloc(ids, ncap * sizeof *ids);
+            if (nid == NULL) {
+                ret = tfq_error_set(e, TFQ_ENOMEM, "retry: out of memory");
+                break;
+            }
+            ids = nid;
+            cap = ncap;
+        }
+        ids[n++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_reset(st);
+    if (ret == TFQ_OK && rc != SQLITE_DONE)
+        ret = db_fail(s, rc, "finding jobs to retry", e);
+    /* A job unblocked by an earlier retry in this loop is pending now, and
+     * store_retry refuses it; that is not an error here. */
+    for (size_t i = 0; ret == TFQ_OK && i < n; i++) {
+        tfq_error one = {0};
+        if (store_retry(s, ids[i], now_ms, &one) == TFQ_OK)
+            (*count)++;
+    }
+done:
+    free(ids);
     return ret;
 }
 

@@ -197,6 +197,21 @@ int store_counts_get(store *s, int64_t grid_id, store_counts *out,
 
 /* Appends to the event log; job and attempt 0 and worker/detail NULL stand
  * for none. */
+/* Reports as JSON arrays (*json malloc'd, the caller's); grid_id 0: every
+ * grid.  Results: one object per job (job, grid, name, kind, state,
+ * attempts, error, result, checkpoint: its latest checkpoint's SHA-256).
+ * Running: job, name, worker, attempt, epoch and test_acc of its latest
+ * progress, started_ms.  Workers: worker, host, threads, last_seen_ms,
+ * running, done. */
+int store_results_json(store *s, int64_t grid_id, char **json, tfq_error *e);
+int store_running_json(store *s, int64_t grid_id, char **json, tfq_error *e);
+int store_workers_json(store *s, char **json, tfq_error *e);
+
+/* store_retry for every failed, blocked or cancelled job of the grid;
+ * *count: how many went back to the queue. */
+int store_retry_grid(store *s, int64_t grid_id, int64_t now_ms, int *count,
+                     tfq_error *e);
+
 int store_event(store *s, int64_t now_ms, int64_t job, int attempt,
                 const char *worker, const char *kind, const char *detail,
                 tfq_error *e);

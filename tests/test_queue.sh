@@ -2,7 +2,7 @@
 # The queue end to end: the real tfq coordinator and workers as processes on
 # loopback, a real SQLite file, real signals.  Usage: test_queue.sh TFQ CASE
 set -u
-TFQ="$1"
+TFQ=$(realpath "$1")
 CASE="$2"
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/tfq-queue-XXXXXX")
 PIDS=()
@@ -160,6 +160,45 @@ seed = 5'
         acc=$(q "select json_extract(result, '$.final_acc') from jobs where name = '$j'")
         awk -v a="$acc" 'BEGIN {exit !(a > 0.5)}' || fail "$j reached only $acc"
     done
+    ;;
+commands)
+    # results, cancel, retry, workers, checkpoint get, status --watch, run.
+    start_coord
+    printf 'name = ok1\nkind = sleep\nsleep_ms = 10\n---\nname = bad\nkind = sleep\nsleep_ms = 10\nfail_prob = 1\n---\nname = after_bad\nafter = bad\nkind = sleep\nsleep_ms = 10\n---\nname = slow\nkind = sleep\nsleep_ms = 60000\n' >"$DIR/g.txt"
+    "$TFQ" submit "$DIR/g.txt" --grid g --connect "$EP" >/dev/null || fail "submit"
+    "$TFQ" submit "$DIR/g.txt" --grid g --connect "$EP" 2>"$DIR/dup.err" && fail "a second grid named g was accepted"
+    start_worker w1 --max-jobs 5
+    # wait until bad has failed for good (3 attempts) and slow is running
+    for _ in $(seq 100); do
+        [ "$(q "select count(*) from jobs where (name = 'bad' and state = 'failed') or (name = 'slow' and state = 'running')")" = 2 ] && break
+        sleep 0.1
+    done
+    "$TFQ" results g --connect "$EP" >"$DIR/r.txt" || fail "results"
+    grep -q "after_bad  blocked" "$DIR/r.txt" || fail "after_bad not blocked: $(cat "$DIR/r.txt")"
+    grep -q "on purpose" "$DIR/r.txt" || fail "the failed job's error is not shown"
+    "$TFQ" results g --csv --connect "$EP" | head -1 | grep -q '^job,grid,name,state' || fail "results --csv"
+    "$TFQ" results g --json --connect "$EP" | grep -q '"name":"ok1"' || fail "results --json"
+    "$TFQ" status --json --connect "$EP" | grep -q '"running_jobs": \[{' || fail "status lists no running job"
+    "$TFQ" workers --connect "$EP" | grep -q '^w1 ' || fail "workers"
+    "$TFQ" results nosuch --connect "$EP" 2>"$DIR/e.txt" && fail "an unknown grid gave results"
+    grep -q "no grid named 'nosuch'" "$DIR/e.txt" || fail "unknown grid message"
+    "$TFQ" cancel g --connect "$EP" | grep -q "^2 jobs cancelled" || fail "cancel (slow and the blocked after_bad)"
+    "$TFQ" retry g --connect "$EP" | grep -q "jobs queued again" || fail "retry"
+    [ "$(q "select state from jobs where name = 'bad'")" != failed ] || fail "retry left bad failed"
+    JOB=$(q "select id from jobs where name = 'ok1'")
+    "$TFQ" checkpoint get "$JOB" -o "$DIR/ok1.ckpt" --connect "$EP" >/dev/null || fail "checkpoint get"
+    grep -q "tfq sleep checkpoint 1 epoch 10" "$DIR/ok1.ckpt" || fail "checkpoint content"
+    "$TFQ" checkpoint get 99999 -o "$DIR/x.ckpt" --connect "$EP" 2>/dev/null && fail "checkpoint of no job"
+    for c in coordinator worker submit status results cancel retry workers checkpoint run train bench; do
+        "$TFQ" "$c" --help >/dev/null || fail "$c --help"
+    done
+    # the embedded mode, on its own
+    (cd "$DIR" && "$TFQ" run g.txt --workers 2 --state "$DIR/run" >"$DIR/run.txt" 2>"$DIR/run.log") &
+    RUN=$!
+    sleep 1
+    "$TFQ" cancel g.txt --connect "$(cat "$DIR/run/endpoint")" >/dev/null
+    wait "$RUN"
+    grep -q "ok1.*succeeded" "$DIR/run.txt" || fail "tfq run printed no results: $(cat "$DIR/run.txt" "$DIR/run.log")"
     ;;
 *)
     echo "unknown case $CASE" >&2
