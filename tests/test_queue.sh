@@ -161,6 +161,34 @@ seed = 5'
         awk -v a="$acc" 'BEGIN {exit !(a > 0.5)}' || fail "$j reached only $acc"
     done
     ;;
+sigterm_worker)
+    # SIGTERM in the middle of a training epoch: the worker finishes its
+    # step, uploads a checkpoint, hands the job back and exits 130; the next
+    # worker carries on from there.
+    [ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP: no Fashion-MNIST"; exit 77; }
+    start_coord
+    printf 'name = t\nkind = train\nclasses = 0,1\nlimit_train = 8000\nlimit_test = 500\nepochs = 3\n' >"$DIR/g.txt"
+    "$TFQ" submit "$DIR/g.txt" --connect "$EP" >/dev/null || fail "submit"
+    start_worker first
+    FIRST=$WPID
+    for _ in $(seq 300); do
+        [ "$(q "select count(*) from metrics where epoch = 1")" = 1 ] && break
+        sleep 0.05
+    done
+    sleep 0.5
+    kill -TERM "$FIRST"
+    wait "$FIRST"
+    rc=$?
+    [ "$rc" = 130 ] || fail "the worker exited $rc after SIGTERM, not 130"
+    grep -q "checkpoint kept" "$DIR/first.log" || fail "no mid-epoch checkpoint"
+    [ "$(q "select state from attempts where attempt = 1")" = released ] || fail "attempt 1 not released"
+    [ "$(q "select state from jobs")" = ready ] || fail "the job is not ready again"
+    start_worker second --exit-when-idle
+    wait "$WPID" || fail "second worker exited $?"
+    check_once
+    [ "$(q "select min(epoch) from metrics where attempt = 2")" = 2 ] || fail "attempt 2 did not go on with epoch 2"
+    grep -q "resumes from checkpoint" "$DIR/second.log" || fail "second worker did not resume"
+    ;;
 commands)
     # results, cancel, retry, workers, checkpoint get, status --watch, run.
     start_coord

@@ -325,6 +325,8 @@ static void *beat_main(void *arg)
         msgpack_sbuffer_destroy(&buf);
         int64_t until = mono_ms() + a->heartbeat_ms;
         while (b->running && mono_ms() < until) {
+            if (*a->stop)
+                a->job_stop = 1; /* SIGTERM: the job stops after its step */
             zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
             if (zmq_poll(&item, 1, 20) <= 0)
                 continue;

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/log.h"
 #include "../common/rng.h"
 #include "data.h"
 #include "train.h"
@@ -191,6 +192,18 @@ int job_run_train(const job_spec *s, const char *data_dir,
     }
     train_ctx ctx = {t, h};
     rc = trainer_run(t, on_epoch, &ctx, stop, NULL, 0, e);
+    if (rc == TFQ_EINTR && h != NULL && h->checkpoint != NULL) {
+        /* Stopped after a step: keep the progress of the epoch in hand. */
+        const ckpt_meta *mt = trainer_meta(t);
+        uint8_t *buf = NULL;
+        size_t n = 0;
+        tfq_error ce = {0};
+        if (mt->step_in_epoch > 0 && trainer_encode(t, &buf, &n, &ce) == 0 &&
+            h->checkpoint(h->ud, mt->epoch, buf, n) == 0)
+            log_info("stopped in epoch %d after step %d; checkpoint kept",
+                     mt->epoch + 1, mt->step_in_epoch);
+        free(buf);
+    }
     if (rc == 0) {
         train_result r;
         trainer_result_get(t, &r);

@@ -51,7 +51,8 @@ int job_run_sleep(const job_spec *s, int attempt, const uint8_t *resume,
  * none).  A checkpoint goes to the hook after every epoch.  On success the
  * job's result, a JSON object (final, best and top-k test accuracy, epochs,
  * the data fingerprint), is written to result.  Returns 0, TFQ_EINTR when
- * stopped (after the current step), or the error that ended it. */
+ * stopped (after the current step, whose state then goes to the checkpoint
+ * hook, labelled with the epochs completed), or the error that ended it. */
 int job_run_train(const job_spec *s, const char *data_dir,
                   const uint8_t *resume, size_t resume_bytes,
                   const uint8_t *init, size_t init_bytes, const job_hooks *h,
