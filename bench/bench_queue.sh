@@ -64,6 +64,8 @@ children_cpu() {
     times >"$DIR/times"
     sed -n 2p "$DIR/times" | tr 'ms' '  ' | awk '{print $1 * 60 + $2, $3 * 60 + $4}'
 }
+# Busy and total clock ticks of the whole machine (every CPU), from /proc/stat.
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
 # Seconds between two nanosecond stamps, 3 decimals.
 secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b - a) / 1e9}'; }
 
@@ -123,6 +125,7 @@ STATUS_MS=$(status_median_ms)
 # The drain.
 c0=$(cpu_ticks "$COORD")
 children_cpu >"$DIR/cpu0"
+read -r mb0 mt0 < <(machine_ticks)
 read -r wu0 ws0 <"$DIR/cpu0"
 t2=$(now_ns)
 for i in $(seq "$W"); do
@@ -169,6 +172,7 @@ for p in "${WPIDS[@]}"; do wait "$p" 2>/dev/null; done
 COORD_CPU=$((COORD_CPU + $(cpu_ticks "$COORD") - c0))
 # Children's CPU: the workers (and the few sqlite3/sleep probes above).
 children_cpu >"$DIR/cpu1"
+read -r mb1 mt1 < <(machine_ticks)
 read -r wu1 ws1 <"$DIR/cpu1"
 DRAIN_S=$(secs "$t2" "$t3")
 DONE=$(q "select count(*) from jobs where state = 'succeeded'")
@@ -185,6 +189,9 @@ awk -v c="$COORD_CPU" -v t="$TCK" -v n="$DONE" -v s="$DRAIN_S" 'BEGIN {
 awk -v u0="${wu0:-0}" -v s0="${ws0:-0}" -v u1="$wu1" -v s1="$ws1" -v n="$DONE" 'BEGIN {
     printf "workers_cpu_s: %.2f user + %.2f sys\n", u1 - u0, s1 - s0
     if (n > 0) printf "workers_cpu_us_per_job: %.0f\n", 1e6 * (u1 - u0 + s1 - s0) / n }'
+# The machine may be shared: what everything on it used during the drain.
+awk -v b="$((mb1 - mb0))" -v t="$((mt1 - mt0))" -v c="$COORD_CPU" -v u0="${wu0:-0}" -v s0="${ws0:-0}" -v u1="$wu1" -v s1="$ws1" -v tck="$TCK" -v ncpu="$(nproc)" 'BEGIN {
+    if (t > 0) printf "machine_busy: %.0f%% of %d CPUs during the drain (%.0f%% by other processes)\n", 100 * b / t, ncpu, 100 * (b - c - (u1 - u0 + s1 - s0) * tck) / t }'
 echo "status_json_ms_median_of_9 (before drain, $N queued): $STATUS_MS"
 echo "status_json_ms_median_of_9 (after drain): $(status_median_ms)"
 echo "db_bytes: $(du -cb "$ST"/tfq.db* | tail -1 | cut -f1)"
