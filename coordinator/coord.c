@@ -148,8 +148,8 @@ static void on_ready(coord *c, const peer *p)
         memcpy(r.sha256, l.resume_sha256, sizeof r.sha256);
     if (l.init_sha256[0])
         memcpy(r.init, l.init_sha256, sizeof r.init);
-    log_info("job %lld (%s) attempt %d -> %s", (long long)l.job_id, l.name,
-             l.attempt, p->name);
+    log_debug("job %lld (%s) attempt %d -> %s", (long long)l.job_id, l.name,
+              l.attempt, p->name);
     reply(c, p, &r);
     store_leased_release(&l);
 }
@@ -191,10 +191,12 @@ static void on_result(coord *c, const peer *p, const proto_msg *m)
         reply_error(c, p, rc, e.msg, m->kind);
         return;
     }
-    log_info("job %lld attempt %d %s (%s)", (long long)m->job, m->attempt,
-             m->kind == PROTO_RELEASE ? "handed back" : m->ok ? "succeeded"
-                                                                 : "failed",
-             p->name);
+    tfq_log(m->kind == PROTO_RESULT && m->ok ? TFQ_LOG_DEBUG : TFQ_LOG_INFO,
+            "job %lld attempt %d %s (%s)%s%s", (long long)m->job, m->attempt,
+            m->kind == PROTO_RELEASE ? "handed back"
+            : m->ok                  ? "succeeded"
+                                     : "failed",
+            p->name, m->error ? ": " : "", m->error ? m->error : "");
     reply_kind(c, p, PROTO_ACK);
 }
 

@@ -495,7 +495,7 @@ int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
             log_warn("unexpected %s from the coordinator", proto_kind_name(r.kind));
             continue;
         }
-        log_info("running job %lld attempt %d", (long long)r.job, r.attempt);
+        log_debug("running job %lld attempt %d", (long long)r.job, r.attempt);
         rc = run_job(&a, &r, &frame, e);
         done++;
     }

@@ -29,7 +29,7 @@ int job_run_sleep(const job_spec *s, int attempt, const uint8_t *resume,
 {
     if (s->kind != JOB_SLEEP)
         return tfq_error_set(e, TFQ_EINVAL, "not a sleep job");
-    const int steps = JOB_SLEEP_EPOCHS;
+    const int steps = s->sleep_ms > 0 ? JOB_SLEEP_EPOCHS : 0;
     int first = 1;
     if (resume != NULL) {
         char text[64];
@@ -47,7 +47,8 @@ int job_run_sleep(const job_spec *s, int attempt, const uint8_t *resume,
                                  "sleep job's (%zu bytes)", resume_bytes);
         first = epoch + 1;
     }
-    int64_t done = s->sleep_ms * (first - 1) / steps;
+    /* A job of no time has no epochs to report or checkpoint. */
+    int64_t done = steps > 0 ? s->sleep_ms * (first - 1) / steps : 0;
     for (int step = first; step <= steps; step++) {
         int64_t until = s->sleep_ms * step / steps;
         while (done < until) {

@@ -35,7 +35,7 @@ typedef struct {
 #define JOB_SLEEP_EPOCHS 10
 
 /* Runs a sleep job: waits s->sleep_ms in JOB_SLEEP_EPOCHS epochs, reporting
- * and checkpointing each, then fails with probability s->fail_prob, decided
+ * and checkpointing each (a job of 0 ms has no epochs), then fails with probability s->fail_prob, decided
  * by (seed, attempt) so a given attempt always ends the same way.  With a
  * resume checkpoint (NULL for none) it starts after the epoch it records.
  * Returns 0, TFQ_EINTR when *stop became non-zero (within JOB_TICK_MS),
