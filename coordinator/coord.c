@@ -20,6 +20,11 @@
 /* A worker told "no job" asks again after this long. */
 #define COORD_RETRY_MS 200
 
+/* Messages handled in one store transaction before it is committed and
+ * their replies go out (group commit): a reply never leaves before what it
+ * acknowledges is durable, and one commit serves many requests. */
+#define COORD_BATCH 256
+
 /* Checkpoint uploads in progress at once; a worker uploads one at a time,
  * so this is the number of workers uploading together before the oldest
  * unfinished upload is dropped (its worker gets an error and tries again
@@ -40,8 +45,19 @@ typedef struct {
     int64_t started_ms;
 } upload;
 
+/* A reply held until the batch that produced it is committed. */
+typedef struct {
+    uint8_t id[256]; /* the peer's routing id */
+    size_t id_bytes;
+    msgpack_sbuffer body;
+    proto_kind kind; /* what it answers */
+} held_reply;
+
 struct coord {
     coord_config cfg;
+    int batching;       /* replies go to held[] until the commit */
+    held_reply held[COORD_BATCH];
+    int nheld;
     store *st;
     void *zctx;
     void *sock;
@@ -70,12 +86,53 @@ typedef struct {
     char name[PROTO_MAX_NAME_BYTES]; /* printable form, for logs and store */
 } peer;
 
-static void send_frame(coord *c, const peer *p, const msgpack_sbuffer *b)
+static void send_raw(coord *c, const void *id, size_t id_bytes,
+                     const void *body, size_t bytes)
 {
     /* ROUTER drops a reply to a peer that has gone: nothing to undo. */
-    if (zmq_send(c->sock, p->data, p->bytes, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(c->sock, b->data, b->size, ZMQ_DONTWAIT) < 0)
-        log_warn("reply to %s not sent: %s", p->name, zmq_strerror(errno));
+    if (zmq_send(c->sock, id, id_bytes, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(c->sock, body, bytes, ZMQ_DONTWAIT) < 0)
+        log_warn("a reply was not sent: %s", zmq_strerror(errno));
+}
+
+static void send_frame(coord *c, const peer *p, const msgpack_sbuffer *b)
+{
+    if (!c->batching || p->bytes > sizeof c->held[0].id) {
+        send_raw(c, p->data, p->bytes, b->data, b->size);
+        return;
+    }
+    held_reply *h = &c->held[c->nheld++];
+    memcpy(h->id, p->data, p->bytes);
+    h->id_bytes = p->bytes;
+    msgpack_sbuffer_init(&h->body);
+    msgpack_sbuffer_write(&h->body, b->data, b->size);
+}
+
+/* Commits the batch, then sends its replies; when the commit fails, each
+ * peer gets an error instead (nothing of what it asked was recorded). */
+static void end_batch(coord *c)
+{
+    if (!c->batching)
+        return;
+    c->batching = 0;
+    tfq_error e = {0};
+    int rc = store_commit(c->st, &e);
+    if (rc != 0)
+        log_error("commit of %d requests failed: %s", c->nheld, e.msg);
+    for (int i = 0; i < c->nheld; i++) {
+        held_reply *h = &c->held[i];
+        if (rc == 0) {
+            send_raw(c, h->id, h->id_bytes, h->body.data, h->body.size);
+        } else {
+            msgpack_sbuffer err;
+            msgpack_sbuffer_init(&err);
+            if (proto_error_reply(rc, e.msg, PROTO_KIND_NONE, &err) == 0)
+                send_raw(c, h->id, h->id_bytes, err.data, err.size);
+            msgpack_sbuffer_destroy(&err);
+        }
+        msgpack_sbuffer_destroy(&h->body);
+    }
+    c->nheld = 0;
 }
 
 static void reply(coord *c, const peer *p, const proto_msg *m)
@@ -597,15 +654,24 @@ static void on_readable(uv_poll_t *h, int status, int events)
     for (;;) {
         uint32_t ev = 0;
         size_t sz = sizeof ev;
+        if (c->nheld >= COORD_BATCH - 1)
+            end_batch(c);
         if (zmq_getsockopt(c->sock, ZMQ_EVENTS, &ev, &sz) != 0 ||
-            !(ev & ZMQ_POLLIN))
+            !(ev & ZMQ_POLLIN)) {
+            end_batch(c);
             return;
+        }
+        if (!c->batching) {
+            tfq_error be = {0};
+            c->batching = store_begin(c->st, &be) == 0;
+        }
         zmq_msg_t id, body;
         zmq_msg_init(&id);
         zmq_msg_init(&body);
         if (zmq_msg_recv(&id, c->sock, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&id);
             zmq_msg_close(&body);
+            end_batch(c);
             return;
         }
         peer p;

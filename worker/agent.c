@@ -31,6 +31,7 @@ typedef struct {
     int64_t job;
     int attempt;
     volatile sig_atomic_t job_stop; /* cancel, or the process stop */
+    struct beater_s *beat;
 } agent;
 
 static int64_t mono_ms(void)
@@ -288,14 +289,23 @@ static int fetch_checkpoint(agent *a, const char *sha, uint8_t **out,
 }
 
 /* ---- heartbeats ---------------------------------------------------------
- * A thread with its own socket beats while a job runs, however long one
- * training step takes; a "cancel" reply stops the job. */
+ * A thread with its own socket, started once per worker, beats for the job
+ * in hand (the main thread publishes it in beat_job / beat_attempt), however
+ * long one training step takes; a "cancel" reply stops the job. */
 
-typedef struct {
+typedef struct beater_s {
     agent *a;
     pthread_t thread;
     volatile int running;
+    int64_t job;  /* published by the main thread; 0: no job */
+    int attempt;
 } beater;
+
+static void beater_set(beater *b, int64_t job, int attempt)
+{
+    __atomic_store_n(&b->attempt, attempt, __ATOMIC_RELEASE);
+    __atomic_store_n(&b->job, job, __ATOMIC_RELEASE);
+}
 
 static void *beat_main(void *arg)
 {
@@ -312,38 +322,45 @@ static void *beat_main(void *arg)
     zmq_connect(sock, a->cfg->connect);
     proto_unpacked up;
     proto_unpacked_init(&up);
+    int64_t beat_for = 0, next_ms = 0;
     while (b->running) {
-        proto_msg m;
-        proto_msg_init(&m, PROTO_HEARTBEAT);
-        m.job = a->job;
-        m.attempt = a->attempt;
-        msgpack_sbuffer buf;
-        msgpack_sbuffer_init(&buf);
-        tfq_error e = {0};
-        if (proto_encode(&m, &buf, &e) == 0)
-            zmq_send(sock, buf.data, buf.size, ZMQ_DONTWAIT);
-        msgpack_sbuffer_destroy(&buf);
-        int64_t until = mono_ms() + a->heartbeat_ms;
-        while (b->running && mono_ms() < until) {
-            if (*a->stop)
-                a->job_stop = 1; /* SIGTERM: the job stops after its step */
-            zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
-            if (zmq_poll(&item, 1, 20) <= 0)
-                continue;
-            zmq_msg_t f;
-            zmq_msg_init(&f);
-            proto_msg r;
-            if (zmq_msg_recv(&f, sock, 0) >= 0 &&
-                proto_decode(zmq_msg_data(&f), zmq_msg_size(&f), &r, &up,
-                             &e) == 0 &&
-                r.kind == PROTO_CANCEL && r.job == a->job &&
-                r.attempt == a->attempt) {
-                log_warn("job %lld attempt %d cancelled by the coordinator",
-                         (long long)a->job, a->attempt);
-                a->job_stop = 1;
-            }
-            zmq_msg_close(&f);
+        int64_t job = __atomic_load_n(&b->job, __ATOMIC_ACQUIRE);
+        int attempt = __atomic_load_n(&b->attempt, __ATOMIC_ACQUIRE);
+        if (*a->stop)
+            a->job_stop = 1; /* SIGTERM: the job stops after its step */
+        if (job != beat_for) { /* a new job: its lease is fresh */
+            beat_for = job;
+            next_ms = mono_ms() + a->heartbeat_ms;
         }
+        if (job != 0 && mono_ms() >= next_ms) {
+            proto_msg m;
+            proto_msg_init(&m, PROTO_HEARTBEAT);
+            m.job = job;
+            m.attempt = attempt;
+            msgpack_sbuffer buf;
+            msgpack_sbuffer_init(&buf);
+            tfq_error e = {0};
+            if (proto_encode(&m, &buf, &e) == 0)
+                zmq_send(sock, buf.data, buf.size, ZMQ_DONTWAIT);
+            msgpack_sbuffer_destroy(&buf);
+            next_ms = mono_ms() + a->heartbeat_ms;
+        }
+        zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 20) <= 0)
+            continue;
+        zmq_msg_t f;
+        zmq_msg_init(&f);
+        proto_msg r;
+        tfq_error e = {0};
+        if (zmq_msg_recv(&f, sock, 0) >= 0 &&
+            proto_decode(zmq_msg_data(&f), zmq_msg_size(&f), &r, &up,
+                         &e) == 0 &&
+            r.kind == PROTO_CANCEL && r.job == job && r.attempt == attempt) {
+            log_warn("job %lld attempt %d cancelled by the coordinator",
+                     (long long)job, attempt);
+            a->job_stop = 1;
+        }
+        zmq_msg_close(&f);
     }
     proto_unpacked_release(&up);
     zmq_close(sock);
@@ -354,6 +371,7 @@ static int beater_start(beater *b, agent *a)
 {
     b->a = a;
     b->running = 1;
+    beater_set(b, 0, 0);
     return pthread_create(&b->thread, NULL, beat_main, b) == 0 ? 0 : -1;
 }
 
@@ -379,8 +397,7 @@ static int run_job(agent *a, const proto_msg *r, zmq_msg_t *frame,
     memcpy(resume_sha, r->sha256, sizeof resume_sha);
     memcpy(init_sha, r->init, sizeof init_sha);
     snprintf(result, sizeof result, "{}");
-    beater b;
-    int beating = beater_start(&b, a) == 0;
+    beater_set(a->beat, a->job, a->attempt);
     int rc = jobspec_parse(r->spec, &spec, &je);
     if (rc == 0 && resume_sha[0] != '\0') {
         rc = fetch_checkpoint(a, resume_sha, &resume, &resume_bytes, frame,
@@ -408,8 +425,7 @@ static int run_job(agent *a, const proto_msg *r, zmq_msg_t *frame,
     }
     free(resume);
     free(init);
-    if (beating)
-        beater_stop(&b);
+    beater_set(a->beat, 0, 0);
     proto_msg m, reply;
     if (rc == TFQ_EINTR) {
         proto_msg_init(&m, PROTO_RELEASE);
@@ -474,6 +490,11 @@ int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
     a.ctx = zmq_ctx_new();
     int rc = a.ctx ? hello(&a, &frame, e)
                    : tfq_error_set(e, TFQ_EIO, "zmq context");
+    beater beat;
+    int beating = rc == 0 && beater_start(&beat, &a) == 0;
+    if (rc == 0 && !beating)
+        rc = tfq_error_set(e, TFQ_ENOMEM, "cannot start the heartbeat thread");
+    a.beat = &beat;
     int done = 0;
     while (rc == 0 && !*stop && (cfg->max_jobs == 0 || done < cfg->max_jobs)) {
         proto_msg m, r;
@@ -501,6 +522,8 @@ int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
     }
     if (rc == 0 && *stop)
         rc = tfq_error_set(e, TFQ_EINTR, "stopped");
+    if (beating)
+        beater_stop(&beat);
     zmq_msg_close(&frame);
     agent_close(&a);
     if (a.ctx)
