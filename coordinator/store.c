@@ -587,8 +587,13 @@ store *store_open(const char *path, tfq_error *e)
      * killed (kill -9, a crash); only a power loss or OS crash can lose the
      * last transactions, and never corrupts the database.  That is durable
      * enough for a queue whose workers re-run lost work. */
+    /* Savepoint journals in memory and a page cache that holds a large
+     * grid: the coordinator's per-request cost is otherwise mostly the
+     * kernel's (temporary-file writes, page faults). */
     if (exec(s, "PRAGMA synchronous = NORMAL", "setting synchronous", e) ||
-        exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys", e))
+        exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys", e) ||
+        exec(s, "PRAGMA temp_store = MEMORY", "setting temp_store", e) ||
+        exec(s, "PRAGMA cache_size = -65536", "setting cache_size", e))
         goto fail;
     if (migrate(s, e) != TFQ_OK)
         goto fail;
