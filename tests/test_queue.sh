@@ -197,10 +197,12 @@ commands)
     "$TFQ" submit "$DIR/g.txt" --grid g --connect "$EP" 2>"$DIR/dup.err" && fail "a second grid named g was accepted"
     start_worker w1 --max-jobs 5
     # wait until bad has failed for good (3 attempts) and slow is running
-    for _ in $(seq 100); do
-        [ "$(q "select count(*) from jobs where (name = 'bad' and state = 'failed') or (name = 'slow' and state = 'running')")" = 2 ] && break
+    READY=0
+    for _ in $(seq 300); do
+        [ "$(q "select count(*) from jobs where (name = 'bad' and state = 'failed') or (name = 'slow' and state = 'running')")" = 2 ] && { READY=1; break; }
         sleep 0.1
     done
+    [ "$READY" = 1 ] || fail "bad did not fail for good, or slow is not running: $(q "select name, state from jobs")"
     "$TFQ" results g --connect "$EP" >"$DIR/r.txt" || fail "results"
     grep -q "after_bad  blocked" "$DIR/r.txt" || fail "after_bad not blocked: $(cat "$DIR/r.txt")"
     grep -q "on purpose" "$DIR/r.txt" || fail "the failed job's error is not shown"

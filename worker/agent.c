@@ -381,8 +381,35 @@ static void beater_stop(beater *b)
     pthread_join(b->thread, NULL);
 }
 
-/* Runs the job in r and reports how it ended. */
-static int run_job(agent *a, const proto_msg *r, zmq_msg_t *frame,
+/* Sends the outcome m and, if ask, a "ready" right behind it; the reply
+ * to the outcome is checked (a refusal is logged) and the reply to "ready"
+ * left in next. */
+static int report(agent *a, const proto_msg *m, int ask, proto_msg *next,
+                  zmq_msg_t *frame, tfq_error *e)
+{
+    proto_msg ready, reply;
+    int rc = agent_send(a, m, e);
+    if (rc == 0 && ask) {
+        proto_msg_init(&ready, PROTO_READY);
+        rc = agent_send(a, &ready, e);
+    }
+    int first = 1;
+    while (rc == 0 && a->pending > 0) {
+        rc = agent_recv(a, first || !ask ? &reply : next,
+                        AGENT_REPLY_TIMEOUT_MS, frame, e);
+        if (rc == 0 && first && reply.kind == PROTO_ERROR)
+            log_warn("job %lld attempt %d: the coordinator refused the %s: "
+                     "%s", (long long)m->job, m->attempt,
+                     proto_kind_name(m->kind), reply.msg);
+        first = 0;
+    }
+    return rc;
+}
+
+/* Runs the job in r and reports how it ended; with want_next it also asks
+ * for the next job, whose answer goes to *next (*have_next set). */
+static int run_job(agent *a, const proto_msg *r, int want_next,
+                   proto_msg *next, int *have_next, zmq_msg_t *frame,
                    tfq_error *e)
 {
     a->job = r->job;
@@ -426,7 +453,7 @@ static int run_job(agent *a, const proto_msg *r, zmq_msg_t *frame,
     free(resume);
     free(init);
     beater_set(a->beat, 0, 0);
-    proto_msg m, reply;
+    proto_msg m;
     if (rc == TFQ_EINTR) {
         proto_msg_init(&m, PROTO_RELEASE);
     } else {
@@ -439,22 +466,22 @@ static int run_job(agent *a, const proto_msg *r, zmq_msg_t *frame,
     m.attempt = a->attempt;
     /* The outcome must reach the coordinator: across a lost connection or
      * a coordinator restart it is sent again (a duplicate of a delivered
-     * one is refused as stale, which changes nothing). */
-    int src = request(a, &m, &reply, frame, e);
+     * one is refused as stale, which changes nothing).  When the worker
+     * wants another job, "ready" goes right behind it, so the two share one
+     * round trip (and one commit at the coordinator). */
+    int ask = want_next && rc != TFQ_EINTR && !*a->stop;
+    int src = report(a, &m, ask, next, frame, e);
     for (int tries = 0; src == TFQ_EIO && tries < AGENT_HELLO_TRIES; tries++) {
         log_warn("job %lld attempt %d: %s; reconnecting to report it",
                  (long long)a->job, a->attempt, e->msg);
         if (hello(a, frame, e) == 0)
-            src = request(a, &m, &reply, frame, e);
+            src = report(a, &m, ask, next, frame, e);
     }
-    if (src == 0 && reply.kind == PROTO_ERROR)
-        log_warn("job %lld attempt %d: the coordinator refused the %s: %s",
-                 (long long)a->job, a->attempt, proto_kind_name(m.kind),
-                 reply.msg);
-    else if (src != 0)
+    if (src != 0)
         log_warn("job %lld attempt %d: %s not confirmed: %s",
                  (long long)a->job, a->attempt, proto_kind_name(m.kind),
                  e->msg);
+    *have_next = src == 0 && ask;
     a->job = 0;
     return rc == TFQ_EINTR ? TFQ_EINTR : 0;
 }
@@ -495,16 +522,20 @@ int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
     if (rc == 0 && !beating)
         rc = tfq_error_set(e, TFQ_ENOMEM, "cannot start the heartbeat thread");
     a.beat = &beat;
-    int done = 0;
+    int done = 0, have = 0;
+    proto_msg r;
     while (rc == 0 && !*stop && (cfg->max_jobs == 0 || done < cfg->max_jobs)) {
-        proto_msg m, r;
-        proto_msg_init(&m, PROTO_READY);
-        rc = request(&a, &m, &r, &frame, e);
-        if (rc != 0) {
-            log_warn("%s; reconnecting", e->msg);
-            rc = hello(&a, &frame, e);
-            continue;
+        if (!have) {
+            proto_msg m;
+            proto_msg_init(&m, PROTO_READY);
+            rc = request(&a, &m, &r, &frame, e);
+            if (rc != 0) {
+                log_warn("%s; reconnecting", e->msg);
+                rc = hello(&a, &frame, e);
+                continue;
+            }
         }
+        have = 0;
         if (r.kind == PROTO_NO_JOB) {
             int retry_ms = r.retry_ms > 0 ? r.retry_ms : 200;
             if (cfg->exit_when_idle && queue_drained(&a, &frame))
@@ -517,7 +548,11 @@ int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
             continue;
         }
         log_debug("running job %lld attempt %d", (long long)r.job, r.attempt);
-        rc = run_job(&a, &r, &frame, e);
+        proto_msg next;
+        int want = cfg->max_jobs == 0 || done + 1 < cfg->max_jobs;
+        rc = run_job(&a, &r, want, &next, &have, &frame, e);
+        if (have)
+            r = next;
         done++;
     }
     if (rc == 0 && *stop)
