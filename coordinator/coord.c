@@ -754,6 +754,10 @@ coord *coord_new(const coord_config *cfg, tfq_error *e)
     int maxmsg = (int)PROTO_MAX_FRAME_BYTES + 1024, zero = 0;
     int64_t maxsize = maxmsg;
     zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxsize, sizeof maxsize);
+    /* A worker that reconnects under its name takes the name over from its
+     * old, dead connection. */
+    int one = 1;
+    zmq_setsockopt(c->sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
     if (zmq_bind(c->sock, cfg->bind) != 0) {
         tfq_error_set(e, TFQ_EIO, "cannot bind %s: %s", cfg->bind,

@@ -22,6 +22,7 @@ typedef struct {
     int line;
     char init_from[JOBFILE_NAME_BYTES];
     int init_line;
+    int name_line;
 } pending_after;
 
 static int valid_name(const char *n)
@@ -53,32 +54,93 @@ static int end_job(jobfile_job *j, pending_after *pa, const char *spec,
     return 0;
 }
 
-static int depth_of(jobfile *f, int i, int *state)
+/* Job names to indexes: open addressing over a power-of-two table, so a
+ * grid of 100,000 jobs resolves its references in linear time. */
+typedef struct {
+    int *slot; /* job index + 1, or 0 */
+    size_t mask;
+} name_table;
+
+static uint64_t name_hash(const char *s)
 {
-    /* state: 0 unvisited, 1 in progress, 2 done */
-    if (state[i] == 2)
-        return f->jobs[i].depth;
-    if (state[i] == 1)
-        return -1;
-    state[i] = 1;
-    int d = 0;
-    for (int k = 0; k < f->njobs; k++)
-        for (int a = 0; a < f->jobs[k].nafter; a++)
-            if (f->jobs[k].after[a] == i) {
-                int dk = depth_of(f, k, state);
-                if (dk < 0)
-                    return -1;
-                if (dk + 1 > d)
-                    d = dk + 1;
-            }
-    state[i] = 2;
-    f->jobs[i].depth = d;
-    return d;
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static int table_init(name_table *t, int n)
+{
+    size_t size = 16;
+    while (size < (size_t)n * 2)
+        size *= 2;
+    t->slot = calloc(size, sizeof *t->slot);
+    t->mask = size - 1;
+    return t->slot != NULL ? 0 : -1;
+}
+
+/* The index of name, or -1; with add >= 0 inserts it as that index unless
+ * it is there already (then returns the existing index). */
+static int table_find(name_table *t, const jobfile_job *jobs,
+                      const char *name, int add)
+{
+    for (size_t i = name_hash(name) & t->mask;; i = (i + 1) & t->mask) {
+        int k = t->slot[i] - 1;
+        if (k < 0) {
+            if (add >= 0)
+                t->slot[i] = add + 1;
+            return -1;
+        }
+        if (strcmp(jobs[k].name, name) == 0)
+            return k;
+    }
+}
+
+/* Each job's depth, the longest chain of jobs waiting on it, by peeling
+ * the jobs nothing waits on first (Kahn).  Returns the index of a job on a
+ * cycle, or -1 when there is none. */
+static int compute_depths(jobfile *f)
+{
+    int n = f->njobs, done = 0, cycle = -1;
+    int *waiting = calloc((size_t)n, sizeof *waiting); /* jobs waiting on i */
+    int *queue = calloc((size_t)n, sizeof *queue);
+    if (waiting == NULL || queue == NULL) {
+        free(waiting);
+        free(queue);
+        return -2;
+    }
+    for (int i = 0; i < n; i++)
+        for (int a = 0; a < f->jobs[i].nafter; a++)
+            waiting[f->jobs[i].after[a]]++;
+    int head = 0, tail = 0;
+    for (int i = 0; i < n; i++) {
+        f->jobs[i].depth = 0;
+        if (waiting[i] == 0)
+            queue[tail++] = i;
+    }
+    while (head < tail) {
+        int i = queue[head++];
+        done++;
+        for (int a = 0; a < f->jobs[i].nafter; a++) {
+            int k = f->jobs[i].after[a];
+            if (f->jobs[i].depth + 1 > f->jobs[k].depth)
+                f->jobs[k].depth = f->jobs[i].depth + 1;
+            if (--waiting[k] == 0)
+                queue[tail++] = k;
+        }
+    }
+    for (int i = 0; done < n && i < n && cycle < 0; i++)
+        if (waiting[i] > 0)
+            cycle = i;
+    free(waiting);
+    free(queue);
+    return cycle;
 }
 
 int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
 {
     memset(f, 0, sizeof *f);
+    name_table names = {0};
     size_t len = strlen(text);
     char *buf = malloc(len + 1);
     int cap = 16, rc = 0;
@@ -147,12 +209,7 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
                 goto out;
             }
             snprintf(jobs[n].name, sizeof jobs[n].name, "%s", v);
-            for (int k = 0; k < n; k++)
-                if (strcmp(jobs[k].name, v) == 0) {
-                    rc = tfq_error_set(e, TFQ_EINVAL, "line %d: job name "
-                                       "'%s' used twice", lineno, v);
-                    goto out;
-                }
+            pa[n].name_line = lineno;
         } else if (strcmp(key, "init_from") == 0) {
             char *v = trim(eq + 1);
             if (pa[n].init_from[0] || !valid_name(v)) {
@@ -192,6 +249,16 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
         rc = tfq_error_set(e, TFQ_EINVAL, "job file has no jobs");
         goto out;
     }
+    if (table_init(&names, n) != 0) {
+        rc = tfq_error_set(e, TFQ_ENOMEM, "job file: out of memory");
+        goto out;
+    }
+    for (int i = 0; i < n; i++)
+        if (table_find(&names, jobs, jobs[i].name, i) >= 0) {
+            rc = tfq_error_set(e, TFQ_EINVAL, "line %d: job name '%s' used "
+                               "twice", pa[i].name_line, jobs[i].name);
+            goto out;
+        }
     for (int i = 0; i < n; i++) {
         jobs[i].init_from = -1;
         if (pa[i].init_from[0] == '\0') {
@@ -204,11 +271,8 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
             }
             continue;
         }
-        int k;
-        for (k = 0; k < n; k++)
-            if (strcmp(jobs[k].name, pa[i].init_from) == 0)
-                break;
-        if (k == n || k == i) {
+        int k = table_find(&names, jobs, pa[i].init_from, -1);
+        if (k < 0 || k == i) {
             rc = tfq_error_set(e, TFQ_EINVAL, "line %d: job '%s' copies from "
                                "'%s', %s", pa[i].init_line, jobs[i].name,
                                pa[i].init_from,
@@ -230,11 +294,8 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
     }
     for (int i = 0; i < n; i++)
         for (int a = 0; a < pa[i].n; a++) {
-            int k;
-            for (k = 0; k < n; k++)
-                if (strcmp(jobs[k].name, pa[i].names[a]) == 0)
-                    break;
-            if (k == n || k == i) {
+            int k = table_find(&names, jobs, pa[i].names[a], -1);
+            if (k < 0 || k == i) {
                 rc = tfq_error_set(e, TFQ_EINVAL, "line %d: job '%s' waits "
                                    "on '%s', %s", pa[i].line, jobs[i].name,
                                    pa[i].names[a],
@@ -246,31 +307,49 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
     f->jobs = jobs;
     f->njobs = n;
     jobs = NULL;
-    int *state = calloc((size_t)n, sizeof *state);
-    if (state == NULL) {
+    int cycle = compute_depths(f);
+    if (cycle == -2)
         rc = tfq_error_set(e, TFQ_ENOMEM, "job file: out of memory");
-        goto out;
-    }
-    for (int i = 0; i < n && rc == 0; i++)
-        if (depth_of(f, i, state) < 0)
-            rc = tfq_error_set(e, TFQ_EINVAL, "job '%s' is part of a cycle "
-                               "of 'after' references", f->jobs[i].name);
-    free(state);
+    else if (cycle >= 0)
+        rc = tfq_error_set(e, TFQ_EINVAL, "job '%s' is on, or waited on by, "
+                           "a cycle of 'after' references",
+                           f->jobs[cycle].name);
     /* A transfer job's identity covers its source's (a source has a larger
-     * depth, so deepest first resolves every chain). */
-    for (int d = n; rc == 0 && d >= 0; d--)
-        for (int i = 0; i < n; i++) {
-            jobfile_job *j = &f->jobs[i];
-            if (j->depth != d || j->init_from < 0)
-                continue;
-            char both[JOBSPEC_TEXT_BYTES + 2 * HASH_HEX_BYTES];
-            snprintf(both, sizeof both, "%s\ninit_from = %s\n", j->text,
-                     f->jobs[j->init_from].identity);
-            uint8_t digest[HASH_BYTES];
-            hash_sha256(both, strlen(both), digest);
-            hash_hex(digest, j->identity);
+     * depth, so deepest first resolves every chain): a counting sort by
+     * depth gives that order in linear time. */
+    if (rc == 0) {
+        int maxd = 0;
+        for (int i = 0; i < n; i++)
+            if (f->jobs[i].depth > maxd)
+                maxd = f->jobs[i].depth;
+        int *start = calloc((size_t)maxd + 2, sizeof *start);
+        int *order = calloc((size_t)n, sizeof *order);
+        if (start == NULL || order == NULL) {
+            rc = tfq_error_set(e, TFQ_ENOMEM, "job file: out of memory");
+        } else {
+            for (int i = 0; i < n; i++)
+                start[maxd - f->jobs[i].depth + 1]++;
+            for (int d = 1; d <= maxd + 1; d++)
+                start[d] += start[d - 1];
+            for (int i = 0; i < n; i++)
+                order[start[maxd - f->jobs[i].depth]++] = i;
+            for (int o = 0; o < n; o++) {
+                jobfile_job *j = &f->jobs[order[o]];
+                if (j->init_from < 0)
+                    continue;
+                char both[JOBSPEC_TEXT_BYTES + 2 * HASH_HEX_BYTES];
+                snprintf(both, sizeof both, "%s\ninit_from = %s\n", j->text,
+                         f->jobs[j->init_from].identity);
+                uint8_t digest[HASH_BYTES];
+                hash_sha256(both, strlen(both), digest);
+                hash_hex(digest, j->identity);
+            }
         }
+        free(start);
+        free(order);
+    }
 out:
+    free(names.slot);
     free(buf);
     free(jobs);
     free(pa);

@@ -84,9 +84,16 @@ static int agent_recv(agent *a, proto_msg *m, int timeout_ms, zmq_msg_t *frame,
 {
     zmq_pollitem_t item = {a->sock, 0, ZMQ_POLLIN, 0};
     int n = zmq_poll(&item, 1, timeout_ms);
-    if (n <= 0)
+    if (n <= 0 && timeout_ms > 0) {
+        /* A reply is lost: start over on a new socket, or every later
+         * reply would be taken for the one still awaited. */
+        tfq_error oe = {0};
+        agent_open(a, &oe);
         return tfq_error_set(e, TFQ_EIO, "no reply from %s within %d ms",
                              a->cfg->connect, timeout_ms);
+    }
+    if (n <= 0)
+        return tfq_error_set(e, TFQ_EIO, "no reply yet");
     zmq_msg_close(frame);
     zmq_msg_init(frame);
     if (zmq_msg_recv(frame, a->sock, 0) < 0)
