@@ -285,7 +285,7 @@ int cmd_status(int argc, char **argv)
         case 'j': json = 1; break;
         case 'w': watch = 1; break;
         case 'H':
-            printf("usage: tfq status [--grid NAME] [--connect ADDR] "
+            printf("usage: tfq status [GRID] [--connect ADDR] "
                    "[--json | --watch]\n\n"
                    "Counts of jobs per state, of one grid or of all, and the "
                    "running jobs.\n"
@@ -295,6 +295,12 @@ int cmd_status(int argc, char **argv)
         default: return CLI_USAGE;
         }
     }
+    if (argc - optind > 1 || (optind < argc && grid != NULL)) {
+        fprintf(stderr, "tfq status: expected at most one GRID\n");
+        return CLI_USAGE;
+    }
+    if (optind < argc)
+        grid = argv[optind];
     tfq_error e = {0};
     client *c = client_new(connect, &e);
     int status = CLI_FAIL;
