@@ -246,6 +246,7 @@ static void print_status(const proto_msg *r, FILE *out)
         {"job", "$.job"},         {"name", "$.name"},
         {"worker", "$.worker"},   {"attempt", "$.attempt"},
         {"epoch", "$.epoch"},     {"test_acc", "$.test_acc"},
+        {"eta_s", "$.eta_s"},
     };
     int64_t total = r->queued + r->running + r->done + r->failed;
     int64_t finished = r->done + r->failed;

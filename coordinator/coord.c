@@ -218,7 +218,7 @@ static void on_alive(coord *c, const peer *p, const proto_msg *m)
     int rc = store_heartbeat(c->st, m->job, m->attempt, now_ms(), &e);
     if (rc == 0 && m->kind == PROTO_PROGRESS)
         rc = store_metric_add(c->st, m->job, m->attempt, m->epoch, m->loss,
-                              m->test_acc, m->images_per_s, &e);
+                              m->test_acc, m->images_per_s, m->eta_s, &e);
     if (rc == TFQ_EMISMATCH) {
         proto_msg r;
         proto_msg_init(&r, PROTO_CANCEL);
@@ -277,6 +277,7 @@ static int add_grid(coord *c, const char *name, const char *text,
             .spec = j->text,
             .identity = j->identity,
             .priority = j->depth,
+            .max_attempts = j->max_attempts,
             .n = -1,
             .finetune = -1,
             .seed = (int64_t)j->spec.seed,

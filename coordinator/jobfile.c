@@ -210,6 +210,16 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
             }
             snprintf(jobs[n].name, sizeof jobs[n].name, "%s", v);
             pa[n].name_line = lineno;
+        } else if (strcmp(key, "max_attempts") == 0) {
+            char *v = trim(eq + 1), *end;
+            long x = strtol(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || x < 1 || x > 100) {
+                rc = tfq_error_set(e, TFQ_EINVAL, "line %d: max_attempts "
+                                   "'%.32s' is not a number from 1 to 100",
+                                   lineno, v);
+                goto out;
+            }
+            jobs[n].max_attempts = (int)x;
         } else if (strcmp(key, "init_from") == 0) {
             char *v = trim(eq + 1);
             if (pa[n].init_from[0] || !valid_name(v)) {

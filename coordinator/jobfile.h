@@ -6,6 +6,7 @@
  *   after = base1, base2    # optional: jobs that must succeed first
  *   init_from = baseB       # optional: copy layers from that job's final
  *                           # checkpoint (implies after = baseB)
+ *   max_attempts = 5        # optional: attempts before it fails (3)
  *   kind = sleep
  *   sleep_ms = 200
  *   ---
@@ -28,6 +29,7 @@ typedef struct {
     int init_from;                 /* index of the job whose final
                                       checkpoint it copies, or -1 */
     int depth;                     /* longest chain of jobs waiting on it */
+    int max_attempts;              /* 0: the queue's default */
     job_spec spec;
     char text[JOBSPEC_TEXT_BYTES]; /* canonical spec text */
     char identity[HASH_HEX_BYTES]; /* hash of the canonical text and, for

@@ -128,6 +128,10 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     "-- tfq coordinator store, schema version 2: a transfer job names the job\n"
     "-- whose final checkpoint it copies layers from (it also depends on it).\n"
     "ALTER TABLE jobs ADD COLUMN init_from INTEGER REFERENCES jobs (id);\n",
+    /* schema/003_metrics_eta.sql */
+    "-- tfq coordinator store, schema version 3: each epoch's report carries the\n"
+    "-- worker's estimate of the time left, for `tfq status`.\n"
+    "ALTER TABLE metrics ADD COLUMN eta_s REAL;\n",
 };
 
 /* The cached statements: prepared on first use, kept for the life of the
@@ -193,7 +197,8 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     X(HEARTBEAT, "UPDATE attempts SET heartbeat_ms = ?3 WHERE job_id = ?1 "   \
                  "AND attempt = ?2")                                          \
     X(METRIC_ADD, "INSERT OR REPLACE INTO metrics (job_id, attempt, epoch, "  \
-                  "loss, test_acc, images_per_s) VALUES (?, ?, ?, ?, ?, ?)")  \
+                  "loss, test_acc, images_per_s, eta_s) VALUES "             \
+                  "(?, ?, ?, ?, ?, ?, ?)")                                    \
     X(CKPT_ADD, "INSERT OR REPLACE INTO checkpoints (job_id, attempt, epoch, "\
                 "sha256, bytes, created_ms) VALUES (?, ?, ?, ?, ?, ?)")       \
     X(ATTEMPT_END, "UPDATE attempts SET state = ?3, finished_ms = ?4, "       \
@@ -255,6 +260,8 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
                "j.name, 'worker', a.worker, 'attempt', a.attempt, 'epoch', "  \
                "(SELECT max(epoch) FROM metrics m WHERE m.job_id = j.id AND " \
                "m.attempt = a.attempt), 'test_acc', (SELECT test_acc FROM "   \
+               "metrics m WHERE m.job_id = j.id AND m.attempt = a.attempt "   \
+               "ORDER BY epoch DESC LIMIT 1), 'eta_s', (SELECT eta_s FROM "    \
                "metrics m WHERE m.job_id = j.id AND m.attempt = a.attempt "   \
                "ORDER BY epoch DESC LIMIT 1), 'started_ms', a.started_ms)) "  \
                "FROM jobs j JOIN attempts a ON a.job_id = j.id AND a.state = "\
@@ -961,7 +968,7 @@ done:
 
 int store_metric_add(store *s, int64_t job, int attempt, int epoch,
                      double loss, double test_acc, double images_per_s,
-                     tfq_error *e)
+                     double eta_s, tfq_error *e)
 {
     int ret = TFQ_OK;
     sqlite3_stmt *st;
@@ -975,6 +982,7 @@ int store_metric_add(store *s, int64_t job, int attempt, int epoch,
     sqlite3_bind_double(st, 4, loss);
     sqlite3_bind_double(st, 5, test_acc);
     sqlite3_bind_double(st, 6, images_per_s);
+    sqlite3_bind_double(st, 7, eta_s);
     ret = run(s, st, "recording metrics", e);
 done:
     return txn_close(s, ret, e);

@@ -20,7 +20,7 @@
 #include "common/err.h"
 
 /* The newest schema version this code knows (schema/NNN_*.sql). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct store store;
 
@@ -140,7 +140,7 @@ int store_heartbeat(store *s, int64_t job, int attempt, int64_t now_ms,
  * epoch of the same attempt). */
 int store_metric_add(store *s, int64_t job, int attempt, int epoch,
                      double loss, double test_acc, double images_per_s,
-                     tfq_error *e);
+                     double eta_s, tfq_error *e);
 
 /* Records a checkpoint the attempt wrote after epoch. */
 int store_checkpoint_add(store *s, int64_t job, int attempt, int epoch,
@@ -200,8 +200,8 @@ int store_counts_get(store *s, int64_t grid_id, store_counts *out,
 /* Reports as JSON arrays (*json malloc'd, the caller's); grid_id 0: every
  * grid.  Results: one object per job (job, grid, name, kind, state,
  * attempts, error, result, checkpoint: its latest checkpoint's SHA-256).
- * Running: job, name, worker, attempt, epoch and test_acc of its latest
- * progress, started_ms.  Workers: worker, host, threads, last_seen_ms,
+ * Running: job, name, worker, attempt, epoch, test_acc and eta_s of its
+ * latest progress, started_ms.  Workers: worker, host, threads, last_seen_ms,
  * running, done. */
 int store_results_json(store *s, int64_t grid_id, char **json, tfq_error *e);
 int store_running_json(store *s, int64_t grid_id, char **json, tfq_error *e);

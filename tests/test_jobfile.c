@@ -18,6 +18,7 @@ static const char *s_grid =
     "---\n"
     "name = late\n"
     "after = sel, base\n"
+    "max_attempts = 7\n"
     "kind = sleep\n"
     "sleep_ms = 5\n";
 
@@ -32,6 +33,8 @@ static int test_parse(void)
     CHECK_EQ_INT(f.jobs[1].nafter, 1); /* init_from implies the dependency */
     CHECK_EQ_INT(f.jobs[1].after[0], 0);
     CHECK_EQ_INT(f.jobs[2].nafter, 2);
+    CHECK_EQ_INT(f.jobs[2].max_attempts, 7);
+    CHECK_EQ_INT(f.jobs[0].max_attempts, 0);
     /* base waits for nothing and has the longest chain behind it */
     CHECK_EQ_INT(f.jobs[0].depth, 2);
     CHECK_EQ_INT(f.jobs[1].depth, 1);
@@ -69,6 +72,8 @@ static int rejects(const char *text, const char *w1, const char *w2)
 static int test_errors(void)
 {
     CHECK(rejects("", "no jobs", NULL) == 0);
+    CHECK(rejects("name = a\nmax_attempts = 0\nkind = sleep\n", "line 2",
+                  "max_attempts") == 0);
     CHECK(rejects("kind = sleep\n", "line 1", "name") == 0);
     CHECK(rejects("name = a\nkind = sleep\n---\nname = a\nkind = sleep\n",
                   "line 4", "twice") == 0);

@@ -47,8 +47,8 @@ static int test_roundtrip_sleep(void)
     a.seed = 3;
     char t[JOBSPEC_TEXT_BYTES];
     CHECK(jobspec_format(&a, t, sizeof t) == 0);
-    CHECK(strcmp(t, "kind = sleep\nseed = 3\nsleep_ms = 250\n"
-                    "fail_prob = 0.25\n") == 0);
+    CHECK(strcmp(t, "kind = sleep\nseed = 3\nckpt_every = 1\n"
+                    "sleep_ms = 250\nfail_prob = 0.25\n") == 0);
     tfq_error e = {0};
     CHECK_MSG(jobspec_parse("# a comment\nkind = sleep\n\n  sleep_ms=5 \n",
                             &b, &e) == 0, "%s", e.msg);
@@ -220,7 +220,24 @@ static int test_sleep_resume(void)
     return 0;
 }
 
+/* ckpt_every = 3 checkpoints after epochs 3, 6, 9 and the last. */
+static int test_sleep_ckpt_every(void)
+{
+    job_spec s;
+    tfq_error e = {0};
+    CHECK(jobspec_parse("kind = sleep\nsleep_ms = 50\nckpt_every = 3\n", &s,
+                        &e) == 0);
+    memset(s_ckpts, 0, sizeof s_ckpts);
+    job_hooks h = {NULL, NULL, on_ckpt, NULL};
+    CHECK(job_run_sleep(&s, 1, NULL, 0, &h, NULL, &e) == 0);
+    for (int ep = 1; ep <= JOB_SLEEP_EPOCHS; ep++)
+        CHECK_MSG(s_ckpts[ep] == (ep % 3 == 0 || ep == JOB_SLEEP_EPOCHS),
+                  "epoch %d: %d checkpoints", ep, s_ckpts[ep]);
+    return 0;
+}
+
 static const test_case cases[] = {
+    {"sleep_ckpt_every", test_sleep_ckpt_every},
     {"sleep_resume", test_sleep_resume},
     {"sleep_runs", test_sleep_runs},
     {"sleep_fail", test_sleep_fail},

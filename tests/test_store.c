@@ -111,20 +111,20 @@ static int test_open_migrate(void)
     store_close(&s);
     CHECK_STR(query(path, "SELECT COUNT(*) FROM jobs WHERE name = 'j1'"), "1");
     CHECK_STR(query(path, "SELECT value FROM meta WHERE key = "
-                          "'schema_version'"), "2");
+                          "'schema_version'"), "3");
     CHECK_STR(query(path, "PRAGMA journal_mode"), "wal");
 
     /* A newer schema is refused. */
     sqlite3 *db = NULL;
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "UPDATE meta SET value = 3 WHERE key = "
+    CHECK(sqlite3_exec(db, "UPDATE meta SET value = 4 WHERE key = "
                            "'schema_version'", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
     tfq_error_clear(&e);
     s = store_open(path, &e);
     CHECK(s == NULL);
     CHECK_EQ_INT(e.code, TFQ_EVERSION);
-    CHECK_MSG(strstr(e.msg, "schema version 3 is newer than this tfq (2)")
+    CHECK_MSG(strstr(e.msg, "schema version 4 is newer than this tfq (3)")
               != NULL, "%s", e.msg);
     CHECK(strstr(e.msg, path) != NULL);
 
@@ -145,7 +145,8 @@ static int test_open_migrate(void)
 static int test_schema_file_matches(void)
 {
     static const char *const files[] = {"001_initial.sql",
-                                        "002_init_from.sql"};
+                                        "002_init_from.sql",
+                                        "003_metrics_eta.sql"};
     CHECK_EQ_INT(sizeof files / sizeof files[0], STORE_SCHEMA_VERSION);
     for (int v = 1; v <= STORE_SCHEMA_VERSION; v++) {
         char file[1024];
@@ -324,7 +325,7 @@ static int test_stale_result_rejected(void)
     CHECK_EQ_INT(store_finish(s, j, 1, 1, "{\"acc\":0.1}", NULL, 42000, &e),
                  TFQ_EMISMATCH);
     CHECK(strstr(e.msg, "is not running (its state is lost)") != NULL);
-    CHECK_EQ_INT(store_metric_add(s, j, 1, 1, 0.5, 0.1, 100, &e),
+    CHECK_EQ_INT(store_metric_add(s, j, 1, 1, 0.5, 0.1, 100, 9.5, &e),
                  TFQ_EMISMATCH);
     CHECK_EQ_INT(store_checkpoint_add(s, j, 1, 1, SHA_A, 10, 42000, &e),
                  TFQ_EMISMATCH);
@@ -336,7 +337,7 @@ static int test_stale_result_rejected(void)
     CHECK_STR(query(path, "SELECT COUNT(*) FROM metrics"), "0");
     CHECK_STR(query(path, "SELECT COUNT(*) FROM checkpoints"), "0");
 
-    CHECK_EQ_INT(store_metric_add(s, j, 2, 1, 0.5, 0.9, 100, &e), TFQ_OK);
+    CHECK_EQ_INT(store_metric_add(s, j, 2, 1, 0.5, 0.9, 100, 9.5, &e), TFQ_OK);
     CHECK_EQ_INT(store_finish(s, j, 2, 1, "{\"acc\":0.9}", NULL, 43000, &e),
                  TFQ_OK);
     CHECK_EQ_INT(store_finish(s, j, 2, 1, "{\"acc\":0.9}", NULL, 43001, &e),
@@ -679,7 +680,44 @@ static int test_crash_durability(void)
     return 0;
 }
 
+/* A database made by an older tfq (schema version 1, with a job in it) is
+ * brought to the current version on open, its data kept. */
+static int test_upgrade(void)
+{
+    const char *path = path_in(test_tmpdir(), "old.db");
+    sqlite3 *db = NULL;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, store_migration_sql(1), NULL, NULL, NULL) ==
+          SQLITE_OK);
+    CHECK(sqlite3_exec(db, "INSERT INTO meta (key, value) VALUES "
+                           "('schema_version', 1); INSERT INTO grids (name, "
+                           "spec, created_ms) VALUES ('g', '', 1); INSERT "
+                           "INTO jobs (grid_id, name, kind, spec, identity, "
+                           "state, created_ms, updated_ms) VALUES (1, 'old', "
+                           "'sleep', 'kind = sleep', 'x', 'ready', 1, 1)",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    tfq_error e = {0};
+    store *s = store_open(path, &e);
+    CHECK_MSG(s != NULL, "%s", e.msg);
+    CHECK_EQ_INT(store_schema_version(s), STORE_SCHEMA_VERSION);
+    store_leased l;
+    memset(&l, 0, sizeof l);
+    CHECK_EQ_INT(store_lease(s, "w", 2, &l, &e), TFQ_OK);
+    CHECK(l.job_id == 1 && strcmp(l.name, "old") == 0);
+    CHECK(l.init_sha256[0] == '\0');
+    CHECK_EQ_INT(store_metric_add(s, 1, 1, 1, 0.1, 0.9, 10, 3.5, &e), TFQ_OK);
+    store_leased_release(&l);
+    store_close(&s);
+    CHECK_STR(query(path, "SELECT eta_s FROM metrics"), "3.5");
+    CHECK_STR(query(path, "SELECT value FROM meta WHERE key = "
+                          "'schema_version'"), "3");
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
 static const test_case cases[] = {
+    {"upgrade", test_upgrade},
     {"open_migrate", test_open_migrate},
     {"schema_file_matches", test_schema_file_matches},
     {"lease_order", test_lease_order},

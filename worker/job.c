@@ -62,7 +62,9 @@ int job_run_sleep(const job_spec *s, int attempt, const uint8_t *resume,
             if (h != NULL && h->tick != NULL)
                 h->tick(h->ud);
         }
-        if (h != NULL && h->checkpoint != NULL) {
+        int every = s->ckpt_every > 0 ? s->ckpt_every : 1;
+        if (h != NULL && h->checkpoint != NULL &&
+            (step % every == 0 || step == steps)) {
             char blob[64];
             int n = snprintf(blob, sizeof blob, SLEEP_CKPT_FORMAT, step);
             h->checkpoint(h->ud, step, (const uint8_t *)blob, (size_t)n);
@@ -105,6 +107,7 @@ static int temp_file(const uint8_t *bytes, size_t n, char *path, size_t len,
 typedef struct {
     trainer *t;
     const job_hooks *h;
+    int every; /* checkpoint every this many epochs */
 } train_ctx;
 
 static void on_epoch(const train_progress *p, void *ud)
@@ -112,7 +115,8 @@ static void on_epoch(const train_progress *p, void *ud)
     train_ctx *c = ud;
     if (c->h == NULL)
         return;
-    if (c->h->checkpoint != NULL) {
+    if (c->h->checkpoint != NULL &&
+        (p->epoch % c->every == 0 || p->epoch == p->epochs)) {
         uint8_t *buf = NULL;
         size_t n = 0;
         tfq_error e = {0};
@@ -191,7 +195,7 @@ int job_run_train(const job_spec *s, const char *data_dir,
             (rc = trainer_resume(t, resume_path, e)))
             goto out;
     }
-    train_ctx ctx = {t, h};
+    train_ctx ctx = {t, h, s->ckpt_every > 0 ? s->ckpt_every : 1};
     rc = trainer_run(t, on_epoch, &ctx, stop, NULL, 0, e);
     if (rc == TFQ_EINTR && h != NULL && h->checkpoint != NULL) {
         /* Stopped after a step: keep the progress of the epoch in hand. */

@@ -33,6 +33,7 @@ typedef struct {
 static const field s_fields[] = {
     F("kind", V_KIND, kind, 0, 0, FOR_TRAIN | FOR_SLEEP),
     F("seed", V_U64, seed, 0, 0, FOR_TRAIN | FOR_SLEEP),
+    F("ckpt_every", V_INT, ckpt_every, 1, 1000000, FOR_TRAIN | FOR_SLEEP),
     F("sleep_ms", V_I64, sleep_ms, 0, 1e9, FOR_SLEEP),
     F("fail_prob", V_DBL, fail_prob, 0, 1, FOR_SLEEP),
     F("dataset", V_STR, dataset, 0, 0, FOR_TRAIN),
@@ -71,6 +72,7 @@ void jobspec_default_train(job_spec *s)
     memset(s, 0, sizeof *s);
     s->kind = JOB_TRAIN;
     s->seed = cfg.seed;
+    s->ckpt_every = 1;
     snprintf(s->dataset, sizeof s->dataset, "fashion-mnist");
     net_spec_format(&cfg.spec, s->net, sizeof s->net);
     s->epochs = cfg.epochs;
@@ -91,6 +93,7 @@ void jobspec_default_sleep(job_spec *s, int64_t ms)
     memset(s, 0, sizeof *s);
     s->kind = JOB_SLEEP;
     s->sleep_ms = ms;
+    s->ckpt_every = 1;
 }
 
 /* ---- parsing ------------------------------------------------------------ */

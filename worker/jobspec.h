@@ -35,6 +35,7 @@ typedef struct {
     job_kind kind;
     uint64_t seed;
     /* sleep */
+    int ckpt_every;    /* checkpoint every N epochs (and after the last) */
     int64_t sleep_ms;  /* how long the job takes */
     double fail_prob;  /* chance in [0, 1] that an attempt fails */
     /* train: data */
