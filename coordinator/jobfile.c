@@ -36,8 +36,8 @@ static int valid_name(const char *n)
 }
 
 /* Finishes the job whose spec lines are in spec (first line first_line). */
-static int end_job(jobfile_job *j, pending_after *pa, const char *spec,
-                   int first_line, tfq_error *e)
+static int end_job(jobfile_job *j, const char *spec, int first_line,
+                   tfq_error *e)
 {
     if (j->name[0] == '\0')
         return tfq_error_set(e, TFQ_EINVAL, "line %d: job has no 'name'",
@@ -50,7 +50,6 @@ static int end_job(jobfile_job *j, pending_after *pa, const char *spec,
         jobspec_identity(&j->spec, j->identity) != 0)
         return tfq_error_set(e, TFQ_ERANGE, "job '%s': spec too long",
                              j->name);
-    (void)pa;
     return 0;
 }
 
@@ -162,7 +161,7 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
         int sep = l == NULL || strcmp(l, "---") == 0;
         if (sep) {
             if (open) {
-                if ((rc = end_job(&jobs[n], &pa[n], spec, first_line, e)))
+                if ((rc = end_job(&jobs[n], spec, first_line, e)))
                     goto out;
                 n++;
                 open = 0;

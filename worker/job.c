@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "../common/log.h"
 #include "../common/rng.h"
@@ -81,29 +80,6 @@ int job_run_sleep(const job_spec *s, int attempt, const uint8_t *resume,
     return 0;
 }
 
-/* Writes bytes to a new temporary file; path receives its name. */
-static int temp_file(const uint8_t *bytes, size_t n, char *path, size_t len,
-                     tfq_error *e)
-{
-    const char *dir = getenv("TMPDIR");
-    snprintf(path, len, "%s/tfq-ckpt-XXXXXX", dir ? dir : "/tmp");
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return tfq_error_set(e, TFQ_EIO, "%s: cannot create", path);
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, bytes + off, n - off);
-        if (w <= 0) {
-            close(fd);
-            unlink(path);
-            return tfq_error_set(e, TFQ_EIO, "%s: write failed", path);
-        }
-        off += (size_t)w;
-    }
-    close(fd);
-    return 0;
-}
-
 typedef struct {
     trainer *t;
     const job_hooks *h;
@@ -144,7 +120,7 @@ int job_run_train(const job_spec *s, const char *data_dir,
     data_set ftrain = {0}, ftest = {0}, train = {0}, test = {0};
     data_norm norm;
     char fp[HASH_HEX_BYTES] = "";
-    char init_path[512] = "", resume_path[512] = "";
+    ckpt *init_ck = NULL, *resume_ck = NULL;
     trainer *t = NULL;
     train_config cfg;
     int rc = data_load(kind, data_dir, &ftrain, &ftest, fp, e);
@@ -180,9 +156,12 @@ int job_run_train(const job_spec *s, const char *data_dir,
                                cfg.copy_layers);
             goto out;
         }
-        if ((rc = temp_file(init, init_bytes, init_path, sizeof init_path, e)))
+        init_ck = ckpt_decode(init, init_bytes, "init checkpoint", e);
+        if (init_ck == NULL) {
+            rc = e ? e->code : TFQ_EFORMAT;
             goto out;
-        cfg.init_path = init_path;
+        }
+        cfg.init = init_ck;
     }
     t = trainer_new(&cfg, &train, &test, &norm, fp, e);
     if (t == NULL) {
@@ -190,9 +169,12 @@ int job_run_train(const job_spec *s, const char *data_dir,
         goto out;
     }
     if (resume != NULL) {
-        if ((rc = temp_file(resume, resume_bytes, resume_path,
-                            sizeof resume_path, e)) ||
-            (rc = trainer_resume(t, resume_path, e)))
+        resume_ck = ckpt_decode(resume, resume_bytes, "resume checkpoint", e);
+        if (resume_ck == NULL) {
+            rc = e ? e->code : TFQ_EFORMAT;
+            goto out;
+        }
+        if ((rc = trainer_resume_ckpt(t, resume_ck, "resume checkpoint", e)))
             goto out;
     }
     train_ctx ctx = {t, h, s->ckpt_every > 0 ? s->ckpt_every : 1};
@@ -221,10 +203,8 @@ int job_run_train(const job_spec *s, const char *data_dir,
     }
 out:
     trainer_destroy(&t);
-    if (init_path[0])
-        unlink(init_path);
-    if (resume_path[0])
-        unlink(resume_path);
+    ckpt_destroy(&init_ck);
+    ckpt_destroy(&resume_ck);
     data_release(&train);
     data_release(&test);
     data_release(&ftrain);

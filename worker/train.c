@@ -89,7 +89,7 @@ static int check_config(const train_config *c, int nlearned, tfq_error *e)
                              "copy %d / freeze %d layers: the net has %d "
                              "learned layers", c->copy_layers,
                              c->freeze_layers, nlearned);
-    if (c->copy_layers > 0 && c->init_path == NULL)
+    if (c->copy_layers > 0 && c->init_path == NULL && c->init == NULL)
         return tfq_error_set(e, TFQ_EINVAL,
                              "copying %d layers needs a source checkpoint",
                              c->copy_layers);
@@ -159,7 +159,10 @@ trainer *trainer_new(const train_config *cfg, const data_set *train,
     if (t->m == NULL)
         goto fail;
     net_init_layers(t->m, 1, t->m->nlearned, cfg->seed);
-    if (cfg->init_path != NULL) {
+    if (cfg->init != NULL) {
+        if (ckpt_copy_layers(cfg->init, t->m, cfg->copy_layers, e) != 0)
+            goto fail;
+    } else if (cfg->init_path != NULL) {
         src = ckpt_read(cfg->init_path, e);
         if (src == NULL ||
             ckpt_copy_layers(src, t->m, cfg->copy_layers, e) != 0)
@@ -457,25 +460,33 @@ int trainer_resume(trainer *t, const char *path, tfq_error *e)
     ckpt *c = ckpt_read(path, e);
     if (c == NULL)
         return e ? e->code : TFQ_EIO;
+    int rc = trainer_resume_ckpt(t, c, path, e);
+    ckpt_destroy(&c);
+    return rc;
+}
+
+int trainer_resume_ckpt(trainer *t, const ckpt *c, const char *what,
+                        tfq_error *e)
+{
     const ckpt_meta *cm = ckpt_get_meta(c);
     int rc = 0;
     if (cm->seed != t->cfg.seed || cm->frozen != t->m->frozen) {
         rc = tfq_error_set(e, TFQ_EMISMATCH,
                            "%s: saved with seed %llu and %d frozen layers, "
-                           "this job has seed %llu and %d", path,
+                           "this job has seed %llu and %d", what,
                            (unsigned long long)cm->seed, cm->frozen,
                            (unsigned long long)t->cfg.seed, t->m->frozen);
     } else if (cm->fingerprint[0] && t->meta.fingerprint[0] &&
                strcmp(cm->fingerprint, t->meta.fingerprint) != 0) {
         rc = tfq_error_set(e, TFQ_EMISMATCH,
                            "%s: trained on data %.12s..., this job's data is "
-                           "%.12s...", path, cm->fingerprint,
+                           "%.12s...", what, cm->fingerprint,
                            t->meta.fingerprint);
     } else if (cm->epoch > t->cfg.epochs ||
                cm->step_in_epoch > t->steps_per_epoch) {
         rc = tfq_error_set(e, TFQ_EMISMATCH,
                            "%s: at epoch %d step %d, past this job's %d "
-                           "epochs of %d steps", path, cm->epoch,
+                           "epochs of %d steps", what, cm->epoch,
                            cm->step_in_epoch, t->cfg.epochs,
                            t->steps_per_epoch);
     } else {
@@ -488,7 +499,6 @@ int trainer_resume(trainer *t, const char *path, tfq_error *e)
         if (!t->meta.fingerprint[0])
             memcpy(t->meta.fingerprint, fp, sizeof fp);
     }
-    ckpt_destroy(&c);
     return rc;
 }
 

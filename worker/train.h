@@ -34,7 +34,8 @@ typedef struct {
     int topk;              /* the paper's metric: mean of the topk best test
                               evaluations; 3 */
     /* transfer */
-    const char *init_path; /* checkpoint to copy layers from, or NULL */
+    const char *init_path; /* checkpoint file to copy layers from, or NULL */
+    const ckpt *init;      /* or one already in memory (used first) */
     int copy_layers;       /* copy learned layers 1..copy_layers from it */
     int freeze_layers;     /* learned layers 1..freeze_layers get no update;
                               without init_path they stay at their random
@@ -86,6 +87,10 @@ void trainer_destroy(trainer **t);
 
 /* Continues from a checkpoint written by trainer_save for the same job. */
 int trainer_resume(trainer *t, const char *path, tfq_error *e);
+
+/* trainer_resume from a checkpoint in memory; `what` names it in errors. */
+int trainer_resume_ckpt(trainer *t, const ckpt *c, const char *what,
+                        tfq_error *e);
 
 /* Trains until cfg->epochs are done, calling progress after each epoch
  * (may be NULL).  When *stop becomes non-zero the current step finishes and
