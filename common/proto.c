@@ -20,6 +20,8 @@ typedef struct {
     X(THREADS, "threads", T_INT, threads, 1, 4096)                         \
     X(HEARTBEAT_MS, "heartbeat_ms", T_INT, heartbeat_ms, 1, 3600000)       \
     X(RETRY_MS, "retry_ms", T_INT, retry_ms, 0, 3600000)                   \
+    X(MAX, "max", T_INT, max, 0, PROTO_MAX_LEASE)                          \
+    X(MORE, "more", T_INT, more, 0, PROTO_MAX_LEASE - 1)                   \
     X(JOB, "job", T_I64, job, 1, INT64_MAX)                                \
     X(ATTEMPT, "attempt", T_INT, attempt, 1, 1000000)                      \
     X(EPOCH, "epoch", T_INT, epoch, 0, 1000000)                            \
@@ -74,9 +76,9 @@ typedef struct {
 static const kind_def s_kinds[PROTO_KIND_COUNT] = {
     [PROTO_HELLO] = {"hello", B(WORKER) | B(THREADS), 0},
     [PROTO_WELCOME] = {"welcome", B(HEARTBEAT_MS), 0},
-    [PROTO_READY] = {"ready", 0, 0},
+    [PROTO_READY] = {"ready", 0, B(MAX)},
     [PROTO_JOB] = {"job", B(JOB) | B(ATTEMPT) | B(SPEC),
-                   B(GRID) | B(SHA256) | B(INIT)},
+                   B(GRID) | B(SHA256) | B(INIT) | B(MORE)},
     [PROTO_NO_JOB] = {"no_job", B(RETRY_MS), 0},
     [PROTO_HEARTBEAT] = {"heartbeat",
                          B(JOB) | B(ATTEMPT) | B(EPOCH) | B(STEP), 0},

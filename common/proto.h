@@ -27,6 +27,9 @@
 #define PROTO_MAX_MSG_BYTES 4096                     /* "msg", "error" */
 #define PROTO_MAX_TEXT_BYTES (1u << 20)              /* "spec", "result" */
 #define PROTO_MAX_ITEMS_BYTES (3u << 20)             /* "items" (JSON) */
+/* Jobs one "ready" may ask for ("max") and so the "job" replies one
+ * request may bring. */
+#define PROTO_MAX_LEASE 256
 /* Caps on the msgpack structure of a frame, checked before msgpack-c
  * allocates anything: our maps have a few dozen entries, so 4096 objects
  * (about 64 KiB of msgpack_object) and depth 16 leave room for extensions. */
@@ -89,6 +92,8 @@ typedef struct {
     int threads;        /* hello: training threads */
     int heartbeat_ms;   /* welcome: heartbeat interval to use */
     int retry_ms;       /* no_job: ask again after this long */
+    int max;            /* ready: jobs wanted at most; 0 reads as 1 */
+    int more;           /* job: replies still to come for the same ready */
 
     /* a job attempt */
     int64_t job;

@@ -20,6 +20,10 @@
 /* A worker told "no job" asks again after this long. */
 #define COORD_RETRY_MS 200
 
+/* Jobs one "ready" is given at most, whatever it asks for: a worker that
+ * drains short jobs in batches still leaves work for the others. */
+#define COORD_MAX_LEASE STORE_MAX_LEASE
+
 /* Messages handled in one store transaction before it is committed and
  * their replies go out (group commit): a reply never leaves before what it
  * acknowledges is durable, and one commit serves many requests. */
@@ -56,8 +60,9 @@ typedef struct {
 struct coord {
     coord_config cfg;
     int batching;       /* replies go to held[] until the commit */
-    held_reply held[COORD_BATCH];
-    int nheld;
+    int nrequests;      /* handled in this batch */
+    held_reply *held;   /* one request may hold several replies */
+    int nheld, cap_held;
     store *st;
     void *zctx;
     void *sock;
@@ -97,7 +102,16 @@ static void send_raw(coord *c, const void *id, size_t id_bytes,
 
 static void send_frame(coord *c, const peer *p, const msgpack_sbuffer *b)
 {
-    if (!c->batching || p->bytes > sizeof c->held[0].id) {
+    if (c->batching && c->nheld == c->cap_held) {
+        int cap = c->cap_held ? 2 * c->cap_held : 2 * COORD_BATCH;
+        held_reply *h = realloc(c->held, (size_t)cap * sizeof *h);
+        if (h != NULL) {
+            c->held = h;
+            c->cap_held = cap;
+        }
+    }
+    if (!c->batching || p->bytes > sizeof c->held[0].id ||
+        c->nheld == c->cap_held) {
         send_raw(c, p->data, p->bytes, b->data, b->size);
         return;
     }
@@ -133,6 +147,7 @@ static void end_batch(coord *c)
         msgpack_sbuffer_destroy(&h->body);
     }
     c->nheld = 0;
+    c->nrequests = 0;
 }
 
 static void reply(coord *c, const peer *p, const proto_msg *m)
@@ -181,34 +196,42 @@ static void on_hello(coord *c, const peer *p, const proto_msg *m)
     reply(c, p, &r);
 }
 
-static void on_ready(coord *c, const peer *p)
+/* Leases up to m->max jobs (at least 1, at most COORD_MAX_LEASE) and
+ * answers with one "job" per job, each saying how many more follow, or
+ * with "no_job". */
+static void on_ready(coord *c, const peer *p, const proto_msg *m)
 {
-    store_leased l;
-    memset(&l, 0, sizeof l);
+    store_leased l[COORD_MAX_LEASE];
+    int want = m->max < 1 ? 1 : m->max > COORD_MAX_LEASE ? COORD_MAX_LEASE
+                                                           : m->max;
+    int n = 0;
     tfq_error e = {0};
     proto_msg r;
-    if (store_lease(c->st, p->name, now_ms(), &l, &e) != 0) {
+    if (store_lease_many(c->st, p->name, now_ms(), want, l, &n, &e) != 0) {
         reply_error(c, p, e.code, e.msg, PROTO_READY);
         return;
     }
-    if (l.job_id == 0) {
+    if (n == 0) {
         proto_msg_init(&r, PROTO_NO_JOB);
         r.retry_ms = COORD_RETRY_MS;
         reply(c, p, &r);
         return;
     }
-    proto_msg_init(&r, PROTO_JOB);
-    r.job = l.job_id;
-    r.attempt = l.attempt;
-    r.spec = l.spec;
-    if (l.resume_sha256[0])
-        memcpy(r.sha256, l.resume_sha256, sizeof r.sha256);
-    if (l.init_sha256[0])
-        memcpy(r.init, l.init_sha256, sizeof r.init);
-    log_debug("job %lld (%s) attempt %d -> %s", (long long)l.job_id, l.name,
-              l.attempt, p->name);
-    reply(c, p, &r);
-    store_leased_release(&l);
+    for (int i = 0; i < n; i++) {
+        proto_msg_init(&r, PROTO_JOB);
+        r.job = l[i].job_id;
+        r.attempt = l[i].attempt;
+        r.spec = l[i].spec;
+        r.more = n - 1 - i;
+        if (l[i].resume_sha256[0])
+            memcpy(r.sha256, l[i].resume_sha256, sizeof r.sha256);
+        if (l[i].init_sha256[0])
+            memcpy(r.init, l[i].init_sha256, sizeof r.init);
+        log_debug("job %lld (%s) attempt %d -> %s", (long long)l[i].job_id,
+                  l[i].name, l[i].attempt, p->name);
+        reply(c, p, &r);
+        store_leased_release(&l[i]);
+    }
 }
 
 /* Heartbeat and progress: ack a live attempt, cancel a stale one. */
@@ -578,7 +601,7 @@ static void handle(coord *c, const peer *p, const void *frame, size_t bytes)
         on_hello(c, p, &m);
         break;
     case PROTO_READY:
-        on_ready(c, p);
+        on_ready(c, p, &m);
         break;
     case PROTO_HEARTBEAT:
     case PROTO_PROGRESS:
@@ -655,7 +678,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
     for (;;) {
         uint32_t ev = 0;
         size_t sz = sizeof ev;
-        if (c->nheld >= COORD_BATCH - 1)
+        if (c->nrequests >= COORD_BATCH)
             end_batch(c);
         if (zmq_getsockopt(c->sock, ZMQ_EVENTS, &ev, &sz) != 0 ||
             !(ev & ZMQ_POLLIN)) {
@@ -686,6 +709,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
             frames++;
             more = zmq_msg_more(&body);
         }
+        c->nrequests++;
         if (frames == 1)
             handle(c, &p, zmq_msg_data(&body), zmq_msg_size(&body));
         else
@@ -840,6 +864,7 @@ void coord_destroy(coord **cp)
     zmq_ctx_term(c->zctx);
     store_close(&c->st);
     proto_unpacked_release(&c->up);
+    free(c->held);
     free(c);
     *cp = NULL;
 }

@@ -156,6 +156,7 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
             "checkpoints c ON c.job_id = a.job_id AND c.attempt = a.attempt " \
             "WHERE j.id = ? ORDER BY c.epoch DESC LIMIT 1")                   \
     X(DEP_ADD, "INSERT INTO deps (job_id, depends_on) VALUES (?, ?)")         \
+    X(HAS_DEPENDENTS, "SELECT 1 FROM deps WHERE depends_on = ? LIMIT 1")      \
     /* One pass blocks the pending jobs with a dead dependency; blocking     \
      * spreads one level per pass. */                                        \
     X(BLOCK, "UPDATE jobs SET state = 'blocked', updated_ms = ?1 "            \
@@ -181,8 +182,9 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
                    "WHERE +state = 'pending' AND id IN down AND EXISTS "      \
                    "(SELECT 1 FROM jobs f WHERE f.id = ?1 AND f.state IN "    \
                    "('failed', 'blocked', 'cancelled'))")                     \
-    X(PICK, "SELECT id, kind, name, spec FROM jobs WHERE state = 'ready' "    \
-            "ORDER BY priority DESC, id LIMIT 1")                             \
+    X(PICK, "SELECT id, kind, name, spec, init_from FROM jobs "              \
+            "WHERE state = 'ready' "                                          \
+            "ORDER BY priority DESC, id LIMIT ?")                             \
     X(NEXT_ATTEMPT, "SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempts "     \
                     "WHERE job_id = ?")                                       \
     X(JOB_RUN, "UPDATE jobs SET state = 'running', attempts = attempts + 1, " \
@@ -194,6 +196,10 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
               "WHERE job_id = ? ORDER BY epoch DESC, attempt DESC LIMIT 1")   \
     X(ATTEMPT_STATE, "SELECT state FROM attempts WHERE job_id = ? "           \
                      "AND attempt = ?")                                       \
+    /* Ends a running attempt; changes nothing when it is not running. */   \
+    X(ATTEMPT_FINISH, "UPDATE attempts SET state = ?3, finished_ms = ?4, "    \
+                      "error = ?5 WHERE job_id = ?1 AND attempt = ?2 AND "    \
+                      "state = 'running'")                                    \
     X(HEARTBEAT, "UPDATE attempts SET heartbeat_ms = ?3 WHERE job_id = ?1 "   \
                  "AND attempt = ?2")                                          \
     X(METRIC_ADD, "INSERT OR REPLACE INTO metrics (job_id, attempt, epoch, "  \
@@ -566,8 +572,20 @@ store *store_open(const char *path, tfq_error *e)
         tfq_error_set(e, TFQ_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
+    /* No memory statistics: they take a global mutex on every allocation.
+     * Only possible before SQLite's first use in the process; later it is
+     * refused, harmlessly. */
+    static int configured;
+    if (!configured) {
+        configured = 1;
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    }
+    /* NOMUTEX: a handle is used by one thread only (the coordinator's
+     * loop), so SQLite need not lock it around every call. */
     int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                 SQLITE_OPEN_NOMUTEX,
+                             NULL);
     if (rc != SQLITE_OK) {
         if (s->db == NULL)
             tfq_error_set(e, TFQ_ENOMEM, "%s: out of memory", path);
@@ -795,6 +813,18 @@ static int refresh_after(store *s, int64_t job, int64_t now_ms, tfq_error *e)
 {
     int ret = TFQ_OK;
     sqlite3_stmt *st;
+    /* Most jobs of a large grid are leaves: one index probe spares them
+     * the two statements below. */
+    PREP(st, ST_HAS_DEPENDENTS);
+    sqlite3_bind_int64(st, 1, job);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        goto done;
+    if (rc != SQLITE_ROW) {
+        ret = db_fail(s, rc, "finding dependents", e);
+        goto done;
+    }
     PREP(st, ST_BLOCK_AFTER);
     sqlite3_bind_int64(st, 1, job);
     sqlite3_bind_int64(st, 2, now_ms);
@@ -824,39 +854,17 @@ static char *dup_column(sqlite3_stmt *st, int col)
     return strdup(t ? (const char *)t : "");
 }
 
-int store_lease(store *s, const char *worker, int64_t now_ms,
-                store_leased *out, tfq_error *e)
+/* Leases the job l->job_id (a ready job, picked with its name, spec and
+ * whether it copies layers), filling the rest of l. */
+static int lease_one(store *s, const char *worker, int64_t now_ms,
+                     store_leased *l, int copies, tfq_error *e)
 {
     int ret = TFQ_OK;
     sqlite3_stmt *st;
-    memset(out, 0, sizeof *out);
-    if ((ret = txn_open(s, e)) != TFQ_OK)
-        return ret;
-    PREP(st, ST_PICK);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
-        goto done;
-    }
-    if (rc != SQLITE_ROW) {
-        ret = db_fail(s, rc, "picking a job", e);
-        sqlite3_reset(st);
-        goto done;
-    }
-    int64_t job = sqlite3_column_int64(st, 0);
-    snprintf(out->kind, sizeof out->kind, "%s",
-             (const char *)sqlite3_column_text(st, 1));
-    out->name = dup_column(st, 2);
-    out->spec = dup_column(st, 3);
-    sqlite3_reset(st);
-    if (out->name == NULL || out->spec == NULL) {
-        ret = tfq_error_set(e, TFQ_ENOMEM, "leasing: out of memory");
-        goto done;
-    }
-
+    int64_t job = l->job_id;
     PREP(st, ST_NEXT_ATTEMPT);
     sqlite3_bind_int64(st, 1, job);
-    rc = sqlite3_step(st);
+    int rc = sqlite3_step(st);
     int attempt = sqlite3_column_int(st, 0);
     sqlite3_reset(st);
     if (rc != SQLITE_ROW) {
@@ -876,41 +884,101 @@ int store_lease(store *s, const char *worker, int64_t now_ms,
     sqlite3_bind_int64(st, 4, now_ms);
     TRY(run(s, st, "adding the attempt", e));
 
-    PREP(st, ST_RESUME);
-    sqlite3_bind_int64(st, 1, job);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        snprintf(out->resume_sha256, sizeof out->resume_sha256, "%s",
-                 (const char *)sqlite3_column_text(st, 0));
-        out->resume_epoch = sqlite3_column_int(st, 1);
-        out->resume_attempt = sqlite3_column_int(st, 2);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        ret = db_fail(s, rc, "finding a checkpoint", e);
-        goto done;
+    /* Only an earlier attempt can have left a checkpoint. */
+    if (attempt > 1) {
+        PREP(st, ST_RESUME);
+        sqlite3_bind_int64(st, 1, job);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            snprintf(l->resume_sha256, sizeof l->resume_sha256, "%s",
+                     (const char *)sqlite3_column_text(st, 0));
+            l->resume_epoch = sqlite3_column_int(st, 1);
+            l->resume_attempt = sqlite3_column_int(st, 2);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            ret = db_fail(s, rc, "finding a checkpoint", e);
+            goto done;
+        }
     }
 
-    PREP(st, ST_INIT);
-    sqlite3_bind_int64(st, 1, job);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        snprintf(out->init_sha256, sizeof out->init_sha256, "%s",
-                 (const char *)sqlite3_column_text(st, 0));
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        ret = db_fail(s, rc, "finding the source checkpoint", e);
-        goto done;
+    if (copies) {
+        PREP(st, ST_INIT);
+        sqlite3_bind_int64(st, 1, job);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            snprintf(l->init_sha256, sizeof l->init_sha256, "%s",
+                     (const char *)sqlite3_column_text(st, 0));
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            ret = db_fail(s, rc, "finding the source checkpoint", e);
+            goto done;
+        }
     }
 
     TRY(event_add(s, now_ms, job, attempt, worker, "lease", NULL, e));
-    out->job_id = job;
-    out->attempt = attempt;
+    l->attempt = attempt;
+done:
+    return ret;
+}
+
+int store_lease_many(store *s, const char *worker, int64_t now_ms, int max,
+                     store_leased *out, int *n, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    int got = 0;
+    uint64_t copies = 0; /* bit i: out[i] copies layers */
+    *n = 0;
+    if (max > STORE_MAX_LEASE)
+        return tfq_error_set(e, TFQ_EINVAL, "at most %d jobs per lease",
+                             STORE_MAX_LEASE);
+    memset(out, 0, (size_t)(max > 0 ? max : 0) * sizeof *out);
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    /* The picks are read whole before the first update: the updates
+     * change the index the pick walks. */
+    PREP(st, ST_PICK);
+    sqlite3_bind_int(st, 1, max);
+    int rc;
+    while (got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_leased *l = &out[got++];
+        l->job_id = sqlite3_column_int64(st, 0);
+        snprintf(l->kind, sizeof l->kind, "%s",
+                 (const char *)sqlite3_column_text(st, 1));
+        l->name = dup_column(st, 2);
+        l->spec = dup_column(st, 3);
+        if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+            copies |= (uint64_t)1 << (got - 1);
+        if (l->name == NULL || l->spec == NULL) {
+            sqlite3_reset(st);
+            ret = tfq_error_set(e, TFQ_ENOMEM, "leasing: out of memory");
+            goto done;
+        }
+    }
+    sqlite3_reset(st);
+    if (got < max && rc != SQLITE_DONE) {
+        ret = db_fail(s, rc, "picking jobs", e);
+        goto done;
+    }
+    for (int i = 0; i < got; i++)
+        TRY(lease_one(s, worker, now_ms, &out[i], (int)(copies >> i & 1), e));
 done:
     ret = txn_close(s, ret, e);
-    if (ret != TFQ_OK)
-        store_leased_release(out);
+    if (ret != TFQ_OK) {
+        for (int i = 0; i < got; i++)
+            store_leased_release(&out[i]);
+        got = 0;
+    }
+    *n = got;
     return ret;
+}
+
+int store_lease(store *s, const char *worker, int64_t now_ms,
+                store_leased *out, tfq_error *e)
+{
+    int n;
+    return store_lease_many(s, worker, now_ms, 1, out, &n, e);
 }
 
 void store_leased_release(store_leased *l)
@@ -1041,9 +1109,22 @@ int store_finish(store *s, int64_t job, int attempt, int ok,
         error = "failed";
     if ((ret = txn_open(s, e)) != TFQ_OK)
         return ret;
-    TRY(check_running(s, job, attempt, e));
-    TRY(attempt_end(s, job, attempt, ok ? "succeeded" : "failed",
-                    ok ? NULL : error, now_ms, e));
+    /* Ending the attempt is the check that it runs: one statement. */
+    PREP(st, ST_ATTEMPT_FINISH);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int(st, 2, attempt);
+    bind_text(st, 3, ok ? "succeeded" : "failed");
+    sqlite3_bind_int64(st, 4, now_ms);
+    bind_text(st, 5, ok ? NULL : error);
+    TRY(run(s, st, "ending the attempt", e));
+    if (sqlite3_changes(s->db) == 0) {
+        ret = check_running(s, job, attempt, e);
+        if (ret == TFQ_OK) /* cannot be: it was not running a moment ago */
+            ret = tfq_error_set(e, TFQ_EIO, "job %lld attempt %d: the "
+                                "attempt could not be ended",
+                                (long long)job, attempt);
+        goto done;
+    }
     if (ok) {
         PREP(st, ST_JOB_SUCCEED);
         sqlite3_bind_int64(st, 1, job);

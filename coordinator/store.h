@@ -123,6 +123,15 @@ int store_refresh_ready(store *s, int64_t now_ms, tfq_error *e);
 int store_lease(store *s, const char *worker, int64_t now_ms,
                 store_leased *out, tfq_error *e);
 
+/* Jobs one store_lease_many call leases at most. */
+#define STORE_MAX_LEASE 64
+
+/* store_lease for up to max (at most STORE_MAX_LEASE) jobs at once, in the same order,
+ * in one transaction: out[0 .. *n) are filled (*n is 0 when no job is
+ * ready).  On failure nothing is leased and *n is 0. */
+int store_lease_many(store *s, const char *worker, int64_t now_ms, int max,
+                     store_leased *out, int *n, tfq_error *e);
+
 /* Frees the strings of l and clears it; NULL-safe. */
 void store_leased_release(store_leased *l);
 

@@ -788,6 +788,88 @@ static int deps_order(void)
     return with_coordinator(deps_body);
 }
 
+/* ---- ready_batch -------------------------------------------------------
+ * A "ready" with "max" gets up to that many jobs (capped by the
+ * coordinator), one "job" reply each, counting down in "more"; highest
+ * priority, then lowest id, first; each leased once. */
+
+#define BATCH_JOBS 80
+
+/* Sends ready with max; expects n job replies, more = n-1 .. 0; their ids
+ * go to ids[] (must ascend). */
+static int ready_batch_of(conn *c, int max, int n, leased *got)
+{
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_READY);
+    m.max = max;
+    CHECK(send_msg(c, &m) == 0);
+    for (int i = 0; i < n; i++) {
+        CHECK(expect(c, &r, PROTO_JOB) == 0);
+        CHECK_MSG(r.more == n - 1 - i, "reply %d of %d says %d more", i + 1,
+                  n, r.more);
+        CHECK_EQ_INT(r.attempt, 1);
+        got[i].job = r.job;
+        got[i].attempt = r.attempt;
+        if (i > 0)
+            CHECK(got[i].job > got[i - 1].job);
+    }
+    return 0;
+}
+
+static int batch_body(fixture *fx)
+{
+    conn *client = conn_open(fx, "client");
+    conn *w = conn_open(fx, "w");
+    CHECK(client && w);
+    static char text[BATCH_JOBS * 48];
+    size_t off = 0;
+    for (int i = 0; i < BATCH_JOBS; i++)
+        off += (size_t)snprintf(text + off, sizeof text - off,
+                                "%sname = j%d\nkind = sleep\nsleep_ms = 0\n",
+                                i ? "---\n" : "", i);
+    CHECK(submit(client, "batch", text, BATCH_JOBS) == 0);
+    CHECK(hello(w, "w") == 0);
+
+    static leased got[BATCH_JOBS];
+    int n = 0;
+    CHECK(ready_batch_of(w, 0, 1, got + n) == 0); /* max 0 reads as 1 */
+    n += 1;
+    CHECK(ready_batch_of(w, 5, 5, got + n) == 0);
+    n += 5;
+    CHECK(ready_batch_of(w, 200, 64, got + n) == 0); /* the coordinator's cap */
+    n += 64;
+    CHECK(ready_batch_of(w, 64, BATCH_JOBS - n, got + n) == 0); /* what is left */
+    n = BATCH_JOBS;
+    for (int i = 1; i < n; i++)
+        CHECK(got[i].job > got[i - 1].job); /* each once, in order */
+    CHECK(ready_no_job(w) == 0);
+    counts c;
+    CHECK(status(client, &c) == 0);
+    CHECK_EQ_INT(c.running, BATCH_JOBS);
+
+    /* Results for all of them, sent back to back, then one "ready": the
+     * replies come in order. */
+    for (int i = 0; i < n; i++) {
+        proto_msg m;
+        result_msg(&m, &got[i]);
+        CHECK(send_msg(w, &m) == 0);
+    }
+    for (int i = 0; i < n; i++) {
+        proto_msg r;
+        CHECK(expect(w, &r, PROTO_ACK) == 0);
+    }
+    CHECK(ready_no_job(w) == 0);
+    CHECK(status(client, &c) == 0);
+    CHECK_EQ_INT(c.done, BATCH_JOBS);
+    CHECK_EQ_INT(c.running + c.queued + c.failed, 0);
+    return 0;
+}
+
+static int ready_batch(void)
+{
+    return with_coordinator(batch_body);
+}
+
 /* ---- sigterm_graceful -------------------------------------------------- */
 
 static int sigterm_body(fixture *fx)
@@ -851,6 +933,7 @@ int main(int argc, char **argv)
         {"stale_result_rejected", stale_result_rejected},
         {"deps_order", deps_order},
         {"sigterm_graceful", sigterm_graceful},
+        {"ready_batch", ready_batch},
     };
     return test_main(argc > 2 ? 2 : argc, argv, cases,
                      (int)(sizeof cases / sizeof cases[0]));

@@ -13,8 +13,9 @@
 static const char *const s_kind_fields[PROTO_KIND_COUNT][10] = {
     [PROTO_HELLO] = {"worker", "threads"},
     [PROTO_WELCOME] = {"heartbeat_ms"},
-    [PROTO_READY] = {0},
-    [PROTO_JOB] = {"job", "attempt", "spec", "grid", "sha256", "init"},
+    [PROTO_READY] = {"max"},
+    [PROTO_JOB] = {"job", "attempt", "spec", "grid", "sha256", "init",
+                   "more"},
     [PROTO_NO_JOB] = {"retry_ms"},
     [PROTO_HEARTBEAT] = {"job", "attempt", "epoch", "step"},
     [PROTO_ACK] = {0},
@@ -62,6 +63,8 @@ static void sample(proto_msg *m, proto_kind k)
     m->threads = 4;
     m->heartbeat_ms = 1000;
     m->retry_ms = 500;
+    m->max = 64;
+    m->more = 5;
     m->job = 42;
     m->attempt = 3;
     m->epoch = 7;
@@ -111,7 +114,8 @@ static bool field_eq(const proto_msg *a, const proto_msg *b, const char *key)
 {
 #define INT_F(name) if (strcmp(key, #name) == 0) return a->name == b->name;
 #define STR_F(name) if (strcmp(key, #name) == 0) return str_eq(a->name, b->name);
-    INT_F(threads) INT_F(heartbeat_ms) INT_F(retry_ms) INT_F(job)
+    INT_F(threads) INT_F(heartbeat_ms) INT_F(retry_ms) INT_F(max)
+    INT_F(more) INT_F(job)
     INT_F(attempt) INT_F(epoch) INT_F(step) INT_F(loss) INT_F(test_acc)
     INT_F(images_per_s) INT_F(eta_s) INT_F(ok) INT_F(offset) INT_F(total)
     INT_F(force) INT_F(grid_id) INT_F(added) INT_F(reused) INT_F(queued)
@@ -129,7 +133,8 @@ static bool field_eq(const proto_msg *a, const proto_msg *b, const char *key)
 }
 
 static const char *const s_all_keys[] = {
-    "worker", "threads", "heartbeat_ms", "retry_ms", "job", "attempt",
+    "worker", "threads", "heartbeat_ms", "retry_ms", "max", "more", "job",
+    "attempt",
     "epoch", "step", "spec", "loss", "test_acc", "images_per_s", "eta_s",
     "ok", "result", "error", "sha256", "init", "offset", "total", "data",
     "grid",

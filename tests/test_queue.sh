@@ -230,6 +230,66 @@ commands)
     wait "$RUN"
     grep -q "ok1.*succeeded" "$DIR/run.txt" || fail "tfq run printed no results: $(cat "$DIR/run.txt" "$DIR/run.log")"
     ;;
+batch_hold)
+    # Short jobs go out in batches.  A worker holding a batch heartbeats for
+    # every job it holds, so those queued behind a long one keep their
+    # leases; on SIGTERM it hands back the running job and every job it had
+    # not started, and exits 130.
+    start_coord
+    {
+        for i in $(seq 0 29); do printf 'name = a%d\nkind = sleep\nsleep_ms = 0\n---\n' "$i"; done
+        printf 'name = long\nkind = sleep\nsleep_ms = 6000\n'
+        for i in $(seq 0 99); do printf -- '---\nname = b%d\nkind = sleep\nsleep_ms = 0\n' "$i"; done
+    } >"$DIR/g.txt"
+    "$TFQ" submit "$DIR/g.txt" --connect "$EP" >/dev/null || fail "submit"
+    start_worker w1
+    W1=$WPID
+    for _ in $(seq 100); do
+        [ "$(q "select state from jobs where name = 'long'")" = running ] && break
+        sleep 0.05
+    done
+    [ "$(q "select state from jobs where name = 'long'")" = running ] || fail "long never ran"
+    HELD=$(q "select count(*) from attempts where worker = 'w1' and state = 'running'")
+    [ "$HELD" -gt 1 ] || fail "w1 holds $HELD jobs, not a batch"
+    # Ten liveness windows (4 heartbeats of 100 ms each): leases kept only
+    # by heartbeats.
+    sleep 4
+    [ "$(q "select count(*) from attempts where state = 'lost'")" = 0 ] || fail "held jobs lost their leases"
+    [ "$(q "select count(*) from attempts where worker = 'w1' and state = 'running'")" = "$HELD" ] || fail "the held batch changed"
+    kill -TERM "$W1"
+    wait "$W1"
+    rc=$?
+    [ "$rc" = 130 ] || fail "w1 exited $rc after SIGTERM, not 130"
+    [ "$(q "select count(*) from attempts where worker = 'w1' and state = 'released'")" = "$HELD" ] || fail "not all $HELD held jobs were handed back: $(q "select state, count(*) from attempts group by 1")"
+    [ "$(q "select count(*) from jobs where state = 'running'")" = 0 ] || fail "jobs still running after the hand-back"
+    # the rest, and the long job from its checkpoint
+    start_worker w2 --exit-when-idle
+    wait "$WPID" || fail "w2 exited $?"
+    check_once
+    grep -q "resumes from checkpoint" "$DIR/w2.log" || fail "w2 did not resume the long job"
+    ;;
+kill_batched)
+    # kill -9 a worker in the middle of a drain of short jobs: the batch it
+    # held is lost, requeued and run by another worker, each job once.
+    start_coord
+    awk 'BEGIN { for (i = 0; i < 5000; i++) { if (i) print "---"; printf "name = j%d\nkind = sleep\nsleep_ms = 0\n", i } }' >"$DIR/g.txt"
+    "$TFQ" submit "$DIR/g.txt" --connect "$EP" >/dev/null || fail "submit"
+    start_worker victim
+    VICTIM=$WPID
+    for _ in $(seq 200); do
+        [ "$(q "select count(*) >= 200 from jobs where state = 'succeeded'")" = 1 ] && break
+        sleep 0.01
+    done
+    kill -9 "$VICTIM"
+    wait "$VICTIM" 2>/dev/null
+    HELD=$(q "select count(*) from attempts where worker = 'victim' and state = 'running'")
+    [ "$HELD" -gt 1 ] || fail "the victim held $HELD jobs when killed, not a batch"
+    start_worker rescuer --exit-when-idle
+    wait "$WPID" || fail "rescuer exited $?"
+    check_once
+    [ "$(q "select count(*) from attempts where worker = 'victim' and state = 'lost'")" = "$HELD" ] || fail "the victim's batch was not marked lost"
+    [ "$(q "select count(*) from attempts where attempt = 2 and state = 'succeeded'")" = "$HELD" ] || fail "the lost batch was not run again"
+    ;;
 *)
     echo "unknown case $CASE" >&2
     exit 2

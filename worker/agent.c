@@ -19,11 +19,44 @@
 /* Hellos tried before giving up on a coordinator that never answers. */
 #define AGENT_HELLO_TRIES 20
 
+/* Jobs a worker holds at most: the one it runs and those leased behind it. */
+#define AGENT_MAX_BATCH 64
+
+/* A worker asks for as many jobs as it expects to finish in this long,
+ * judged by the mean run time of its recent jobs: jobs of a minute come one
+ * at a time, so that every idle worker gets one, while jobs of a
+ * millisecond come by the dozen, so that one round trip and one commit at
+ * the coordinator serve many.  Far below the liveness window, and every
+ * held job is heartbeaten anyway. */
+#define AGENT_BATCH_MS 20
+
+/* A leased job waiting its turn (or running: the queue's head). */
+typedef struct {
+    int64_t job;
+    int attempt;
+    int cancelled; /* the coordinator took it back: send nothing for it */
+    char *spec;
+    char sha256[HASH_HEX_BYTES]; /* resume from; "" none */
+    char init[HASH_HEX_BYTES];   /* copy layers from; "" none */
+} held_job;
+
+/* An outcome sent and not yet answered: sent again after a lost
+ * connection (a duplicate of a delivered one is refused as stale, which
+ * changes nothing). */
+typedef struct {
+    proto_kind kind; /* result or release */
+    int64_t job;
+    int attempt;
+    int ok;
+    char *text; /* result JSON when ok, else the error; may be NULL */
+} outcome;
+
 typedef struct {
     const agent_config *cfg;
     char name[PROTO_MAX_NAME_BYTES];
     void *ctx, *sock;
-    int pending;      /* requests sent whose reply has not come yet */
+    int pending;      /* replies owed to the requests sent */
+    int batch_left;   /* "job" replies still to come for the last "ready" */
     int heartbeat_ms; /* from the welcome */
     proto_unpacked up;
     volatile sig_atomic_t *stop;
@@ -32,13 +65,25 @@ typedef struct {
     int attempt;
     volatile sig_atomic_t job_stop; /* cancel, or the process stop */
     struct beater_s *beat;
+    /* the jobs held, oldest first; the heartbeat thread reads it */
+    pthread_mutex_t lock;
+    held_job held[AGENT_MAX_BATCH];
+    int nheld;
+    outcome sent[AGENT_MAX_BATCH + 1];
+    int nsent;
+    double mean_us; /* run time of recent jobs; 0: none run yet */
 } agent;
 
-static int64_t mono_ms(void)
+static int64_t mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t mono_ms(void)
+{
+    return mono_us() / 1000;
 }
 
 static void agent_close(agent *a)
@@ -47,6 +92,7 @@ static void agent_close(agent *a)
         zmq_close(a->sock);
     a->sock = NULL;
     a->pending = 0;
+    a->batch_left = 0;
 }
 
 static int agent_open(agent *a, tfq_error *e)
@@ -100,8 +146,42 @@ static int agent_recv(agent *a, proto_msg *m, int timeout_ms, zmq_msg_t *frame,
         return tfq_error_set(e, TFQ_EIO, "recv: %s", zmq_strerror(errno));
     if (a->pending > 0)
         a->pending--;
-    return proto_decode(zmq_msg_data(frame), zmq_msg_size(frame), m, &a->up,
-                        e);
+    int rc = proto_decode(zmq_msg_data(frame), zmq_msg_size(frame), m,
+                          &a->up, e);
+    if (rc == 0 && m->kind == PROTO_JOB) {
+        /* One "ready", several replies: the first says how many follow. */
+        if (a->batch_left == 0)
+            a->pending += m->more;
+        a->batch_left = m->more;
+    }
+    return rc;
+}
+
+/* Marks the held attempt (job, attempt) cancelled; stops it if it runs.
+ * Called from both threads. */
+static void cancel_held(agent *a, int64_t job, int attempt)
+{
+    pthread_mutex_lock(&a->lock);
+    for (int i = 0; i < a->nheld; i++)
+        if (a->held[i].job == job && a->held[i].attempt == attempt &&
+            !a->held[i].cancelled) {
+            __atomic_store_n(&a->held[i].cancelled, 1, __ATOMIC_RELAXED);
+            log_warn("job %lld attempt %d cancelled by the coordinator",
+                     (long long)job, attempt);
+            if (job == a->job && attempt == a->attempt)
+                a->job_stop = 1;
+        }
+    pthread_mutex_unlock(&a->lock);
+}
+
+/* Acts on a reply that needs no answer: a cancel, or an error (logged). */
+static void note_reply(agent *a, const proto_msg *m)
+{
+    if (m->kind == PROTO_CANCEL)
+        cancel_held(a, m->job, m->attempt);
+    else if (m->kind == PROTO_ERROR)
+        log_warn("the coordinator refused a %s: %s", proto_kind_name(m->re),
+                 m->msg);
 }
 
 /* Handles replies that arrived while a job runs: acks, and cancels. */
@@ -110,12 +190,7 @@ static void drain(agent *a, zmq_msg_t *frame)
     proto_msg m;
     tfq_error e = {0};
     while (a->pending > 0 && agent_recv(a, &m, 0, frame, &e) == 0)
-        if (m.kind == PROTO_CANCEL && m.job == a->job &&
-            m.attempt == a->attempt) {
-            log_warn("job %lld attempt %d cancelled by the coordinator",
-                     (long long)a->job, a->attempt);
-            a->job_stop = 1;
-        }
+        note_reply(a, &m);
 }
 
 /* Sends m and waits for the reply to it, skipping replies to earlier
@@ -296,23 +371,16 @@ static int fetch_checkpoint(agent *a, const char *sha, uint8_t **out,
 }
 
 /* ---- heartbeats ---------------------------------------------------------
- * A thread with its own socket, started once per worker, beats for the job
- * in hand (the main thread publishes it in beat_job / beat_attempt), however
- * long one training step takes; a "cancel" reply stops the job. */
+ * A thread with its own socket, started once per worker, beats every
+ * heartbeat_ms for each job the worker holds (the one it runs and those
+ * leased behind it), however long one training step takes; a "cancel"
+ * reply marks the job cancelled, and stops it if it runs. */
 
 typedef struct beater_s {
     agent *a;
     pthread_t thread;
     volatile int running;
-    int64_t job;  /* published by the main thread; 0: no job */
-    int attempt;
 } beater;
-
-static void beater_set(beater *b, int64_t job, int attempt)
-{
-    __atomic_store_n(&b->attempt, attempt, __ATOMIC_RELEASE);
-    __atomic_store_n(&b->job, job, __ATOMIC_RELEASE);
-}
 
 static void *beat_main(void *arg)
 {
@@ -329,27 +397,39 @@ static void *beat_main(void *arg)
     zmq_connect(sock, a->cfg->connect);
     proto_unpacked up;
     proto_unpacked_init(&up);
-    int64_t beat_for = 0, next_ms = 0;
+    int64_t next_ms = 0;
+    int holding = 0;
     while (b->running) {
-        int64_t job = __atomic_load_n(&b->job, __ATOMIC_ACQUIRE);
-        int attempt = __atomic_load_n(&b->attempt, __ATOMIC_ACQUIRE);
         if (*a->stop)
             a->job_stop = 1; /* SIGTERM: the job stops after its step */
-        if (job != beat_for) { /* a new job: its lease is fresh */
-            beat_for = job;
+        struct {
+            int64_t job;
+            int attempt;
+        } due[AGENT_MAX_BATCH];
+        int n = 0;
+        pthread_mutex_lock(&a->lock);
+        for (int i = 0; i < a->nheld; i++)
+            if (!a->held[i].cancelled) {
+                due[n].job = a->held[i].job;
+                due[n++].attempt = a->held[i].attempt;
+            }
+        pthread_mutex_unlock(&a->lock);
+        if (n > 0 && !holding) /* newly leased: the lease is fresh */
             next_ms = mono_ms() + a->heartbeat_ms;
-        }
-        if (job != 0 && mono_ms() >= next_ms) {
-            proto_msg m;
-            proto_msg_init(&m, PROTO_HEARTBEAT);
-            m.job = job;
-            m.attempt = attempt;
-            msgpack_sbuffer buf;
-            msgpack_sbuffer_init(&buf);
-            tfq_error e = {0};
-            if (proto_encode(&m, &buf, &e) == 0)
-                zmq_send(sock, buf.data, buf.size, ZMQ_DONTWAIT);
-            msgpack_sbuffer_destroy(&buf);
+        holding = n > 0;
+        if (n > 0 && mono_ms() >= next_ms) {
+            for (int i = 0; i < n; i++) {
+                proto_msg m;
+                proto_msg_init(&m, PROTO_HEARTBEAT);
+                m.job = due[i].job;
+                m.attempt = due[i].attempt;
+                msgpack_sbuffer buf;
+                msgpack_sbuffer_init(&buf);
+                tfq_error e = {0};
+                if (proto_encode(&m, &buf, &e) == 0)
+                    zmq_send(sock, buf.data, buf.size, ZMQ_DONTWAIT);
+                msgpack_sbuffer_destroy(&buf);
+            }
             next_ms = mono_ms() + a->heartbeat_ms;
         }
         zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
@@ -362,11 +442,8 @@ static void *beat_main(void *arg)
         if (zmq_msg_recv(&f, sock, 0) >= 0 &&
             proto_decode(zmq_msg_data(&f), zmq_msg_size(&f), &r, &up,
                          &e) == 0 &&
-            r.kind == PROTO_CANCEL && r.job == job && r.attempt == attempt) {
-            log_warn("job %lld attempt %d cancelled by the coordinator",
-                     (long long)job, attempt);
-            a->job_stop = 1;
-        }
+            r.kind == PROTO_CANCEL)
+            cancel_held(a, r.job, r.attempt);
         zmq_msg_close(&f);
     }
     proto_unpacked_release(&up);
@@ -378,7 +455,6 @@ static int beater_start(beater *b, agent *a)
 {
     b->a = a;
     b->running = 1;
-    beater_set(b, 0, 0);
     return pthread_create(&b->thread, NULL, beat_main, b) == 0 ? 0 : -1;
 }
 
@@ -388,67 +464,176 @@ static void beater_stop(beater *b)
     pthread_join(b->thread, NULL);
 }
 
-/* Sends the outcome m and, if ask, a "ready" right behind it; the reply
- * to the outcome is checked (a refusal is logged) and the reply to "ready"
- * left in next. */
-static int report(agent *a, const proto_msg *m, int ask, proto_msg *next,
-                  zmq_msg_t *frame, tfq_error *e)
+/* ---- the held jobs and the outcomes in flight --------------------------- */
+
+/* Appends the job in r to the held jobs. */
+static int hold(agent *a, const proto_msg *r, tfq_error *e)
 {
-    proto_msg ready, reply;
-    int rc = agent_send(a, m, e);
-    if (rc == 0 && ask) {
-        proto_msg_init(&ready, PROTO_READY);
-        rc = agent_send(a, &ready, e);
+    if (a->nheld == AGENT_MAX_BATCH)
+        return tfq_error_set(e, TFQ_ERANGE, "the coordinator sent more jobs "
+                             "than asked for");
+    char *spec = strdup(r->spec);
+    if (spec == NULL)
+        return tfq_error_set(e, TFQ_ENOMEM, "out of memory");
+    pthread_mutex_lock(&a->lock);
+    held_job *h = &a->held[a->nheld++];
+    h->job = r->job;
+    h->attempt = r->attempt;
+    h->cancelled = 0;
+    h->spec = spec;
+    memcpy(h->sha256, r->sha256, sizeof h->sha256);
+    memcpy(h->init, r->init, sizeof h->init);
+    pthread_mutex_unlock(&a->lock);
+    return 0;
+}
+
+/* Whether the oldest held job was cancelled (the heartbeat thread may set
+ * it at any time). */
+static int held_cancelled(agent *a)
+{
+    return __atomic_load_n(&a->held[0].cancelled, __ATOMIC_RELAXED);
+}
+
+/* Drops the oldest held job (the one that ran). */
+static void unhold(agent *a)
+{
+    pthread_mutex_lock(&a->lock);
+    free(a->held[0].spec);
+    memmove(&a->held[0], &a->held[1], (size_t)(a->nheld - 1) * sizeof a->held[0]);
+    a->nheld--;
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void sent_clear(agent *a)
+{
+    for (int i = 0; i < a->nsent; i++)
+        free(a->sent[i].text);
+    a->nsent = 0;
+}
+
+static int send_outcome(agent *a, const outcome *o, tfq_error *e)
+{
+    proto_msg m;
+    proto_msg_init(&m, o->kind);
+    m.job = o->job;
+    m.attempt = o->attempt;
+    if (o->kind == PROTO_RESULT) {
+        m.ok = o->ok;
+        m.result = o->ok ? o->text : NULL;
+        m.error = o->ok ? NULL : o->text;
     }
-    int first = 1;
-    while (rc == 0 && a->pending > 0) {
-        rc = agent_recv(a, first || !ask ? &reply : next,
-                        AGENT_REPLY_TIMEOUT_MS, frame, e);
-        if (rc == 0 && first && reply.kind == PROTO_ERROR)
-            log_warn("job %lld attempt %d: the coordinator refused the %s: "
-                     "%s", (long long)m->job, m->attempt,
-                     proto_kind_name(m->kind), reply.msg);
-        first = 0;
+    return agent_send(a, &m, e);
+}
+
+/* Sends an outcome and keeps it until its reply is seen. */
+static int report(agent *a, proto_kind kind, int64_t job, int attempt,
+                  int ok, const char *text, tfq_error *e)
+{
+    outcome *o = &a->sent[a->nsent];
+    *o = (outcome){kind, job, attempt, ok, text ? strdup(text) : NULL};
+    if (text != NULL && o->text == NULL)
+        return tfq_error_set(e, TFQ_ENOMEM, "out of memory");
+    a->nsent++;
+    return send_outcome(a, o, e);
+}
+
+/* How many jobs to ask for: what AGENT_BATCH_MS holds at the recent mean
+ * run time, within AGENT_MAX_BATCH and what --max-jobs leaves. */
+static int batch_want(const agent *a, int done)
+{
+    int want = 1;
+    if (a->mean_us > 0) {
+        double w = AGENT_BATCH_MS * 1000.0 / a->mean_us;
+        want = w >= AGENT_MAX_BATCH ? AGENT_MAX_BATCH : w < 1 ? 1 : (int)w;
+    }
+    want = want > AGENT_MAX_BATCH - a->nheld ? AGENT_MAX_BATCH - a->nheld
+                                             : want;
+    if (a->cfg->max_jobs > 0 && want > a->cfg->max_jobs - done - a->nheld)
+        want = a->cfg->max_jobs - done - a->nheld;
+    return want;
+}
+
+/* Waits for every reply owed, after sending "ready" for want jobs when want
+ * > 0: jobs join the held ones, *retry_ms is set by a "no_job" (else -1).
+ * Every outcome sent before is answered then.  A lost connection is
+ * reconnected, the outcomes sent again, and the wait repeated. */
+static int settle(agent *a, int want, int *retry_ms, zmq_msg_t *frame,
+                  tfq_error *e)
+{
+    int rc = 0;
+    for (int tries = 0; tries <= AGENT_HELLO_TRIES; tries++) {
+        *retry_ms = -1;
+        rc = 0;
+        if (want > AGENT_MAX_BATCH - a->nheld)
+            want = AGENT_MAX_BATCH - a->nheld;
+        if (want > 0) {
+            proto_msg m;
+            proto_msg_init(&m, PROTO_READY);
+            m.max = want;
+            rc = agent_send(a, &m, e);
+        }
+        while (rc == 0 && a->pending > 0) {
+            proto_msg r;
+            rc = agent_recv(a, &r, AGENT_REPLY_TIMEOUT_MS, frame, e);
+            if (rc == TFQ_EIO)
+                break;
+            if (rc != 0) {
+                log_warn("a bad reply from the coordinator: %s", e->msg);
+                rc = 0;
+            } else if (r.kind == PROTO_JOB) {
+                rc = hold(a, &r, e);
+            } else if (r.kind == PROTO_NO_JOB) {
+                *retry_ms = r.retry_ms;
+            } else {
+                note_reply(a, &r);
+            }
+        }
+        if (rc != TFQ_EIO) {
+            if (rc == 0)
+                sent_clear(a);
+            return rc;
+        }
+        log_warn("%s; reconnecting", e->msg);
+        if (hello(a, frame, e) != 0)
+            return rc;
+        for (int i = 0; i < a->nsent; i++)
+            send_outcome(a, &a->sent[i], e);
     }
     return rc;
 }
 
-/* Runs the job in r and reports how it ended; with want_next it also asks
- * for the next job, whose answer goes to *next (*have_next set). */
-static int run_job(agent *a, const proto_msg *r, int want_next,
-                   proto_msg *next, int *have_next, zmq_msg_t *frame,
-                   tfq_error *e)
+/* Runs the held job at the head of the queue and sends how it ended (not
+ * waiting for the reply).  Returns TFQ_EINTR when the job was stopped. */
+static int run_head(agent *a, zmq_msg_t *frame, tfq_error *e)
 {
-    a->job = r->job;
-    a->attempt = r->attempt;
-    a->job_stop = 0;
+    held_job *h = &a->held[0];
+    a->job = h->job;
+    a->attempt = h->attempt;
+    a->job_stop = held_cancelled(a);
     job_spec spec;
     tfq_error je = {0};
     uint8_t *resume = NULL, *init = NULL;
     size_t resume_bytes = 0, init_bytes = 0;
-    char resume_sha[HASH_HEX_BYTES], init_sha[HASH_HEX_BYTES];
     static char result[2048];
-    memcpy(resume_sha, r->sha256, sizeof resume_sha);
-    memcpy(init_sha, r->init, sizeof init_sha);
     snprintf(result, sizeof result, "{}");
-    beater_set(a->beat, a->job, a->attempt);
-    int rc = jobspec_parse(r->spec, &spec, &je);
-    if (rc == 0 && resume_sha[0] != '\0') {
-        rc = fetch_checkpoint(a, resume_sha, &resume, &resume_bytes, frame,
+    int64_t t0 = mono_us();
+    int rc = jobspec_parse(h->spec, &spec, &je);
+    if (rc == 0 && h->sha256[0] != '\0') {
+        rc = fetch_checkpoint(a, h->sha256, &resume, &resume_bytes, frame,
                               &je);
         if (rc == 0)
             log_info("job %lld attempt %d resumes from checkpoint %.12s",
-                     (long long)a->job, a->attempt, resume_sha);
+                     (long long)a->job, a->attempt, h->sha256);
     }
-    if (rc == 0 && init_sha[0] != '\0') {
-        rc = fetch_checkpoint(a, init_sha, &init, &init_bytes, frame, &je);
+    if (rc == 0 && h->init[0] != '\0') {
+        rc = fetch_checkpoint(a, h->init, &init, &init_bytes, frame, &je);
         if (rc == 0)
             log_info("job %lld attempt %d copies layers from checkpoint %.12s",
-                     (long long)a->job, a->attempt, init_sha);
+                     (long long)a->job, a->attempt, h->init);
     }
     if (rc == 0) {
-        hook_ctx h = {a, frame};
-        job_hooks hooks = {on_progress, on_tick, on_checkpoint, &h};
+        hook_ctx hc = {a, frame};
+        job_hooks hooks = {on_progress, on_tick, on_checkpoint, &hc};
         if (spec.kind == JOB_SLEEP)
             rc = job_run_sleep(&spec, a->attempt, resume, resume_bytes,
                                &hooks, &a->job_stop, &je);
@@ -459,38 +644,22 @@ static int run_job(agent *a, const proto_msg *r, int want_next,
     }
     free(resume);
     free(init);
-    beater_set(a->beat, 0, 0);
-    proto_msg m;
-    if (rc == TFQ_EINTR) {
-        proto_msg_init(&m, PROTO_RELEASE);
-    } else {
-        proto_msg_init(&m, PROTO_RESULT);
-        m.ok = rc == 0;
-        m.result = rc == 0 ? result : NULL;
-        m.error = rc == 0 ? NULL : je.msg;
-    }
-    m.job = a->job;
-    m.attempt = a->attempt;
-    /* The outcome must reach the coordinator: across a lost connection or
-     * a coordinator restart it is sent again (a duplicate of a delivered
-     * one is refused as stale, which changes nothing).  When the worker
-     * wants another job, "ready" goes right behind it, so the two share one
-     * round trip (and one commit at the coordinator). */
-    int ask = want_next && rc != TFQ_EINTR && !*a->stop;
-    int src = report(a, &m, ask, next, frame, e);
-    for (int tries = 0; src == TFQ_EIO && tries < AGENT_HELLO_TRIES; tries++) {
-        log_warn("job %lld attempt %d: %s; reconnecting to report it",
-                 (long long)a->job, a->attempt, e->msg);
-        if (hello(a, frame, e) == 0)
-            src = report(a, &m, ask, next, frame, e);
-    }
-    if (src != 0)
-        log_warn("job %lld attempt %d: %s not confirmed: %s",
-                 (long long)a->job, a->attempt, proto_kind_name(m.kind),
-                 e->msg);
-    *have_next = src == 0 && ask;
+    double us = (double)(mono_us() - t0);
+    a->mean_us = a->mean_us > 0 ? 0.75 * a->mean_us + 0.25 * us
+                                : (us > 1 ? us : 1);
+    int cancelled = held_cancelled(a);
+    int64_t job = a->job;
+    int attempt = a->attempt;
     a->job = 0;
-    return rc == TFQ_EINTR ? TFQ_EINTR : 0;
+    unhold(a);
+    if (cancelled) /* the coordinator wants nothing more for it */
+        return 0;
+    if (rc == TFQ_EINTR) {
+        report(a, PROTO_RELEASE, job, attempt, 0, NULL, e);
+        return TFQ_EINTR;
+    }
+    return report(a, PROTO_RESULT, job, attempt, rc == 0,
+                  rc == 0 ? result : je.msg, e);
 }
 
 /* Whether the queue has nothing waiting and nothing running: then an idle
@@ -518,6 +687,7 @@ int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
         host[sizeof host - 1] = '\0';
         snprintf(a.name, sizeof a.name, "%s-%d", host, (int)getpid());
     }
+    pthread_mutex_init(&a.lock, NULL);
     proto_unpacked_init(&a.up);
     zmq_msg_t frame;
     zmq_msg_init(&frame);
@@ -529,39 +699,48 @@ int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
     if (rc == 0 && !beating)
         rc = tfq_error_set(e, TFQ_ENOMEM, "cannot start the heartbeat thread");
     a.beat = &beat;
-    int done = 0, have = 0;
-    proto_msg r;
+    int done = 0;
     while (rc == 0 && !*stop && (cfg->max_jobs == 0 || done < cfg->max_jobs)) {
-        if (!have) {
-            proto_msg m;
-            proto_msg_init(&m, PROTO_READY);
-            rc = request(&a, &m, &r, &frame, e);
-            if (rc != 0) {
-                log_warn("%s; reconnecting", e->msg);
-                rc = hello(&a, &frame, e);
+        if (a.nheld == 0) {
+            /* Ask, after the outcomes sent behind the last job: the asking
+             * shares their round trip and their commit. */
+            int retry_ms;
+            rc = settle(&a, batch_want(&a, done), &retry_ms, &frame, e);
+            if (rc != 0)
+                break;
+            if (a.nheld == 0) {
+                if (cfg->exit_when_idle && queue_drained(&a, &frame))
+                    break;
+                usleep((useconds_t)(retry_ms > 0 ? retry_ms : 200) * 1000);
                 continue;
             }
         }
-        have = 0;
-        if (r.kind == PROTO_NO_JOB) {
-            int retry_ms = r.retry_ms > 0 ? r.retry_ms : 200;
-            if (cfg->exit_when_idle && queue_drained(&a, &frame))
-                break;
-            usleep((useconds_t)retry_ms * 1000);
+        if (held_cancelled(&a)) {
+            unhold(&a);
             continue;
         }
-        if (r.kind != PROTO_JOB) {
-            log_warn("unexpected %s from the coordinator", proto_kind_name(r.kind));
-            continue;
-        }
-        log_debug("running job %lld attempt %d", (long long)r.job, r.attempt);
-        proto_msg next;
-        int want = cfg->max_jobs == 0 || done + 1 < cfg->max_jobs;
-        rc = run_job(&a, &r, want, &next, &have, &frame, e);
-        if (have)
-            r = next;
+        log_debug("running job %lld attempt %d", (long long)a.held[0].job,
+                  a.held[0].attempt);
+        if (run_head(&a, &frame, e) == TFQ_EINTR)
+            break;
         done++;
+        drain(&a, &frame);
     }
+    /* Stopping: the jobs leased and not started go back, and every outcome
+     * sent is seen answered before the worker goes. */
+    while (a.nheld > 0) {
+        if (!held_cancelled(&a))
+            report(&a, PROTO_RELEASE, a.held[0].job, a.held[0].attempt, 0,
+                   NULL, e);
+        unhold(&a);
+    }
+    if (a.sock != NULL && (a.nsent > 0 || a.pending > 0)) {
+        int retry_ms;
+        tfq_error se = {0};
+        if (settle(&a, 0, &retry_ms, &frame, &se) != 0)
+            log_warn("outcomes not confirmed: %s", se.msg);
+    }
+    sent_clear(&a);
     if (rc == 0 && *stop)
         rc = tfq_error_set(e, TFQ_EINTR, "stopped");
     if (beating)
@@ -571,5 +750,6 @@ int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
     if (a.ctx)
         zmq_ctx_term(a.ctx);
     proto_unpacked_release(&a.up);
+    pthread_mutex_destroy(&a.lock);
     return rc;
 }
