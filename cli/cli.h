@@ -18,6 +18,7 @@ int cmd_retry(int argc, char **argv);
 int cmd_workers(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Parse a flag's value; on failure print "tfq CMD: --flag: bad value 'x'
  * (expected ...)" and return -1. */

@@ -79,3 +79,21 @@ int client_request(client *c, const proto_msg *m, proto_msg *reply,
                              "%s", reply->msg);
     return rc;
 }
+
+char *client_results(const char *endpoint, const char *grid, tfq_error *e)
+{
+    client *c = client_new(endpoint, e);
+    if (c == NULL)
+        return NULL;
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_RESULTS);
+    m.grid = grid;
+    char *json = NULL;
+    if (client_request(c, &m, &r, e) == 0) {
+        json = strdup(r.items != NULL ? r.items : "[]");
+        if (json == NULL)
+            tfq_error_set(e, TFQ_ENOMEM, "out of memory");
+    }
+    client_destroy(&c);
+    return json;
+}

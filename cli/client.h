@@ -20,4 +20,9 @@ void client_destroy(client **c);
 int client_request(client *c, const proto_msg *m, proto_msg *reply,
                    tfq_error *e);
 
+/* One "results" request: the JSON array of the jobs of grid ("" for every
+ * grid) that the coordinator at endpoint answers, in a new string the
+ * caller frees.  NULL on failure, with the reason in e. */
+char *client_results(const char *endpoint, const char *grid, tfq_error *e);
+
 #endif

@@ -21,6 +21,7 @@ static const struct {
     {"workers", cmd_workers, "the workers the coordinator knows"},
     {"checkpoint", cmd_checkpoint, "checkpoint get JOB -o FILE"},
     {"run", cmd_run, "coordinator and N workers here, then the results"},
+    {"report", cmd_report, "figures 2 and 3 and the tables of a grid"},
 };
 
 #define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
