@@ -44,6 +44,8 @@ typedef struct {
     X(GRID_ID, "grid_id", T_I64, grid_id, 1, INT64_MAX)                    \
     X(ADDED, "added", T_I64, added, 0, INT64_MAX)                          \
     X(REUSED, "reused", T_I64, reused, 0, INT64_MAX)                       \
+    X(KEPT, "kept", T_I64, kept, 0, INT64_MAX)                             \
+    X(FINGERPRINT, "fingerprint", T_SHA, fingerprint, 0, 0)                \
     X(QUEUED, "queued", T_I64, queued, 0, INT64_MAX)                       \
     X(RUNNING, "running", T_I64, running, 0, INT64_MAX)                    \
     X(DONE, "done", T_I64, done, 0, INT64_MAX)                             \
@@ -99,8 +101,10 @@ static const kind_def s_kinds[PROTO_KIND_COUNT] = {
     [PROTO_CKPT_CHUNK] = {"ckpt_chunk",
                           B(SHA256) | B(OFFSET) | B(TOTAL) | B(DATA), 0},
     [PROTO_BYE] = {"bye", 0, 0},
-    [PROTO_SUBMIT] = {"submit", B(GRID) | B(SPEC) | B(FORCE), 0},
-    [PROTO_SUBMITTED] = {"submitted", B(GRID_ID) | B(ADDED) | B(REUSED), 0},
+    [PROTO_SUBMIT] = {"submit", B(GRID) | B(SPEC) | B(FORCE),
+                      B(FINGERPRINT)},
+    [PROTO_SUBMITTED] = {"submitted", B(GRID_ID) | B(ADDED) | B(REUSED),
+                         B(KEPT)},
     [PROTO_STATUS] = {"status", 0, B(GRID)},
     [PROTO_STATUS_REPLY] = {"status_reply",
                             B(QUEUED) | B(RUNNING) | B(DONE) | B(FAILED),

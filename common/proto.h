@@ -116,7 +116,8 @@ typedef struct {
     /* clients */
     const char *grid; /* grid name */
     bool force;
-    int64_t grid_id, added, reused;
+    int64_t grid_id, added, reused, kept;
+    char fingerprint[65]; /* submit: the data set's, for a grid file */
     int64_t queued, running, done, failed;
     int64_t count;
     const char *items; /* JSON array text */

@@ -14,6 +14,7 @@
 #include "common/hash.h"
 #include "common/log.h"
 #include "common/proto.h"
+#include "gridspec.h"
 #include "jobfile.h"
 #include "store.h"
 
@@ -280,37 +281,125 @@ static void on_result(coord *c, const peer *p, const proto_msg *m)
     reply_kind(c, p, PROTO_ACK);
 }
 
-/* Adds a parsed job file as grid `name` in one transaction. */
+/* What a submit did to each job of the file. */
+typedef struct {
+    int64_t grid_id;
+    int64_t added, reused, kept;
+} submit_counts;
+
+static int64_t *s_depth_of; /* for by_depth: qsort has no context */
+
+/* Deepest first: a job's source is inserted before it. */
+static int by_depth(const void *a, const void *b)
+{
+    int64_t da = s_depth_of[*(const int *)a], db = s_depth_of[*(const int *)b];
+    return da < db ? 1 : da > db ? -1 : *(const int *)a - *(const int *)b;
+}
+
+/* Adds one job of the file, new to its grid: as succeeded when finished
+ * work has its identity (unless force), else to run. */
+static int add_job(coord *c, const jobfile_job *j, int64_t grid_id,
+                   int64_t init_from, int force, int64_t now, int64_t *id,
+                   submit_counts *n, tfq_error *e)
+{
+    int64_t reuse = 0;
+    if (!force && store_reusable(c->st, j->identity, &reuse, e) != 0)
+        return e->code;
+    store_job sj = {
+        .grid_id = grid_id,
+        .name = j->name,
+        .kind = j->spec.kind == JOB_SLEEP ? "sleep" : "train",
+        .spec = j->text,
+        .identity = j->identity,
+        .priority = j->depth,
+        .max_attempts = j->max_attempts,
+        .split = j->split[0] ? j->split : NULL,
+        .similarity = j->similarity[0] ? j->similarity : NULL,
+        .target = j->target[0] ? j->target : NULL,
+        .variant = j->variant[0] ? j->variant : NULL,
+        .n = j->n,
+        .finetune = j->finetune,
+        .seed = (int64_t)j->spec.seed,
+        .init_from = init_from,
+        .reused_from = reuse,
+    };
+    int rc = store_job_add(c->st, &sj, id, now, e);
+    if (rc == 0)
+        (*(reuse ? &n->reused : &n->added))++;
+    return rc;
+}
+
+/* Adds a parsed job file as grid `name`, or grows the grid of that name,
+ * in one transaction.  A job already in the grid is kept as it is (force:
+ * run again); one whose identity matches finished work is added as
+ * succeeded (force: run); the rest is added to run. */
 static int add_grid(coord *c, const char *name, const char *text,
-                    const jobfile *f, int64_t *grid_id, tfq_error *e)
+                    const jobfile *f, int force, const char *metric,
+                    submit_counts *n, tfq_error *e)
 {
     int64_t now = now_ms();
     int64_t *ids = calloc((size_t)f->njobs, sizeof *ids);
-    if (ids == NULL)
+    int64_t *depth = calloc((size_t)f->njobs, sizeof *depth);
+    int *order = calloc((size_t)f->njobs, sizeof *order);
+    char *fresh = calloc((size_t)f->njobs, 1);
+    if (ids == NULL || depth == NULL || order == NULL || fresh == NULL) {
+        free(ids);
+        free(depth);
+        free(order);
+        free(fresh);
         return tfq_error_set(e, TFQ_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < f->njobs; i++) {
+        order[i] = i;
+        depth[i] = f->jobs[i].depth;
+    }
+    s_depth_of = depth;
+    qsort(order, (size_t)f->njobs, sizeof *order, by_depth);
+    memset(n, 0, sizeof *n);
     int rc = store_begin(c->st, e);
-    if (rc == 0)
-        rc = store_grid_add(c->st, name, text, grid_id, now, e);
-    for (int i = 0; rc == 0 && i < f->njobs; i++) {
+    int existing = 0;
+    if (rc == 0) {
+        tfq_error fe = {0};
+        rc = store_grid_find(c->st, name, &n->grid_id, &fe);
+        existing = rc == 0;
+        if (rc == TFQ_ENOENT)
+            rc = store_grid_add(c->st, name, text, &n->grid_id, now, e);
+        else if (rc != 0)
+            *e = fe;
+    }
+    for (int o = 0; rc == 0 && o < f->njobs; o++) {
+        int i = order[o];
         const jobfile_job *j = &f->jobs[i];
-        store_job sj = {
-            .grid_id = *grid_id,
-            .name = j->name,
-            .kind = j->spec.kind == JOB_SLEEP ? "sleep" : "train",
-            .spec = j->text,
-            .identity = j->identity,
-            .priority = j->depth,
-            .max_attempts = j->max_attempts,
-            .n = -1,
-            .finetune = -1,
-            .seed = (int64_t)j->spec.seed,
-            .init_from = j->init_from >= 0 ? ids[j->init_from] : 0,
-        };
-        rc = store_job_add(c->st, &sj, &ids[i], now, e);
+        char identity[65] = "", state[16] = "";
+        if (existing &&
+            (rc = store_job_find(c->st, n->grid_id, j->name, &ids[i],
+                                 identity, state, e)) != 0)
+            break;
+        if (ids[i] != 0) {
+            if (strcmp(identity, j->identity) != 0) {
+                rc = tfq_error_set(e, TFQ_EINVAL, "grid '%s' already has a "
+                                   "job '%s' with another configuration; "
+                                   "submit it as another grid (--grid)",
+                                   name, j->name);
+                break;
+            }
+            int changed = 0;
+            if (force &&
+                (rc = store_job_reset(c->st, ids[i], now, &changed, e)) != 0)
+                break;
+            (*(changed ? &n->added : &n->kept))++;
+            continue;
+        }
+        fresh[i] = 1;
+        rc = add_job(c, j, n->grid_id,
+                     j->init_from >= 0 ? ids[j->init_from] : 0, force, now,
+                     &ids[i], n, e);
     }
     for (int i = 0; rc == 0 && i < f->njobs; i++)
-        for (int a = 0; rc == 0 && a < f->jobs[i].nafter; a++)
+        for (int a = 0; fresh[i] && rc == 0 && a < f->jobs[i].nafter; a++)
             rc = store_dep_add(c->st, ids[i], ids[f->jobs[i].after[a]], e);
+    if (rc == 0 && metric != NULL)
+        rc = store_grid_set_metric(c->st, n->grid_id, metric, e);
     if (rc == 0)
         rc = store_refresh_ready(c->st, now, e);
     if (rc == 0)
@@ -318,6 +407,40 @@ static int add_grid(coord *c, const char *name, const char *text,
     else
         store_rollback(c->st);
     free(ids);
+    free(depth);
+    free(order);
+    free(fresh);
+    return rc;
+}
+
+/* The job file of a submit: its text, or a grid file's expansion. */
+static int submitted_jobs(const proto_msg *m, jobfile *f, char *metric,
+                          tfq_error *e)
+{
+    memset(f, 0, sizeof *f);
+    metric[0] = '\0';
+    if (!gridspec_is_grid(m->spec))
+        return jobfile_parse(m->spec, f, e);
+    gridspec *g = malloc(sizeof *g);
+    char *text = NULL;
+    if (g == NULL)
+        return tfq_error_set(e, TFQ_ENOMEM, "out of memory");
+    int rc = gridspec_parse(m->spec, g, e);
+    if (rc == 0 && m->fingerprint[0] != '\0') {
+        if (g->fingerprint[0] != '\0' &&
+            strcmp(g->fingerprint, m->fingerprint) != 0)
+            rc = tfq_error_set(e, TFQ_EMISMATCH, "the grid file's data "
+                               "fingerprint is not the data set's");
+        memcpy(g->fingerprint, m->fingerprint, sizeof g->fingerprint);
+    }
+    if (rc == 0)
+        rc = gridspec_expand(g, &text, e);
+    if (rc == 0)
+        rc = jobfile_parse(text, f, e);
+    if (rc == 0)
+        snprintf(metric, GRID_WORD_BYTES, "%s", g->metric);
+    free(text);
+    free(g);
     return rc;
 }
 
@@ -325,21 +448,26 @@ static void on_submit(coord *c, const peer *p, const proto_msg *m)
 {
     jobfile f;
     tfq_error e = {0};
-    int64_t grid_id = 0;
-    int rc = jobfile_parse(m->spec, &f, &e);
+    char metric[GRID_WORD_BYTES];
+    submit_counts n = {0};
+    int rc = submitted_jobs(m, &f, metric, &e);
     if (rc == 0)
-        rc = add_grid(c, m->grid, m->spec, &f, &grid_id, &e);
+        rc = add_grid(c, m->grid, m->spec, &f, m->force,
+                      metric[0] ? metric : NULL, &n, &e);
     if (rc != 0) {
         reply_error(c, p, rc, e.msg, PROTO_SUBMIT);
-        if (f.jobs != NULL)
-            jobfile_release(&f);
+        jobfile_release(&f);
         return;
     }
-    log_info("grid '%s' submitted: %d jobs", m->grid, f.njobs);
+    log_info("grid '%s' submitted: %d jobs, %lld added, %lld reused, %lld "
+             "kept", m->grid, f.njobs, (long long)n.added,
+             (long long)n.reused, (long long)n.kept);
     proto_msg r;
     proto_msg_init(&r, PROTO_SUBMITTED);
-    r.grid_id = grid_id;
-    r.added = f.njobs;
+    r.grid_id = n.grid_id;
+    r.added = n.added;
+    r.reused = n.reused;
+    r.kept = n.kept;
     reply(c, p, &r);
     jobfile_release(&f);
 }

@@ -30,9 +30,26 @@ static int valid_name(const char *n)
     if (*n == '\0' || strlen(n) >= JOBFILE_NAME_BYTES)
         return 0;
     for (const char *p = n; *p; p++)
-        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.')
+        if (!isalnum((unsigned char)*p) && strchr("_-.+/", *p) == NULL)
             return 0;
     return 1;
+}
+
+/* The coordinate keys: words, and numbers from -1 (none) up. */
+static char *word_field(jobfile_job *j, const char *key)
+{
+    return strcmp(key, "split") == 0        ? j->split
+           : strcmp(key, "similarity") == 0 ? j->similarity
+           : strcmp(key, "target") == 0     ? j->target
+           : strcmp(key, "variant") == 0    ? j->variant
+                                            : NULL;
+}
+
+static int *number_field(jobfile_job *j, const char *key)
+{
+    return strcmp(key, "n") == 0          ? &j->n
+           : strcmp(key, "finetune") == 0 ? &j->finetune
+                                          : NULL;
 }
 
 /* Finishes the job whose spec lines are in spec (first line first_line). */
@@ -187,6 +204,7 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
                 cap *= 2;
             }
             open = 1;
+            jobs[n].n = jobs[n].finetune = -1;
             first_line = lineno;
             slen = 0;
             spec[0] = '\0';
@@ -203,12 +221,32 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
             char *v = trim(eq + 1);
             if (jobs[n].name[0] || !valid_name(v)) {
                 rc = tfq_error_set(e, TFQ_EINVAL, "line %d: bad or repeated "
-                                   "name '%.64s' (letters, digits, _ - .)",
+                                   "name '%.64s' (letters, digits, _ - . + /)",
                                    lineno, v);
                 goto out;
             }
             snprintf(jobs[n].name, sizeof jobs[n].name, "%s", v);
             pa[n].name_line = lineno;
+        } else if (word_field(&jobs[n], key) != NULL) {
+            char *v = trim(eq + 1), *w = word_field(&jobs[n], key);
+            if (*w || !valid_name(v) || strlen(v) >= JOBFILE_WORD_BYTES) {
+                rc = tfq_error_set(e, TFQ_EINVAL, "line %d: bad or repeated "
+                                   "%s '%.64s'", lineno, key, v);
+                goto out;
+            }
+            snprintf(w, JOBFILE_WORD_BYTES, "%s", v);
+        } else if (number_field(&jobs[n], key) != NULL) {
+            char *v = trim(eq + 1), *end;
+            int *x = number_field(&jobs[n], key);
+            long val = strtol(v, &end, 10);
+            if (*x >= 0 || *v == '\0' || *end != '\0' || val < 0 ||
+                val > 1000) {
+                rc = tfq_error_set(e, TFQ_EINVAL, "line %d: bad or repeated "
+                                   "%s '%.32s' (a number from 0 to 1000)",
+                                   lineno, key, v);
+                goto out;
+            }
+            *x = (int)val;
         } else if (strcmp(key, "max_attempts") == 0) {
             char *v = trim(eq + 1), *end;
             long x = strtol(v, &end, 10);

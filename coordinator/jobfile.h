@@ -7,6 +7,12 @@
  *   init_from = baseB       # optional: copy layers from that job's final
  *                           # checkpoint (implies after = baseB)
  *   max_attempts = 5        # optional: attempts before it fails (3)
+ *   split = random0         # optional grid coordinates, for reports:
+ *   similarity = random     #   split, similarity, target, variant (words)
+ *   target = B              #   and n, finetune (numbers); the seed is the
+ *   n = 3                   #   spec's
+ *   variant = transfer
+ *   finetune = 1
  *   kind = sleep
  *   sleep_ms = 200
  *   ---
@@ -21,6 +27,7 @@
 
 #define JOBFILE_NAME_BYTES 128
 #define JOBFILE_MAX_AFTER 16
+#define JOBFILE_WORD_BYTES 32
 
 typedef struct {
     char name[JOBFILE_NAME_BYTES];
@@ -30,6 +37,10 @@ typedef struct {
                                       checkpoint it copies, or -1 */
     int depth;                     /* longest chain of jobs waiting on it */
     int max_attempts;              /* 0: the queue's default */
+    /* grid coordinates; "" and -1 when absent */
+    char split[JOBFILE_WORD_BYTES], similarity[JOBFILE_WORD_BYTES];
+    char target[JOBFILE_WORD_BYTES], variant[JOBFILE_WORD_BYTES];
+    int n, finetune;
     job_spec spec;
     char text[JOBSPEC_TEXT_BYTES]; /* canonical spec text */
     char identity[HASH_HEX_BYTES]; /* hash of the canonical text and, for

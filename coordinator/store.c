@@ -132,6 +132,13 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     "-- tfq coordinator store, schema version 3: each epoch's report carries the\n"
     "-- worker's estimate of the time left, for `tfq status`.\n"
     "ALTER TABLE metrics ADD COLUMN eta_s REAL;\n",
+    /* schema/004_grid_spec.sql */
+    "-- tfq coordinator store, schema version 4: grids written as grid specs.\n"
+    "-- A grid keeps the metric its report uses; a job whose identity matched a\n"
+    "-- job that had already succeeded is stored as succeeded and names that job\n"
+    "-- (its result and final checkpoint are that job's).\n"
+    "ALTER TABLE grids ADD COLUMN metric TEXT;\n"
+    "ALTER TABLE jobs ADD COLUMN reused_from INTEGER REFERENCES jobs (id);\n",
 };
 
 /* The cached statements: prepared on first use, kept for the life of the
@@ -145,17 +152,35 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     X(ROLLBACK_TO, "ROLLBACK TO store_op")                                    \
     X(GRID_ADD, "INSERT INTO grids (name, spec, created_ms) VALUES (?, ?, ?)") \
     X(GRID_FIND, "SELECT id FROM grids WHERE name = ?")                       \
+    X(GRID_METRIC, "UPDATE grids SET metric = ?2 WHERE id = ?1")              \
     X(JOB_ADD, "INSERT INTO jobs (grid_id, name, kind, spec, identity, "      \
                "state, priority, max_attempts, split, similarity, target, n, "\
                "variant, finetune, seed, created_ms, updated_ms, init_from) " \
                "VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, " \
                "?11, ?12, ?13, ?14, ?15, ?15, ?16)")                          \
     /* The final checkpoint of the succeeded job a transfer job copies. */   \
-    X(INIT, "SELECT c.sha256 FROM jobs j JOIN attempts a ON "                 \
-            "a.job_id = j.init_from AND a.state = 'succeeded' JOIN "          \
+    X(INIT, "SELECT c.sha256 FROM jobs j JOIN jobs src ON src.id = "        \
+            "j.init_from JOIN attempts a ON a.job_id = COALESCE("            \
+            "src.reused_from, src.id) AND a.state = 'succeeded' JOIN "        \
             "checkpoints c ON c.job_id = a.job_id AND c.attempt = a.attempt " \
             "WHERE j.id = ? ORDER BY c.epoch DESC LIMIT 1")                   \
     X(DEP_ADD, "INSERT INTO deps (job_id, depends_on) VALUES (?, ?)")         \
+    /* A job added as done: the result of the job whose work it reuses. */   \
+    X(JOB_REUSE, "INSERT INTO jobs (grid_id, name, kind, spec, identity, "    \
+                 "state, priority, max_attempts, split, similarity, target, " \
+                 "n, variant, finetune, seed, created_ms, updated_ms, "       \
+                 "init_from, result, reused_from) SELECT ?1, ?2, ?3, ?4, ?5, "\
+                 "'succeeded', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "\
+                 "?15, ?16, src.result, src.id FROM jobs src WHERE src.id = " \
+                 "?17")                                                       \
+    X(JOB_FIND, "SELECT id, identity, state FROM jobs WHERE grid_id = ? AND " \
+                "name = ?")                                                   \
+    /* The original of a succeeded job with this identity. */               \
+    X(REUSABLE, "SELECT COALESCE(reused_from, id) FROM jobs WHERE identity = "\
+                "? AND state = 'succeeded' ORDER BY id LIMIT 1")              \
+    X(JOB_RESET, "UPDATE jobs SET state = 'pending', attempts = 0, result = " \
+                 "NULL, reused_from = NULL, last_error = NULL, updated_ms = " \
+                 "?2 WHERE id = ?1 AND state <> 'running'")                   \
     X(HAS_DEPENDENTS, "SELECT 1 FROM deps WHERE depends_on = ? LIMIT 1")      \
     /* One pass blocks the pending jobs with a dead dependency; blocking     \
      * spreads one level per pass. */                                        \
@@ -258,9 +283,13 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
                "g.name, 'name', j.name, 'kind', j.kind, 'state', j.state, "   \
                "'attempts', j.attempts, 'error', j.last_error, 'result', "    \
                "json(j.result), 'checkpoint', (SELECT c.sha256 FROM "         \
-               "checkpoints c WHERE c.job_id = j.id ORDER BY c.epoch DESC, "  \
-               "c.attempt DESC LIMIT 1))) FROM (SELECT * FROM jobs WHERE "    \
-               "?1 = 0 OR grid_id = ?1 ORDER BY id) j LEFT JOIN grids g ON "  \
+               "checkpoints c WHERE c.job_id = COALESCE(j.reused_from, j.id) "\
+               "ORDER BY c.epoch DESC, c.attempt DESC LIMIT 1), 'split', "    \
+               "j.split, 'similarity', j.similarity, 'target', j.target, "    \
+               "'n', j.n, 'variant', j.variant, 'finetune', j.finetune, "     \
+               "'seed', j.seed, 'metric', g.metric, 'reused_from', "          \
+               "j.reused_from)) FROM (SELECT * FROM jobs WHERE ?1 = 0 OR "    \
+               "grid_id = ?1 ORDER BY id) j LEFT JOIN grids g ON "            \
                "g.id = j.grid_id")                                            \
     X(RUNNING, "SELECT json_group_array(json_object('job', j.id, 'name', "    \
                "j.name, 'worker', a.worker, 'attempt', a.attempt, 'epoch', "  \
@@ -701,6 +730,21 @@ done:
     return txn_close(s, ret, e);
 }
 
+int store_grid_set_metric(store *s, int64_t grid_id, const char *metric,
+                          tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    PREP(st, ST_GRID_METRIC);
+    sqlite3_bind_int64(st, 1, grid_id);
+    bind_text(st, 2, metric);
+    ret = run(s, st, "setting the grid's metric", e);
+done:
+    return txn_close(s, ret, e);
+}
+
 int store_grid_find(store *s, const char *name, int64_t *grid_id,
                     tfq_error *e)
 {
@@ -739,7 +783,9 @@ int store_job_add(store *s, const store_job *job, int64_t *job_id,
     int own = s->depth == 0;
     if (own && (ret = txn_open(s, e)) != TFQ_OK)
         return ret;
-    PREP(st, ST_JOB_ADD);
+    PREP(st, job->reused_from > 0 ? ST_JOB_REUSE : ST_JOB_ADD);
+    if (job->reused_from > 0)
+        sqlite3_bind_int64(st, 17, job->reused_from);
     bind_id(st, 1, job->grid_id);
     bind_text(st, 2, job->name);
     bind_text(st, 3, job->kind);
@@ -763,6 +809,59 @@ done:
     if (ret != TFQ_OK)
         tfq_error_wrap(e, ret, "adding job %s", job->name);
     return own ? txn_close(s, ret, e) : ret;
+}
+
+int store_job_find(store *s, int64_t grid_id, const char *name, int64_t *id,
+                   char identity[65], char state[16], tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    *id = 0;
+    PREP(st, ST_JOB_FIND);
+    sqlite3_bind_int64(st, 1, grid_id);
+    bind_text(st, 2, name);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        snprintf(identity, 65, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(state, 16, "%s", (const char *)sqlite3_column_text(st, 2));
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_fail(s, rc, "finding a job", e);
+done:
+    return ret;
+}
+
+int store_reusable(store *s, const char *identity, int64_t *id, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    *id = 0;
+    PREP(st, ST_REUSABLE);
+    bind_text(st, 1, identity);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *id = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_fail(s, rc, "finding finished work", e);
+done:
+    return ret;
+}
+
+int store_job_reset(store *s, int64_t id, int64_t now_ms, int *changed,
+                    tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    PREP(st, ST_JOB_RESET);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now_ms);
+    TRY(run(s, st, "resetting a job", e));
+    *changed = sqlite3_changes(s->db);
+done:
+    return ret;
 }
 
 int store_dep_add(store *s, int64_t job, int64_t depends_on, tfq_error *e)

@@ -20,7 +20,7 @@
 #include "common/err.h"
 
 /* The newest schema version this code knows (schema/NNN_*.sql). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef struct store store;
 
@@ -45,6 +45,8 @@ typedef struct {
     int64_t init_from;    /* the job whose final checkpoint this one copies
                              layers from (it must also be a dependency); 0:
                              none */
+    int64_t reused_from;  /* > 0: a succeeded job with the same identity;
+                             the job is added as succeeded with its result */
 } store_job;
 
 /* A job handed to a worker by store_lease.  The caller owns it and frees
@@ -100,6 +102,10 @@ int store_grid_add(store *s, const char *name, const char *spec,
  * invalid kind, a duplicate name within the grid or an unknown grid.  Call
  * store_refresh_ready after adding jobs and their dependencies. */
 /* The id of the grid called name; TFQ_ENOENT when there is none. */
+/* Sets the metric the grid's report uses ("final", "best", "top10"). */
+int store_grid_set_metric(store *s, int64_t grid_id, const char *metric,
+                          tfq_error *e);
+
 int store_grid_find(store *s, const char *name, int64_t *grid_id,
                     tfq_error *e);
 
@@ -108,6 +114,20 @@ int store_job_add(store *s, const store_job *job, int64_t *job_id,
 
 /* Records that job cannot start before depends_on has succeeded.
  * TFQ_EINVAL for an unknown job or a job depending on itself. */
+/* The job called name in the grid: *id (0: none), its identity and state.
+ * Used inside the caller's transaction. */
+int store_job_find(store *s, int64_t grid_id, const char *name, int64_t *id,
+                   char identity[65], char state[16], tfq_error *e);
+
+/* A succeeded job whose work has this identity (the original, not a
+ * reuse of it): *id, or 0. */
+int store_reusable(store *s, const char *identity, int64_t *id, tfq_error *e);
+
+/* Makes a job that is not running pending again, with no result (submit
+ * --force); *changed is 1 when it was. Inside the caller's transaction. */
+int store_job_reset(store *s, int64_t id, int64_t now_ms, int *changed,
+                    tfq_error *e);
+
 int store_dep_add(store *s, int64_t job, int64_t depends_on, tfq_error *e);
 
 /* Moves pending jobs on: to ready when every dependency has succeeded, to

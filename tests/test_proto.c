@@ -29,8 +29,8 @@ static const char *const s_kind_fields[PROTO_KIND_COUNT][10] = {
     [PROTO_CKPT_GET] = {"sha256", "offset"},
     [PROTO_CKPT_CHUNK] = {"sha256", "offset", "total", "data"},
     [PROTO_BYE] = {0},
-    [PROTO_SUBMIT] = {"grid", "spec", "force"},
-    [PROTO_SUBMITTED] = {"grid_id", "added", "reused"},
+    [PROTO_SUBMIT] = {"grid", "spec", "force", "fingerprint"},
+    [PROTO_SUBMITTED] = {"grid_id", "added", "reused", "kept"},
     [PROTO_STATUS] = {"grid"},
     [PROTO_STATUS_REPLY] = {"queued", "running", "done", "failed", "grid", "items"},
     [PROTO_RESULTS] = {"grid"},
@@ -92,6 +92,10 @@ static void sample(proto_msg *m, proto_kind k)
     m->grid_id = 9;
     m->added = 5;
     m->reused = 2;
+    m->kept = 7;
+    for (int i = 0; i < 64; i++)
+        m->fingerprint[i] = "0123456789abcdef"[(i * 3) % 16];
+    m->fingerprint[64] = '\0';
     m->queued = 1;
     m->running = 2;
     m->done = 3;
@@ -118,11 +122,11 @@ static bool field_eq(const proto_msg *a, const proto_msg *b, const char *key)
     INT_F(more) INT_F(job)
     INT_F(attempt) INT_F(epoch) INT_F(step) INT_F(loss) INT_F(test_acc)
     INT_F(images_per_s) INT_F(eta_s) INT_F(ok) INT_F(offset) INT_F(total)
-    INT_F(force) INT_F(grid_id) INT_F(added) INT_F(reused) INT_F(queued)
+    INT_F(force) INT_F(grid_id) INT_F(added) INT_F(reused) INT_F(kept) INT_F(queued)
     INT_F(running) INT_F(done) INT_F(failed) INT_F(count) INT_F(code)
     INT_F(re)
     STR_F(worker) STR_F(spec) STR_F(result) STR_F(error) STR_F(grid)
-    STR_F(items) STR_F(msg) STR_F(sha256) STR_F(init)
+    STR_F(items) STR_F(msg) STR_F(sha256) STR_F(init) STR_F(fingerprint)
 #undef INT_F
 #undef STR_F
     if (strcmp(key, "data") == 0)
@@ -138,7 +142,7 @@ static const char *const s_all_keys[] = {
     "epoch", "step", "spec", "loss", "test_acc", "images_per_s", "eta_s",
     "ok", "result", "error", "sha256", "init", "offset", "total", "data",
     "grid",
-    "force", "grid_id", "added", "reused", "queued", "running", "done",
+    "force", "grid_id", "added", "reused", "kept", "fingerprint", "queued", "running", "done",
     "failed", "count", "items", "code", "msg", "re"};
 #define N_KEYS (sizeof s_all_keys / sizeof s_all_keys[0])
 

@@ -614,7 +614,7 @@ static int run_head(agent *a, zmq_msg_t *frame, tfq_error *e)
     tfq_error je = {0};
     uint8_t *resume = NULL, *init = NULL;
     size_t resume_bytes = 0, init_bytes = 0;
-    static char result[2048];
+    static char result[16384];
     snprintf(result, sizeof result, "{}");
     int64_t t0 = mono_us();
     int rc = jobspec_parse(h->spec, &spec, &je);

@@ -194,12 +194,26 @@ int job_run_train(const job_spec *s, const char *data_dir,
     if (rc == 0) {
         train_result r;
         trainer_result_get(t, &r);
-        snprintf(result, result_bytes,
-                 "{\"final_acc\": %.6f, \"best_acc\": %.6f, \"topk_acc\": "
-                 "%.6f, \"topk\": %d, \"epochs\": %d, \"final_loss\": %.6f, "
-                 "\"train_seconds\": %.3f, \"data_fingerprint\": \"%s\"}",
-                 r.final_acc, r.best_acc, r.topk_acc, cfg.topk, r.epochs_done,
-                 r.final_loss, r.seconds, fp);
+        size_t n = (size_t)snprintf(
+            result, result_bytes,
+            "{\"final_acc\": %.6f, \"best_acc\": %.6f, \"topk_acc\": "
+            "%.6f, \"topk\": %d, \"epochs\": %d, \"final_loss\": %.6f, "
+            "\"train_seconds\": %.3f, \"data_fingerprint\": \"%s\", "
+            "\"accs\": [",
+            r.final_acc, r.best_acc, r.topk_acc, cfg.topk, r.epochs_done,
+            r.final_loss, r.seconds, fp);
+        /* Every evaluation, so that a report may use any metric. */
+        const ckpt_meta *mt = trainer_meta(t);
+        for (int i = 0; i < mt->nevals && n < result_bytes; i++)
+            n += (size_t)snprintf(result + n, result_bytes - n, "%s%.6f",
+                                  i ? ", " : "", mt->test_acc[i]);
+        if (n < result_bytes)
+            n += (size_t)snprintf(result + n, result_bytes - n, "]}");
+        if (n >= result_bytes) {
+            rc = tfq_error_set(e, TFQ_ERANGE, "the result does not fit in "
+                               "%zu bytes", result_bytes);
+            goto out;
+        }
     }
 out:
     trainer_destroy(&t);

@@ -1,0 +1,871 @@
+#include "gridspec.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "common/rng.h"
+#include "worker/data.h"
+#include "worker/jobspec.h"
+
+/* The semantic partitions of PAPER.md, task A first. */
+static const int s_fashion_tops[] = {0, 2, 3, 4, 6}; /* upper-body garments */
+static const int s_cifar100_made[] = {3, 5, 6, 9, 18, 19}; /* man-made */
+
+/* Keys of the train section: job spec keys every net of the grid shares. */
+static const char *const s_train_keys[] = {
+    "epochs", "batch", "lr", "momentum", "weight_decay", "lr_step",
+    "lr_gamma", "bias_lr_mult", "bias_decay_mult", "cache_mb", "ckpt_every",
+    NULL};
+
+/* ---- reading the YAML tree ---------------------------------------------- */
+
+typedef struct {
+    yaml_document_t *doc;
+    tfq_error *e;
+} reader;
+
+static int line_of(const yaml_node_t *n)
+{
+    return (int)n->start_mark.line + 1;
+}
+
+static int fail(reader *r, const yaml_node_t *n, const char *key,
+                const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return tfq_error_set(r->e, TFQ_EINVAL, "line %d: %s: %s", line_of(n), key,
+                         msg);
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+    return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value
+                                       : NULL;
+}
+
+static int is_word(const char *s)
+{
+    if (*s == '\0' || strlen(s) >= GRID_WORD_BYTES)
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
+            return 0;
+    return 1;
+}
+
+static int get_int(reader *r, const yaml_node_t *n, const char *key, long lo,
+                   long hi, int *out)
+{
+    const char *v = scalar(n);
+    char *end;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (v == NULL || *v == '\0' || *end != '\0' || x < lo || x > hi)
+        return fail(r, n, key, "'%.40s' is not a whole number from %ld to %ld",
+                    v ? v : "(not a scalar)", lo, hi);
+    *out = (int)x;
+    return 0;
+}
+
+static int get_str(reader *r, const yaml_node_t *n, const char *key,
+                   char *out, size_t bytes)
+{
+    const char *v = scalar(n);
+    if (v == NULL || *v == '\0')
+        return fail(r, n, key, "expected a value");
+    if (strlen(v) >= bytes)
+        return fail(r, n, key, "longer than %zu characters", bytes - 1);
+    snprintf(out, bytes, "%s", v);
+    return 0;
+}
+
+static int get_bool(reader *r, const yaml_node_t *n, const char *key,
+                    int *out)
+{
+    const char *v = scalar(n);
+    if (v && (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on")))
+        *out = 1;
+    else if (v && (!strcmp(v, "false") || !strcmp(v, "no") ||
+                   !strcmp(v, "off")))
+        *out = 0;
+    else
+        return fail(r, n, key, "'%.40s' is not true or false",
+                    v ? v : "(not a scalar)");
+    return 0;
+}
+
+/* Whole numbers from lo to hi, as a list ([0, 1, 2]), one number, or a
+ * scalar of ranges and numbers ("1-7", "1,3,5-7").  Ascending, each once. */
+static int get_ints(reader *r, const yaml_node_t *n, const char *key, int lo,
+                    int hi, int *out, int *count, int max)
+{
+    int got = 0;
+    char text[512];
+    if (n->type == YAML_SEQUENCE_NODE) {
+        size_t off = 0;
+        for (yaml_node_item_t *it = n->data.sequence.items.start;
+             it < n->data.sequence.items.top; it++) {
+            const char *v = scalar(yaml_document_get_node(r->doc, *it));
+            if (v == NULL || off + strlen(v) + 2 >= sizeof text)
+                return fail(r, n, key, "expected a list of numbers");
+            off += (size_t)snprintf(text + off, sizeof text - off, "%s%s",
+                                    off ? "," : "", v);
+        }
+        if (off == 0)
+            return fail(r, n, key, "the list is empty");
+    } else if (get_str(r, n, key, text, sizeof text) != 0) {
+        return TFQ_EINVAL;
+    }
+    char *save = NULL;
+    for (char *t = strtok_r(text, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*t))
+            t++;
+        char *end;
+        long a = strtol(t, &end, 10), b = a;
+        if (end != t && *end == '-')
+            b = strtol(end + 1, &end, 10);
+        while (isspace((unsigned char)*end))
+            end++;
+        if (end == t || *end != '\0' || a > b)
+            return fail(r, n, key, "'%.40s' is not a number or a range a-b", t);
+        if (a < lo || b > hi)
+            return fail(r, n, key, "%ld..%ld is outside %d..%d", a, b, lo, hi);
+        for (long x = a; x <= b; x++) {
+            for (int i = 0; i < got; i++)
+                if (out[i] == x)
+                    return fail(r, n, key, "%ld is listed twice", x);
+            if (got == max)
+                return fail(r, n, key, "more than %d values", max);
+            out[got++] = (int)x;
+        }
+    }
+    for (int i = 1; i < got; i++) /* insertion sort: short lists */
+        for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
+            int t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    *count = got;
+    return 0;
+}
+
+/* Calls fn for every key of a mapping, after checking the key is one of
+ * allowed and appears once. */
+typedef int (*key_fn)(reader *r, gridspec *g, const char *key,
+                      const yaml_node_t *key_node, const yaml_node_t *value);
+
+static int each_key(reader *r, gridspec *g, const yaml_node_t *map,
+                    const char *what, const char *const *allowed, key_fn fn)
+{
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(r, map, what, "expected a mapping of keys");
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+         p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(r->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(r->doc, p->value);
+        const char *key = scalar(k);
+        if (key == NULL)
+            return fail(r, k, what, "a key must be a plain word");
+        int known = 0;
+        for (int i = 0; allowed[i] && !known; i++)
+            known = strcmp(allowed[i], key) == 0;
+        if (!known) {
+            char list[512] = "";
+            size_t off = 0;
+            for (int i = 0; allowed[i] && off < sizeof list; i++)
+                off += (size_t)snprintf(list + off, sizeof list - off, "%s%s",
+                                        i ? ", " : "", allowed[i]);
+            return fail(r, k, what, "unknown key '%.40s' (known: %s)", key,
+                        list);
+        }
+        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++)
+            if (strcmp(scalar(yaml_document_get_node(r->doc, q->key)), key) == 0)
+                return fail(r, k, what, "'%s' is given twice", key);
+        int rc = fn(r, g, key, k, v);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- sections ----------------------------------------------------------- */
+
+static int on_dataset(reader *r, gridspec *g, const char *key,
+                      const yaml_node_t *k, const yaml_node_t *v)
+{
+    (void)k;
+    char path[64];
+    snprintf(path, sizeof path, "dataset.%s", key);
+    if (strcmp(key, "kind") == 0) {
+        data_kind kind;
+        if (get_str(r, v, path, g->dataset, sizeof g->dataset) != 0)
+            return TFQ_EINVAL;
+        if (data_kind_parse(g->dataset, &kind) != 0 ||
+            strcmp(g->dataset, "idx") == 0)
+            return fail(r, v, path, "'%s' is not fashion-mnist, mnist, "
+                        "cifar10 or cifar100", g->dataset);
+        return 0;
+    }
+    if (strcmp(key, "path") == 0)
+        return get_str(r, v, path, g->data_path, sizeof g->data_path);
+    if (strcmp(key, "fingerprint") == 0) {
+        if (get_str(r, v, path, g->fingerprint, sizeof g->fingerprint) != 0)
+            return TFQ_EINVAL;
+        int ok = strlen(g->fingerprint) == 64;
+        for (int i = 0; ok && i < 64; i++)
+            ok = isxdigit((unsigned char)g->fingerprint[i]) &&
+                 !isupper((unsigned char)g->fingerprint[i]);
+        return ok ? 0 : fail(r, v, path, "not 64 lowercase hex digits");
+    }
+    return get_int(r, v, path, 0, 100000000,
+                   strcmp(key, "limit_train") == 0 ? &g->limit_train
+                                                   : &g->limit_test);
+}
+
+static int on_train(reader *r, gridspec *g, const char *key,
+                    const yaml_node_t *k, const yaml_node_t *v)
+{
+    (void)k;
+    char path[64], line[160], spec[256];
+    snprintf(path, sizeof path, "train.%s", key);
+    const char *val = scalar(v);
+    if (val == NULL || *val == '\0' || strlen(val) > 64)
+        return fail(r, v, path, "expected a number");
+    snprintf(line, sizeof line, "%s = %s\n", key, val);
+    snprintf(spec, sizeof spec, "kind = train\n%s", line);
+    job_spec js;
+    tfq_error je = {0};
+    if (jobspec_parse(spec, &js, &je) != 0)
+        return fail(r, v, path, "%s", je.msg);
+    size_t used = strlen(g->train);
+    if (used + strlen(line) >= sizeof g->train)
+        return fail(r, v, path, "the train section is too long");
+    memcpy(g->train + used, line, strlen(line) + 1);
+    return 0;
+}
+
+static int split_add(reader *r, gridspec *g, const yaml_node_t *at,
+                     const char *name, const char *similarity)
+{
+    if (g->nsplits == GRID_MAX_SPLITS)
+        return fail(r, at, "splits", "more than %d splits", GRID_MAX_SPLITS);
+    for (int i = 0; i < g->nsplits; i++)
+        if (strcmp(g->splits[i].name, name) == 0)
+            return fail(r, at, "splits", "two splits are named '%s'", name);
+    grid_split *s = &g->splits[g->nsplits++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    snprintf(s->similarity, sizeof s->similarity, "%s", similarity);
+    return 0;
+}
+
+/* A random split: the classes shuffled by seed, cut in two. */
+static void split_random(grid_split *s, int classes, int seed)
+{
+    int perm[GRID_MAX_CLASSES];
+    for (int i = 0; i < classes; i++)
+        perm[i] = i;
+    uint64_t key = rng_key((uint64_t)seed, 0x73706c6974 /* "split" */, 0);
+    for (int i = classes - 1; i > 0; i--) {
+        int j = (int)rng_below(key, (uint64_t)i, (uint32_t)i + 1);
+        int t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    int half = classes / 2;
+    int in_a[GRID_MAX_CLASSES] = {0};
+    for (int i = 0; i < half; i++)
+        in_a[perm[i]] = 1;
+    for (int c = 0; c < classes; c++)
+        if (in_a[c])
+            s->a[s->na++] = c;
+        else
+            s->b[s->nb++] = c;
+}
+
+/* Task A is the partition's listed classes, B the rest. */
+static void split_partition(grid_split *s, int classes, const int *a, int na)
+{
+    int in_a[GRID_MAX_CLASSES] = {0};
+    for (int i = 0; i < na; i++)
+        in_a[a[i]] = 1;
+    for (int c = 0; c < classes; c++)
+        if (in_a[c])
+            s->a[s->na++] = c;
+        else
+            s->b[s->nb++] = c;
+}
+
+static int on_custom_split(reader *r, gridspec *g, const yaml_node_t *m)
+{
+    static const char *const keys[] = {"name", "A", "B", NULL};
+    if (m->type != YAML_MAPPING_NODE)
+        return fail(r, m, "splits.custom", "each split is a mapping with "
+                    "name, A and B");
+    const yaml_node_t *name = NULL, *a = NULL, *b = NULL;
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start;
+         p < m->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(r->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(r->doc, p->value);
+        const char *key = scalar(k);
+        int i = 0;
+        while (keys[i] && (key == NULL || strcmp(keys[i], key) != 0))
+            i++;
+        if (keys[i] == NULL)
+            return fail(r, k, "splits.custom", "unknown key '%.40s' (known: "
+                        "name, A, B)", key ? key : "?");
+        const yaml_node_t **slot = i == 0 ? &name : i == 1 ? &a : &b;
+        if (*slot != NULL)
+            return fail(r, k, "splits.custom", "'%s' is given twice", key);
+        *slot = v;
+    }
+    if (name == NULL || a == NULL || b == NULL)
+        return fail(r, m, "splits.custom", "a split needs name, A and B");
+    const char *nm = scalar(name);
+    if (nm == NULL || !is_word(nm))
+        return fail(r, name, "splits.custom.name", "'%.40s' is not a word of "
+                    "letters, digits, _ and - (at most %d)", nm ? nm : "?",
+                    GRID_WORD_BYTES - 1);
+    if (strncmp(nm, "random", 6) == 0 || strcmp(nm, "dissimilar") == 0)
+        return fail(r, name, "splits.custom.name", "'%s' is a built-in "
+                    "split's name", nm);
+    int rc = split_add(r, g, name, nm, "custom");
+    if (rc != 0)
+        return rc;
+    grid_split *s = &g->splits[g->nsplits - 1];
+    if (get_ints(r, a, "splits.custom.A", 0, g->classes - 1, s->a, &s->na,
+                 GRID_MAX_CLASSES) ||
+        get_ints(r, b, "splits.custom.B", 0, g->classes - 1, s->b, &s->nb,
+                 GRID_MAX_CLASSES))
+        return TFQ_EINVAL;
+    for (int i = 0; i < s->na; i++)
+        for (int j = 0; j < s->nb; j++)
+            if (s->a[i] == s->b[j])
+                return fail(r, b, "splits.custom", "class %d is in both A "
+                            "and B", s->a[i]);
+    return 0;
+}
+
+static int on_splits(reader *r, gridspec *g, const char *key,
+                     const yaml_node_t *k, const yaml_node_t *v)
+{
+    if (strcmp(key, "random") == 0) {
+        int seeds[GRID_MAX_SPLITS], n = 0;
+        if (get_ints(r, v, "splits.random", 0, 1000000, seeds, &n,
+                     GRID_MAX_SPLITS) != 0)
+            return TFQ_EINVAL;
+        for (int i = 0; i < n; i++) {
+            char name[GRID_WORD_BYTES];
+            snprintf(name, sizeof name, "random%d", seeds[i]);
+            if (split_add(r, g, v, name, "random") != 0)
+                return TFQ_EINVAL;
+            split_random(&g->splits[g->nsplits - 1], g->classes, seeds[i]);
+        }
+        return 0;
+    }
+    if (strcmp(key, "dissimilar") == 0) {
+        int on = 0;
+        if (get_bool(r, v, "splits.dissimilar", &on) != 0)
+            return TFQ_EINVAL;
+        if (!on)
+            return 0;
+        const int *a = NULL;
+        int na = 0;
+        if (strcmp(g->dataset, "fashion-mnist") == 0) {
+            a = s_fashion_tops;
+            na = (int)(sizeof s_fashion_tops / sizeof *s_fashion_tops);
+        } else if (strcmp(g->dataset, "cifar100") == 0) {
+            a = s_cifar100_made;
+            na = (int)(sizeof s_cifar100_made / sizeof *s_cifar100_made);
+        } else {
+            return fail(r, k, "splits.dissimilar", "no dissimilar split is "
+                        "defined for %s (only fashion-mnist and cifar100); "
+                        "give a custom split", g->dataset);
+        }
+        if (split_add(r, g, k, "dissimilar", "dissimilar") != 0)
+            return TFQ_EINVAL;
+        split_partition(&g->splits[g->nsplits - 1], g->classes, a, na);
+        return 0;
+    }
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail(r, v, "splits.custom", "expected a list of splits");
+    for (yaml_node_item_t *it = v->data.sequence.items.start;
+         it < v->data.sequence.items.top; it++)
+        if (on_custom_split(r, g, yaml_document_get_node(r->doc, *it)) != 0)
+            return TFQ_EINVAL;
+    return 0;
+}
+
+/* A list of words, or one word; *bits gets bit i for allowed[i]. */
+static int get_words(reader *r, const yaml_node_t *v, const char *key,
+                     const char *const *allowed, unsigned *bits)
+{
+    *bits = 0;
+    const yaml_node_t *one[1] = {v};
+    const yaml_node_t *const *items = one;
+    int n = 1;
+    yaml_node_t *list[16];
+    if (v->type == YAML_SEQUENCE_NODE) {
+        n = 0;
+        for (yaml_node_item_t *it = v->data.sequence.items.start;
+             it < v->data.sequence.items.top && n < 16; it++)
+            list[n++] = yaml_document_get_node(r->doc, *it);
+        items = (const yaml_node_t *const *)list;
+        if (n == 0)
+            return fail(r, v, key, "the list is empty");
+    }
+    for (int i = 0; i < n; i++) {
+        const char *w = scalar(items[i]);
+        int k = 0;
+        while (allowed[k] && (w == NULL || strcmp(allowed[k], w) != 0))
+            k++;
+        if (allowed[k] == NULL) {
+            char list_text[256] = "";
+            size_t off = 0;
+            for (int j = 0; allowed[j]; j++)
+                off += (size_t)snprintf(list_text + off, sizeof list_text - off,
+                                        "%s%s", j ? ", " : "", allowed[j]);
+            return fail(r, items[i], key, "'%.40s' is not one of %s",
+                        w ? w : "(not a scalar)", list_text);
+        }
+        if (*bits & 1u << k)
+            return fail(r, items[i], key, "'%s' is listed twice", w);
+        *bits |= 1u << k;
+    }
+    return 0;
+}
+
+static int on_top(reader *r, gridspec *g, const char *key,
+                  const yaml_node_t *k, const yaml_node_t *v)
+{
+    (void)k;
+    if (strcmp(key, "name") == 0) {
+        if (get_str(r, v, key, g->name, sizeof g->name) != 0)
+            return TFQ_EINVAL;
+        for (const char *p = g->name; *p; p++)
+            if (!isalnum((unsigned char)*p) && strchr("_-.+/", *p) == NULL)
+                return fail(r, v, key, "'%s' has a character other than "
+                            "letters, digits, _ - . + /", g->name);
+        return 0;
+    }
+    if (strcmp(key, "net") == 0) {
+        if (v->type == YAML_SEQUENCE_NODE) {
+            size_t off = 0;
+            for (yaml_node_item_t *it = v->data.sequence.items.start;
+                 it < v->data.sequence.items.top; it++) {
+                const char *op = scalar(yaml_document_get_node(r->doc, *it));
+                if (op == NULL || off + strlen(op) + 3 >= sizeof g->net)
+                    return fail(r, v, key, "expected a list of operations "
+                                "(at most %zu characters)", sizeof g->net);
+                off += (size_t)snprintf(g->net + off, sizeof g->net - off,
+                                        "%s%s", off ? "; " : "", op);
+            }
+        } else if (get_str(r, v, key, g->net, sizeof g->net) != 0) {
+            return TFQ_EINVAL;
+        }
+        net_spec ns;
+        tfq_error ne = {0};
+        if (net_spec_resolve(g->net, 1.0, &ns, &ne) != 0)
+            return fail(r, v, key, "%s", ne.msg);
+        g->learned = net_spec_learned_layers(&ns);
+        return 0;
+    }
+    if (strcmp(key, "directions") == 0) {
+        static const char *const dirs[] = {"A->B", "B->A", "both", NULL};
+        unsigned bits;
+        if (get_words(r, v, key, dirs, &bits) != 0)
+            return TFQ_EINVAL;
+        g->a_to_b = (bits & 5) != 0;
+        g->b_to_a = (bits & 6) != 0;
+        return 0;
+    }
+    if (strcmp(key, "variants") == 0) {
+        static const char *const vs[] = {"selffer", "transfer", "random",
+                                         NULL};
+        unsigned bits;
+        if (get_words(r, v, key, vs, &bits) != 0)
+            return TFQ_EINVAL;
+        g->selffer = bits & 1;
+        g->transfer = (bits >> 1) & 1;
+        g->random = (bits >> 2) & 1;
+        return 0;
+    }
+    if (strcmp(key, "finetune") == 0) {
+        static const char *const fs[] = {"frozen", "finetuned", "both", NULL};
+        unsigned bits;
+        if (get_words(r, v, key, fs, &bits) != 0)
+            return TFQ_EINVAL;
+        g->frozen = (bits & 5) != 0;
+        g->finetuned = (bits & 6) != 0;
+        return 0;
+    }
+    if (strcmp(key, "layers") == 0)
+        return get_ints(r, v, key, 1, GRID_MAX_LAYERS, g->layers, &g->nlayers,
+                        GRID_MAX_LAYERS);
+    if (strcmp(key, "seeds") == 0)
+        return get_ints(r, v, key, 0, 1000000000, g->seeds, &g->nseeds,
+                        GRID_MAX_SEEDS);
+    if (strcmp(key, "repeats") == 0) {
+        int n = 0;
+        if (get_int(r, v, key, 1, GRID_MAX_SEEDS, &n) != 0)
+            return TFQ_EINVAL;
+        for (int i = 0; i < n; i++)
+            g->seeds[i] = i + 1;
+        g->nseeds = n;
+        return 0;
+    }
+    if (strcmp(key, "metric") == 0) {
+        if (get_str(r, v, key, g->metric, sizeof g->metric) != 0)
+            return TFQ_EINVAL;
+        char *end;
+        long k2 = strncmp(g->metric, "top", 3) == 0
+                      ? strtol(g->metric + 3, &end, 10) : 0;
+        if (strcmp(g->metric, "final") != 0 && strcmp(g->metric, "best") != 0 &&
+            (k2 < 1 || k2 > 1000 || *end != '\0'))
+            return fail(r, v, key, "'%s' is not final, best or topK (the mean "
+                        "of the K highest evaluations, e.g. top10)", g->metric);
+        return 0;
+    }
+    return get_int(r, v, key, 1, 100, &g->max_attempts);
+}
+
+/* ---- the whole file ------------------------------------------------------ */
+
+static const yaml_node_t *find_key(yaml_document_t *doc, const yaml_node_t *map,
+                                   const char *key)
+{
+    if (map->type != YAML_MAPPING_NODE)
+        return NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+         p < map->data.mapping.pairs.top; p++) {
+        const char *k = scalar(yaml_document_get_node(doc, p->key));
+        if (k != NULL && strcmp(k, key) == 0)
+            return yaml_document_get_node(doc, p->value);
+    }
+    return NULL;
+}
+
+/* What the file left out, then the combinations that cannot run. */
+static int check(reader *r, gridspec *g, const yaml_node_t *root)
+{
+    if (g->nsplits == 0)
+        return fail(r, root, "splits", "no split: give splits.random, "
+                    "splits.dissimilar or splits.custom");
+    for (int i = 0; i < g->nsplits; i++)
+        if (g->splits[i].na == 0 || g->splits[i].nb == 0)
+            return fail(r, root, "splits", "split '%s' leaves task %s with "
+                        "no class", g->splits[i].name,
+                        g->splits[i].na == 0 ? "A" : "B");
+    int derived = g->selffer || g->transfer || g->random;
+    if (derived && g->nlayers == 0)
+        return fail(r, root, "layers", "variants are asked for but no layers "
+                    "n (e.g. layers: 1-7)");
+    for (int i = 0; i < g->nlayers; i++)
+        if (g->layers[i] >= g->learned)
+            return fail(r, find_key(r->doc, root, "layers"), "layers",
+                        "n = %d, but the net has %d learned layers and the "
+                        "last (the classifier) is always new: n is at most %d",
+                        g->layers[i], g->learned, g->learned - 1);
+    if (g->random && !g->frozen)
+        return fail(r, find_key(r->doc, root, "variants"), "variants",
+                    "the random control is frozen by definition: add frozen "
+                    "to finetune, or drop random");
+    if ((g->selffer || g->transfer) && !g->frozen && !g->finetuned)
+        return fail(r, root, "finetune", "no finetune mode");
+    if (gridspec_count(g) > GRID_MAX_JOBS)
+        return fail(r, root, "grid", "%d jobs, more than %d",
+                    gridspec_count(g), GRID_MAX_JOBS);
+    return 0;
+}
+
+static int parse_doc(reader *r, gridspec *g)
+{
+    yaml_node_t *root = yaml_document_get_root_node(r->doc);
+    if (root == NULL || root->type != YAML_MAPPING_NODE)
+        return tfq_error_set(r->e, TFQ_EINVAL, "line %d: the grid file is "
+                             "not a mapping of keys",
+                             root ? line_of(root) : 1);
+    static const char *const top[] = {
+        "name", "dataset", "net", "train", "splits", "directions", "layers",
+        "variants", "finetune", "seeds", "repeats", "metric", "max_attempts",
+        NULL};
+    static const char *const dataset[] = {"kind", "path", "fingerprint",
+                                          "limit_train", "limit_test", NULL};
+    static const char *const splits[] = {"random", "dissimilar", "custom",
+                                         NULL};
+    /* dataset and net first: splits and layers are checked against them */
+    const yaml_node_t *d = find_key(r->doc, root, "dataset");
+    if (d != NULL && each_key(r, g, d, "dataset", dataset, on_dataset) != 0)
+        return TFQ_EINVAL;
+    data_kind kind;
+    data_kind_parse(g->dataset, &kind);
+    g->classes = kind == DATA_CIFAR100 ? 20 : 10;
+    if (g->data_path[0] == '\0')
+        snprintf(g->data_path, sizeof g->data_path, "/usr/share/datasets/%s",
+                 g->dataset);
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
+         p < root->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(r->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(r->doc, p->value);
+        const char *key = scalar(k);
+        int known = 0;
+        for (int i = 0; top[i] && !known; i++)
+            known = key && strcmp(top[i], key) == 0;
+        if (!known)
+            return fail(r, k, "grid", "unknown key '%.40s' (known: name, "
+                        "dataset, net, train, splits, directions, layers, "
+                        "variants, finetune, seeds, repeats, metric, "
+                        "max_attempts)", key ? key : "?");
+        for (yaml_node_pair_t *q = root->data.mapping.pairs.start; q < p; q++)
+            if (strcmp(scalar(yaml_document_get_node(r->doc, q->key)), key) == 0)
+                return fail(r, k, "grid", "'%s' is given twice", key);
+        if (!strcmp(key, "seeds") && find_key(r->doc, root, "repeats"))
+            return fail(r, k, "seeds", "give seeds or repeats, not both");
+        int rc = 0;
+        if (strcmp(key, "dataset") == 0)
+            continue;
+        if (strcmp(key, "train") == 0)
+            rc = each_key(r, g, v, "train", s_train_keys, on_train);
+        else if (strcmp(key, "splits") == 0)
+            rc = each_key(r, g, v, "splits", splits, on_splits);
+        else
+            rc = on_top(r, g, key, k, v);
+        if (rc != 0)
+            return rc;
+    }
+    return check(r, g, root);
+}
+
+static void defaults(gridspec *g)
+{
+    memset(g, 0, sizeof *g);
+    snprintf(g->dataset, sizeof g->dataset, "fashion-mnist");
+    snprintf(g->net, sizeof g->net, "reference");
+    g->learned = 8;
+    g->a_to_b = 1;
+    g->selffer = g->transfer = 1;
+    g->frozen = 1;
+    g->seeds[0] = 1;
+    g->nseeds = 1;
+    snprintf(g->metric, sizeof g->metric, "top10");
+}
+
+int gridspec_parse(const char *text, gridspec *g, tfq_error *e)
+{
+    defaults(g);
+    /* "net" may come after "layers": resolve the net's depth first. */
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser))
+        return tfq_error_set(e, TFQ_ENOMEM, "grid file: out of memory");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text,
+                                 strlen(text));
+    if (!yaml_parser_load(&parser, &doc)) {
+        int rc = tfq_error_set(e, TFQ_EINVAL, "line %d column %d: not YAML: "
+                               "%s%s%s", (int)parser.problem_mark.line + 1,
+                               (int)parser.problem_mark.column + 1,
+                               parser.problem ? parser.problem : "error",
+                               parser.context ? " " : "",
+                               parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        return rc;
+    }
+    reader r = {&doc, e};
+    int rc;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    const yaml_node_t *net_node = root ? find_key(&doc, root, "net") : NULL;
+    if (root == NULL)
+        rc = tfq_error_set(e, TFQ_EINVAL, "line 1: the grid file is empty");
+    else if (net_node != NULL && on_top(&r, g, "net", net_node, net_node) != 0)
+        rc = TFQ_EINVAL;
+    else
+        rc = parse_doc(&r, g);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+int gridspec_count(const gridspec *g)
+{
+    int per_n = (g->selffer + g->transfer) * (g->frozen + g->finetuned) +
+                g->random;
+    long per_split = 2 + (long)(g->a_to_b + g->b_to_a) * g->nlayers * per_n;
+    long total = per_split * g->nsplits * g->nseeds;
+    return total > GRID_MAX_JOBS ? GRID_MAX_JOBS + 1 : (int)total;
+}
+
+/* ---- expansion ----------------------------------------------------------- */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int failed;
+} strbuf;
+
+static void put(strbuf *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap * 2 + (size_t)(n > 0 ? n : 0) + 1;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->failed = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+}
+
+static void put_classes(strbuf *b, const int *c, int n)
+{
+    put(b, "classes = ");
+    for (int i = 0; i < n; i++)
+        put(b, "%s%d", i ? "," : "", c[i]);
+    put(b, "\n");
+}
+
+/* One job: its name and coordinates, then the spec every job shares. */
+typedef struct {
+    const gridspec *g;
+    const grid_split *s;
+    int seed;
+} cell;
+
+static void put_job(strbuf *b, const cell *c, const char *job, char target,
+                    int n, const char *variant, int finetune,
+                    const char *from, int copy, int freeze)
+{
+    const gridspec *g = c->g;
+    put(b, "%sname = %s/%d/%s\n", b->len ? "---\n" : "", c->s->name, c->seed,
+        job);
+    if (from != NULL)
+        put(b, "init_from = %s/%d/%s\n", c->s->name, c->seed, from);
+    put(b, "split = %s\nsimilarity = %s\ntarget = %c\nn = %d\nvariant = %s\n"
+           "finetune = %d\n", c->s->name, c->s->similarity, target, n, variant,
+        finetune);
+    if (g->max_attempts > 0)
+        put(b, "max_attempts = %d\n", g->max_attempts);
+    put(b, "kind = train\ndataset = %s\nfingerprint = %s\n", g->dataset,
+        g->fingerprint);
+    if (target == 'A')
+        put_classes(b, c->s->a, c->s->na);
+    else
+        put_classes(b, c->s->b, c->s->nb);
+    if (g->limit_train > 0)
+        put(b, "limit_train = %d\n", g->limit_train);
+    if (g->limit_test > 0)
+        put(b, "limit_test = %d\n", g->limit_test);
+    put(b, "net = %s\n%sseed = %d\n", g->net, g->train, c->seed);
+    if (copy > 0)
+        put(b, "copy = %d\n", copy);
+    if (freeze > 0)
+        put(b, "freeze = %d\n", freeze);
+}
+
+/* The derived nets of target X (other task Y) at layer n. */
+static void put_derived(strbuf *b, const cell *c, char x, char y, int n)
+{
+    const gridspec *g = c->g;
+    char name[32], base_x[16], base_y[16];
+    snprintf(base_x, sizeof base_x, "base%c", x);
+    snprintf(base_y, sizeof base_y, "base%c", y);
+    for (int ft = 0; ft <= 1; ft++) {
+        if (ft ? !g->finetuned : !g->frozen)
+            continue;
+        const char *plus = ft ? "+" : "";
+        if (g->selffer) {
+            snprintf(name, sizeof name, "%c%d%c%s", x, n, x, plus);
+            put_job(b, c, name, x, n, "selffer", ft, base_x, n, ft ? 0 : n);
+        }
+        if (g->transfer) {
+            snprintf(name, sizeof name, "%c%d%c%s", y, n, x, plus);
+            put_job(b, c, name, x, n, "transfer", ft, base_y, n, ft ? 0 : n);
+        }
+    }
+    if (g->random) { /* random layers 1..n, frozen: nothing to copy */
+        snprintf(name, sizeof name, "R%d%c", n, x);
+        put_job(b, c, name, x, n, "random", 0, NULL, 0, n);
+    }
+}
+
+int gridspec_expand(const gridspec *g, char **text, tfq_error *e)
+{
+    *text = NULL;
+    if (strlen(g->fingerprint) != 64)
+        return tfq_error_set(e, TFQ_EINVAL, "grid: the data set's "
+                             "fingerprint is not known");
+    strbuf b = {malloc(65536), 0, 65536, 0};
+    if (b.p == NULL)
+        return tfq_error_set(e, TFQ_ENOMEM, "grid: out of memory");
+    b.p[0] = '\0';
+    for (int si = 0; si < g->nsplits; si++)
+        for (int ri = 0; ri < g->nseeds; ri++) {
+            cell c = {g, &g->splits[si], g->seeds[ri]};
+            put_job(&b, &c, "baseA", 'A', 0, "base", 0, NULL, 0, 0);
+            put_job(&b, &c, "baseB", 'B', 0, "base", 0, NULL, 0, 0);
+            for (int li = 0; li < g->nlayers; li++) {
+                if (g->a_to_b)
+                    put_derived(&b, &c, 'B', 'A', g->layers[li]);
+                if (g->b_to_a)
+                    put_derived(&b, &c, 'A', 'B', g->layers[li]);
+            }
+        }
+    if (b.failed) {
+        free(b.p);
+        return tfq_error_set(e, TFQ_ENOMEM, "grid: out of memory");
+    }
+    *text = b.p;
+    return 0;
+}
+
+/* ---- presets and sniffing ------------------------------------------------ */
+
+#include "presets.h" /* generated: s_presets[] = {name, text}, NULL-ended */
+
+const char *gridspec_preset(const char *name)
+{
+    for (int i = 0; s_presets[i].name != NULL; i++)
+        if (strcmp(s_presets[i].name, name) == 0)
+            return s_presets[i].text;
+    return NULL;
+}
+
+int gridspec_is_grid(const char *text)
+{
+    const char *p = text;
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        size_t i = 0;
+        while (i < len && isspace((unsigned char)p[i]))
+            i++;
+        if (i < len && p[i] != '#') {
+            /* a job file line is "key = value"; a grid file's "key:" */
+            size_t j = i;
+            while (j < len && (isalnum((unsigned char)p[j]) || p[j] == '_'))
+                j++;
+            return j > i && j < len && p[j] == ':';
+        }
+        if (eol == NULL)
+            break;
+        p = eol + 1;
+    }
+    return 0;
+}

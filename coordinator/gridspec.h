@@ -1,0 +1,88 @@
+/* Grid files: the experiment of Yosinski et al. (2014) in a few lines of
+ * YAML, expanded into the job file the queue runs (jobfile.h).
+ *
+ *   name: quick
+ *   dataset: {kind: fashion-mnist, limit_train: 12000, limit_test: 2000}
+ *   net: reference
+ *   train: {epochs: 3}
+ *   splits: {random: [1], dissimilar: false}
+ *   directions: A->B
+ *   layers: 1-7
+ *   variants: [selffer, transfer]
+ *   finetune: frozen
+ *   seeds: [1]
+ *   metric: final
+ *
+ * README.md documents every key.  Parsing is strict: an unknown key, a
+ * repeated key, a value of the wrong kind or out of range, and a
+ * combination that cannot be run are errors naming the line. */
+#ifndef TFQ_COORDINATOR_GRIDSPEC_H
+#define TFQ_COORDINATOR_GRIDSPEC_H
+
+#include "common/err.h"
+#include "common/hash.h"
+#include "worker/net.h"
+
+#define GRID_MAX_CLASSES 256
+#define GRID_MAX_SPLITS 64
+#define GRID_MAX_SEEDS 64
+#define GRID_MAX_LAYERS 32
+#define GRID_WORD_BYTES 32
+/* Jobs one grid may expand to. */
+#define GRID_MAX_JOBS 100000
+
+/* One split of the classes into task A and task B. */
+typedef struct {
+    char name[GRID_WORD_BYTES];       /* random0, dissimilar, or the user's */
+    char similarity[GRID_WORD_BYTES]; /* random, dissimilar or custom */
+    int a[GRID_MAX_CLASSES], na;
+    int b[GRID_MAX_CLASSES], nb;
+} grid_split;
+
+typedef struct {
+    char name[128]; /* "" when the file gives none */
+    /* data */
+    char dataset[GRID_WORD_BYTES]; /* data_kind name */
+    char data_path[1024];          /* where submit reads it to fingerprint */
+    char fingerprint[HASH_HEX_BYTES]; /* "" until known */
+    int classes;                   /* classes in the data set */
+    int limit_train, limit_test;   /* 0: all */
+    /* net and training */
+    char net[NET_SPEC_TEXT_BYTES]; /* a preset name or operations */
+    int learned;                   /* its learned layers */
+    char train[2048];              /* "key = value" lines of the job spec */
+    /* the grid */
+    grid_split splits[GRID_MAX_SPLITS];
+    int nsplits;
+    int a_to_b, b_to_a;            /* directions */
+    int layers[GRID_MAX_LAYERS];   /* n values, ascending */
+    int nlayers;
+    int selffer, transfer, random; /* variants */
+    int frozen, finetuned;
+    int seeds[GRID_MAX_SEEDS];
+    int nseeds;
+    char metric[GRID_WORD_BYTES];  /* final, best, topK */
+    int max_attempts;              /* 0: the queue's default */
+} gridspec;
+
+/* Parses and checks a grid file.  Errors read "line N: key: reason". */
+int gridspec_parse(const char *text, gridspec *g, tfq_error *e);
+
+/* Jobs the grid expands to. */
+int gridspec_count(const gridspec *g);
+
+/* The grid as a job file (jobfile.h), *text malloc'd: per split and seed the
+ * base nets baseA and baseB, then per direction X<-Y and n the selffer XnX,
+ * XnX+, the transfer YnX, YnX+ and the random control RnX, as the grid asks,
+ * each derived net copying from (and waiting on) its base.  Names read
+ * SPLIT/SEED/NET, e.g. random0/1/A3B+.  g->fingerprint must be set. */
+int gridspec_expand(const gridspec *g, char **text, tfq_error *e);
+
+/* The text of a built-in grid ("quick", "paper"), or NULL. */
+const char *gridspec_preset(const char *name);
+
+/* Whether text looks like a grid file rather than a job file: its first
+ * line that is not blank or a comment is a YAML "key:" line. */
+int gridspec_is_grid(const char *text);
+
+#endif

@@ -1,0 +1,296 @@
+/* Grid files: parsing, the expansion into the paper's table of nets, and
+ * the errors, each naming its line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "coordinator/gridspec.h"
+#include "coordinator/jobfile.h"
+
+#define FP "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+static const char *s_grid =
+    "# every variant, both directions, two seeds\n"
+    "name: g\n"
+    "dataset:\n"
+    "  kind: fashion-mnist\n"
+    "  fingerprint: " FP "\n"
+    "  limit_train: 1000\n"
+    "net: reference\n"
+    "train:\n"
+    "  epochs: 2\n"
+    "  lr: 0.02\n"
+    "splits:\n"
+    "  random: [0]\n"
+    "  dissimilar: true\n"
+    "directions: both\n"
+    "layers: 1-3\n"
+    "variants: [selffer, transfer, random]\n"
+    "finetune: both\n"
+    "seeds: [1, 2]\n"
+    "metric: top5\n";
+
+/* Parses and expands text into f. */
+static int expand(const char *text, gridspec *g, jobfile *f)
+{
+    tfq_error e = {0};
+    char *jobs = NULL;
+    CHECK_MSG(gridspec_parse(text, g, &e) == 0, "%s", e.msg);
+    if (g->fingerprint[0] == '\0')
+        snprintf(g->fingerprint, sizeof g->fingerprint, "%s", FP);
+    CHECK_MSG(gridspec_expand(g, &jobs, &e) == 0, "%s", e.msg);
+    int rc = jobfile_parse(jobs, f, &e);
+    free(jobs);
+    CHECK_MSG(rc == 0, "%s", e.msg);
+    CHECK_EQ_INT(f->njobs, gridspec_count(g));
+    return 0;
+}
+
+static const jobfile_job *find(const jobfile *f, const char *name)
+{
+    for (int i = 0; i < f->njobs; i++)
+        if (strcmp(f->jobs[i].name, name) == 0)
+            return &f->jobs[i];
+    return NULL;
+}
+
+static int same_classes(const job_spec *s, const int *c, int n)
+{
+    if (s->nclasses != n)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (s->classes[i] != c[i])
+            return 0;
+    return 1;
+}
+
+/* One expected net: what it copies from, how many layers it copies and
+ * freezes, which task it trains on. */
+static int check_net(const jobfile *f, const grid_split *s, int seed,
+                     const char *job, const char *from, int copy, int freeze,
+                     char target, const char *variant, int finetune, int n)
+{
+    char name[64], src[64];
+    snprintf(name, sizeof name, "%s/%d/%s", s->name, seed, job);
+    const jobfile_job *j = find(f, name);
+    CHECK_MSG(j != NULL, "no job %s", name);
+    CHECK_EQ_INT(j->spec.copy_layers, copy);
+    CHECK_EQ_INT(j->spec.freeze_layers, freeze);
+    CHECK_EQ_INT((int)j->spec.seed, seed);
+    CHECK_EQ_INT(j->spec.epochs, 2);
+    CHECK_EQ_INT(j->spec.limit_train, 1000);
+    CHECK(strcmp(j->spec.fingerprint, FP) == 0);
+    CHECK_MSG(same_classes(&j->spec, target == 'A' ? s->a : s->b,
+                           target == 'A' ? s->na : s->nb),
+              "%s trains on the wrong classes", name);
+    CHECK(strcmp(j->split, s->name) == 0);
+    CHECK(strcmp(j->similarity, s->similarity) == 0);
+    CHECK(j->target[0] == target && j->target[1] == '\0');
+    CHECK(strcmp(j->variant, variant) == 0);
+    CHECK_EQ_INT(j->finetune, finetune);
+    CHECK_EQ_INT(j->n, n);
+    if (from == NULL) {
+        CHECK_MSG(j->nafter == 0 && j->init_from < 0, "%s waits", name);
+        return 0;
+    }
+    snprintf(src, sizeof src, "%s/%d/%s", s->name, seed, from);
+    CHECK_MSG(j->init_from >= 0 && strcmp(f->jobs[j->init_from].name, src) == 0,
+              "%s does not copy from %s", name, src);
+    CHECK_EQ_INT(j->nafter, 1);
+    CHECK(j->after[0] == j->init_from);
+    return 0;
+}
+
+/* The table of PAPER.md, built here net by net, is exactly the expansion. */
+static int test_expand_table(void)
+{
+    static gridspec g;
+    jobfile f;
+    CHECK(expand(s_grid, &g, &f) == 0);
+    /* 2 splits x 2 seeds x (2 bases + 2 directions x 3 n x 5 nets) */
+    CHECK_EQ_INT(f.njobs, 2 * 2 * (2 + 2 * 3 * 5));
+    CHECK(strcmp(g.metric, "top5") == 0);
+    CHECK_EQ_INT(g.nsplits, 2);
+    static const int tops[] = {0, 2, 3, 4, 6}, rest[] = {1, 5, 7, 8, 9};
+    const grid_split *dis = &g.splits[1];
+    CHECK(strcmp(dis->name, "dissimilar") == 0);
+    CHECK_EQ_INT(dis->na, 5);
+    CHECK(memcmp(dis->a, tops, sizeof tops) == 0);
+    CHECK(memcmp(dis->b, rest, sizeof rest) == 0);
+    int checked = 0;
+    for (int si = 0; si < 2; si++)
+        for (int seed = 1; seed <= 2; seed++) {
+            const grid_split *s = &g.splits[si];
+            CHECK(check_net(&f, s, seed, "baseA", NULL, 0, 0, 'A', "base", 0,
+                            0) == 0);
+            CHECK(check_net(&f, s, seed, "baseB", NULL, 0, 0, 'B', "base", 0,
+                            0) == 0);
+            checked += 2;
+            for (int d = 0; d < 2; d++) {
+                char x = d ? 'A' : 'B', y = d ? 'B' : 'A';
+                char bx[8], by[8];
+                snprintf(bx, sizeof bx, "base%c", x);
+                snprintf(by, sizeof by, "base%c", y);
+                for (int n = 1; n <= 3; n++) {
+                    char nm[16];
+                    snprintf(nm, sizeof nm, "%c%d%c", x, n, x); /* selffer */
+                    CHECK(check_net(&f, s, seed, nm, bx, n, n, x, "selffer",
+                                    0, n) == 0);
+                    strcat(nm, "+");
+                    CHECK(check_net(&f, s, seed, nm, bx, n, 0, x, "selffer",
+                                    1, n) == 0);
+                    snprintf(nm, sizeof nm, "%c%d%c", y, n, x); /* transfer */
+                    CHECK(check_net(&f, s, seed, nm, by, n, n, x, "transfer",
+                                    0, n) == 0);
+                    strcat(nm, "+");
+                    CHECK(check_net(&f, s, seed, nm, by, n, 0, x, "transfer",
+                                    1, n) == 0);
+                    snprintf(nm, sizeof nm, "R%d%c", n, x); /* random */
+                    CHECK(check_net(&f, s, seed, nm, NULL, 0, n, x, "random",
+                                    0, n) == 0);
+                    checked += 5;
+                }
+            }
+        }
+    CHECK_EQ_INT(checked, f.njobs); /* and nothing else */
+    /* bases first: every derived net waits on one */
+    CHECK(find(&f, "random0/1/baseA")->depth > find(&f, "random0/1/A1B")->depth);
+    jobfile_release(&f);
+    return 0;
+}
+
+/* A random split: half the classes each, disjoint, fixed by its seed. */
+static int test_random_split(void)
+{
+    static gridspec g1, g2;
+    tfq_error e = {0};
+    const char *text = "splits: {random: [0, 1, 2, 3]}\nlayers: 1\n";
+    CHECK_MSG(gridspec_parse(text, &g1, &e) == 0, "%s", e.msg);
+    CHECK(gridspec_parse(text, &g2, &e) == 0);
+    CHECK_EQ_INT(g1.nsplits, 4);
+    int differ = 0;
+    for (int i = 0; i < 4; i++) {
+        const grid_split *s = &g1.splits[i];
+        CHECK_EQ_INT(s->na, 5);
+        CHECK_EQ_INT(s->nb, 5);
+        int seen[10] = {0};
+        for (int k = 0; k < 5; k++) {
+            seen[s->a[k]]++;
+            seen[s->b[k]]++;
+        }
+        for (int c = 0; c < 10; c++)
+            CHECK_EQ_INT(seen[c], 1);
+        CHECK(memcmp(s, &g2.splits[i], sizeof *s) == 0);
+        if (i > 0)
+            differ |= memcmp(s->a, g1.splits[0].a, sizeof s->a) != 0;
+    }
+    CHECK(differ);
+    return 0;
+}
+
+/* The presets parse, and quick is small. */
+static int test_presets(void)
+{
+    static gridspec g;
+    jobfile f;
+    CHECK(gridspec_preset("quick") != NULL);
+    CHECK(gridspec_preset("nosuch") == NULL);
+    CHECK(expand(gridspec_preset("quick"), &g, &f) == 0);
+    CHECK_EQ_INT(f.njobs, 16);
+    CHECK(strcmp(g.name, "quick") == 0);
+    jobfile_release(&f);
+    CHECK(expand(gridspec_preset("paper"), &g, &f) == 0);
+    CHECK_EQ_INT(f.njobs, 5 * (2 + 2 * 7 * 5));
+    jobfile_release(&f);
+    CHECK(gridspec_is_grid(gridspec_preset("paper")));
+    CHECK(gridspec_is_grid("\n# c\n  name: x\n"));
+    CHECK(!gridspec_is_grid("name = x\nkind = sleep\n"));
+    CHECK(!gridspec_is_grid("# only a comment\n"));
+    return 0;
+}
+
+/* The identity covers the configuration and the source's identity. */
+static int test_identity(void)
+{
+    static gridspec g;
+    jobfile a, b;
+    CHECK(expand(s_grid, &g, &a) == 0);
+    CHECK(expand(s_grid, &g, &b) == 0);
+    for (int i = 0; i < a.njobs; i++)
+        CHECK(strcmp(a.jobs[i].identity, b.jobs[i].identity) == 0);
+    jobfile_release(&b);
+    /* another learning rate: every net is another */
+    char *other = strdup(s_grid);
+    memcpy(strstr(other, "lr: 0.02"), "lr: 0.03", 8);
+    CHECK(expand(other, &g, &b) == 0);
+    for (int i = 0; i < a.njobs; i++)
+        CHECK(strcmp(a.jobs[i].identity, b.jobs[i].identity) != 0);
+    jobfile_release(&b);
+    free(other);
+    jobfile_release(&a);
+    return 0;
+}
+
+/* Bad files: each error names the line and says what is wrong. */
+static int test_errors(void)
+{
+    static const struct {
+        const char *text;
+        const char *want; /* in the message */
+    } cases[] = {
+        {"splits: {random: [0]}\nlayerz: 1-7\n", "line 2: grid: unknown key 'layerz'"},
+        {"splits: {random: [0]}\nlayers: 1-9\n", "line 2: layers: n = 8, but the net has 8 learned layers"},
+        {"splits: {random: [0]}\nlayers: 0-3\n", "line 2: layers: 0..3 is outside 1..32"},
+        {"splits: {random: [0]}\nlayers: 3-1\n", "line 2: layers: '3-1' is not a number or a range"},
+        {"layers: 1\nsplits:\n  random: [0]\n  dissimilar: maybe\n", "line 4: splits.dissimilar: 'maybe' is not true or false"},
+        {"dataset: {kind: cifar10}\nlayers: 1\nsplits:\n  dissimilar: true\n", "line 4: splits.dissimilar: no dissimilar split is defined for cifar10"},
+        {"dataset: {kind: imagenet}\n", "line 1: dataset.kind: 'imagenet' is not"},
+        {"splits: {random: [0]}\nlayers: 1\nvariants: [random]\nfinetune: finetuned\n", "line 3: variants: the random control is frozen by definition"},
+        {"splits: {random: [0]}\nlayers: 1\nvariants: [selffer, selfer]\n", "line 3: variants: 'selfer' is not one of selffer, transfer, random"},
+        {"splits: {random: [0]}\nlayers: 1\ndirections: A->C\n", "line 3: directions: 'A->C' is not one of"},
+        {"splits: {random: [0]}\nlayers: 1\ntrain:\n  epochs: -2\n", "line 4: train.epochs:"},
+        {"splits: {random: [0]}\nlayers: 1\ntrain:\n  momentun: 0.9\n", "line 4: train: unknown key 'momentun'"},
+        {"splits: {random: [0]}\nlayers: 1\nmetric: top0\n", "line 3: metric: 'top0' is not final, best or topK"},
+        {"splits: {random: [0]}\nlayers: 1\nseeds: [1]\nrepeats: 2\n", "line 3: seeds: give seeds or repeats, not both"},
+        {"splits: {random: [0]}\nlayers: 1\nlayers: 2\n", "line 3: grid: 'layers' is given twice"},
+        {"splits: {random: [0, 0]}\nlayers: 1\n", "line 1: splits.random: 0 is listed twice"},
+        {"layers: 1\nsplits:\n  custom:\n    - {name: s, A: [0, 1], B: [1, 2]}\n", "line 4: splits.custom: class 1 is in both A and B"},
+        {"layers: 1\nsplits:\n  custom:\n    - {name: s, A: [0, 10], B: [1]}\n", "line 4: splits.custom.A: 10..10 is outside 0..9"},
+        {"layers: 1\nsplits: {random: [0]}\nnet: [conv 16 5, blah]\n", "line 3: net:"},
+        {"splits: {random: [0]\nlayers: 1\n", "line 2 column 1: not YAML"},
+        {"layers: 1\n", "splits: no split"},
+        {"- a\n- b\n", "line 1: the grid file is not a mapping"},
+        {"splits: {random: [0]}\nlayers: 1\ndataset:\n  limit_train: lots\n", "line 4: dataset.limit_train: 'lots' is not a whole number"},
+        {"splits: {random: [0]}\nlayers: 1\ndataset:\n  fingerprint: abc\n", "line 4: dataset.fingerprint: not 64 lowercase hex digits"},
+    };
+    static gridspec g;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tfq_error e = {0};
+        int rc = gridspec_parse(cases[i].text, &g, &e);
+        CHECK_MSG(rc != 0, "case %zu parsed: %s", i, cases[i].text);
+        CHECK_MSG(strstr(e.msg, cases[i].want) != NULL,
+                  "case %zu: '%s' does not say '%s'", i, e.msg, cases[i].want);
+    }
+    /* no fingerprint: no expansion */
+    tfq_error e = {0};
+    char *jobs = NULL;
+    CHECK(gridspec_parse("splits: {random: [0]}\nlayers: 1\n", &g, &e) == 0);
+    CHECK(gridspec_expand(&g, &jobs, &e) != 0);
+    CHECK(strstr(e.msg, "fingerprint") != NULL);
+    CHECK(jobs == NULL);
+    return 0;
+}
+
+static const test_case cases[] = {
+    {"expand_table", test_expand_table},
+    {"random_split", test_random_split},
+    {"presets", test_presets},
+    {"identity", test_identity},
+    {"errors", test_errors},
+};
+
+int main(int argc, char **argv)
+{
+    return test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
+}
