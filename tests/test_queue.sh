@@ -57,7 +57,7 @@ check_once() {
     [ "$n" = 0 ] || fail "$n jobs not succeeded"
     n=$(q "select count(*) from (select job_id from attempts where state='succeeded' group by job_id having count(*) != 1)")
     [ "$n" = 0 ] || fail "$n jobs with other than one successful attempt"
-    n=$(q "select count(*) from jobs j where not exists (select 1 from attempts a where a.job_id = j.id and a.state = 'succeeded')")
+    n=$(q "select count(*) from jobs j where not exists (select 1 from attempts a where a.job_id = coalesce(j.reused_from, j.id) and a.state = 'succeeded')")
     [ "$n" = 0 ] || fail "$n jobs without a successful attempt"
     n=$(q "select count(*) from deps d join attempts a on a.job_id = d.job_id join attempts b on b.job_id = d.depends_on and b.state = 'succeeded' where a.started_ms < b.finished_ms")
     [ "$n" = 0 ] || fail "$n attempts started before their dependency succeeded"
@@ -297,6 +297,67 @@ kill_batched)
     check_once
     [ "$(q "select count(*) from attempts where worker = 'victim' and state = 'lost'")" = "$HELD" ] || fail "the victim's batch was not marked lost"
     [ "$(q "select count(*) from attempts where attempt = 2 and state = 'succeeded'")" = "$HELD" ] || fail "the lost batch was not run again"
+    ;;
+grid_reuse)
+    # A grid file: its expansion, result reuse, growth, --force, the report.
+    [ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP: no Fashion-MNIST"; exit 77; }
+    start_coord
+    cat >"$DIR/tiny.yaml" <<'YAML'
+name: tiny
+dataset: {kind: fashion-mnist, limit_train: 600, limit_test: 200}
+train: {epochs: 1}
+splits: {random: [0]}
+directions: A->B
+layers: 1-2
+variants: [selffer, transfer]
+finetune: frozen
+seeds: [1]
+YAML
+    jobs() { q "select count(*) from jobs"; }
+    attempts() { q "select count(*) from attempts"; }
+    "$TFQ" submit "$DIR/tiny.yaml" --dry-run --connect "$EP" >"$DIR/dry.txt" || fail "dry run"
+    grep -q "^6 jobs" "$DIR/dry.txt" || fail "dry run: $(cat "$DIR/dry.txt")"
+    grep -q "^random0/1/A2B .* random0/1/baseA$" "$DIR/dry.txt" || fail "dry run shows no dependency: $(cat "$DIR/dry.txt")"
+    [ "$(jobs)" = 0 ] || fail "the dry run stored jobs"
+    # a bad file: the file, the line and the reason, and nothing stored
+    sed 's/^layers: 1-2/layers: 1-9/' "$DIR/tiny.yaml" >"$DIR/bad.yaml"
+    "$TFQ" submit "$DIR/bad.yaml" --connect "$EP" 2>"$DIR/bad.err" && fail "a bad grid file was accepted"
+    grep -q "bad.yaml: line 6: layers: n = 8" "$DIR/bad.err" || fail "bad file message: $(cat "$DIR/bad.err")"
+    [ "$(q "select count(*) from grids")" = 0 ] || fail "the bad file created a grid"
+
+    "$TFQ" submit "$DIR/tiny.yaml" --connect "$EP" | grep -q "6 jobs added, 0 reused, 0 already there" || fail "first submit"
+    start_worker w1 --exit-when-idle
+    wait "$WPID" || fail "worker exited $?"
+    check_once
+    [ "$(attempts)" = 6 ] || fail "$(attempts) attempts for 6 jobs"
+    # again: nothing runs twice
+    "$TFQ" submit "$DIR/tiny.yaml" --connect "$EP" | grep -q "0 jobs added, 0 reused, 6 already there" || fail "second submit"
+    # under another name: every job reuses the finished one, nothing runs
+    "$TFQ" submit "$DIR/tiny.yaml" --grid copy --connect "$EP" | grep -q "0 jobs added, 6 reused" || fail "reuse"
+    "$TFQ" status copy --connect "$EP" --json | grep -q '"done": 6' || fail "the reused grid is not done"
+    [ "$(attempts)" = 6 ] || fail "reuse ran jobs"
+    [ "$(q "select count(*) from jobs a join jobs b on b.id = a.reused_from where a.result = b.result and a.identity = b.identity")" = 6 ] || fail "reused jobs do not carry the original's result"
+    "$TFQ" results copy --json --connect "$EP" | grep -q '"checkpoint":"[0-9a-f]\{64\}"' || fail "a reused job has no checkpoint"
+    # grown: a second seed, and a third layer whose bases exist already
+    sed 's/^seeds: \[1\]/seeds: [1, 2]/; s/^layers: 1-2/layers: 1-3/' "$DIR/tiny.yaml" >"$DIR/grown.yaml"
+    "$TFQ" submit "$DIR/grown.yaml" --connect "$EP" | grep -q "10 jobs added, 0 reused, 6 already there" || fail "growth"
+    start_worker w2 --exit-when-idle
+    wait "$WPID" || fail "worker exited $?"
+    check_once
+    [ "$(attempts)" = 16 ] || fail "$(attempts) attempts after growing to 16 jobs"
+    grep -q "copies layers from checkpoint" "$DIR/w2.log" || fail "the new layer-3 jobs did not copy the kept bases"
+    # the report of the grid (figures rendered by the report's own test)
+    "$TFQ" report tiny -o "$DIR/rep" --connect "$EP" >"$DIR/rep.txt" || fail "report: $(cat "$DIR/rep.txt")"
+    for f in figure2.svg figure3.svg table.md table.csv; do
+        [ -s "$DIR/rep/$f" ] || fail "report wrote no $f"
+    done
+    grep -q "^random,transfer,0,3," "$DIR/rep/table.csv" || fail "no transfer n=3 point: $(cat "$DIR/rep/table.csv")"
+    # --force: the file's jobs run again
+    "$TFQ" submit "$DIR/tiny.yaml" --force --connect "$EP" | grep -q "6 jobs added" || fail "force"
+    start_worker w3 --exit-when-idle
+    wait "$WPID" || fail "worker exited $?"
+    [ "$(q "select count(*) from attempts a join jobs j on j.id = a.job_id where j.name = 'random0/1/baseA' and a.state = 'succeeded'")" = 2 ] || fail "--force did not run baseA again"
+    [ "$(q "select count(*) from jobs where state != 'succeeded'")" = 0 ] || fail "jobs left unfinished after --force"
     ;;
 *)
     echo "unknown case $CASE" >&2
