@@ -2,6 +2,7 @@
 #ifndef TFQ_CLI_CLI_H
 #define TFQ_CLI_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Each subcommand: argc/argv start at the subcommand name; returns the
@@ -19,6 +20,11 @@ int cmd_workers(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+
+/* Whether FILE (or the preset of that name, when there is no such file) is
+ * a grid file; its grid name, when it is, into name (the file's "name:",
+ * else the file's name without its directories and .yaml). */
+int cli_grid_source(const char *what, char *name, size_t bytes);
 
 /* Parse a flag's value; on failure print "tfq CMD: --flag: bad value 'x'
  * (expected ...)" and return -1. */

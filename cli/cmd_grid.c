@@ -341,12 +341,16 @@ int cmd_run(int argc, char **argv)
         case 'v': csv = 1; break;
         case 'j': json = 1; break;
         case 'H':
-            printf("usage: tfq run FILE [--workers N] [--state DIR] "
+            printf("usage: tfq run FILE|PRESET [--workers N] [--state DIR] "
                    "[--data DIR] [--csv | --json]\n\n"
-                   "Runs the jobs of FILE on this machine: a coordinator and "
-                   "N workers (2),\nthen prints the results.  The state "
-                   "(database, checkpoints, logs) goes to\nDIR (default: a "
-                   "new directory tfq-run-XXXXXX here) and is kept.\n");
+                   "Runs a grid file, a built-in grid (quick, paper) or a "
+                   "job file on this\nmachine: a coordinator and N workers "
+                   "(2), then prints the results and,\nfor a grid, writes "
+                   "its report (tfq report) to DIR/report and prints its\n"
+                   "table.  The state (database, checkpoints, logs) goes to "
+                   "DIR (default: a\nnew directory tfq-run-XXXXXX here) and "
+                   "is kept: run again with the same\n--state and only what "
+                   "is not done runs.\n");
             return CLI_OK;
         default: return CLI_USAGE;
         }
@@ -402,7 +406,10 @@ int cmd_run(int argc, char **argv)
                 log);
         goto out;
     }
-    char *sargs[] = {"tfq", "submit", (char *)file, "--connect", ep, NULL};
+    char grid[PROTO_MAX_NAME_BYTES];
+    int is_grid = cli_grid_source(file, grid, sizeof grid);
+    char *sargs[] = {"tfq", "submit", (char *)file, "--grid", grid,
+                     "--connect", ep, NULL};
     pid_t sub = spawn(sargs, NULL);
     int ws = 0;
     if (waitpid(sub, &ws, 0) < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
@@ -448,6 +455,17 @@ int cmd_run(int argc, char **argv)
     status = s_stop ? CLI_INTERRUPTED
                     : (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) ? CLI_OK
                                                               : CLI_FAIL;
+    if (status == CLI_OK && is_grid && !json && !csv) {
+        /* A grid file: its figures and tables too. */
+        char out[4200];
+        snprintf(out, sizeof out, "%s/report", dir);
+        char *pargs[] = {"tfq", "report", grid, "-o", out, "--connect", ep,
+                         NULL};
+        pid_t pp = spawn(pargs, NULL);
+        waitpid(pp, &ws, 0);
+        if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+            status = CLI_FAIL;
+    }
 out:
     free(workers);
     kill(coord, SIGTERM);

@@ -74,6 +74,20 @@ static void base_name(const char *path, char *out, size_t bytes)
         *dot = '\0';
 }
 
+int cli_grid_source(const char *what, char *name, size_t bytes)
+{
+    tfq_error e = {0};
+    char *text = source_text(what, &e);
+    int grid = text != NULL && gridspec_is_grid(text);
+    gridspec *g = grid ? malloc(sizeof *g) : NULL;
+    base_name(what, name, bytes);
+    if (g != NULL && gridspec_parse(text, g, &e) == 0 && g->name[0] != '\0')
+        snprintf(name, bytes, "%s", g->name);
+    free(g);
+    free(text);
+    return grid;
+}
+
 /* Fills g->fingerprint from the data set, unless the file gave it. */
 static int fingerprint(gridspec *g, tfq_error *e)
 {
