@@ -20,6 +20,7 @@ int cmd_workers(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
 
 /* Whether FILE (or the preset of that name, when there is no such file) is
  * a grid file; its grid name, when it is, into name (the file's "name:",

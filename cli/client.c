@@ -5,8 +5,11 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "common/curve.h"
+
 struct client {
     void *ctx, *sock;
+    void *monitor; /* CURVE: the handshake, to say why we are refused */
     char endpoint[256];
     zmq_msg_t frame;
     proto_unpacked up;
@@ -25,6 +28,14 @@ client *client_new(const char *endpoint, tfq_error *e)
     c->ctx = zmq_ctx_new();
     c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_DEALER) : NULL;
     int zero = 0;
+    curve_config curve;
+    if (curve_client_from_env(&curve, e) != 0 ||
+        (c->sock && curve_socket_client(c->sock, &curve, e) != 0)) {
+        client_destroy(&c);
+        return NULL;
+    }
+    if (curve.on && c->sock)
+        c->monitor = curve_monitor_open(c->ctx, c->sock);
     if (c->sock == NULL ||
         zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
         zmq_connect(c->sock, endpoint) != 0) {
@@ -43,6 +54,7 @@ void client_destroy(client **cp)
     client *c = *cp;
     zmq_msg_close(&c->frame);
     proto_unpacked_release(&c->up);
+    curve_monitor_close(c->monitor);
     if (c->sock)
         zmq_close(c->sock);
     if (c->ctx)
@@ -63,11 +75,22 @@ int client_request(client *c, const proto_msg *m, proto_msg *reply,
     msgpack_sbuffer_destroy(&b);
     if (rc != 0)
         return rc;
-    zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&item, 1, CLIENT_TIMEOUT_MS) <= 0)
-        return tfq_error_set(e, TFQ_EIO, "no answer from the coordinator at "
-                             "%s within %d s (is it running?)", c->endpoint,
-                             CLIENT_TIMEOUT_MS / 1000);
+    /* Wait for the answer, or for the monitor to say we were refused. */
+    zmq_pollitem_t items[2] = {{c->sock, 0, ZMQ_POLLIN, 0},
+                               {c->monitor, 0, ZMQ_POLLIN, 0}};
+    for (;;) {
+        if (zmq_poll(items, c->monitor ? 2 : 1, CLIENT_TIMEOUT_MS) <= 0)
+            return tfq_error_set(e, TFQ_EIO, "no answer from the coordinator "
+                                 "at %s within %d s (is it running? does it "
+                                 "want CURVE keys?)", c->endpoint,
+                                 CLIENT_TIMEOUT_MS / 1000);
+        char why[256];
+        if ((items[1].revents & ZMQ_POLLIN) &&
+            curve_refused(c->monitor, why, sizeof why))
+            return tfq_error_set(e, TFQ_EPERM, "%s: %s", c->endpoint, why);
+        if (items[0].revents & ZMQ_POLLIN)
+            break;
+    }
     zmq_msg_close(&c->frame);
     zmq_msg_init(&c->frame);
     if (zmq_msg_recv(&c->frame, c->sock, 0) < 0)

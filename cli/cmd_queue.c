@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "client.h"
 #include "report.h"
+#include "common/curve.h"
 #include "common/log.h"
 #include "coordinator/coord.h"
 #include "worker/agent.h"
@@ -23,10 +24,14 @@ int cmd_coordinator(int argc, char **argv)
         {"state", required_argument, 0, 's'},
         {"bind", required_argument, 0, 'b'},
         {"heartbeat-ms", required_argument, 0, 'h'},
+        {"allow-workers", required_argument, 0, 'w'},
+        {"allow-clients", required_argument, 0, 'c'},
         {"help", no_argument, 0, 'H'},
         {0, 0, 0, 0},
     };
     coord_config cfg = {.state_dir = NULL, .bind = DEFAULT_BIND};
+    const char *key = getenv("TFQ_CURVE_KEY");
+    cfg.curve_key = key != NULL && *key != '\0' ? key : NULL;
     long hb = 0;
     int o;
     optind = 1;
@@ -34,6 +39,8 @@ int cmd_coordinator(int argc, char **argv)
         switch (o) {
         case 's': cfg.state_dir = optarg; break;
         case 'b': cfg.bind = optarg; break;
+        case 'w': cfg.allow_workers = optarg; break;
+        case 'c': cfg.allow_clients = optarg; break;
         case 'h':
             if (cli_int("coordinator", "--heartbeat-ms", optarg, 10, 600000, &hb))
                 return CLI_USAGE;
@@ -48,7 +55,14 @@ int cmd_coordinator(int argc, char **argv)
                    "                     unless told otherwise; port * picks "
                    "a free one,\n"
                    "                     written to DIR/endpoint)\n"
-                   "  --heartbeat-ms N   worker heartbeat interval (%d)\n",
+                   "  --heartbeat-ms N   worker heartbeat interval (%d)\n"
+                   "  --curve-key FILE   this coordinator's secret key (tfq "
+                   "keygen): serve\n"
+                   "                     only CURVE peers whose public key "
+                   "is listed in\n"
+                   "  --allow-workers FILE  (may take and report jobs) or\n"
+                   "  --allow-clients FILE  (may submit, cancel, retry); "
+                   "both may read\n",
                    DEFAULT_BIND, COORD_HEARTBEAT_MS);
             return CLI_OK;
         default: return CLI_USAGE;
@@ -56,6 +70,11 @@ int cmd_coordinator(int argc, char **argv)
     }
     if (cfg.state_dir == NULL) {
         fprintf(stderr, "tfq coordinator: --state DIR is required\n");
+        return CLI_USAGE;
+    }
+    if (cfg.curve_key == NULL && (cfg.allow_workers || cfg.allow_clients)) {
+        fprintf(stderr, "tfq coordinator: an allow-list needs --curve-key "
+                "FILE (the coordinator's secret key)\n");
         return CLI_USAGE;
     }
     tfq_error e = {0};
@@ -244,4 +263,42 @@ int cmd_status(int argc, char **argv)
         fprintf(stderr, "tfq status: %s\n", e.msg);
     client_destroy(&c);
     return status;
+}
+
+int cmd_keygen(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'H'},
+        {0, 0, 0, 0},
+    };
+    const char *prefix = NULL;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        switch (o) {
+        case 'o': prefix = optarg; break;
+        case 'H':
+            printf("usage: tfq keygen -o NAME\n\n"
+                   "Writes a new CURVE key pair: NAME.key, the secret key "
+                   "(mode 0600; give it\nto the one process it names, with "
+                   "--curve-key) and NAME.pub, the public\nkey (put it in "
+                   "the coordinator's allow-list, or give the coordinator's "
+                   "to\nits peers with --server-key).  Existing files are "
+                   "never overwritten.\n");
+            return CLI_OK;
+        default: return CLI_USAGE;
+        }
+    }
+    if (prefix == NULL || optind != argc) {
+        fprintf(stderr, "tfq keygen: expected -o NAME\n");
+        return CLI_USAGE;
+    }
+    tfq_error e = {0};
+    if (curve_keygen(prefix, &e) != 0) {
+        fprintf(stderr, "tfq keygen: %s\n", e.msg);
+        return CLI_FAIL;
+    }
+    printf("wrote %s.key (secret) and %s.pub (public)\n", prefix, prefix);
+    return CLI_OK;
 }

@@ -1,5 +1,6 @@
 /* tfq: one executable, one subcommand per verb. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -22,6 +23,7 @@ static const struct {
     {"checkpoint", cmd_checkpoint, "checkpoint get JOB -o FILE"},
     {"run", cmd_run, "coordinator and N workers here, then the results"},
     {"report", cmd_report, "figures 2 and 3 and the tables of a grid"},
+    {"keygen", cmd_keygen, "write a CURVE key pair (NAME.key, NAME.pub)"},
 };
 
 #define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
@@ -31,11 +33,53 @@ static void usage(FILE *f)
     fprintf(f, "usage: tfq COMMAND [OPTIONS]\n\ncommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-12s %s\n", s_commands[i].name, s_commands[i].summary);
-    fprintf(f, "\n'tfq COMMAND --help' describes a command's options.\n");
+    fprintf(f, "\n'tfq COMMAND --help' describes a command's options.\n"
+               "\nEvery command takes --curve-key FILE (this end's secret "
+               "key) and\n--server-key FILE (the coordinator's public key), "
+               "or TFQ_CURVE_KEY and\nTFQ_SERVER_KEY, to speak CURVE "
+               "(tfq keygen, README \"Scaling out\").\n");
+}
+
+/* Takes the CURVE options out of argv (any command), into the environment
+ * that the coordinator, workers and clients read.  -1 on a missing
+ * value. */
+static int curve_options(int *argc, char **argv)
+{
+    static const struct {
+        const char *flag, *env;
+    } opts[] = {{"--curve-key", "TFQ_CURVE_KEY"},
+                {"--server-key", "TFQ_SERVER_KEY"}};
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        int taken = 0;
+        for (size_t k = 0; k < 2 && !taken; k++) {
+            size_t n = strlen(opts[k].flag);
+            if (strncmp(argv[i], opts[k].flag, n) != 0)
+                continue;
+            if (argv[i][n] == '=') {
+                setenv(opts[k].env, argv[i] + n + 1, 1);
+                taken = 1;
+            } else if (argv[i][n] == '\0') {
+                if (i + 1 >= *argc) {
+                    fprintf(stderr, "tfq: %s needs a FILE\n", opts[k].flag);
+                    return -1;
+                }
+                setenv(opts[k].env, argv[++i], 1);
+                taken = 1;
+            }
+        }
+        if (!taken)
+            argv[out++] = argv[i];
+    }
+    argv[out] = NULL;
+    *argc = out;
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
+    if (curve_options(&argc, argv) != 0)
+        return CLI_USAGE;
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;

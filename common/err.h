@@ -23,7 +23,8 @@
     X(INVAL, -10, "invalid argument")                             \
     X(RANGE, -11, "value out of range")                           \
     X(NOTSUP, -12, "not supported")                               \
-    X(INTR, -13, "interrupted")
+    X(INTR, -13, "interrupted")                                   \
+    X(PERM, -14, "not permitted")
 
 typedef enum {
     TFQ_OK = 0,

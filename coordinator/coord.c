@@ -2,6 +2,7 @@
 #include "coord.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <uv.h>
 #include <zmq.h>
 
+#include "common/curve.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "common/proto.h"
@@ -58,8 +60,33 @@ typedef struct {
     proto_kind kind; /* what it answers */
 } held_reply;
 
+/* Roles a CURVE key has: what its allow-list lets it do. */
+enum { ROLE_WORKER = 1, ROLE_CLIENT = 2 };
+
+/* The ZAP handler (ZeroMQ's authentication hook) and the handshake monitor
+ * run in a thread of their own: a handshake never waits on the store. */
+typedef struct {
+    int on;
+    curve_config key;
+    curve_allow workers, clients;
+    void *zap, *monitor;
+    pthread_t thread;
+    volatile int stop;
+    struct refusals {
+        int64_t logged_ms; /* the last one logged */
+        char last[24];     /* its key's fingerprint, or "" */
+        int quiet;         /* not logged since */
+        char note[96];     /* says how many, in the next line logged */
+    } by_key, by_handshake;
+} auth;
+
+/* A refused peer reconnects again and again: log a refusal at once, then
+ * at most one a AUTH_LOG_MS, saying how many went unlogged. */
+#define AUTH_LOG_MS 5000
+
 struct coord {
     coord_config cfg;
+    auth auth;
     int batching;       /* replies go to held[] until the commit */
     int nrequests;      /* handled in this batch */
     held_reply *held;   /* one request may hold several replies */
@@ -90,6 +117,9 @@ typedef struct {
     const void *data; /* the peer's routing id */
     size_t bytes;
     char name[PROTO_MAX_NAME_BYTES]; /* printable form, for logs and store */
+    unsigned roles;                  /* ROLE_*: what it may ask */
+    const char *user;                /* CURVE: "ROLES FINGERPRINT"; "" */
+    const char *address;             /* its IP address, or "" */
 } peer;
 
 static void send_raw(coord *c, const void *id, size_t id_bytes,
@@ -714,6 +744,29 @@ static void on_ckpt_get(coord *c, const peer *p, const proto_msg *m)
     reply(c, p, &r);
 }
 
+/* Who may send a kind: workers take and report jobs, clients change
+ * grids, both may read. */
+static unsigned kind_roles(proto_kind k)
+{
+    switch (k) {
+    case PROTO_HELLO:
+    case PROTO_READY:
+    case PROTO_HEARTBEAT:
+    case PROTO_PROGRESS:
+    case PROTO_RESULT:
+    case PROTO_RELEASE:
+    case PROTO_CKPT_PUT:
+    case PROTO_BYE:
+        return ROLE_WORKER;
+    case PROTO_SUBMIT:
+    case PROTO_CANCEL_GRID:
+    case PROTO_RETRY:
+        return ROLE_CLIENT;
+    default:
+        return ROLE_WORKER | ROLE_CLIENT;
+    }
+}
+
 static void handle(coord *c, const peer *p, const void *frame, size_t bytes)
 {
     proto_msg m;
@@ -722,6 +775,17 @@ static void handle(coord *c, const peer *p, const void *frame, size_t bytes)
     if (rc != 0) {
         log_warn("bad message from %s: %s", p->name, e.msg);
         reply_error(c, p, rc, e.msg, PROTO_KIND_NONE);
+        return;
+    }
+    if (!(p->roles & kind_roles(m.kind))) {
+        log_warn("refused %s from %s at %s (CURVE key %s): not allowed for "
+                 "this key", proto_kind_name(m.kind), p->name, p->address,
+                 p->user);
+        char msg[160];
+        snprintf(msg, sizeof msg, "this key may not send %s (it is not in "
+                 "the coordinator's %s allow-list)", proto_kind_name(m.kind),
+                 kind_roles(m.kind) == ROLE_CLIENT ? "client" : "worker");
+        reply_error(c, p, TFQ_EPERM, msg, m.kind);
         return;
     }
     switch (m.kind) {
@@ -773,6 +837,194 @@ static void handle(coord *c, const peer *p, const void *frame, size_t bytes)
         reply_error(c, p, TFQ_EINVAL, msg, m.kind);
     }
     }
+}
+
+/* ---- authentication ----------------------------------------------------- */
+
+/* Receives the next frame of a multi-part message into buf (NUL-ended);
+ * its size, or -1. */
+static int zap_frame(void *sock, char *buf, size_t bytes)
+{
+    int n = zmq_recv(sock, buf, bytes - 1, 0);
+    if (n < 0)
+        return -1;
+    buf[(size_t)n < bytes - 1 ? (size_t)n : bytes - 1] = '\0';
+    return n;
+}
+
+/* Whether to log this refusal: yes for another key than the last one
+ * logged, else at most one a AUTH_LOG_MS.  Sets r->note. */
+static int refusal_logged(struct refusals *r, const char *key)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (r->logged_ms != 0 && now - r->logged_ms < AUTH_LOG_MS &&
+        strcmp(r->last, key) == 0) {
+        r->quiet++;
+        return 0;
+    }
+    r->note[0] = '\0';
+    if (r->quiet > 0)
+        snprintf(r->note, sizeof r->note, " (%d more refusals since the last "
+                 "one logged)", r->quiet);
+    r->quiet = 0;
+    r->logged_ms = now;
+    snprintf(r->last, sizeof r->last, "%s", key);
+    return 1;
+}
+
+/* Answers one ZAP request (RFC 27): admitted when the client's public key
+ * is in an allow-list, with its roles and fingerprint as the User-Id. */
+static void zap_answer(auth *a)
+{
+    char f[7][256];
+    int n[7] = {0}, got = 0, more = 1;
+    while (more && got < 7) {
+        n[got] = zap_frame(a->zap, f[got], sizeof f[got]);
+        if (n[got] < 0)
+            return;
+        got++;
+        size_t sz = sizeof more;
+        zmq_getsockopt(a->zap, ZMQ_RCVMORE, &more, &sz);
+    }
+    while (more) { /* a request longer than RFC 27's: drain it */
+        char skip[256];
+        size_t sz = sizeof more;
+        if (zap_frame(a->zap, skip, sizeof skip) < 0)
+            return;
+        zmq_getsockopt(a->zap, ZMQ_RCVMORE, &more, &sz);
+    }
+    const char *address = got > 3 ? f[3] : "?";
+    char fp[CURVE_FP_BYTES] = "none";
+    const char *status = "400", *text = "not CURVE", *user = "";
+    char uid[64];
+    if (got == 7 && strcmp(f[5], "CURVE") == 0 && n[6] == CURVE_KEY_BYTES) {
+        const uint8_t *key = (const uint8_t *)f[6];
+        curve_fingerprint(key, fp);
+        int w = curve_allow_has(&a->workers, key);
+        int cl = curve_allow_has(&a->clients, key);
+        if (w || cl) {
+            snprintf(uid, sizeof uid, "%s %s",
+                     w && cl ? "worker+client" : w ? "worker" : "client", fp);
+            status = "200";
+            text = "OK";
+            user = uid;
+        } else {
+            text = "key not in the allow-lists";
+        }
+    }
+    if (strcmp(status, "200") != 0 && refusal_logged(&a->by_key, fp))
+        log_warn("refused a peer at %s (CURVE key %s): %s%s", address, fp,
+                 text, a->by_key.note);
+    const char *reply[6] = {"1.0", got > 1 ? f[1] : "", status, text, user,
+                            ""};
+    for (int i = 0; i < 6; i++) {
+        size_t len = i == 1 ? (size_t)(got > 1 ? n[1] : 0) : strlen(reply[i]);
+        zmq_send(a->zap, reply[i], len, i < 5 ? ZMQ_SNDMORE : 0);
+    }
+}
+
+/* Logs a handshake that failed before ZAP was asked: a plaintext peer, or
+ * one with the wrong coordinator key. */
+static void monitor_event(auth *a)
+{
+    zmq_msg_t head, addr;
+    zmq_msg_init(&head);
+    zmq_msg_init(&addr);
+    if (zmq_msg_recv(&head, a->monitor, 0) >= 0 && zmq_msg_size(&head) >= 6 &&
+        zmq_msg_recv(&addr, a->monitor, 0) >= 0) {
+        const uint8_t *d = zmq_msg_data(&head);
+        unsigned event = (unsigned)(d[0] | d[1] << 8);
+        unsigned value = (unsigned)d[2] | (unsigned)d[3] << 8 |
+                         (unsigned)d[4] << 16 | (unsigned)d[5] << 24;
+        if (event != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && /* ZAP logs those */
+            refusal_logged(&a->by_handshake, ""))
+            log_warn("refused a peer on %.*s (no CURVE key): handshake "
+                     "failed (event 0x%x, code 0x%x; a plaintext peer, or "
+                     "one with the wrong coordinator key)%s",
+                     (int)zmq_msg_size(&addr), (const char *)zmq_msg_data(&addr),
+                     event, value, a->by_handshake.note);
+    }
+    zmq_msg_close(&head);
+    zmq_msg_close(&addr);
+}
+
+static void *auth_main(void *arg)
+{
+    auth *a = arg;
+    while (!a->stop) {
+        zmq_pollitem_t items[2] = {{a->zap, 0, ZMQ_POLLIN, 0},
+                                   {a->monitor, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, a->monitor ? 2 : 1, 100) <= 0)
+            continue;
+        if (items[0].revents & ZMQ_POLLIN)
+            zap_answer(a);
+        if (items[1].revents & ZMQ_POLLIN)
+            monitor_event(a);
+    }
+    return NULL;
+}
+
+/* Loads the keys and lists and binds the ZAP handler, before the socket
+ * binds: no peer is ever served unchecked. */
+static int auth_start(coord *c, tfq_error *e)
+{
+    auth *a = &c->auth;
+    const coord_config *cfg = &c->cfg;
+    if (cfg->curve_key == NULL)
+        return 0;
+    if (cfg->allow_workers == NULL && cfg->allow_clients == NULL)
+        return tfq_error_set(e, TFQ_EINVAL, "CURVE needs an allow-list: "
+                             "--allow-workers FILE and/or --allow-clients "
+                             "FILE");
+    int rc = curve_load_secret(cfg->curve_key, &a->key, e);
+    if (rc == 0 && cfg->allow_workers)
+        rc = curve_allow_load(cfg->allow_workers, &a->workers, e);
+    if (rc == 0 && cfg->allow_clients)
+        rc = curve_allow_load(cfg->allow_clients, &a->clients, e);
+    if (rc != 0)
+        return rc;
+    a->zap = zmq_socket(c->zctx, ZMQ_REP);
+    int zero = 0;
+    if (a->zap == NULL ||
+        zmq_setsockopt(a->zap, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_bind(a->zap, "inproc://zeromq.zap.01") != 0)
+        return tfq_error_set(e, TFQ_EIO, "ZAP handler: %s",
+                             zmq_strerror(errno));
+    if (zmq_socket_monitor(c->sock, "inproc://tfq-coord-monitor",
+                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) == 0) {
+        a->monitor = zmq_socket(c->zctx, ZMQ_PAIR);
+        if (a->monitor != NULL) {
+            zmq_setsockopt(a->monitor, ZMQ_LINGER, &zero, sizeof zero);
+            zmq_connect(a->monitor, "inproc://tfq-coord-monitor");
+        }
+    }
+    if ((rc = curve_socket_server(c->sock, &a->key, e)) != 0)
+        return rc;
+    if (pthread_create(&a->thread, NULL, auth_main, a) != 0)
+        return tfq_error_set(e, TFQ_ENOMEM, "cannot start the ZAP thread");
+    a->on = 1;
+    log_info("CURVE on: %d worker keys, %d client keys allowed", a->workers.n,
+             a->clients.n);
+    return 0;
+}
+
+static void auth_stop(auth *a)
+{
+    if (a->on) {
+        a->stop = 1;
+        pthread_join(a->thread, NULL);
+    }
+    if (a->zap)
+        zmq_close(a->zap);
+    if (a->monitor)
+        zmq_close(a->monitor);
+    curve_allow_release(&a->workers);
+    curve_allow_release(&a->clients);
+    memset(a, 0, sizeof *a);
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -838,6 +1090,17 @@ static void on_readable(uv_poll_t *h, int status, int events)
             more = zmq_msg_more(&body);
         }
         c->nrequests++;
+        p.roles = ROLE_WORKER | ROLE_CLIENT;
+        p.user = "";
+        p.address = "";
+        if (frames == 1 && c->auth.on) {
+            const char *user = zmq_msg_gets(&body, "User-Id");
+            const char *address = zmq_msg_gets(&body, "Peer-Address");
+            p.user = user ? user : "";
+            p.address = address ? address : "";
+            p.roles = (strncmp(p.user, "worker", 6) == 0 ? ROLE_WORKER : 0) |
+                      (strstr(p.user, "client") != NULL ? ROLE_CLIENT : 0);
+        }
         if (frames == 1)
             handle(c, &p, zmq_msg_data(&body), zmq_msg_size(&body));
         else
@@ -912,6 +1175,8 @@ coord *coord_new(const coord_config *cfg, tfq_error *e)
     int one = 1;
     zmq_setsockopt(c->sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
+    if (auth_start(c, e) != 0)
+        goto fail;
     if (zmq_bind(c->sock, cfg->bind) != 0) {
         tfq_error_set(e, TFQ_EIO, "cannot bind %s: %s", cfg->bind,
                       zmq_strerror(errno));
@@ -946,6 +1211,7 @@ coord *coord_new(const coord_config *cfg, tfq_error *e)
              cfg->state_dir);
     return c;
 fail:
+    auth_stop(&c->auth);
     if (c->sock)
         zmq_close(c->sock);
     if (c->zctx)
@@ -988,6 +1254,7 @@ void coord_destroy(coord **cp)
     for (int i = 0; i < COORD_MAX_UPLOADS; i++)
         if (c->uploads[i].used)
             upload_drop(&c->uploads[i]);
+    auth_stop(&c->auth);
     zmq_close(c->sock);
     zmq_ctx_term(c->zctx);
     store_close(&c->st);

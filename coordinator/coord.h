@@ -22,6 +22,13 @@ typedef struct {
     const char *bind;      /* e.g. tcp://127.0.0.1:5555 */
     int heartbeat_ms;      /* 0: COORD_HEARTBEAT_MS */
     int liveness;          /* 0: COORD_LIVENESS */
+    /* CURVE: with curve_key (this coordinator's secret key file) only CURVE
+     * peers whose public key is in allow_workers (may take jobs) or
+     * allow_clients (may submit, cancel, retry) are served; at least one
+     * list is needed. */
+    const char *curve_key;
+    const char *allow_workers;
+    const char *allow_clients;
 } coord_config;
 
 typedef struct coord coord;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "../common/curve.h"
 #include "../common/hash.h"
 #include "../common/log.h"
 #include "../common/proto.h"
@@ -59,6 +60,8 @@ typedef struct {
     int batch_left;   /* "job" replies still to come for the last "ready" */
     int heartbeat_ms; /* from the welcome */
     proto_unpacked up;
+    curve_config curve; /* from TFQ_CURVE_KEY / TFQ_SERVER_KEY */
+    void *monitor;      /* CURVE: sock's handshakes */
     volatile sig_atomic_t *stop;
     /* the job in hand */
     int64_t job;
@@ -88,6 +91,8 @@ static int64_t mono_ms(void)
 
 static void agent_close(agent *a)
 {
+    curve_monitor_close(a->monitor);
+    a->monitor = NULL;
     if (a->sock != NULL)
         zmq_close(a->sock);
     a->sock = NULL;
@@ -104,6 +109,11 @@ static int agent_open(agent *a, tfq_error *e)
     int zero = 0;
     zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(a->sock, ZMQ_ROUTING_ID, a->name, strlen(a->name));
+    int rc = curve_socket_client(a->sock, &a->curve, e);
+    if (rc != 0)
+        return rc;
+    if (a->curve.on)
+        a->monitor = curve_monitor_open(a->ctx, a->sock);
     if (zmq_connect(a->sock, a->cfg->connect) != 0)
         return tfq_error_set(e, TFQ_EINVAL, "cannot connect to %s: %s",
                              a->cfg->connect, zmq_strerror(errno));
@@ -223,9 +233,18 @@ static int hello(agent *a, zmq_msg_t *frame, tfq_error *e)
         rc = request(a, &m, &r, frame, e);
         if (rc == 0 && r.kind == PROTO_WELCOME) {
             a->heartbeat_ms = r.heartbeat_ms > 0 ? r.heartbeat_ms : 1000;
-            log_info("worker %s connected to %s", a->name, a->cfg->connect);
+            log_info("worker %s connected to %s%s", a->name, a->cfg->connect,
+                     a->curve.on ? " (CURVE)" : "");
             return 0;
         }
+        /* Refused keys and roles do not change by asking again. */
+        char why[256];
+        if (curve_refused(a->monitor, why, sizeof why))
+            return tfq_error_set(e, TFQ_EPERM, "%s: %s", a->cfg->connect,
+                                 why);
+        if (rc == 0 && r.kind == PROTO_ERROR && r.code == TFQ_EPERM)
+            return tfq_error_set(e, TFQ_EPERM, "%s: %s", a->cfg->connect,
+                                 r.msg);
         log_warn("hello to %s: %s; retrying in %d ms", a->cfg->connect,
                  rc ? e->msg : "unexpected reply", backoff);
         usleep((useconds_t)backoff * 1000);
@@ -394,6 +413,8 @@ static void *beat_main(void *arg)
     snprintf(id, sizeof id, "%s/beat", a->name);
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(sock, ZMQ_ROUTING_ID, id, strlen(id));
+    tfq_error ce = {0};
+    curve_socket_client(sock, &a->curve, &ce);
     zmq_connect(sock, a->cfg->connect);
     proto_unpacked up;
     proto_unpacked_init(&up);
@@ -692,7 +713,9 @@ int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
     zmq_msg_t frame;
     zmq_msg_init(&frame);
     a.ctx = zmq_ctx_new();
-    int rc = a.ctx ? hello(&a, &frame, e)
+    int rc = curve_client_from_env(&a.curve, e);
+    if (rc == 0)
+        rc = a.ctx ? hello(&a, &frame, e)
                    : tfq_error_set(e, TFQ_EIO, "zmq context");
     beater beat;
     int beating = rc == 0 && beater_start(&beat, &a) == 0;
