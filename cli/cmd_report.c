@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "client.h"
 #include "figure.h"
+#include "report.h"
 
 /* The paper's metric: the mean of the 10 highest test evaluations. */
 #define DEFAULT_METRIC "top10"
@@ -620,22 +621,6 @@ static int table_add(text_table *t, const char *const *row)
     return TFQ_OK;
 }
 
-/* A CSV field: quoted when it holds a comma, quote or newline. */
-static void csv_field(FILE *out, const char *v)
-{
-    if (strpbrk(v, ",\"\n") == NULL) {
-        fputs(v, out);
-        return;
-    }
-    fputc('"', out);
-    for (const char *p = v; *p; p++) {
-        if (*p == '"')
-            fputc('"', out);
-        fputc(*p, out);
-    }
-    fputc('"', out);
-}
-
 static void table_write(const text_table *t, table_format fmt, FILE *out)
 {
     int width[TABLE_COLS] = {0};
@@ -649,7 +634,7 @@ static void table_write(const text_table *t, table_format fmt, FILE *out)
             const char *v = t->cells[r][c];
             if (fmt == AS_CSV) {
                 fputs(c ? "," : "", out);
-                csv_field(out, v);
+                report_csv_field(out, v);
             } else if (fmt == AS_MARKDOWN) {
                 fprintf(out, "| %s ", v);
             } else {

@@ -7,8 +7,7 @@
 #define REPORT_MAX_COLS 16
 #define REPORT_CELL_BYTES 96
 
-/* A CSV field: quoted when it holds a comma, quote or newline. */
-static void csv_field(FILE *out, const char *v)
+void report_csv_field(FILE *out, const char *v)
 {
     if (strpbrk(v, ",\"\n") == NULL) {
         fputs(v, out);
@@ -84,7 +83,7 @@ int report_print(const char *json, const report_column *cols, int ncols,
     for (int i = 0; i < ncols; i++) {
         if (csv) {
             fputs(i ? "," : "", out);
-            csv_field(out, cols[i].header);
+            report_csv_field(out, cols[i].header);
         } else {
             fprintf(out, "%s%-*s", i ? "  " : "",
                     i == ncols - 1 ? 0 : width[i], cols[i].header);
@@ -95,7 +94,7 @@ int report_print(const char *json, const report_column *cols, int ncols,
         for (int i = 0; i < ncols; i++) {
             if (csv) {
                 fputs(i ? "," : "", out);
-                csv_field(out, cells[r][i]);
+                report_csv_field(out, cells[r][i]);
             } else {
                 fprintf(out, "%s%-*s", i ? "  " : "",
                         i == ncols - 1 ? 0 : width[i], cells[r][i]);

@@ -17,6 +17,10 @@ typedef struct {
 int report_print(const char *json, const report_column *cols, int ncols,
                  int csv, FILE *out, tfq_error *e);
 
+/* Writes v as one CSV field: quoted when it holds a comma, quote or
+ * newline. */
+void report_csv_field(FILE *out, const char *v);
+
 /* The value at want_path of the first object whose match_path equals
  * match (compared as text), into out.  TFQ_ENOENT when none matches. */
 int report_find(const char *json, const char *match_path, const char *match,
