@@ -12,8 +12,8 @@
 # Environment:
 #   BENCH_CHUNK      jobs per submitted file (default 10000): one `submit`
 #                    carries at most 1 MiB of job text (PROTOCOL.md, `spec`),
-#                    about 23,000 of these jobs, so a large grid goes in as
-#                    several grids of BENCH_CHUNK jobs each
+#                    about 23,000 of these jobs, so the grid "bench" is
+#                    submitted in chunks of BENCH_CHUNK jobs, each growing it
 #   BENCH_TIMEOUT_S  give up on the drain after this long (default 900): the
 #                    workers are stopped and the rate so far is reported
 #   BENCH_KEEP=1     keep the state directory (for perf or sqlite3 after)
@@ -100,7 +100,7 @@ COORD_CPU=0 # ticks of coordinators that are gone (kill check)
 
 t0=$(now_ns)
 for f in "$DIR"/jobs-*.txt; do
-    "$TFQ" submit "$f" --connect "$EP" >/dev/null 2>>"$DIR/submit.log" ||
+    "$TFQ" submit "$f" --grid bench --connect "$EP" >/dev/null 2>>"$DIR/submit.log" ||
         fail "submit $f"
 done
 t1=$(now_ns)
@@ -108,13 +108,13 @@ SUBMIT_S=$(secs "$t0" "$t1")
 [ "$(q "select count(*) from jobs where state = 'ready'")" = "$N" ] ||
     fail "not $N jobs ready after submit"
 
-# status --json on the full queue, median of 9.
+# status --json of the grid (all N jobs), median of 9.
 status_median_ms() {
     local runs=()
     for _ in $(seq 9); do
         local a b
         a=$(now_ns)
-        "$TFQ" status --connect "$EP" --json >/dev/null || fail "status"
+        "$TFQ" status bench --connect "$EP" --json >/dev/null || fail "status"
         b=$(now_ns)
         runs+=("$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.1f", (b - a) / 1e6}')")
     done
@@ -179,7 +179,7 @@ DONE=$(q "select count(*) from jobs where state = 'succeeded'")
 
 echo "jobs: $N"
 echo "workers: $W"
-echo "submit_s: $SUBMIT_S ($(( (N + CHUNK - 1) / CHUNK )) grids of <= $CHUNK jobs)"
+echo "submit_s: $SUBMIT_S (one grid of $N jobs, in $(( (N + CHUNK - 1) / CHUNK )) submits of <= $CHUNK)"
 # The drain ends with the last result committed (the workers then take up
 # to a poll interval, COORD_RETRY_MS, to see that nothing is left and go).
 LAST_MS=$(q "select max(finished_ms) from attempts where state = 'succeeded'")
@@ -196,7 +196,7 @@ awk -v u0="${wu0:-0}" -v s0="${ws0:-0}" -v u1="$wu1" -v s1="$ws1" -v n="$DONE" '
 # The machine may be shared: what everything on it used during the drain.
 awk -v b="$((mb1 - mb0))" -v t="$((mt1 - mt0))" -v c="$COORD_CPU" -v u0="${wu0:-0}" -v s0="${ws0:-0}" -v u1="$wu1" -v s1="$ws1" -v tck="$TCK" -v ncpu="$(nproc)" 'BEGIN {
     if (t > 0) printf "machine_busy: %.0f%% of %d CPUs during the drain (%.0f%% by other processes)\n", 100 * b / t, ncpu, 100 * (b - c - (u1 - u0 + s1 - s0) * tck) / t }'
-echo "status_json_ms_median_of_9 (before drain, $N queued): $STATUS_MS"
+echo "status_json_ms_median_of_9 (tfq status bench --json, before drain, $N queued): $STATUS_MS"
 echo "status_json_ms_median_of_9 (after drain): $(status_median_ms)"
 echo "db_bytes: $(du -cb "$ST"/tfq.db* | tail -1 | cut -f1)"
 echo "events: $(q "select count(*) from events")"

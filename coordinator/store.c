@@ -139,6 +139,11 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     "-- (its result and final checkpoint are that job's).\n"
     "ALTER TABLE grids ADD COLUMN metric TEXT;\n"
     "ALTER TABLE jobs ADD COLUMN reused_from INTEGER REFERENCES jobs (id);\n",
+    /* schema/005_reuse_index.sql */
+    "-- tfq coordinator store, schema version 5: finding finished work by\n"
+    "-- identity is one index probe, however many jobs share the identity.\n"
+    "CREATE INDEX jobs_identity_state ON jobs (identity, state);\n"
+    "DROP INDEX jobs_identity;\n",
 };
 
 /* The cached statements: prepared on first use, kept for the life of the

@@ -20,7 +20,7 @@
 #include "common/err.h"
 
 /* The newest schema version this code knows (schema/NNN_*.sql). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 typedef struct store store;
 

@@ -111,20 +111,20 @@ static int test_open_migrate(void)
     store_close(&s);
     CHECK_STR(query(path, "SELECT COUNT(*) FROM jobs WHERE name = 'j1'"), "1");
     CHECK_STR(query(path, "SELECT value FROM meta WHERE key = "
-                          "'schema_version'"), "4");
+                          "'schema_version'"), "5");
     CHECK_STR(query(path, "PRAGMA journal_mode"), "wal");
 
     /* A newer schema is refused. */
     sqlite3 *db = NULL;
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "UPDATE meta SET value = 5 WHERE key = "
+    CHECK(sqlite3_exec(db, "UPDATE meta SET value = 6 WHERE key = "
                            "'schema_version'", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
     tfq_error_clear(&e);
     s = store_open(path, &e);
     CHECK(s == NULL);
     CHECK_EQ_INT(e.code, TFQ_EVERSION);
-    CHECK_MSG(strstr(e.msg, "schema version 5 is newer than this tfq (4)")
+    CHECK_MSG(strstr(e.msg, "schema version 6 is newer than this tfq (5)")
               != NULL, "%s", e.msg);
     CHECK(strstr(e.msg, path) != NULL);
 
@@ -147,7 +147,8 @@ static int test_schema_file_matches(void)
     static const char *const files[] = {"001_initial.sql",
                                         "002_init_from.sql",
                                         "003_metrics_eta.sql",
-                                        "004_grid_spec.sql"};
+                                        "004_grid_spec.sql",
+                                        "005_reuse_index.sql"};
     CHECK_EQ_INT(sizeof files / sizeof files[0], STORE_SCHEMA_VERSION);
     for (int v = 1; v <= STORE_SCHEMA_VERSION; v++) {
         char file[1024];
@@ -712,7 +713,7 @@ static int test_upgrade(void)
     store_close(&s);
     CHECK_STR(query(path, "SELECT eta_s FROM metrics"), "3.5");
     CHECK_STR(query(path, "SELECT value FROM meta WHERE key = "
-                          "'schema_version'"), "4");
+                          "'schema_version'"), "5");
     test_rmtree(test_tmpdir());
     return 0;
 }
