@@ -63,10 +63,14 @@ static int end_job(jobfile_job *j, const char *spec, int first_line,
     if (jobspec_parse(spec, &j->spec, &je) != 0)
         return tfq_error_set(e, TFQ_EINVAL, "job '%s' (from line %d): %s",
                              j->name, first_line, je.msg);
-    if (jobspec_format(&j->spec, j->text, sizeof j->text) != 0 ||
+    char text[JOBSPEC_TEXT_BYTES];
+    if (jobspec_format(&j->spec, text, sizeof text) != 0 ||
         jobspec_identity(&j->spec, j->identity) != 0)
         return tfq_error_set(e, TFQ_ERANGE, "job '%s': spec too long",
                              j->name);
+    j->text = strdup(text); /* most are far shorter than the limit */
+    if (j->text == NULL)
+        return tfq_error_set(e, TFQ_ENOMEM, "job file: out of memory");
     return 0;
 }
 
@@ -398,6 +402,8 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
 out:
     free(names.slot);
     free(buf);
+    for (int i = 0; jobs != NULL && i < cap; i++)
+        free(jobs[i].text);
     free(jobs);
     free(pa);
     free(spec);
@@ -408,6 +414,8 @@ out:
 
 void jobfile_release(jobfile *f)
 {
+    for (int i = 0; f->jobs != NULL && i < f->njobs; i++)
+        free(f->jobs[i].text);
     free(f->jobs);
     f->jobs = NULL;
     f->njobs = 0;

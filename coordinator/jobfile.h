@@ -42,7 +42,7 @@ typedef struct {
     char target[JOBFILE_WORD_BYTES], variant[JOBFILE_WORD_BYTES];
     int n, finetune;
     job_spec spec;
-    char text[JOBSPEC_TEXT_BYTES]; /* canonical spec text */
+    char *text;                    /* canonical spec text (owned) */
     char identity[HASH_HEX_BYTES]; /* hash of the canonical text and, for
                                       a transfer job, its source's identity */
 } jobfile_job;
