@@ -15,7 +15,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: auth: $*" >&2; for f in "$DIR"/*.log; do echo "--- $f" >&2; tail -20 "$f" >&2; done; exit 1; }
-q() { sqlite3 "$DIR/st/tfq.db" "$1"; }
+. "$(dirname "$0")/lib_queue.sh"
 cd "$DIR" || exit 1
 
 # Key files: a secret key readable by its owner only, a 40-character public

@@ -10,7 +10,6 @@ TFQ=${1:?usage: test_cli.sh PATH-TO-TFQ}
 DATA=/usr/share/datasets/fashion-mnist
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tfq-cli-XXXXXX")
 BG=
-failures=0
 
 cleanup() {
     if [ -n "$BG" ]; then
@@ -21,37 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { echo "ok: $*"; }
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
-
-# expect NAME STATUS [PATTERN] -- ARGS...: runs tfq ARGS, checks its exit
-# status and that PATTERN (if given) occurs in its stderr.  Leaves the output
-# in $TMP/out and $TMP/err.
-expect() {
-    local name=$1 want=$2 pattern=
-    shift 2
-    if [ "$1" != "--" ]; then
-        pattern=$1
-        shift
-    fi
-    shift
-    "$TFQ" "$@" >"$TMP/out" 2>"$TMP/err"
-    local got=$?
-    if [ "$got" -ne "$want" ]; then
-        fail "$name: exit status $got, expected $want; stderr:"
-        sed 's/^/    /' "$TMP/err"
-        return 1
-    fi
-    if [ -n "$pattern" ] && ! grep -q -- "$pattern" "$TMP/err"; then
-        fail "$name: stderr lacks '$pattern':"
-        sed 's/^/    /' "$TMP/err"
-        return 1
-    fi
-    ok "$name"
-}
+. "$(dirname "$0")/lib_check.sh"
 
 # wait_for FILE PATTERN SECONDS: until PATTERN appears in FILE.
 wait_for() {

@@ -44,7 +44,7 @@ fail() {
     q "select j.name, a.attempt, a.worker, a.state from attempts a join jobs j on j.id = a.job_id" >&2
     exit 1
 }
-q() { sqlite3 "$DIR/st/tfq.db" "$1"; }
+. "$(dirname "$0")/lib_queue.sh"
 
 # poll SECONDS CMD...: until CMD succeeds, every 0.1 s; 1 on timeout.
 poll() {
@@ -167,19 +167,6 @@ wait "$W2" || fail "w2 exited $?"
 poll 20 gone "$W1" || kill -TERM "$W1"
 wait "$W1"
 
-# Every job succeeded exactly once, and none started before the jobs it
-# waits on had succeeded (as in test_queue.sh).
-check_once() {
-    local n
-    n=$(q "select count(*) from jobs where state != 'succeeded'")
-    [ "$n" = 0 ] || fail "$n jobs not succeeded"
-    n=$(q "select count(*) from (select job_id from attempts where state='succeeded' group by job_id having count(*) != 1)")
-    [ "$n" = 0 ] || fail "$n jobs with other than one successful attempt"
-    n=$(q "select count(*) from jobs j where not exists (select 1 from attempts a where a.job_id = coalesce(j.reused_from, j.id) and a.state = 'succeeded')")
-    [ "$n" = 0 ] || fail "$n jobs without a successful attempt"
-    n=$(q "select count(*) from deps d join attempts a on a.job_id = d.job_id join attempts b on b.job_id = d.depends_on and b.state = 'succeeded' where a.started_ms < b.finished_ms")
-    [ "$n" = 0 ] || fail "$n attempts started before their dependency succeeded"
-}
 check_once
 [ "$(q "select count(*) from jobs")" = 5 ] || fail "not 5 jobs"
 is "select worker from attempts where job_id = $LONG and state = 'succeeded'" w2 ||

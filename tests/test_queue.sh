@@ -13,7 +13,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $CASE: $*" >&2; for f in "$DIR"/*.log; do echo "--- $f" >&2; tail -20 "$f" >&2; done; exit 1; }
-q() { sqlite3 "$DIR/st/tfq.db" "$1"; }
+. "$(dirname "$0")/lib_queue.sh"
 
 # start_coord [BIND]: starts the coordinator; sets EP and COORD.
 start_coord() {
@@ -49,19 +49,6 @@ wait_done() {
     fail "not $1 jobs done after $2 s: $("$TFQ" status --connect "$EP")"
 }
 
-# Every job succeeded exactly once, and none started before the jobs it
-# waits on had succeeded.
-check_once() {
-    local n
-    n=$(q "select count(*) from jobs where state != 'succeeded'")
-    [ "$n" = 0 ] || fail "$n jobs not succeeded"
-    n=$(q "select count(*) from (select job_id from attempts where state='succeeded' group by job_id having count(*) != 1)")
-    [ "$n" = 0 ] || fail "$n jobs with other than one successful attempt"
-    n=$(q "select count(*) from jobs j where not exists (select 1 from attempts a where a.job_id = coalesce(j.reused_from, j.id) and a.state = 'succeeded')")
-    [ "$n" = 0 ] || fail "$n jobs without a successful attempt"
-    n=$(q "select count(*) from deps d join attempts a on a.job_id = d.job_id join attempts b on b.job_id = d.depends_on and b.state = 'succeeded' where a.started_ms < b.finished_ms")
-    [ "$n" = 0 ] || fail "$n attempts started before their dependency succeeded"
-}
 
 # grid FILE: a base job, six that wait on it, one that waits on two of them.
 grid() {

@@ -1,0 +1,19 @@
+# Shared by the queue's end-to-end shell tests (sourced): queries of the
+# coordinator's database and the exactly-once check.  The sourcing script
+# sets DIR (the state is DIR/st) and defines fail MESSAGE (which exits).
+
+q() { sqlite3 -cmd ".timeout 5000" "$DIR/st/tfq.db" "$1"; }
+
+# Every job succeeded exactly once (a reused job through the job it
+# reuses), and none started before the jobs it waits on had succeeded.
+check_once() {
+    local n
+    n=$(q "select count(*) from jobs where state != 'succeeded'")
+    [ "$n" = 0 ] || fail "$n jobs not succeeded"
+    n=$(q "select count(*) from (select job_id from attempts where state='succeeded' group by job_id having count(*) != 1)")
+    [ "$n" = 0 ] || fail "$n jobs with other than one successful attempt"
+    n=$(q "select count(*) from jobs j where not exists (select 1 from attempts a where a.job_id = coalesce(j.reused_from, j.id) and a.state = 'succeeded')")
+    [ "$n" = 0 ] || fail "$n jobs without a successful attempt"
+    n=$(q "select count(*) from deps d join attempts a on a.job_id = d.job_id join attempts b on b.job_id = d.depends_on and b.state = 'succeeded' where a.started_ms < b.finished_ms")
+    [ "$n" = 0 ] || fail "$n attempts started before their dependency succeeded"
+}
