@@ -54,7 +54,7 @@ fail() {
     done
     exit 1
 }
-q() { sqlite3 -cmd ".timeout 5000" "$ST/tfq.db" "$1"; }
+. "$(dirname "$0")/../tests/lib_queue.sh" # q, check_once
 now_ns() { date +%s%N; }
 # CPU time of a live process in clock ticks (utime + stime), 0 when gone.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -204,11 +204,6 @@ echo "events: $(q "select count(*) from events")"
 [ $KILL_CHECK = 1 ] && [ $KILLED = 0 ] && fail "the coordinator was never killed"
 
 # Every job succeeded exactly once.
-n=$(q "select count(*) from jobs where state != 'succeeded'")
-[ "$n" = 0 ] || fail "$n jobs not succeeded"
-n=$(q "select count(*) from (select job_id from attempts where state = 'succeeded' group by job_id having count(*) != 1)")
-[ "$n" = 0 ] || fail "$n jobs with more than one successful attempt"
-n=$(q "select count(*) from jobs j where not exists (select 1 from attempts a where a.job_id = j.id and a.state = 'succeeded')")
-[ "$n" = 0 ] || fail "$n jobs without a successful attempt"
+check_once
 echo "attempts_not_succeeded: $(q "select group_concat(state || '=' || c) from (select state, count(*) c from attempts where state != 'succeeded' group by state)")"
 echo PASS

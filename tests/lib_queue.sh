@@ -1,6 +1,27 @@
-# Shared by the queue's end-to-end shell tests (sourced): queries of the
-# coordinator's database and the exactly-once check.  The sourcing script
-# sets DIR (the state is DIR/st) and defines fail MESSAGE (which exits).
+# Shared by the queue's end-to-end shell tests and its benchmark (sourced):
+# queries of the coordinator's database and the exactly-once check.  The
+# sourcing script sets DIR (the state is DIR/st), and defines fail MESSAGE
+# (which exits) or calls queue_harness.
+
+# queue_harness NAME: the usual fail (NAME, the message, the logs' tails)
+# and a cleanup at exit that kills every pid in PIDS and removes DIR.
+queue_harness() {
+    TEST_NAME="$1"
+    PIDS=()
+    cleanup() {
+        for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+        wait 2>/dev/null
+        rm -rf "$DIR"
+    }
+    trap cleanup EXIT
+    fail() {
+        echo "FAIL: $TEST_NAME: $*" >&2
+        for f in "$DIR"/*.log; do
+            [ -f "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }
+        done
+        exit 1
+    }
+}
 
 q() { sqlite3 -cmd ".timeout 5000" "$DIR/st/tfq.db" "$1"; }
 

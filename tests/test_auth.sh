@@ -7,15 +7,8 @@
 set -u
 TFQ=$(realpath "$1")
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/tfq-auth-XXXXXX")
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: auth: $*" >&2; for f in "$DIR"/*.log; do echo "--- $f" >&2; tail -20 "$f" >&2; done; exit 1; }
 . "$(dirname "$0")/lib_queue.sh"
+queue_harness "auth"
 cd "$DIR" || exit 1
 
 # Key files: a secret key readable by its owner only, a 40-character public

@@ -5,15 +5,8 @@ set -u
 TFQ=$(realpath "$1")
 CASE="$2"
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/tfq-queue-XXXXXX")
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $CASE: $*" >&2; for f in "$DIR"/*.log; do echo "--- $f" >&2; tail -20 "$f" >&2; done; exit 1; }
 . "$(dirname "$0")/lib_queue.sh"
+queue_harness "$CASE"
 
 # start_coord [BIND]: starts the coordinator; sets EP and COORD.
 start_coord() {
