@@ -1,11 +1,14 @@
 #define _GNU_SOURCE
 #include "coord.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,6 +66,9 @@ typedef struct {
 /* Roles a CURVE key has: what its allow-list lets it do. */
 enum { ROLE_WORKER = 1, ROLE_CLIENT = 2 };
 
+/* Accepted connections whose peer address the monitor keeps. */
+#define AUTH_MAX_CONNS 256
+
 /* The ZAP handler (ZeroMQ's authentication hook) and the handshake monitor
  * run in a thread of their own: a handshake never waits on the store. */
 typedef struct {
@@ -72,6 +78,15 @@ typedef struct {
     void *zap, *monitor;
     pthread_t thread;
     volatile int stop;
+    /* Accepted connections' peer addresses, by descriptor, read when the
+     * monitor reports the accept: a handshake that fails later is logged
+     * with the address once the connection's close is reported. */
+    struct {
+        int fd;
+        char address[64];
+    } conns[AUTH_MAX_CONNS];
+    int nconns;
+    unsigned failed_event, failed_code; /* a failure waiting for its close */
     struct refusals {
         int64_t logged_ms; /* the last one logged */
         char last[24];     /* its key's fingerprint, or "" */
@@ -925,27 +940,67 @@ static void zap_answer(auth *a)
     }
 }
 
-/* Logs a handshake that failed before ZAP was asked: a plaintext peer, or
- * one with the wrong coordinator key. */
+/* The peer address of an accepted connection's descriptor, or "". */
+static void peer_address(int fd, char *out, size_t bytes)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof sa;
+    out[0] = '\0';
+    if (getpeername(fd, (struct sockaddr *)&sa, &len) != 0)
+        return;
+    if (sa.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, out,
+                  (socklen_t)bytes);
+    else if (sa.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, out,
+                  (socklen_t)bytes);
+}
+
+/* Logs a handshake that failed before ZAP was asked (a plaintext peer, or
+ * one with the wrong coordinator key) once the connection's close names
+ * its descriptor, and so its address. */
 static void monitor_event(auth *a)
 {
     zmq_msg_t head, addr;
     zmq_msg_init(&head);
     zmq_msg_init(&addr);
-    if (zmq_msg_recv(&head, a->monitor, 0) >= 0 && zmq_msg_size(&head) >= 6 &&
-        zmq_msg_recv(&addr, a->monitor, 0) >= 0) {
-        const uint8_t *d = zmq_msg_data(&head);
-        unsigned event = (unsigned)(d[0] | d[1] << 8);
-        unsigned value = (unsigned)d[2] | (unsigned)d[3] << 8 |
-                         (unsigned)d[4] << 16 | (unsigned)d[5] << 24;
-        if (event != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && /* ZAP logs those */
-            refusal_logged(&a->by_handshake, ""))
-            log_warn("refused a peer on %.*s (no CURVE key): handshake "
-                     "failed (event 0x%x, code 0x%x; a plaintext peer, or "
-                     "one with the wrong coordinator key)%s",
-                     (int)zmq_msg_size(&addr), (const char *)zmq_msg_data(&addr),
-                     event, value, a->by_handshake.note);
+    if (zmq_msg_recv(&head, a->monitor, 0) < 0 || zmq_msg_size(&head) < 6 ||
+        zmq_msg_recv(&addr, a->monitor, 0) < 0)
+        goto out;
+    const uint8_t *d = zmq_msg_data(&head);
+    unsigned event = (unsigned)(d[0] | d[1] << 8);
+    unsigned value = (unsigned)d[2] | (unsigned)d[3] << 8 |
+                     (unsigned)d[4] << 16 | (unsigned)d[5] << 24;
+    if (event == ZMQ_EVENT_ACCEPTED) {
+        int i = a->nconns < AUTH_MAX_CONNS ? a->nconns++ : 0;
+        a->conns[i].fd = (int)value;
+        peer_address((int)value, a->conns[i].address,
+                     sizeof a->conns[i].address);
+    } else if (event == ZMQ_EVENT_DISCONNECTED) {
+        const char *address = "an unknown address";
+        for (int i = 0; i < a->nconns; i++)
+            if (a->conns[i].fd == (int)value) {
+                if (a->conns[i].address[0])
+                    address = a->conns[i].address;
+                a->conns[i] = a->conns[--a->nconns];
+                break;
+            }
+        const char *why =
+            a->failed_code == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+                ? "a plaintext peer (no CURVE)"
+            : a->failed_code == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC
+                ? "a CURVE peer with the wrong coordinator key"
+                : "a plaintext peer, or one with the wrong coordinator key";
+        if (a->failed_event != 0 && refusal_logged(&a->by_handshake, address))
+            log_warn("refused a peer at %s (no CURVE key): its handshake "
+                     "failed: %s (event 0x%x, code 0x%x)%s", address, why,
+                     a->failed_event, a->failed_code, a->by_handshake.note);
+        a->failed_event = 0;
+    } else if (event != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) { /* ZAP logs those */
+        a->failed_event = event;
+        a->failed_code = value;
     }
+out:
     zmq_msg_close(&head);
     zmq_msg_close(&addr);
 }
@@ -995,7 +1050,9 @@ static int auth_start(coord *c, tfq_error *e)
     if (zmq_socket_monitor(c->sock, "inproc://tfq-coord-monitor",
                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) == 0) {
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_ACCEPTED |
+                               ZMQ_EVENT_DISCONNECTED) == 0) {
         a->monitor = zmq_socket(c->zctx, ZMQ_PAIR);
         if (a->monitor != NULL) {
             zmq_setsockopt(a->monitor, ZMQ_LINGER, &zero, sizeof zero);

@@ -69,7 +69,8 @@ grep -q "may not send hello" thief.log || fail "client as worker: $(cat thief.lo
 # fingerprint where there is a key.
 grep -Eq "refused a peer at 127\.0\.0\.1 \(CURVE key [0-9a-f]{16}\): key not in the allow-lists" coord.log ||
     fail "no log of the unknown key"
-grep -q "handshake failed" coord.log || fail "no log of the plaintext peer"
+grep -Eq "refused a peer at 127\.0\.0\.1 \(no CURVE key\): its handshake failed" coord.log ||
+    fail "no log of the plaintext peer with its address"
 grep -Eq "refused submit from .* at 127\.0\.0\.1 \(CURVE key worker [0-9a-f]{16}\)" coord.log ||
     fail "no log of the worker key's submit"
 grep -Eq "refused cancel_grid from .*\(CURVE key worker" coord.log || fail "no log of the cancel"
