@@ -226,10 +226,6 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
               "WHERE job_id = ? ORDER BY epoch DESC, attempt DESC LIMIT 1")   \
     X(ATTEMPT_STATE, "SELECT state FROM attempts WHERE job_id = ? "           \
                      "AND attempt = ?")                                       \
-    /* Ends a running attempt; changes nothing when it is not running. */   \
-    X(ATTEMPT_FINISH, "UPDATE attempts SET state = ?3, finished_ms = ?4, "    \
-                      "error = ?5 WHERE job_id = ?1 AND attempt = ?2 AND "    \
-                      "state = 'running'")                                    \
     X(HEARTBEAT, "UPDATE attempts SET heartbeat_ms = ?3 WHERE job_id = ?1 "   \
                  "AND attempt = ?2")                                          \
     X(METRIC_ADD, "INSERT OR REPLACE INTO metrics (job_id, attempt, epoch, "  \
@@ -237,8 +233,10 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
                   "(?, ?, ?, ?, ?, ?, ?)")                                    \
     X(CKPT_ADD, "INSERT OR REPLACE INTO checkpoints (job_id, attempt, epoch, "\
                 "sha256, bytes, created_ms) VALUES (?, ?, ?, ?, ?, ?)")       \
+    /* Ends a running attempt; changes nothing when it is not running. */   \
     X(ATTEMPT_END, "UPDATE attempts SET state = ?3, finished_ms = ?4, "       \
-                   "error = ?5 WHERE job_id = ?1 AND attempt = ?2")           \
+                   "error = ?5 WHERE job_id = ?1 AND attempt = ?2 AND "       \
+                   "state = 'running'")                                       \
     X(JOB_SUCCEED, "UPDATE jobs SET state = 'succeeded', result = ?2, "       \
                    "last_error = NULL, updated_ms = ?3 WHERE id = ?1")        \
     X(JOB_FAIL, "UPDATE jobs SET state = CASE WHEN attempts < max_attempts "  \
@@ -1186,7 +1184,8 @@ done:
     return txn_close(s, ret, e);
 }
 
-/* Ends the running attempt with state (and error). */
+/* Ends the running attempt with state (and error); changes nothing when
+ * it is not running (sqlite3_changes says which). */
 static int attempt_end(store *s, int64_t job, int attempt, const char *state,
                        const char *error, int64_t now_ms, tfq_error *e)
 {
@@ -1214,13 +1213,8 @@ int store_finish(store *s, int64_t job, int attempt, int ok,
     if ((ret = txn_open(s, e)) != TFQ_OK)
         return ret;
     /* Ending the attempt is the check that it runs: one statement. */
-    PREP(st, ST_ATTEMPT_FINISH);
-    sqlite3_bind_int64(st, 1, job);
-    sqlite3_bind_int(st, 2, attempt);
-    bind_text(st, 3, ok ? "succeeded" : "failed");
-    sqlite3_bind_int64(st, 4, now_ms);
-    bind_text(st, 5, ok ? NULL : error);
-    TRY(run(s, st, "ending the attempt", e));
+    TRY(attempt_end(s, job, attempt, ok ? "succeeded" : "failed",
+                    ok ? NULL : error, now_ms, e));
     if (sqlite3_changes(s->db) == 0) {
         ret = check_running(s, job, attempt, e);
         if (ret == TFQ_OK) /* cannot be: it was not running a moment ago */
