@@ -8,18 +8,12 @@
 #include <time.h>
 
 #include "cli.h"
+#include "common/clock.h"
 #include "common/rng.h"
 #include "worker/gemm.h"
 #include "worker/train.h"
 
 #define SGEMM_N 1024
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -63,11 +57,11 @@ static void sgemm_release(sgemm_bench *g)
 /* GFLOP/s of `products` back-to-back sgemm calls. */
 static double sgemm_gflops(sgemm_bench *g, int products)
 {
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     for (int i = 0; i < products; i++)
         gemm(0, 0, SGEMM_N, SGEMM_N, SGEMM_N, 1.0f, g->a, SGEMM_N, g->b,
              SGEMM_N, 0.0f, g->c, SGEMM_N);
-    return 2.0 * SGEMM_N * SGEMM_N * SGEMM_N * products / (now_s() - t0) *
+    return 2.0 * SGEMM_N * SGEMM_N * SGEMM_N * products / (clock_mono_s() - t0) *
            1e-9;
 }
 

@@ -15,6 +15,7 @@
 #include <uv.h>
 #include <zmq.h>
 
+#include "common/clock.h"
 #include "common/curve.h"
 #include "common/hash.h"
 #include "common/log.h"
@@ -871,9 +872,7 @@ static int zap_frame(void *sock, char *buf, size_t bytes)
  * logged, else at most one a AUTH_LOG_MS.  Sets r->note. */
 static int refusal_logged(struct refusals *r, const char *key)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = clock_mono_ms();
     if (r->logged_ms != 0 && now - r->logged_ms < AUTH_LOG_MS &&
         strcmp(r->last, key) == 0) {
         r->quiet++;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "../common/clock.h"
 #include "../common/curve.h"
 #include "../common/hash.h"
 #include "../common/log.h"
@@ -76,18 +77,6 @@ typedef struct {
     int nsent;
     double mean_us; /* run time of recent jobs; 0: none run yet */
 } agent;
-
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t mono_ms(void)
-{
-    return mono_us() / 1000;
-}
 
 static void agent_close(agent *a)
 {
@@ -436,9 +425,9 @@ static void *beat_main(void *arg)
             }
         pthread_mutex_unlock(&a->lock);
         if (n > 0 && !holding) /* newly leased: the lease is fresh */
-            next_ms = mono_ms() + a->heartbeat_ms;
+            next_ms = clock_mono_ms() + a->heartbeat_ms;
         holding = n > 0;
-        if (n > 0 && mono_ms() >= next_ms) {
+        if (n > 0 && clock_mono_ms() >= next_ms) {
             for (int i = 0; i < n; i++) {
                 proto_msg m;
                 proto_msg_init(&m, PROTO_HEARTBEAT);
@@ -451,7 +440,7 @@ static void *beat_main(void *arg)
                     zmq_send(sock, buf.data, buf.size, ZMQ_DONTWAIT);
                 msgpack_sbuffer_destroy(&buf);
             }
-            next_ms = mono_ms() + a->heartbeat_ms;
+            next_ms = clock_mono_ms() + a->heartbeat_ms;
         }
         zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&item, 1, 20) <= 0)
@@ -637,7 +626,7 @@ static int run_head(agent *a, zmq_msg_t *frame, tfq_error *e)
     size_t resume_bytes = 0, init_bytes = 0;
     static char result[16384];
     snprintf(result, sizeof result, "{}");
-    int64_t t0 = mono_us();
+    int64_t t0 = clock_mono_us();
     int rc = jobspec_parse(h->spec, &spec, &je);
     if (rc == 0 && h->sha256[0] != '\0') {
         rc = fetch_checkpoint(a, h->sha256, &resume, &resume_bytes, frame,
@@ -665,7 +654,7 @@ static int run_head(agent *a, zmq_msg_t *frame, tfq_error *e)
     }
     free(resume);
     free(init);
-    double us = (double)(mono_us() - t0);
+    double us = (double)(clock_mono_us() - t0);
     a->mean_us = a->mean_us > 0 ? 0.75 * a->mean_us + 0.25 * us
                                 : (us > 1 ? us : 1);
     int cancelled = held_cancelled(a);

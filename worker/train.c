@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/clock.h"
 #include "../common/rng.h"
 #include "loss.h"
 
@@ -33,13 +34,6 @@ struct trainer {
     double train_seconds;
     int64_t train_images;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 void train_config_default(train_config *cfg)
 {
@@ -386,16 +380,16 @@ int trainer_run(trainer *t, train_progress_fn progress, void *ud,
                 int save_every, tfq_error *e)
 {
     ckpt_meta *mt = &t->meta;
-    double run_start = now_s();
+    double run_start = clock_mono_s();
     while (mt->epoch < t->cfg.epochs) {
-        double t0 = now_s();
+        double t0 = clock_mono_s();
         int64_t images0 = t->train_images;
         build_cache(t);
         make_perm(t, mt->epoch);
         int b = t->cfg.batch;
         while (mt->step_in_epoch < t->steps_per_epoch) {
             if (stop != NULL && *stop) {
-                t->train_seconds += now_s() - t0;
+                t->train_seconds += clock_mono_s() - t0;
                 return tfq_error_set(e, TFQ_EINTR, "stopped at epoch %d "
                                      "step %d", mt->epoch + 1,
                                      mt->step_in_epoch);
@@ -417,7 +411,7 @@ int trainer_run(trainer *t, train_progress_fn progress, void *ud,
         mt->step_in_epoch = 0;
         mt->loss_sum = 0.0;
         mt->loss_count = 0;
-        double dt = now_s() - t0;
+        double dt = clock_mono_s() - t0;
         t->train_seconds += dt;
         if (save_path != NULL && save_every > 0 &&
             (mt->epoch % save_every == 0 || mt->epoch == t->cfg.epochs)) {
@@ -426,7 +420,7 @@ int trainer_run(trainer *t, train_progress_fn progress, void *ud,
                 return rc;
         }
         if (progress != NULL) {
-            double elapsed = now_s() - run_start;
+            double elapsed = clock_mono_s() - run_start;
             int done_here = mt->epoch;
             train_progress p = {
                 .epoch = mt->epoch,
@@ -512,10 +506,10 @@ double trainer_time_steps(trainer *t, int steps)
     for (int i = 0; i < n; i++) /* build_cache borrows perm as scratch */
         t->perm[i] = i;
     int64_t step = t->meta.step;
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     for (int s = 0; s < steps; s++)
         train_step(t, t->perm, n);
-    double dt = now_s() - t0;
+    double dt = clock_mono_s() - t0;
     t->meta.step = step; /* timing is not training: keep the schedule */
     return dt;
 }
