@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "hash.h"
+#include "text.h"
 
 /* The next line of f that is not blank or a comment, trimmed; 0 at the
  * end.  *lineno counts every line read. */
@@ -17,12 +18,7 @@ static int next_line(FILE *f, char *buf, size_t bytes, int *lineno)
 {
     while (fgets(buf, (int)bytes, f) != NULL) {
         (*lineno)++;
-        char *p = buf;
-        while (isspace((unsigned char)*p))
-            p++;
-        char *end = p + strlen(p);
-        while (end > p && isspace((unsigned char)end[-1]))
-            *--end = '\0';
+        char *p = text_trim(buf);
         if (*p == '\0' || *p == '#')
             continue;
         memmove(buf, p, strlen(p) + 1);

@@ -5,15 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *trim(char *p)
-{
-    while (isspace((unsigned char)*p))
-        p++;
-    char *end = p + strlen(p);
-    while (end > p && isspace((unsigned char)end[-1]))
-        *--end = '\0';
-    return p;
-}
+#include "common/text.h"
 
 /* Names of the jobs each job waits on, until all jobs are known. */
 typedef struct {
@@ -178,7 +170,7 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
     char *save = NULL;
     for (char *line = strtok_r(buf, "\n", &save);; line = strtok_r(NULL, "\n", &save)) {
         lineno++;
-        char *l = line ? trim(line) : NULL;
+        char *l = line ? text_trim(line) : NULL;
         int sep = l == NULL || strcmp(l, "---") == 0;
         if (sep) {
             if (open) {
@@ -219,10 +211,10 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
         if (eq != NULL) {
             size_t kl = (size_t)(eq - l);
             snprintf(raw, sizeof raw, "%.*s", (int)(kl < 31 ? kl : 31), l);
-            key = trim(raw);
+            key = text_trim(raw);
         }
         if (strcmp(key, "name") == 0) {
-            char *v = trim(eq + 1);
+            char *v = text_trim(eq + 1);
             if (jobs[n].name[0] || !valid_name(v)) {
                 rc = tfq_error_set(e, TFQ_EINVAL, "line %d: bad or repeated "
                                    "name '%.64s' (letters, digits, _ - . + /)",
@@ -232,7 +224,7 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
             snprintf(jobs[n].name, sizeof jobs[n].name, "%s", v);
             pa[n].name_line = lineno;
         } else if (word_field(&jobs[n], key) != NULL) {
-            char *v = trim(eq + 1), *w = word_field(&jobs[n], key);
+            char *v = text_trim(eq + 1), *w = word_field(&jobs[n], key);
             if (*w || !valid_name(v) || strlen(v) >= JOBFILE_WORD_BYTES) {
                 rc = tfq_error_set(e, TFQ_EINVAL, "line %d: bad or repeated "
                                    "%s '%.64s'", lineno, key, v);
@@ -240,7 +232,7 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
             }
             snprintf(w, JOBFILE_WORD_BYTES, "%s", v);
         } else if (number_field(&jobs[n], key) != NULL) {
-            char *v = trim(eq + 1), *end;
+            char *v = text_trim(eq + 1), *end;
             int *x = number_field(&jobs[n], key);
             long val = strtol(v, &end, 10);
             if (*x >= 0 || *v == '\0' || *end != '\0' || val < 0 ||
@@ -252,7 +244,7 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
             }
             *x = (int)val;
         } else if (strcmp(key, "max_attempts") == 0) {
-            char *v = trim(eq + 1), *end;
+            char *v = text_trim(eq + 1), *end;
             long x = strtol(v, &end, 10);
             if (*v == '\0' || *end != '\0' || x < 1 || x > 100) {
                 rc = tfq_error_set(e, TFQ_EINVAL, "line %d: max_attempts "
@@ -262,7 +254,7 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
             }
             jobs[n].max_attempts = (int)x;
         } else if (strcmp(key, "init_from") == 0) {
-            char *v = trim(eq + 1);
+            char *v = text_trim(eq + 1);
             if (pa[n].init_from[0] || !valid_name(v)) {
                 rc = tfq_error_set(e, TFQ_EINVAL, "line %d: bad or repeated "
                                    "init_from '%.64s'", lineno, v);
@@ -271,10 +263,10 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
             snprintf(pa[n].init_from, JOBFILE_NAME_BYTES, "%s", v);
             pa[n].init_line = lineno;
         } else if (strcmp(key, "after") == 0) {
-            char *v = trim(eq + 1), *s2 = NULL;
+            char *v = text_trim(eq + 1), *s2 = NULL;
             pa[n].line = lineno;
             for (char *t = strtok_r(v, ",", &s2); t; t = strtok_r(NULL, ",", &s2)) {
-                t = trim(t);
+                t = text_trim(t);
                 if (pa[n].n == JOBFILE_MAX_AFTER || !valid_name(t)) {
                     rc = tfq_error_set(e, TFQ_EINVAL, "line %d: bad 'after' "
                                        "list (at most %d names)", lineno,

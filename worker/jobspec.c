@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/text.h"
 #include "data.h"
 
 typedef enum { V_KIND, V_INT, V_I64, V_U64, V_DBL, V_STR, V_HEX, V_NET,
@@ -98,16 +99,6 @@ void jobspec_default_sleep(job_spec *s, int64_t ms)
 
 /* ---- parsing ------------------------------------------------------------ */
 
-static char *trim(char *p)
-{
-    while (isspace((unsigned char)*p))
-        p++;
-    char *end = p + strlen(p);
-    while (end > p && isspace((unsigned char)end[-1]))
-        *--end = '\0';
-    return p;
-}
-
 static int parse_classes(const char *v, job_spec *s)
 {
     char buf[JOBSPEC_MAX_CLASSES * 4 + 8];
@@ -121,7 +112,7 @@ static int parse_classes(const char *v, job_spec *s)
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         char *end;
         errno = 0;
-        long c = strtol(trim(t), &end, 10);
+        long c = strtol(text_trim(t), &end, 10);
         if (errno || *end || end == t || c < 0 || c > 255 ||
             s->nclasses == JOBSPEC_MAX_CLASSES)
             return -1;
@@ -244,7 +235,7 @@ int jobspec_parse(const char *text, job_spec *s, tfq_error *e)
     for (char *line = strtok_r(buf, "\n", &save); line != NULL;
          line = strtok_r(NULL, "\n", &save)) {
         lineno++;
-        char *l = trim(line);
+        char *l = text_trim(line);
         if (*l == '\0' || *l == '#')
             continue;
         char *eq = strchr(l, '=');
@@ -253,7 +244,7 @@ int jobspec_parse(const char *text, job_spec *s, tfq_error *e)
                                  "job spec line %d: expected 'key = value'",
                                  lineno);
         *eq = '\0';
-        char *key = trim(l), *val = trim(eq + 1);
+        char *key = text_trim(l), *val = text_trim(eq + 1);
         size_t i;
         for (i = 0; i < NFIELDS; i++)
             if (strcmp(key, s_fields[i].key) == 0)
