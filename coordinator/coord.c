@@ -333,15 +333,6 @@ typedef struct {
     int64_t added, reused, kept;
 } submit_counts;
 
-static int64_t *s_depth_of; /* for by_depth: qsort has no context */
-
-/* Deepest first: a job's source is inserted before it. */
-static int by_depth(const void *a, const void *b)
-{
-    int64_t da = s_depth_of[*(const int *)a], db = s_depth_of[*(const int *)b];
-    return da < db ? 1 : da > db ? -1 : *(const int *)a - *(const int *)b;
-}
-
 /* Adds one job of the file, new to its grid: as succeeded when finished
  * work has its identity (unless force), else to run. */
 static int add_job(coord *c, const jobfile_job *j, int64_t grid_id,
@@ -385,22 +376,12 @@ static int add_grid(coord *c, const char *name, const char *text,
 {
     int64_t now = now_ms();
     int64_t *ids = calloc((size_t)f->njobs, sizeof *ids);
-    int64_t *depth = calloc((size_t)f->njobs, sizeof *depth);
-    int *order = calloc((size_t)f->njobs, sizeof *order);
     char *fresh = calloc((size_t)f->njobs, 1);
-    if (ids == NULL || depth == NULL || order == NULL || fresh == NULL) {
+    if (ids == NULL || fresh == NULL) {
         free(ids);
-        free(depth);
-        free(order);
         free(fresh);
         return tfq_error_set(e, TFQ_ENOMEM, "out of memory");
     }
-    for (int i = 0; i < f->njobs; i++) {
-        order[i] = i;
-        depth[i] = f->jobs[i].depth;
-    }
-    s_depth_of = depth;
-    qsort(order, (size_t)f->njobs, sizeof *order, by_depth);
     memset(n, 0, sizeof *n);
     int rc = store_begin(c->st, e);
     int existing = 0;
@@ -414,7 +395,7 @@ static int add_grid(coord *c, const char *name, const char *text,
             *e = fe;
     }
     for (int o = 0; rc == 0 && o < f->njobs; o++) {
-        int i = order[o];
+        int i = f->order[o]; /* a job's source is added before it */
         const jobfile_job *j = &f->jobs[i];
         char identity[65] = "", state[16] = "";
         if (existing &&
@@ -453,8 +434,6 @@ static int add_grid(coord *c, const char *name, const char *text,
     else
         store_rollback(c->st);
     free(ids);
-    free(depth);
-    free(order);
     free(fresh);
     return rc;
 }

@@ -369,6 +369,7 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
         int *order = calloc((size_t)n, sizeof *order);
         if (start == NULL || order == NULL) {
             rc = tfq_error_set(e, TFQ_ENOMEM, "job file: out of memory");
+            free(order);
         } else {
             for (int i = 0; i < n; i++)
                 start[maxd - f->jobs[i].depth + 1]++;
@@ -376,6 +377,7 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
                 start[d] += start[d - 1];
             for (int i = 0; i < n; i++)
                 order[start[maxd - f->jobs[i].depth]++] = i;
+            f->order = order;
             for (int o = 0; o < n; o++) {
                 jobfile_job *j = &f->jobs[order[o]];
                 if (j->init_from < 0)
@@ -389,7 +391,6 @@ int jobfile_parse(const char *text, jobfile *f, tfq_error *e)
             }
         }
         free(start);
-        free(order);
     }
 out:
     free(names.slot);
@@ -409,6 +410,8 @@ void jobfile_release(jobfile *f)
     for (int i = 0; f->jobs != NULL && i < f->njobs; i++)
         free(f->jobs[i].text);
     free(f->jobs);
+    free(f->order);
     f->jobs = NULL;
+    f->order = NULL;
     f->njobs = 0;
 }

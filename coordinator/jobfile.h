@@ -50,6 +50,8 @@ typedef struct {
 typedef struct {
     jobfile_job *jobs;
     int njobs;
+    int *order; /* job indexes, deepest first: each job comes after the
+                   jobs it waits on, its source included */
 } jobfile;
 
 /* Parses text into f (owned; jobfile_release frees it).  Checks names,
