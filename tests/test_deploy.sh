@@ -166,16 +166,22 @@ ok "unit files: required keys, hardening, graceful stop, tfq.env.example"
 # one every test below uses.  --bind port * writes the port it took.
 STATE="$DIR/lib/tfq"
 ln -s lib/tfq "$DIR/st"
+# start_unit_coord LOG WHAT: starts the command line in CMD (from unit_cmd)
+# as the coordinator, logging to LOG; sets COORD and EP once it listens.
+start_unit_coord() {
+    "${CMD[@]}" 2>>"$1" &
+    COORD=$!
+    PIDS+=("$COORD")
+    for _ in $(seq 100); do
+        [ -s "$STATE/endpoint" ] && break
+        sleep 0.05
+    done
+    [ -s "$STATE/endpoint" ] || fail "$2 did not start: ${CMD[*]}"
+    EP=$(cat "$STATE/endpoint")
+}
+
 unit_cmd "$COORD_UNIT" 1 'TFQ_BIND=tcp://127.0.0.1:*' TFQ_COORDINATOR_OPTS=
-"${CMD[@]}" 2>>"$DIR/coord.log" &
-COORD=$!
-PIDS+=("$COORD")
-for _ in $(seq 100); do
-    [ -s "$STATE/endpoint" ] && break
-    sleep 0.05
-done
-[ -s "$STATE/endpoint" ] || fail "the coordinator unit's command line did not start: ${CMD[*]}"
-EP=$(cat "$STATE/endpoint")
+start_unit_coord "$DIR/coord.log" "the coordinator unit's command line"
 ok "coordinator from its unit's ExecStart at $EP"
 
 # ---------------------------------------------------------------- Slurm
@@ -399,15 +405,7 @@ if "$TFQ" keygen --help >/dev/null 2>&1; then
     sed "s|/etc/tfq/|$K/|g" "$COORD_UNIT" >"$UNITS/curve-coordinator.service"
     rm -f "$STATE/endpoint"
     unit_cmd "$UNITS/curve-coordinator.service" 1 'TFQ_BIND=tcp://127.0.0.1:*'
-    "${CMD[@]}" 2>>"$DIR/coord-curve.log" &
-    COORD=$!
-    PIDS+=("$COORD")
-    for _ in $(seq 100); do
-        [ -s "$STATE/endpoint" ] && break
-        sleep 0.05
-    done
-    [ -s "$STATE/endpoint" ] || fail "the coordinator with the unit's CURVE options did not start"
-    EP=$(cat "$STATE/endpoint")
+    start_unit_coord "$DIR/coord-curve.log" "the coordinator with the unit's CURVE options"
     printf 'name = curve\nkind = sleep\nsleep_ms = 100\nseed = 98\n' >"$DIR/curve.txt"
     TFQ_CURVE_KEY="$K/client.key" TFQ_SERVER_KEY="$K/coordinator.pub" \
         timeout 30 "$TFQ" submit "$DIR/curve.txt" --grid curve --connect "$EP" >/dev/null ||

@@ -33,6 +33,18 @@ start_worker() {
     PIDS+=("$WPID")
 }
 
+# drain_with_two [HOOK]: starts workers w1 and w2 (--exit-when-idle), runs
+# HOOK while they work, and waits until both have exited cleanly.
+drain_with_two() {
+    start_worker w1 --exit-when-idle
+    local w1=$WPID
+    start_worker w2 --exit-when-idle
+    local w2=$WPID
+    [ -n "${1:-}" ] && "$1"
+    wait "$w1" || fail "worker 1 exited $?"
+    wait "$w2" || fail "worker 2 exited $?"
+}
+
 # wait_done N SECONDS: until N jobs are done.
 wait_done() {
     for _ in $(seq $(($2 * 10))); do
@@ -59,12 +71,7 @@ two_workers)
     start_coord
     grid 150
     "$TFQ" submit "$DIR/grid.txt" --connect "$EP" >/dev/null || fail "submit"
-    start_worker w1 --exit-when-idle
-    W1=$WPID
-    start_worker w2 --exit-when-idle
-    W2=$WPID
-    wait "$W1" || fail "worker 1 exited $?"
-    wait "$W2" || fail "worker 2 exited $?"
+    drain_with_two
     check_once
     [ "$(q "select count(distinct worker) from attempts")" = 2 ] || fail "one worker did everything"
     "$TFQ" status --connect "$EP" --json | grep -q '"done": 8' || fail "status"
@@ -96,20 +103,18 @@ kill_worker)
     grep -q "resumes from checkpoint" "$DIR/rescuer.log" || fail "rescuer did not say it resumed"
     ;;
 kill_coordinator)
+    # kill -9 the coordinator mid-grid, start it again on the same endpoint
+    kill_and_restart() {
+        sleep 0.6
+        kill -9 "$COORD"
+        sleep 0.5
+        start_coord "$FIXED"
+    }
     start_coord
     grid 400
     "$TFQ" submit "$DIR/grid.txt" --connect "$EP" >/dev/null || fail "submit"
     FIXED="$EP"
-    start_worker w1 --exit-when-idle
-    W1=$WPID
-    start_worker w2 --exit-when-idle
-    W2=$WPID
-    sleep 0.6
-    kill -9 "$COORD"
-    sleep 0.5
-    start_coord "$FIXED"
-    wait "$W1" || fail "worker 1 exited $?"
-    wait "$W2" || fail "worker 2 exited $?"
+    drain_with_two kill_and_restart
     check_once
     ;;
 transfer)
@@ -127,12 +132,7 @@ seed = 5'
         printf -- '---\nname = A3B\ninit_from = baseA\n%s\nclasses = 1,5,7,8,9\nepochs = 1\ncopy = 3\nfreeze = 3\n' "$common"
     } >"$DIR/grid.txt"
     "$TFQ" submit "$DIR/grid.txt" --connect "$EP" >/dev/null || fail "submit"
-    start_worker w1 --exit-when-idle
-    W1=$WPID
-    start_worker w2 --exit-when-idle
-    W2=$WPID
-    wait "$W1" || fail "worker 1 exited $?"
-    wait "$W2" || fail "worker 2 exited $?"
+    drain_with_two
     check_once
     [ "$(q "select count(*) from checkpoints c join jobs j on j.id = c.job_id where j.name = 'baseA'")" = 2 ] || fail "baseA did not checkpoint both epochs"
     [ "$(grep -c 'copies layers from checkpoint' "$DIR"/w*.log | awk -F: '{s += $2} END {print s}')" = 2 ] || fail "the transfer jobs did not get baseA's checkpoint"
