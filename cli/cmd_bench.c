@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "common/rng.h"
 #include "worker/gemm.h"
+#include "worker/kern.h"
 #include "worker/train.h"
 
 #define SGEMM_N 1024
@@ -114,11 +115,16 @@ static void help(void)
 "\n"
 "  --net NAME|SPEC   reference (default), wide, or a layer list\n"
 "  --batch N         (64)\n"
-"  --threads N       BLAS threads (1)\n"
+"  --threads N       training threads (1)\n"
 "  --freeze N        also time a job with layers 1..N frozen (cached)\n"
 "  --steps N         steps per repeat (30)\n"
 "  --repeats N       repeats; the median is reported (7)\n"
-"  --json            one JSON object\n");
+"  --json            one JSON object\n"
+"\n"
+"TFQ_KERNELS=generic|avx2|avx512 forces a kernel set (default: the best\n"
+"this CPU runs); TFQ_CONV_ALGO=direct|gemm forces every convolution pass\n"
+"onto the direct kernels (where they run) or im2col + sgemm (default: auto,\n"
+"timed per layer when the net is built).\n");
 }
 
 int cmd_bench(int argc, char **argv)
@@ -162,7 +168,7 @@ int cmd_bench(int argc, char **argv)
         fprintf(stderr, "tfq bench: --net: %s\n", e.msg);
         return CLI_USAGE;
     }
-    gemm_set_threads((int)threads);
+    train_set_threads((int)threads);
     /* The repeats alternate between the reference and the nets, so both
      * see the same machine: the ratio is the median of per-repeat ratios. */
     sgemm_bench g = {0};
@@ -184,6 +190,8 @@ int cmd_bench(int argc, char **argv)
     if (freeze > 0 && train_bench_init(&frozen, &fz, &e) != 0)
         goto fail;
     double macs = net_macs(trainer_net(full.t));
+    char kernels[2048];
+    net_describe_kernels(trainer_net(full.t), kernels, sizeof kernels);
     sgemm_gflops(&g, 1); /* warm-up */
     for (long r = 0; r < repeats; r++) {
         sg[r] = sgemm_gflops(&g, 5);
@@ -199,16 +207,19 @@ int cmd_bench(int argc, char **argv)
     double flops = 6.0 * macs; /* per image */
     double gflops = ips * flops * 1e-9;
     if (json) {
-        printf("{\"threads\": %ld, \"batch\": %ld, \"sgemm_gflops\": %.2f, "
+        printf("{\"kernels\": \"%s\", \"threads\": %ld, \"batch\": %ld, "
+               "\"sgemm_gflops\": %.2f, "
                "\"train_images_per_s\": %.1f, \"train_gflops\": %.2f, "
                "\"ratio\": %.3f, \"nominal_flops_per_image\": %.0f",
-               threads, batch, sgemm, ips, gflops, ratio, flops);
+               kern_active()->name, threads, batch, sgemm, ips, gflops, ratio,
+               flops);
         if (freeze > 0)
             printf(", \"frozen_layers\": %ld, \"frozen_images_per_s\": %.1f, "
                    "\"frozen_speedup\": %.2f", freeze, ips_frozen,
                    ips_frozen / ips);
         printf("}\n");
     } else {
+        printf("%s\n", kernels);
         printf("threads %ld, batch %ld, medians of %ld repeats\n", threads,
                batch, repeats);
         printf("sgemm 1024^3          %8.2f GFLOP/s\n", sgemm);

@@ -14,7 +14,7 @@
 #include "common/log.h"
 #include "coordinator/coord.h"
 #include "worker/agent.h"
-#include "worker/gemm.h"
+#include "worker/train.h"
 
 #define DEFAULT_BIND "tcp://127.0.0.1:5555"
 
@@ -147,7 +147,7 @@ int cmd_worker(int argc, char **argv)
         default: return CLI_USAGE;
         }
     }
-    gemm_set_threads(cfg.threads);
+    train_set_threads(cfg.threads);
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);

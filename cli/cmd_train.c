@@ -45,7 +45,7 @@ static void help(void)
 "  --weight-decay F    (5e-4)        --lr-step F        (0.75: lr x gamma\n"
 "  --lr-gamma F        (0.1)                            after 75%% of steps)\n"
 "  --bias-lr-mult F    (2)           --bias-decay-mult F (0)\n"
-"  --seed N            (1)           --threads N        (1, BLAS threads)\n"
+"  --seed N            (1)           --threads N        (1, training threads)\n"
 "  --topk K            report the mean of the K best test evaluations (3)\n"
 "transfer:\n"
 "  --init CKPT         checkpoint to copy layers from\n"
@@ -337,7 +337,7 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "tfq train: --net: %s\n", e.msg);
         return CLI_USAGE;
     }
-    gemm_set_threads((int)a.threads);
+    train_set_threads((int)a.threads);
     /* From here a signal asks for a clean stop: before training starts it
      * is noticed at the first step, and nothing is lost. */
     struct sigaction sa = {0};
@@ -356,11 +356,15 @@ int cmd_train(int argc, char **argv)
         goto done;
     if (a.resume != NULL && trainer_resume(t, a.resume, &e) != 0)
         goto done;
-    if (!a.quiet)
+    if (!a.quiet) {
+        char kernels[2048];
+        net_describe_kernels(trainer_net(t), kernels, sizeof kernels);
+        fprintf(stderr, "%s\n", kernels);
         fprintf(stderr, "training %d images (%d classes), testing %d, data "
                 "%.12s, %d epochs from epoch %d\n", train.n,
                 train.num_classes, test.n, fp, a.cfg.epochs,
                 trainer_meta(t)->epoch + 1);
+    }
     int rc = trainer_run(t, on_epoch, &a, &s_stop, a.save,
                          (int)a.save_every, &e);
     if (rc == TFQ_EINTR) {

@@ -8,8 +8,10 @@
 #include "worker/dropout.h"
 #include "worker/fc.h"
 #include "worker/gemm.h"
+#include "worker/kern.h"
 #include "worker/loss.h"
 #include "worker/lrn.h"
+#include "worker/par.h"
 #include "worker/pool.h"
 #include "worker/relu.h"
 
@@ -224,6 +226,181 @@ static int test_grad_conv(void)
     CHECK(grad_conv_case(3, 7, 6, 4, 3, 2, 1) == 0); /* im2col + sgemm */
     CHECK(grad_conv_case(16, 6, 7, 16, 3, 1, 1) == 0); /* direct paths */
     CHECK(grad_conv_case(2, 5, 5, 32, 5, 1, 2) == 0); /* direct; GEMM dx */
+    return 0;
+}
+
+/* ---- every kernel set ----------------------------------------------------
+ * Each set the host runs, at 1 and 2 threads, against the naive loops on
+ * the preset nets' shapes and on odd ones, then by finite differences.
+ * conv_init puts every pass the set's direct path can run on it; the test
+ * says independently which passes those must be, so a set that quietly
+ * fell back to im2col + sgemm fails. */
+
+/* Exit status meson reads as "skipped". */
+#define TEST_SKIP 77
+
+static int expect_direct(const conv_layer *l, int pass, int lanes)
+{
+    int same = l->stride == 1 && l->hout == l->hin && l->wout == l->win;
+    if (pass == 0)
+        return same && l->cout % lanes == 0;
+    if (pass == 1)
+        return same && l->cin % lanes == 0;
+    return same && l->cout % lanes == 0 && (l->k == 3 || l->k == 5);
+}
+
+/* One geometry: forward, input gradient, weight and bias gradients of the
+ * active set against the naive loops; counts the direct passes run. */
+static int kernel_case(const int *c, int lanes, int *direct_passes)
+{
+    conv_layer l;
+    CHECK(conv_init(&l, c[0], c[1], c[2], c[3], c[4], c[5], c[6], 4096) == 0);
+    CHECK(l.ks == kern_active());
+    for (int pass = 0; pass < 3; pass++) {
+        conv_algo a = pass == 0 ? l.fwd : pass == 1 ? l.dx : l.dw;
+        CHECK_MSG((a == CONV_DIRECT) == expect_direct(&l, pass, lanes),
+                  "%s: cin %d cout %d k %d %dx%d stride %d pad %d: pass %d "
+                  "is %s", l.ks->name, l.cin, l.cout, l.k, l.hin, l.win,
+                  l.stride, l.pad, pass, a == CONV_DIRECT ? "direct" : "gemm");
+        *direct_passes += a == CONV_DIRECT;
+    }
+    const int n = c[7];
+    float *blk = conv_alloc(&l);
+    long xs = (long)l.cin * n * l.hin * l.win;
+    long ys = (long)l.cout * n * l.hout * l.wout;
+    float *x = vec(xs), *y1 = vec(ys), *y2 = vec(ys), *dy = vec(ys);
+    float *dx1 = vec(xs), *dx2 = vec(xs);
+    float *ws = vec((long)conv_workspace_floats(&l, n));
+    float *dw1 = vec(l.p.nw), *db1 = vec(l.p.nb);
+    fill(x, xs, 1.0f);
+    fill(dy, ys, 1.0f);
+    l.relu_after = c[8];
+    conv_forward(&l, x, y1, n, ws);
+    conv_forward_naive(&l, x, y2, n);
+    if (l.relu_after)
+        for (long i = 0; i < ys; i++)
+            y2[i] = y2[i] > 0.0f ? y2[i] : 0.0f;
+    double dfw = max_rel_diff(y2, y1, ys);
+    conv_backward(&l, x, y1, dy, dx1, n, ws);
+    memcpy(dw1, l.p.dw, sizeof(float) * (size_t)l.p.nw);
+    memcpy(db1, l.p.db, sizeof(float) * (size_t)l.p.nb);
+    memset(l.p.dw, 0, sizeof(float) * (size_t)l.p.nw);
+    memset(l.p.db, 0, sizeof(float) * (size_t)l.p.nb);
+    conv_backward_naive(&l, x, dy, dx2, n);
+    double ddx = max_rel_diff(dx2, dx1, xs);
+    double ddw = max_rel_diff(l.p.dw, dw1, l.p.nw);
+    double ddb = max_rel_diff(l.p.db, db1, l.p.nb);
+    free(x); free(y1); free(y2); free(dy); free(dx1); free(dx2);
+    free(ws); free(dw1); free(db1); free(blk);
+    CHECK_MSG(dfw < 1e-5 && ddx < 1e-5 && ddw < 1e-5 && ddb < 1e-5,
+              "%s, %d threads, cin %d cout %d k %d %dx%d: fwd %g dx %g dw %g "
+              "db %g", kern_active()->name, par_threads(), c[0], c[3], c[4],
+              c[1], c[2], dfw, ddx, ddw, ddb);
+    return 0;
+}
+
+static int kernel_set_case(const char *name)
+{
+    tfq_error e = {0};
+    if (kern_find(name) == NULL) {
+        fprintf(stderr, "kernel set %s: this CPU cannot run it; skipped\n",
+                name);
+        return TEST_SKIP;
+    }
+    CHECK_MSG(kern_select(name, &e) == 0, "%s", e.msg);
+    CHECK(strcmp(kern_active()->name, name) == 0);
+    const int lanes = kern_active()->lanes;
+    /* cin, h, w, cout, k, stride, pad, n, relu */
+    const int shapes[][9] = {
+        /* the reference net */
+        {1, 28, 28, 16, 5, 1, 2, 3, 1}, {16, 14, 14, 32, 5, 1, 2, 2, 1},
+        {32, 7, 7, 48, 3, 1, 1, 3, 1}, {48, 7, 7, 48, 3, 1, 1, 2, 0},
+        {48, 7, 7, 32, 3, 1, 1, 3, 1},
+        /* the wide net */
+        {1, 28, 28, 32, 5, 1, 2, 2, 1}, {32, 14, 14, 64, 5, 1, 2, 2, 1},
+        {64, 7, 7, 96, 3, 1, 1, 2, 1}, {96, 7, 7, 96, 3, 1, 1, 2, 1},
+        {96, 7, 7, 64, 3, 1, 1, 2, 1},
+        /* CaffeNet's first two */
+        {3, 32, 32, 96, 5, 1, 2, 2, 1}, {96, 8, 8, 256, 5, 1, 2, 1, 1},
+        /* channels not a multiple of 16, then of 8 */
+        {3, 9, 7, 24, 3, 1, 1, 3, 0}, {24, 6, 5, 40, 5, 1, 2, 2, 1},
+        {5, 6, 6, 8, 3, 1, 1, 4, 0}, {8, 5, 9, 12, 3, 1, 1, 3, 1},
+        {12, 7, 6, 20, 3, 1, 1, 2, 0},
+        /* 1x1, stride 2, no padding */
+        {16, 7, 7, 32, 1, 1, 0, 3, 1}, {32, 6, 5, 16, 1, 1, 0, 2, 0},
+        {4, 9, 9, 16, 3, 2, 1, 2, 0}, {16, 10, 11, 32, 5, 2, 2, 2, 1},
+        {3, 8, 8, 16, 3, 1, 0, 2, 0}, {16, 9, 9, 32, 5, 1, 0, 2, 1},
+        /* rows that are no multiple of any pixel block */
+        {2, 13, 11, 32, 3, 1, 1, 2, 1}, {16, 3, 17, 64, 3, 1, 1, 2, 0},
+        {16, 1, 1, 16, 3, 1, 1, 5, 1}, {32, 2, 23, 48, 5, 1, 2, 2, 0},
+    };
+    const int nshapes = (int)(sizeof shapes / sizeof shapes[0]);
+    for (int threads = 1; threads <= 2; threads++) {
+        CHECK(par_set_threads(threads) == 0);
+        int direct = 0;
+        for (int i = 0; i < nshapes; i++)
+            CHECK(kernel_case(shapes[i], lanes, &direct) == 0);
+        CHECK_MSG(direct >= 30, "only %d direct passes ran", direct);
+        /* finite differences, direct passes wherever the set runs them */
+        CHECK(grad_conv_case(16, 6, 7, 16, 3, 1, 1) == 0);
+        CHECK(grad_conv_case(2, 5, 5, 32, 5, 1, 2) == 0);
+        CHECK(grad_conv_case(8, 5, 6, 8, 3, 1, 1) == 0);
+        CHECK(grad_conv_case(16, 5, 5, 48, 5, 1, 2) == 0);
+        CHECK(grad_conv_case(1, 9, 8, 16, 5, 1, 2) == 0);
+        fprintf(stderr, "%s, %d thread(s): %d shapes, %d direct passes\n",
+                name, threads, nshapes, direct);
+    }
+    par_set_threads(1);
+    return 0;
+}
+
+static int test_kernels_generic(void)
+{
+    return kernel_set_case("generic");
+}
+
+static int test_kernels_avx2(void)
+{
+    return kernel_set_case("avx2");
+}
+
+static int test_kernels_avx512(void)
+{
+    return kernel_set_case("avx512");
+}
+
+/* TFQ_KERNELS and kern_select: a known set the CPU runs is taken, an
+ * unknown name is refused with the names this build has, and the best set
+ * is the default. */
+static int test_kernels_select(void)
+{
+    tfq_error e = {0};
+    int count;
+    const kern_set *const *all = kern_all(&count);
+    CHECK(count >= 1 && strcmp(all[0]->name, "generic") == 0);
+    CHECK(kern_find("generic") != NULL);
+    unsetenv("TFQ_KERNELS");
+    CHECK(kern_init(&e) == 0);
+    const kern_set *best = kern_active();
+    for (int i = 0; i < count; i++)
+        if (kern_find(all[i]->name) != NULL)
+            CHECK(best->lanes >= all[i]->lanes);
+    setenv("TFQ_KERNELS", "generic", 1);
+    CHECK(kern_init(&e) == 0);
+    CHECK(strcmp(kern_active()->name, "generic") == 0);
+    setenv("TFQ_KERNELS", "sse9", 1);
+    CHECK(kern_init(&e) == TFQ_EINVAL);
+    CHECK_MSG(strstr(e.msg, "TFQ_KERNELS=sse9") != NULL &&
+              strstr(e.msg, "unknown kernel set") != NULL &&
+              strstr(e.msg, "generic") != NULL, "%s", e.msg);
+    CHECK(kern_active() == best); /* a bad value leaves the best set */
+    for (int i = 0; i < count; i++)
+        if (kern_find(all[i]->name) == NULL) {
+            CHECK(kern_select(all[i]->name, &e) == TFQ_EINVAL);
+            CHECK_MSG(strstr(e.msg, "lacks") != NULL, "%s", e.msg);
+        }
+    CHECK(kern_select("auto", &e) == 0 && kern_active() == best);
+    unsetenv("TFQ_KERNELS");
     return 0;
 }
 
@@ -456,6 +633,10 @@ static const test_case cases[] = {
     {"grad_dropout", test_grad_dropout},
     {"grad_lrn", test_grad_lrn},
     {"grad_softmax", test_grad_softmax},
+    {"kernels_generic", test_kernels_generic},
+    {"kernels_avx2", test_kernels_avx2},
+    {"kernels_avx512", test_kernels_avx512},
+    {"kernels_select", test_kernels_select},
 };
 
 int main(int argc, char **argv)

@@ -17,6 +17,7 @@
 #include "../common/proto.h"
 #include "job.h"
 #include "jobspec.h"
+#include "kern.h"
 
 /* Hellos tried before giving up on a coordinator that never answers. */
 #define AGENT_HELLO_TRIES 20
@@ -222,8 +223,10 @@ static int hello(agent *a, zmq_msg_t *frame, tfq_error *e)
         rc = request(a, &m, &r, frame, e);
         if (rc == 0 && r.kind == PROTO_WELCOME) {
             a->heartbeat_ms = r.heartbeat_ms > 0 ? r.heartbeat_ms : 1000;
-            log_info("worker %s connected to %s%s", a->name, a->cfg->connect,
-                     a->curve.on ? " (CURVE)" : "");
+            log_info("worker %s connected to %s%s; kernels: %s, %d "
+                     "thread%s", a->name, a->cfg->connect,
+                     a->curve.on ? " (CURVE)" : "", kern_active()->name,
+                     m.threads, m.threads == 1 ? "" : "s");
             return 0;
         }
         /* Refused keys and roles do not change by asking again. */

@@ -1,10 +1,15 @@
 #include "conv.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/clock.h"
 #include "../common/err.h"
+#include "../common/log.h"
 #include "gemm.h"
+#include "par.h"
 
 int conv_init(conv_layer *l, int cin, int hin, int win, int cout, int k,
               int stride, int pad, size_t workspace_target_floats)
@@ -27,6 +32,11 @@ int conv_init(conv_layer *l, int cin, int hin, int win, int cout, int k,
     l->chunk = chunk < 1 ? 1 : (int)chunk;
     l->p.nw = cout * cin * k * k;
     l->p.nb = cout;
+    l->ks = kern_active();
+    l->threads = par_threads();
+    l->fwd = conv_direct_ok(l, 0) ? CONV_DIRECT : CONV_GEMM;
+    l->dx = conv_direct_ok(l, 1) ? CONV_DIRECT : CONV_GEMM;
+    l->dw = conv_direct_ok(l, 2) ? CONV_DIRECT : CONV_GEMM;
     return 0;
 }
 
@@ -262,149 +272,91 @@ static float row_sum(const float *v, long n)
 }
 
 /* ---- direct convolution ------------------------------------------------
- * For stride 1, "same" padding and output channels in multiples of 16 (every
- * preset net), the forward pass skips im2col: each block of output pixels
- * of one row keeps up to 3 x 16 output channels in vector registers, and
- * every (input channel, tap) step is one weight vector load per 16 channels
- * and one broadcast input value per pixel, so the multiply-adds run from
- * registers instead of a patch matrix in memory.  The input is first copied
- * into a zero-padded image, which removes every bounds test. */
+ * The loops themselves are the kernel set's (kern.h); here they are fed:
+ * weights transposed so that output channels are contiguous, the images
+ * shared out over the training threads, the input gradient run as the
+ * forward pass of the transposed geometry. */
 
-typedef float v16sf __attribute__((vector_size(64)));
-typedef float v16sf_u __attribute__((vector_size(64), aligned(4)));
-
-#define DIRECT_LANES 16
-
-static int direct_pixels(const conv_layer *l)
+/* With stride 1 and same padding, dL/dx is itself a same-padded convolution
+ * of dL/dy, with input and output channels swapped and the kernel rotated
+ * by 180 degrees. */
+static conv_layer transposed_geometry(const conv_layer *l)
 {
-    return l->wout % 7 == 0 ? 7 : 8;
+    conv_layer t = *l;
+    t.cin = l->cout;
+    t.cout = l->cin;
+    t.hin = l->hout;
+    t.win = l->wout;
+    t.hout = l->hin;
+    t.wout = l->win;
+    return t;
 }
 
-static int use_direct(const conv_layer *l)
+int conv_direct_ok(const conv_layer *l, int pass)
 {
-    return is_same_stride1(l) && l->cout % DIRECT_LANES == 0;
+    int a, b;
+    if (l->ks == NULL)
+        return 0;
+    if (pass == 0)
+        return l->ks->fwd_plan(l, &a, &b);
+    if (pass == 1) {
+        conv_layer t = transposed_geometry(l);
+        return l->ks->fwd_plan(&t, &a, &b);
+    }
+    return l->ks->dw_plan(l, &a, &b) > 0;
 }
 
-/* Width of one padded row: room for whole pixel blocks plus the padding. */
-static int direct_row(const conv_layer *l)
+/* Runs fn over tasks on the training threads, or on this one alone when
+ * the pool has grown past the threads l's workspace was sized for. */
+static void conv_par(const conv_layer *l, int tasks, par_fn fn, void *ctx)
 {
-    int pb = direct_pixels(l);
-    return (l->wout + pb - 1) / pb * pb + 2 * l->pad;
+    if (par_threads() <= l->threads) {
+        par_for(tasks, fn, ctx);
+        return;
+    }
+    for (int t = 0; t < tasks; t++)
+        fn(ctx, t, 0);
 }
 
 static size_t direct_floats(const conv_layer *l)
 {
-    size_t fwd = (size_t)l->cin * (l->hin + 2 * l->pad) * direct_row(l);
-    conv_layer t = *l;
-    t.cin = l->cout;
-    t.hin = l->hout;
-    size_t bwd = (size_t)t.cin * (t.hin + 2 * t.pad) * direct_row(&t);
-    return (size_t)l->cin * l->k * l->k * l->cout + (fwd > bwd ? fwd : bwd);
+    const size_t wt = (size_t)l->cin * l->k * l->k * l->cout;
+    size_t need = 0;
+    if (l->fwd == CONV_DIRECT)
+        need = wt + (size_t)l->threads * l->ks->fwd_floats(l);
+    if (l->dx == CONV_DIRECT) {
+        conv_layer t = transposed_geometry(l);
+        size_t b = wt + (size_t)l->threads * l->ks->fwd_floats(&t);
+        need = b > need ? b : need;
+    }
+    return need;
 }
 
-/* One block: pixels [ox0, ox0 + PB) of row oy, channels co0 .. co0 + 16 CV.
- * xp: (cin, hp, row) padded image; wt: (cin, k, k, cout). */
-#define DIRECT_BLOCK(CV, PB)                                                  \
-    static void direct_block_##CV##_##PB(                                     \
-        const conv_layer *l, const float *xp, const float *wt, int row,       \
-        int oy, int ox0, int co0, v16sf out[PB][CV])                          \
-    {                                                                         \
-        v16sf acc[PB][CV];                                                    \
-        for (int p = 0; p < PB; p++)                                          \
-            for (int v = 0; v < CV; v++)                                      \
-                acc[p][v] = (v16sf){0};                                       \
-        const int hp = l->hin + 2 * l->pad, k = l->k, cout = l->cout;         \
-        for (int ci = 0; ci < l->cin; ci++)                                   \
-            for (int ky = 0; ky < k; ky++) {                                  \
-                const float *xr = xp + ((long)ci * hp + oy + ky) * row + ox0; \
-                const float *wr = wt + ((long)(ci * k + ky) * k) * cout + co0;\
-                for (int kx = 0; kx < k; kx++) {                              \
-                    v16sf w[CV];                                              \
-                    for (int v = 0; v < CV; v++)                              \
-                        w[v] = *(const v16sf_u *)(wr + (long)kx * cout +      \
-                                                  v * DIRECT_LANES);          \
-                    for (int p = 0; p < PB; p++) {                            \
-                        const float xv = xr[p + kx];                          \
-                        for (int v = 0; v < CV; v++)                          \
-                            acc[p][v] += w[v] * xv;                           \
-                    }                                                         \
-                }                                                             \
-            }                                                                 \
-        for (int p = 0; p < PB; p++)                                          \
-            for (int v = 0; v < CV; v++)                                      \
-                out[p][v] = acc[p][v];                                        \
-    }
+typedef struct {
+    const conv_layer *l;
+    const float *wt, *bias, *x;
+    float *y, *xp;
+    int relu, n;
+    size_t xp_floats;
+} fwd_job;
 
-DIRECT_BLOCK(1, 7)
-DIRECT_BLOCK(2, 7)
-DIRECT_BLOCK(3, 7)
-DIRECT_BLOCK(1, 8)
-DIRECT_BLOCK(2, 8)
-DIRECT_BLOCK(3, 8)
-
-/* Writes a block's channels into y (cout, n, hout, wout) for image img,
- * adding the bias and, when the net folded one in, the ReLU. */
-static void direct_store(const conv_layer *l, const float *blk, int pb,
-                         int cv, const float *bias, int relu, float *y, int n,
-                         int img, int oy, int ox0, int co0)
+static void fwd_task(void *ctx, int img, int thread)
 {
-    const long hw = (long)l->hout * l->wout;
-    int np = l->wout - ox0 < pb ? l->wout - ox0 : pb;
-    for (int v = 0; v < cv; v++)
-        for (int j = 0; j < DIRECT_LANES; j++) {
-            int co = co0 + v * DIRECT_LANES + j;
-            float b = bias != NULL ? bias[co] : 0.0f;
-            float *dst = y + ((long)co * n + img) * hw + (long)oy * l->wout + ox0;
-            for (int p = 0; p < np; p++) {
-                float val = blk[((long)p * cv + v) * DIRECT_LANES + j] + b;
-                dst[p] = relu && val < 0.0f ? 0.0f : val;
-            }
-        }
+    fwd_job *j = ctx;
+    j->l->ks->fwd_image(j->l, j->wt, j->bias, j->relu, j->x, j->y, j->n, img,
+                        j->xp + (size_t)thread * j->xp_floats);
 }
 
 /* y = conv(x) with the geometry of l, weights wt (cin, k, k, cout), bias
- * (may be NULL) and an optional ReLU; xp is room for one padded image. */
+ * (may be NULL) and an optional ReLU; xp: room for l->threads padded
+ * images. */
 static void direct_run(const conv_layer *l, const float *wt,
                        const float *bias, int relu, const float *x, float *y,
                        int n, float *xp)
 {
-    const int cout = l->cout, cin = l->cin, pad = l->pad;
-    const int hp = l->hin + 2 * pad, row = direct_row(l);
-    const int pb = direct_pixels(l);
-    memset(xp, 0, sizeof(float) * (size_t)cin * hp * row);
-    const long hw_in = (long)l->hin * l->win;
-    v16sf blk[8][3];
-    for (int img = 0; img < n; img++) {
-        for (int ci = 0; ci < cin; ci++)
-            for (int iy = 0; iy < l->hin; iy++)
-                memcpy(xp + ((long)ci * hp + iy + pad) * row + pad,
-                       x + ((long)ci * n + img) * hw_in + (long)iy * l->win,
-                       sizeof(float) * (size_t)l->win);
-        for (int oy = 0; oy < l->hout; oy++)
-            for (int ox0 = 0; ox0 < l->wout; ox0 += pb)
-                for (int co0 = 0; co0 < cout;) {
-                    int cv = (cout - co0) / DIRECT_LANES;
-                    cv = cv > 3 ? 3 : cv;
-                    if (pb == 7) {
-                        if (cv == 3)
-                            direct_block_3_7(l, xp, wt, row, oy, ox0, co0, (v16sf(*)[3])blk);
-                        else if (cv == 2)
-                            direct_block_2_7(l, xp, wt, row, oy, ox0, co0, (v16sf(*)[2])blk);
-                        else
-                            direct_block_1_7(l, xp, wt, row, oy, ox0, co0, (v16sf(*)[1])blk);
-                    } else {
-                        if (cv == 3)
-                            direct_block_3_8(l, xp, wt, row, oy, ox0, co0, (v16sf(*)[3])blk);
-                        else if (cv == 2)
-                            direct_block_2_8(l, xp, wt, row, oy, ox0, co0, (v16sf(*)[2])blk);
-                        else
-                            direct_block_1_8(l, xp, wt, row, oy, ox0, co0, (v16sf(*)[1])blk);
-                    }
-                    direct_store(l, (const float *)blk, pb, cv, bias, relu,
-                                 y, n, img, oy, ox0, co0);
-                    co0 += cv * DIRECT_LANES;
-                }
-    }
+    fwd_job j = {.l = l, .wt = wt, .bias = bias, .x = x, .y = y, .xp = xp,
+                 .relu = relu, .n = n, .xp_floats = l->ks->fwd_floats(l)};
+    conv_par(l, n, fwd_task, &j);
 }
 
 static void conv_forward_direct(const conv_layer *l, const float *x,
@@ -417,26 +369,6 @@ static void conv_forward_direct(const conv_layer *l, const float *x,
             wt[(long)t * cout + co] = l->p.w[(long)co * cin * k * k + t];
     direct_run(l, wt, l->p.b, l->relu_after, x, y, n,
                ws + (size_t)cin * k * k * cout);
-}
-
-/* With stride 1 and same padding, dL/dx is itself a same-padded convolution
- * of dL/dy, with input and output channels swapped and the kernel rotated
- * by 180 degrees; it runs on the direct path when cin is a multiple of 16. */
-static int use_direct_backward(const conv_layer *l)
-{
-    return is_same_stride1(l) && l->cin % DIRECT_LANES == 0;
-}
-
-static conv_layer transposed_geometry(const conv_layer *l)
-{
-    conv_layer t = *l;
-    t.cin = l->cout;
-    t.cout = l->cin;
-    t.hin = l->hout;
-    t.win = l->wout;
-    t.hout = l->hin;
-    t.wout = l->win;
-    return t;
 }
 
 static void conv_input_grad_direct(const conv_layer *l, const float *dy,
@@ -458,123 +390,99 @@ static void conv_input_grad_direct(const conv_layer *l, const float *dy,
 /* The weight gradient on the direct path: dw[co][ci][ky][kx] sums
  * dy[co] x (the input shifted by the tap) over every pixel of the batch.
  * Output channels go in vector lanes, so dy is first transposed to
- * (n, h*w, cout); each (ci, ky) keeps the k taps of one kernel row times up
- * to 3 x 16 channels in registers while it sweeps the batch. */
-static int use_direct_dw(const conv_layer *l)
+ * (n, h*w, cout) and x padded.  The kernel set's tasks write disjoint parts
+ * of dw; when there are fewer of them than twice the threads (the first
+ * layer, with one input channel), the images are cut into slices as well,
+ * each summed into its own copy of dw and added in slice order. */
+static int dw_slices(const conv_layer *l, int n)
 {
-    return use_direct(l) && (l->k == 3 || l->k == 5);
+    int cv, kr, tasks = l->ks->dw_plan(l, &cv, &kr);
+    if (l->threads <= 1 || tasks <= 0 || tasks >= 2 * l->threads)
+        return 1;
+    int s = (2 * l->threads + tasks - 1) / tasks;
+    return s < n ? s : n;
 }
 
 static size_t direct_dw_floats(const conv_layer *l, int n)
 {
-    if (!use_direct_dw(l))
+    if (l->dw != CONV_DIRECT)
         return 0;
     size_t hp = (size_t)l->hin + 2 * l->pad, wp = (size_t)l->win + 2 * l->pad;
     return (size_t)l->cin * n * hp * wp +
-           (size_t)n * l->hout * l->wout * l->cout;
+           (size_t)n * l->hout * l->wout * l->cout +
+           (size_t)(dw_slices(l, n) - 1) * l->p.nw;
 }
 
-#define DIRECT_DW(CV, K)                                                      \
-    static void direct_dw_##CV##_##K(const conv_layer *l, const float *xpad,  \
-                                     const float *dyt, int n, int co0,        \
-                                     int ci, int ky, v16sf out[K][CV])        \
-    {                                                                         \
-        v16sf acc[K][CV];                                                     \
-        for (int t = 0; t < K; t++)                                           \
-            for (int v = 0; v < CV; v++)                                      \
-                acc[t][v] = (v16sf){0};                                       \
-        const int hp = l->hin + 2 * l->pad, wp = l->win + 2 * l->pad;         \
-        const int w = l->wout, cout = l->cout;                                \
-        const long hw = (long)l->hout * w;                                    \
-        for (int img = 0; img < n; img++)                                     \
-            for (int oy = 0; oy < l->hout; oy++) {                            \
-                const float *xr =                                             \
-                    xpad + (((long)ci * n + img) * hp + oy + ky) * wp;        \
-                const float *dr = dyt + ((long)img * hw + (long)oy * w) * cout\
-                                  + co0;                                      \
-                for (int ox = 0; ox < w; ox++) {                              \
-                    v16sf d[CV];                                              \
-                    for (int v = 0; v < CV; v++)                              \
-                        d[v] = *(const v16sf_u *)(dr + (long)ox * cout +      \
-                                                  v * DIRECT_LANES);          \
-                    for (int t = 0; t < K; t++) {                             \
-                        const float xb = xr[ox + t];                          \
-                        for (int v = 0; v < CV; v++)                          \
-                            acc[t][v] += d[v] * xb;                           \
-                    }                                                         \
-                }                                                             \
-            }                                                                 \
-        for (int t = 0; t < K; t++)                                           \
-            for (int v = 0; v < CV; v++)                                      \
-                out[t][v] = acc[t][v];                                        \
-    }
+typedef struct {
+    const conv_layer *l;
+    const float *x, *dy;
+    float *xpad, *dyt, *partial;
+    int n, tasks, slices;
+} dw_job;
 
-DIRECT_DW(1, 3)
-DIRECT_DW(2, 3)
-DIRECT_DW(3, 3)
-DIRECT_DW(1, 5)
-DIRECT_DW(2, 5)
-DIRECT_DW(3, 5)
+static void dw_pad_task(void *ctx, int plane, int thread)
+{
+    dw_job *j = ctx;
+    const conv_layer *l = j->l;
+    const int hp = l->hin + 2 * l->pad, wp = l->win + 2 * l->pad;
+    float *d = j->xpad + (long)plane * hp * wp;
+    const float *s = j->x + (long)plane * l->hin * l->win;
+    memset(d, 0, sizeof(float) * (size_t)hp * wp);
+    for (int iy = 0; iy < l->hin; iy++)
+        memcpy(d + (long)(iy + l->pad) * wp + l->pad, s + (long)iy * l->win,
+               sizeof(float) * (size_t)l->win);
+}
+
+static void dw_transpose_task(void *ctx, int img, int thread)
+{
+    dw_job *j = ctx;
+    const conv_layer *l = j->l;
+    const long hw = (long)l->hout * l->wout;
+    for (int co = 0; co < l->cout; co++) {
+        const float *src = j->dy + ((long)co * j->n + img) * hw;
+        float *dst = j->dyt + (long)img * hw * l->cout + co;
+        for (long p = 0; p < hw; p++)
+            dst[p * l->cout] = src[p];
+    }
+}
+
+static void dw_compute_task(void *ctx, int t, int thread)
+{
+    dw_job *j = ctx;
+    const int slice = t / j->tasks, task = t % j->tasks;
+    const int i0 = (int)((long)j->n * slice / j->slices);
+    const int i1 = (int)((long)j->n * (slice + 1) / j->slices);
+    float *dw = slice == 0 ? j->l->p.dw
+                           : j->partial + (size_t)(slice - 1) * j->l->p.nw;
+    j->l->ks->dw_task(j->l, j->xpad, j->dyt, j->n, i0, i1, task, dw);
+}
 
 static void conv_weight_grad_direct(conv_layer *l, const float *x,
                                     const float *dy, int n, float *ws)
 {
-    const int cin = l->cin, cout = l->cout, k = l->k, pad = l->pad;
-    const int hp = l->hin + 2 * pad, wp = l->win + 2 * pad;
-    const long hw_in = (long)l->hin * l->win, hw = (long)l->hout * l->wout;
-    float *xpad = ws;                                /* (cin, n, hp, wp) */
-    float *dyt = ws + (size_t)cin * n * hp * wp;     /* (n, hw, cout) */
-    memset(xpad, 0, sizeof(float) * (size_t)cin * n * hp * wp);
-    for (long pl = 0; pl < (long)cin * n; pl++)
-        for (int iy = 0; iy < l->hin; iy++)
-            memcpy(xpad + (pl * hp + iy + pad) * wp + pad,
-                   x + pl * hw_in + (long)iy * l->win,
-                   sizeof(float) * (size_t)l->win);
-    for (int img = 0; img < n; img++)
-        for (int co = 0; co < cout; co++) {
-            const float *src = dy + ((long)co * n + img) * hw;
-            float *dst = dyt + (long)img * hw * cout + co;
-            for (long p = 0; p < hw; p++)
-                dst[p * cout] = src[p];
-        }
-    v16sf out[5][3];
-    for (int co0 = 0; co0 < cout;) {
-        int cv = (cout - co0) / DIRECT_LANES;
-        cv = cv > 3 ? 3 : cv;
-        for (int ci = 0; ci < cin; ci++)
-            for (int ky = 0; ky < k; ky++) {
-                if (k == 3) {
-                    if (cv == 3)
-                        direct_dw_3_3(l, xpad, dyt, n, co0, ci, ky, (v16sf(*)[3])out);
-                    else if (cv == 2)
-                        direct_dw_2_3(l, xpad, dyt, n, co0, ci, ky, (v16sf(*)[2])out);
-                    else
-                        direct_dw_1_3(l, xpad, dyt, n, co0, ci, ky, (v16sf(*)[1])out);
-                } else {
-                    if (cv == 3)
-                        direct_dw_3_5(l, xpad, dyt, n, co0, ci, ky, (v16sf(*)[3])out);
-                    else if (cv == 2)
-                        direct_dw_2_5(l, xpad, dyt, n, co0, ci, ky, (v16sf(*)[2])out);
-                    else
-                        direct_dw_1_5(l, xpad, dyt, n, co0, ci, ky, (v16sf(*)[1])out);
-                }
-                const float *o = (const float *)out;
-                for (int kx = 0; kx < k; kx++)
-                    for (int v = 0; v < cv; v++)
-                        for (int j = 0; j < DIRECT_LANES; j++) {
-                            int co = co0 + v * DIRECT_LANES + j;
-                            l->p.dw[(((long)co * cin + ci) * k + ky) * k + kx] +=
-                                o[((long)kx * cv + v) * DIRECT_LANES + j];
-                        }
-            }
-        co0 += cv * DIRECT_LANES;
-    }
+    const int hp = l->hin + 2 * l->pad, wp = l->win + 2 * l->pad;
+    int cv, kr;
+    dw_job j = {.l = l, .x = x, .dy = dy, .n = n,
+                .tasks = l->ks->dw_plan(l, &cv, &kr),
+                .slices = dw_slices(l, n)};
+    j.xpad = ws;                                       /* (cin, n, hp, wp) */
+    j.dyt = ws + (size_t)l->cin * n * hp * wp;         /* (n, hw, cout) */
+    j.partial = j.dyt + (size_t)n * l->hout * l->wout * l->cout;
+    if (j.slices > 1)
+        memset(j.partial, 0,
+               sizeof(float) * (size_t)(j.slices - 1) * l->p.nw);
+    conv_par(l, l->cin * n, dw_pad_task, &j);
+    conv_par(l, n, dw_transpose_task, &j);
+    conv_par(l, j.tasks * j.slices, dw_compute_task, &j);
+    for (int s = 1; s < j.slices; s++)
+        for (long i = 0; i < l->p.nw; i++)
+            l->p.dw[i] += j.partial[(size_t)(s - 1) * l->p.nw + i];
 }
 
 void conv_forward(const conv_layer *l, const float *x, float *y, int n,
                   float *ws)
 {
-    if (use_direct(l)) {
+    if (l->fwd == CONV_DIRECT) {
         conv_forward_direct(l, x, y, n, ws);
         return;
     }
@@ -652,13 +560,13 @@ void conv_backward(conv_layer *l, const float *x, const float *y,
     const long ld = (long)n * l->hout * l->wout;
     for (int co = 0; co < l->cout; co++)
         l->p.db[co] += row_sum(dy + co * ld, ld);
-    if (use_direct_dw(l))
+    if (l->dw == CONV_DIRECT)
         conv_weight_grad_direct(l, x, dy, n, ws);
     else
         weight_grad_gemm(l, x, dy, n, ws);
     if (dx == NULL)
         return;
-    if (use_direct_backward(l))
+    if (l->dx == CONV_DIRECT)
         conv_input_grad_direct(l, dy, dx, n, ws);
     else
         input_grad_gemm(l, dy, dx, n, ws);
@@ -667,6 +575,187 @@ void conv_backward(conv_layer *l, const float *x, const float *y,
 void conv_update(conv_layer *l, const sgd_step *s)
 {
     sgd_update(&l->p, s);
+}
+
+/* ---- choosing the algorithm ------------------------------------------- */
+
+/* Images per timed pass: enough to rank the two algorithms, few enough that
+ * a slow CPU spends well under a second on the whole net. */
+#define CONV_TUNE_IMAGES 8
+/* Timed runs of each algorithm per pass; the fastest counts, which is the
+ * figure least disturbed by other work on the machine. */
+#define CONV_TUNE_REPEATS 3
+/* im2col + sgemm replaces a direct pass only below this fraction of its
+ * time: on near ties the choice stays the same from run to run, and so do
+ * the numbers it computes. */
+#define CONV_TUNE_MARGIN 0.95
+#define CONV_TUNE_CACHE 64
+
+typedef struct {
+    int cin, cout, k, stride, pad, hin, win, n, threads;
+    const kern_set *ks;
+    conv_algo fwd, dx, dw;
+} tune_entry;
+
+static struct {
+    pthread_mutex_t lock;
+    int count;
+    tune_entry e[CONV_TUNE_CACHE];
+} tune_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int same_key(const tune_entry *t, const conv_layer *l, int n)
+{
+    return t->cin == l->cin && t->cout == l->cout && t->k == l->k &&
+           t->stride == l->stride && t->pad == l->pad && t->hin == l->hin &&
+           t->win == l->win && t->n == n && t->threads == l->threads &&
+           t->ks == l->ks;
+}
+
+/* Seconds of the fastest of CONV_TUNE_REPEATS runs of one pass. */
+static double time_pass(conv_layer *l, int pass, conv_algo algo,
+                        const float *x, float *y, const float *dy, float *dx,
+                        int n, float *ws)
+{
+    double best = 1e30;
+    for (int r = 0; r <= CONV_TUNE_REPEATS; r++) {
+        double t0 = clock_mono_s();
+        if (pass == 0) {
+            l->fwd = algo;
+            conv_forward(l, x, y, n, ws);
+        } else if (pass == 1) {
+            if (algo == CONV_DIRECT)
+                conv_input_grad_direct(l, dy, dx, n, ws);
+            else
+                input_grad_gemm(l, dy, dx, n, ws);
+        } else {
+            if (algo == CONV_DIRECT)
+                conv_weight_grad_direct(l, x, dy, n, ws);
+            else
+                weight_grad_gemm(l, x, dy, n, ws);
+        }
+        double dt = clock_mono_s() - t0;
+        if (r > 0 && dt < best) /* run 0 warms the caches */
+            best = dt;
+    }
+    return best;
+}
+
+/* Times both algorithms of every pass the direct path runs, on copies of
+ * l's geometry with buffers of its own. */
+static int tune_measure(const conv_layer *l, conv_algo out[3])
+{
+    conv_layer t = *l;
+    const int n = CONV_TUNE_IMAGES;
+    const size_t nx = (size_t)l->cin * n * l->hin * l->win;
+    const size_t ny = (size_t)l->cout * n * l->hout * l->wout;
+    const size_t nws = conv_workspace_floats(&t, n);
+    float *buf = malloc(sizeof(float) *
+                        (2 * nx + 2 * ny + nws + 2 * (size_t)l->p.nw + 2 * (size_t)l->p.nb));
+    if (buf == NULL)
+        return TFQ_ENOMEM;
+    float *x = buf, *dx = x + nx, *y = dx + nx, *dy = y + ny, *ws = dy + ny;
+    t.p.w = ws + nws;
+    t.p.dw = t.p.w + l->p.nw;
+    t.p.b = t.p.dw + l->p.nw;
+    t.p.db = t.p.b + l->p.nb;
+    for (size_t i = 0; i < nx; i++)
+        x[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+    for (size_t i = 0; i < ny; i++)
+        dy[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
+    for (long i = 0; i < l->p.nw; i++)
+        t.p.w[i] = (float)((i * 31) % 100) * 1e-2f - 0.5f;
+    memset(t.p.dw, 0, sizeof(float) * (size_t)(l->p.nw + 2 * l->p.nb));
+    t.relu_after = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        out[pass] = CONV_GEMM;
+        if (!conv_direct_ok(l, pass))
+            continue;
+        out[pass] = CONV_DIRECT;
+        double direct = time_pass(&t, pass, CONV_DIRECT, x, y, dy, dx, n, ws);
+        double sgemm = time_pass(&t, pass, CONV_GEMM, x, y, dy, dx, n, ws);
+        if (sgemm < CONV_TUNE_MARGIN * direct)
+            out[pass] = CONV_GEMM;
+        log_debug("conv %dx%dx%d -> %d k%d, %s, %d threads: %s: direct "
+                  "%.3f ms, im2col+sgemm %.3f ms", l->cin, l->hin, l->win,
+                  l->cout, l->k, l->ks->name, l->threads,
+                  pass == 0 ? "forward" : pass == 1 ? "input grad"
+                                                    : "weight grad",
+                  direct * 1e3, sgemm * 1e3);
+    }
+    free(buf);
+    return 0;
+}
+
+int conv_tune(conv_layer *l, int n)
+{
+    const char *mode = getenv("TFQ_CONV_ALGO");
+    if (mode != NULL && strcmp(mode, "gemm") == 0) {
+        l->fwd = l->dx = l->dw = CONV_GEMM;
+        return 0;
+    }
+    if (mode != NULL && strcmp(mode, "direct") == 0)
+        return 0; /* conv_init's choice: direct wherever it runs */
+    if (!conv_direct_ok(l, 0) && !conv_direct_ok(l, 1) &&
+        !conv_direct_ok(l, 2))
+        return 0;
+    pthread_mutex_lock(&tune_cache.lock);
+    for (int i = 0; i < tune_cache.count; i++)
+        if (same_key(&tune_cache.e[i], l, n)) {
+            l->fwd = tune_cache.e[i].fwd;
+            l->dx = tune_cache.e[i].dx;
+            l->dw = tune_cache.e[i].dw;
+            pthread_mutex_unlock(&tune_cache.lock);
+            return 0;
+        }
+    conv_algo a[3];
+    int rc = tune_measure(l, a);
+    if (rc == 0) {
+        l->fwd = a[0];
+        l->dx = a[1];
+        l->dw = a[2];
+        tune_entry *t = &tune_cache.e[tune_cache.count < CONV_TUNE_CACHE
+                                          ? tune_cache.count++
+                                          : CONV_TUNE_CACHE - 1];
+        *t = (tune_entry){l->cin, l->cout, l->k, l->stride, l->pad, l->hin,
+                          l->win, n, l->threads, l->ks, a[0], a[1], a[2]};
+    }
+    pthread_mutex_unlock(&tune_cache.lock);
+    return rc;
+}
+
+void conv_describe(const conv_layer *l, int needs_dx, char *buf,
+                   size_t bytes)
+{
+    char part[3][48];
+    for (int pass = 0; pass < 3; pass++) {
+        conv_algo a = pass == 0 ? l->fwd : pass == 1 ? l->dx : l->dw;
+        int cv = 0, b = 0;
+        if (pass == 1 && !needs_dx) {
+            snprintf(part[pass], sizeof part[pass], "not needed");
+            continue;
+        }
+        if (a != CONV_DIRECT) {
+            snprintf(part[pass], sizeof part[pass], "im2col+sgemm");
+            continue;
+        }
+        if (pass == 0) {
+            l->ks->fwd_plan(l, &cv, &b);
+        } else if (pass == 1) {
+            conv_layer t = transposed_geometry(l);
+            l->ks->fwd_plan(&t, &cv, &b);
+        } else {
+            l->ks->dw_plan(l, &cv, &b);
+        }
+        if (pass < 2)
+            snprintf(part[pass], sizeof part[pass], "direct %d px x %d vec",
+                     b, cv);
+        else
+            snprintf(part[pass], sizeof part[pass], "direct %d row x %d vec",
+                     b, cv);
+    }
+    snprintf(buf, bytes, "%dx%dx%d -> %d k%d s%d: forward %s, input grad %s, "
+             "weight grad %s", l->cin, l->hin, l->win, l->cout, l->k,
+             l->stride, part[0], part[1], part[2]);
 }
 
 /* The input pixel under output (oy, ox) and kernel tap (ky, kx), or -1 when

@@ -8,24 +8,54 @@
 
 #include <stddef.h>
 
+#include "kern.h"
 #include "sgd.h"
 
-typedef struct {
+/* How one pass (forward, input gradient, weight gradient) is computed. */
+typedef enum {
+    CONV_GEMM = 0,   /* im2col + OpenBLAS sgemm: any geometry */
+    CONV_DIRECT = 1, /* the kernel set's direct loops: stride 1, same
+                        padding, channels in whole vectors */
+} conv_algo;
+
+typedef struct conv_layer_s {
     int cin, cout, k, stride, pad;
     int hin, win, hout, wout;
     int chunk;      /* images per im2col block */
     layer_params p; /* w: (cout, cin, k, k), b: (cout) */
     int relu_after; /* the forward pass also applies a ReLU to its output
                        (the net's next operation, which then need not) */
+    const kern_set *ks; /* the kernel set of the direct passes */
+    int threads;        /* the workspace has room for this many threads */
+    conv_algo fwd, dx, dw; /* per pass */
 } conv_layer;
 
 /* Fills the geometry of l (not its parameter pointers); chunk is derived
- * from workspace_target_floats (at least one image).  Returns 0, or
+ * from workspace_target_floats (at least one image).  The kernel set is
+ * kern_active(), the threads par_threads(), and every pass the direct
+ * path runs is direct, the others im2col + sgemm.  Returns 0, or
  * TFQ_EINVAL when the kernel does not fit the padded input. */
 int conv_init(conv_layer *l, int cin, int hin, int win, int cout, int k,
               int stride, int pad, size_t workspace_target_floats);
 
-/* Floats of workspace forward and backward need for n images. */
+/* Whether the direct path of l's kernel set can run pass (0 forward, 1
+ * input gradient, 2 weight gradient). */
+int conv_direct_ok(const conv_layer *l, int pass);
+
+/* Chooses each pass's algorithm for n-image batches: with TFQ_CONV_ALGO
+ * =direct (or gemm) the direct path wherever it runs (or nowhere); unset
+ * or "auto", by timing both on a few images, once per geometry, kernel set
+ * and thread count in this process (cuDNN's benchmark mode), im2col +
+ * sgemm only where it is clearly faster.  Returns 0 or TFQ_ENOMEM. */
+int conv_tune(conv_layer *l, int n);
+
+/* One line for logs: each pass's algorithm and block (the input gradient
+ * as not needed unless needs_dx). */
+void conv_describe(const conv_layer *l, int needs_dx, char *buf,
+                   size_t bytes);
+
+/* Floats of workspace forward and backward need for n images with the
+ * algorithms chosen. */
 size_t conv_workspace_floats(const conv_layer *l, int n);
 
 /* y = conv(x) + b for n images. */

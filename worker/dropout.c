@@ -3,12 +3,30 @@
 #include <string.h>
 
 #include "../common/rng.h"
+#include "par.h"
 
 static float keep_scale(const dropout_layer *l, long i)
 {
     int keep = l->fixed_mask ? l->fixed_mask[i] != 0
                              : rng_uniform(l->key, (uint64_t)i) >= l->p;
     return keep ? 1.0f / (1.0f - l->p) : 0.0f;
+}
+
+/* Elements under which a chunk is not worth another thread (each one
+ * draws a random number). */
+#define DROPOUT_MIN_CHUNK 2048
+
+typedef struct {
+    const dropout_layer *l;
+    const float *in;
+    float *out;
+} dropout_job;
+
+static void apply_range(void *ctx, long lo, long hi)
+{
+    dropout_job *j = ctx;
+    for (long i = lo; i < hi; i++)
+        j->out[i] = j->in[i] * keep_scale(j->l, i);
 }
 
 static void apply(const dropout_layer *l, const float *in, float *out, int n)
@@ -19,8 +37,8 @@ static void apply(const dropout_layer *l, const float *in, float *out, int n)
             memmove(out, in, sizeof(float) * (size_t)total);
         return;
     }
-    for (long i = 0; i < total; i++)
-        out[i] = in[i] * keep_scale(l, i);
+    dropout_job j = {.l = l, .in = in, .out = out};
+    par_range(total, DROPOUT_MIN_CHUNK, apply_range, &j);
 }
 
 void dropout_forward(dropout_layer *l, const float *x, float *y, int n,

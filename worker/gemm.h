@@ -4,6 +4,8 @@
 #ifndef TFQ_WORKER_GEMM_H
 #define TFQ_WORKER_GEMM_H
 
+/* Large products are shared out over the engine's threads (par.h), each
+ * running single-threaded sgemm on a band of C. */
 void gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
           const float *a, int lda, const float *b, int ldb, float beta,
           float *c, int ldc);
@@ -12,7 +14,8 @@ void gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
                 const float *a, int lda, const float *b, int ldb, float beta,
                 float *c, int ldc);
 
-/* Sets the number of threads BLAS may use (>= 1). */
+/* Keeps OpenBLAS on one thread per call: gemm shares products out over
+ * the engine's threads instead. */
 void gemm_set_threads(int threads);
 
 #endif

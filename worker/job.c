@@ -105,6 +105,19 @@ static void on_epoch(const train_progress *p, void *ud)
                        p->test_acc, p->images_per_s, p->eta_s);
 }
 
+/* Logs the kernels each conv layer of m runs, when they differ from those
+ * of the last job this process ran (a worker runs jobs one at a time). */
+static void log_kernels(const net *m)
+{
+    static char last[2048];
+    char now[sizeof last];
+    net_describe_kernels(m, now, sizeof now);
+    if (strcmp(now, last) != 0) {
+        log_info("%s", now);
+        memcpy(last, now, sizeof last);
+    }
+}
+
 int job_run_train(const job_spec *s, const char *data_dir,
                   const uint8_t *resume, size_t resume_bytes,
                   const uint8_t *init, size_t init_bytes, const job_hooks *h,
@@ -168,6 +181,7 @@ int job_run_train(const job_spec *s, const char *data_dir,
         rc = e ? e->code : TFQ_EINVAL;
         goto out;
     }
+    log_kernels(trainer_net(t));
     if (resume != NULL) {
         resume_ck = ckpt_decode(resume, resume_bytes, "resume checkpoint", e);
         if (resume_ck == NULL) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../common/rng.h"
+#include "par.h"
 
 /* Target size of one convolution's im2col block.  Blocks that stay inside the
  * 1-2 MiB L2 caches of current x86 cores keep sgemm near its peak; measured
@@ -377,6 +378,9 @@ static int build_op(net *m, int i, net_shape in, tfq_error *e)
     case OP_CONV:
         rc = conv_init(&op->u.conv, in.c, in.h, in.w, s->out, s->k, s->stride,
                        s->pad, NET_IM2COL_TARGET_FLOATS);
+        if (rc == 0 && conv_tune(&op->u.conv, m->batch_max) != 0)
+            return tfq_error_set(e, TFQ_ENOMEM, "net operation %d (conv): "
+                                 "out of memory choosing its kernels", i + 1);
         op->out_shape = (net_shape){s->out, op->u.conv.hout, op->u.conv.wout};
         break;
     case OP_MAXPOOL:
@@ -752,6 +756,21 @@ void net_update(net *m, const sgd_step *s)
             conv_update(&op->u.conv, s);
         else
             fc_update(&op->u.fc, s);
+    }
+}
+
+void net_describe_kernels(const net *m, char *buf, size_t bytes)
+{
+    size_t n = (size_t)snprintf(buf, bytes, "kernels: %s, %d thread%s",
+                                kern_active()->name, par_threads(),
+                                par_threads() == 1 ? "" : "s");
+    for (int i = 0; i < m->nops && n < bytes; i++) {
+        if (m->ops[i].kind != OP_CONV)
+            continue;
+        char one[256];
+        conv_describe(&m->ops[i].u.conv, i > 0, one, sizeof one);
+        n += (size_t)snprintf(buf + n, bytes - n, "\n  layer %d conv %s",
+                              m->ops[i].group, one);
     }
 }
 

@@ -174,6 +174,10 @@ void net_backward(net *m);
 /* SGD step on every layer above m->frozen. */
 void net_update(net *m, const sgd_step *s);
 
+/* The kernel set and threads, then one line per conv layer naming the
+ * algorithm and register block of each pass, for logs. */
+void net_describe_kernels(const net *m, char *buf, size_t bytes);
+
 /* Nominal multiply-adds of one image's forward pass. */
 double net_macs(const net *m);
 

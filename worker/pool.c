@@ -7,6 +7,7 @@
 #endif
 
 #include "../common/err.h"
+#include "par.h"
 
 int pool_init(pool_layer *l, int c, int hin, int win, int k, int stride)
 {
@@ -124,16 +125,20 @@ static void backward_2x2(const pool_layer *l, const float *restrict x,
     }
 }
 
-void pool_forward(pool_layer *l, const float *x, float *y, int n, float *ws)
+/* Planes under which a chunk is not worth another thread. */
+#define POOL_MIN_PLANES 16
+
+typedef struct {
+    const pool_layer *l;
+    const float *x, *y, *dy;
+    float *out;
+} pool_job;
+
+static void forward_general(const pool_layer *l, const float *x, float *y,
+                            long p0, long p1)
 {
-    (void)ws;
-    const long planes = (long)l->c * n;
-    if (POOL_IS_2X2(l)) {
-        forward_2x2(l, x, y, planes);
-        return;
-    }
     const int hw_in = l->hin * l->win, hw_out = l->hout * l->wout;
-    for (long pl = 0; pl < planes; pl++) {
+    for (long pl = p0; pl < p1; pl++) {
         const float *xp = x + pl * hw_in;
         float *yp = y + pl * hw_out;
         int32_t *ap = l->arg + pl * hw_out;
@@ -155,19 +160,13 @@ void pool_forward(pool_layer *l, const float *x, float *y, int n, float *ws)
     }
 }
 
-void pool_backward(pool_layer *l, const float *x, const float *y,
-                   const float *dy, float *dx, int n, float *ws)
+static void backward_general(const pool_layer *l, const float *y,
+                             const float *dy, float *dx, long p0, long p1)
 {
-    (void)ws;
-    const long planes = (long)l->c * n;
-    if (POOL_IS_2X2(l)) {
-        backward_2x2(l, x, y, dy, dx, planes);
-        return;
-    }
     const int hw_in = l->hin * l->win, hw_out = l->hout * l->wout;
     const float floor = relu_floor(l);
-    memset(dx, 0, sizeof(float) * (size_t)(planes * hw_in));
-    for (long pl = 0; pl < planes; pl++) {
+    memset(dx + p0 * hw_in, 0, sizeof(float) * (size_t)((p1 - p0) * hw_in));
+    for (long pl = p0; pl < p1; pl++) {
         float *dp = dx + pl * hw_in;
         const float *gp = dy + pl * hw_out;
         const float *yp = y + pl * hw_out;
@@ -176,4 +175,42 @@ void pool_backward(pool_layer *l, const float *x, const float *y,
             if (yp[j] > floor)
                 dp[ap[j]] += gp[j];
     }
+}
+
+static void forward_range(void *ctx, long p0, long p1)
+{
+    pool_job *j = ctx;
+    const pool_layer *l = j->l;
+    if (POOL_IS_2X2(l))
+        forward_2x2(l, j->x + p0 * l->hin * l->win,
+                    j->out + p0 * l->hout * l->wout, p1 - p0);
+    else
+        forward_general(l, j->x, j->out, p0, p1);
+}
+
+static void backward_range(void *ctx, long p0, long p1)
+{
+    pool_job *j = ctx;
+    const pool_layer *l = j->l;
+    const long hw_in = (long)l->hin * l->win, hw_out = (long)l->hout * l->wout;
+    if (POOL_IS_2X2(l))
+        backward_2x2(l, j->x + p0 * hw_in, j->y + p0 * hw_out,
+                     j->dy + p0 * hw_out, j->out + p0 * hw_in, p1 - p0);
+    else
+        backward_general(l, j->y, j->dy, j->out, p0, p1);
+}
+
+void pool_forward(pool_layer *l, const float *x, float *y, int n, float *ws)
+{
+    (void)ws;
+    pool_job j = {.l = l, .x = x, .out = y};
+    par_range((long)l->c * n, POOL_MIN_PLANES, forward_range, &j);
+}
+
+void pool_backward(pool_layer *l, const float *x, const float *y,
+                   const float *dy, float *dx, int n, float *ws)
+{
+    (void)ws;
+    pool_job j = {.l = l, .x = x, .y = y, .dy = dy, .out = dx};
+    par_range((long)l->c * n, POOL_MIN_PLANES, backward_range, &j);
 }

@@ -8,7 +8,9 @@
 
 #include "../common/clock.h"
 #include "../common/rng.h"
+#include "gemm.h"
 #include "loss.h"
+#include "par.h"
 
 /* Stream labels for the counter-based generator. */
 #define STREAM_PERM 0x7065726dULL /* "perm" */
@@ -34,6 +36,12 @@ struct trainer {
     double train_seconds;
     int64_t train_images;
 };
+
+int train_set_threads(int threads)
+{
+    gemm_set_threads(threads);
+    return par_set_threads(threads);
+}
 
 void train_config_default(train_config *cfg)
 {

@@ -3,9 +3,10 @@
  *
  * Determinism: every random draw (initialisation, shuffling, dropout) is a
  * function of the seed and the position in training (common/rng.h), so the
- * same config, seed and thread count give bit-identical weights, and a run
- * resumed from a checkpoint at any step finishes exactly like an
- * uninterrupted one. */
+ * same config, seed and thread count, on the same kernels (the kernel set
+ * and each conv pass's algorithm, which the trainer's net logs), give
+ * bit-identical weights, and a run resumed from a checkpoint at any step
+ * finishes exactly like an uninterrupted one. */
 #ifndef TFQ_WORKER_TRAIN_H
 #define TFQ_WORKER_TRAIN_H
 
@@ -43,6 +44,11 @@ typedef struct {
     size_t cache_bytes;    /* budget for caching the frozen prefix's output;
                               0 disables the cache */
 } train_config;
+
+/* Sets the training threads of this process: the engine's pool (par.h)
+ * and OpenBLAS's.  Returns 0, or TFQ_ENOMEM when a thread could not be
+ * started.  Nets built afterwards size their workspaces for them. */
+int train_set_threads(int threads);
 
 /* Fills cfg with the defaults above and the reference net. */
 void train_config_default(train_config *cfg);
