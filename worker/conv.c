@@ -579,12 +579,14 @@ void conv_update(conv_layer *l, const sgd_step *s)
 
 /* ---- choosing the algorithm ------------------------------------------- */
 
-/* Images per timed pass: enough to rank the two algorithms, few enough that
- * a slow CPU spends well under a second on the whole net. */
+/* Images per timed pass: enough to rank the two algorithms, and at most
+ * CONV_TUNE_MACS multiply-adds, so that a slow CPU spends well under a
+ * second on a whole net, CaffeNet's included. */
 #define CONV_TUNE_IMAGES 8
+#define CONV_TUNE_MACS 4e7
 /* Timed runs of each algorithm per pass; the fastest counts, which is the
  * figure least disturbed by other work on the machine. */
-#define CONV_TUNE_REPEATS 3
+#define CONV_TUNE_REPEATS 5
 /* im2col + sgemm replaces a direct pass only below this fraction of its
  * time: on near ties the choice stays the same from run to run, and so do
  * the numbers it computes. */
@@ -645,7 +647,9 @@ static double time_pass(conv_layer *l, int pass, conv_algo algo,
 static int tune_measure(const conv_layer *l, conv_algo out[3])
 {
     conv_layer t = *l;
-    const int n = CONV_TUNE_IMAGES;
+    const double fit = CONV_TUNE_MACS / conv_macs(l);
+    const int n = fit >= CONV_TUNE_IMAGES ? CONV_TUNE_IMAGES
+                                          : fit >= 1.0 ? (int)fit : 1;
     const size_t nx = (size_t)l->cin * n * l->hin * l->win;
     const size_t ny = (size_t)l->cout * n * l->hout * l->wout;
     const size_t nws = conv_workspace_floats(&t, n);
