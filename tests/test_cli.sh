@@ -56,6 +56,29 @@ expect "--data missing" 1 "/nonexistent" -- train --data /nonexistent
 expect "--net unknown kind" 2 "frob" -- train --net 'conv 16 5; frob'
 expect "--net not ending in fc" 2 "--net" -- train --net 'conv 16 5; relu'
 
+# Kernel sets: TFQ_KERNELS names one or is refused before anything runs; a
+# set the CPU lacks is refused, not run into SIGILL.
+export TFQ_KERNELS=sse9
+expect "TFQ_KERNELS unknown" 2 "unknown kernel set 'sse9'" -- bench --steps 1 --repeats 1
+expect "TFQ_KERNELS unknown, worker" 2 "TFQ_KERNELS=sse9" -- worker --connect tcp://127.0.0.1:1
+if ! grep -qw avx512f /proc/cpuinfo; then
+    export TFQ_KERNELS=avx512
+    expect "TFQ_KERNELS=avx512 without AVX-512" 2 "lacks" -- bench --steps 1 --repeats 1
+fi
+export TFQ_KERNELS=generic
+if expect "TFQ_KERNELS=generic" 0 -- bench --steps 1 --repeats 1 --json; then
+    json_check "$TMP/out" 'j["kernels"] == "generic"' &&
+        ok "bench --json names the generic set" ||
+        fail "bench --json kernels: $(cat "$TMP/out")"
+fi
+unset TFQ_KERNELS
+if expect "bench names its kernels" 0 -- bench --steps 1 --repeats 1; then
+    grep -Eq '^kernels: (generic|avx2|avx512), 1 thread' "$TMP/out" &&
+        grep -q 'layer 2 conv 16x14x14 -> 32 k5 s1: forward ' "$TMP/out" &&
+        ok "bench prints the kernel set and each layer's algorithms" ||
+        fail "bench output lacks its kernels: $(head -3 "$TMP/out")"
+fi
+
 if [ ! -d "$DATA" ]; then
     echo "note: $DATA not found, skipping the training checks"
     [ "$failures" -eq 0 ] && exit 77
