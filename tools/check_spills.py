@@ -2,7 +2,10 @@
 """Reads the disassembly of kernel objects and reports, for each kernel
 function (fwd_*, dw_*), the vector loads and stores that address the stack
 inside its loops (a backward jump's range): register spills.  Exits 1 when
-any kernel's inner loop spills.  Usage: check_spills.py OBJECT..."""
+any kernel's inner loop spills, 2 when there is nothing to read.
+Usage: check_spills.py OBJECT...  or  check_spills.py --objects-under DIR
+(every kern_*.o below DIR)."""
+import os
 import re
 import subprocess
 import sys
@@ -32,9 +35,24 @@ def functions(obj):
         yield name, insns
 
 
+def objects(argv):
+    if len(argv) == 2 and argv[0] == '--objects-under':
+        found = []
+        for root, _, files in os.walk(argv[1]):
+            found += [os.path.join(root, f) for f in files
+                      if f.startswith('kern_') and f.endswith('.o')]
+        return sorted(found)
+    return argv
+
+
 def main():
     bad = 0
-    for obj in sys.argv[1:]:
+    objs = objects(sys.argv[1:])
+    if not objs:
+        print('check_spills.py: no kernel objects to read', file=sys.stderr)
+        return 2
+    kernels = 0
+    for obj in objs:
         for name, insns in functions(obj):
             loops = []
             for addr, text in insns:
@@ -54,6 +72,10 @@ def main():
             print(f'{obj.split("/")[-1]:28} {name:12} inner-loop FMAs {fma:3}'
                   f'  stack accesses {spills}')
             bad += spills > 0
+            kernels += 1
+    if kernels == 0:
+        print('check_spills.py: no fwd_*/dw_* kernels found', file=sys.stderr)
+        return 2
     return 1 if bad else 0
 
 
