@@ -25,6 +25,32 @@ queue_harness() {
 
 q() { sqlite3 -cmd ".timeout 5000" "$DIR/st/tfq.db" "$1"; }
 
+# Waiting: for the event itself (a row, a state, a log line), never for a
+# fixed time.  The deadlines are generous, for a machine many times slower
+# than a developer's with every core busy: they only say when to give up,
+# and the caller's fail says what did not happen.
+
+# poll SECONDS CMD...: runs CMD every 0.05 s until it succeeds; 1 when it
+# has not after SECONDS (of wall time, however long each try takes).
+poll() {
+    local end=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ "$SECONDS" -lt "$end" ] || return 1
+        sleep 0.05
+    done
+}
+# is SQL VALUE: the query's answer is VALUE.
+is() { [ "$(q "$1")" = "$2" ]; }
+# gone PID: the process has ended (a child is reaped by bash as it exits).
+gone() { ! kill -0 "$1" 2>/dev/null; }
+# wait_exit SECONDS PID NAME: the exit status of child PID; fails when NAME
+# is still running after SECONDS.
+wait_exit() {
+    poll "$1" gone "$2" || fail "$3 still running after $1 s"
+    wait "$2"
+}
+
 # Every job succeeded exactly once (a reused job through the job it
 # reuses), and none started before the jobs it waits on had succeeded.
 check_once() {

@@ -31,11 +31,13 @@ grep -q "bad.list: line 2: not a CURVE public key" bad.err || fail "bad list: $(
 "$TFQ" coordinator --state st0 --bind 'tcp://127.0.0.1:*' --allow-workers workers.list \
     2>nokey.err && fail "an allow-list without a coordinator key was accepted"
 
-"$TFQ" coordinator --state st --bind 'tcp://127.0.0.1:*' --heartbeat-ms 100 \
+# Heartbeats of 1 s (liveness 4 s): no lease may be lost here, and a
+# loaded machine must not make one look lost.
+"$TFQ" coordinator --state st --bind 'tcp://127.0.0.1:*' --heartbeat-ms 1000 \
     --curve-key coord.key --allow-workers workers.list --allow-clients clients.list \
     2>coord.log &
 PIDS+=("$!")
-for _ in $(seq 100); do [ -s st/endpoint ] && break; sleep 0.05; done
+poll 60 test -s st/endpoint || fail "the coordinator did not start within 60 s"
 EP=$(cat st/endpoint)
 client() { "$TFQ" "$@" --connect "$EP" --server-key coord.pub; }
 
@@ -46,7 +48,7 @@ TFQ_CURVE_KEY=w.key TFQ_SERVER_KEY=coord.pub "$TFQ" worker --connect "$EP" --nam
     --exit-when-idle 2>good.log &
 GOOD=$!
 PIDS+=("$GOOD")
-for _ in $(seq 100); do [ "$(q "select count(*) from attempts")" -gt 0 ] && break; sleep 0.05; done
+poll 120 is "select count(*) > 0 from attempts" 1 || fail "the allowed worker took no job within 120 s"
 
 # While it works, the refusals.
 client status --curve-key stranger.key 2>stranger.err && fail "an unknown key was served"
@@ -78,7 +80,7 @@ grep -Eq "refused hello from thief at 127\.0\.0\.1 \(CURVE key client [0-9a-f]{1
     fail "no log of the client key's hello"
 
 # The allowed worker was served throughout and finished the grid.
-wait "$GOOD" || fail "the allowed worker exited $?"
+wait_exit 300 "$GOOD" "the allowed worker" || fail "the allowed worker exited $?"
 [ "$(q "select count(*) from jobs where state = 'succeeded'")" = 12 ] || fail "the grid did not finish"
 [ "$(q "select count(*) from attempts where state = 'lost'")" = 0 ] || fail "the refusals cost a lease"
 [ "$(q "select count(distinct worker) from attempts")" = 1 ] || fail "another worker ran jobs"

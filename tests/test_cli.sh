@@ -22,14 +22,14 @@ trap cleanup EXIT
 
 . "$(dirname "$0")/lib_check.sh"
 
-# wait_for FILE PATTERN SECONDS: until PATTERN appears in FILE.
+# wait_for FILE PATTERN SECONDS: until PATTERN appears in FILE; 1 when it
+# has not after SECONDS of wall time.
 wait_for() {
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
+    local end=$((SECONDS + $3))
+    until grep -q -- "$2" "$1" 2>/dev/null; do
+        [ "$SECONDS" -lt "$end" ] || return 1
         sleep 0.1
     done
-    return 1
 }
 
 # json_check FILE PYTHON-EXPR [FILE0]: the expression over the parsed object
@@ -137,20 +137,23 @@ expect "corrupt checkpoint" 1 "checksum" -- train "${SHORT[@]}" --epochs 2 \
 LONG=(--limit-train 20000 --limit-test 500 --epochs 5 --save "$TMP/s.ckpt")
 
 # term_run NAME ARGS...: starts tfq ARGS, sends SIGTERM once training has
-# run for a while, and expects status 130 and a checkpoint.
+# started, and expects status 130 and a checkpoint.
 term_run() {
     local name=$1
     shift
     rm -f "$TMP/s.ckpt"
     "$TFQ" "$@" >"$TMP/out" 2>"$TMP/err" &
     BG=$!
-    # The handlers are installed right after the "training ..." line.
-    if ! wait_for "$TMP/err" "^training " 60; then
-        fail "$name: training did not start:"
+    # The handlers are installed before the data is loaded, and the
+    # "training ..." line comes once it is.  One second into the first of
+    # five epochs of 20000 images: a trainer would need 100000 images/s to
+    # finish before the signal (this one does a few thousand).
+    if ! wait_for "$TMP/err" "^training " 300; then
+        fail "$name: training did not start within 300 s:"
         sed 's/^/    /' "$TMP/err"
         return 1
     fi
-    sleep 3
+    sleep 1
     kill -TERM "$BG"
     wait "$BG"
     local got=$?

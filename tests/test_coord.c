@@ -22,11 +22,20 @@
 #include "worker/jobspec.h"
 
 /* Generous bounds: the coordinator answers in milliseconds, but a loaded
- * CI machine (or a sanitizer build) can be slow to start it. */
-#define START_TIMEOUT_MS 10000
-#define REPLY_TIMEOUT_MS 5000
-#define EXIT_TIMEOUT_MS 5000
-#define HEARTBEAT_MS 100 /* passed to the coordinator; liveness is 4 */
+ * machine many times slower than this one (or a sanitizer build) can be
+ * slow to start it.  They only say when to give up. */
+#define START_TIMEOUT_MS 60000
+#define REPLY_TIMEOUT_MS 30000
+#define EXIT_TIMEOUT_MS 30000
+/* Heartbeat intervals passed to the coordinator; a lease is lost after 4
+ * silent ones.  These tests play workers that never heartbeat unless a
+ * case says so: HOLD_HEARTBEAT_MS keeps every lease for 40 s, far longer
+ * than any case's steps take however loaded the machine, and
+ * EXPIRY_HEARTBEAT_MS is for the case that waits for a lease to expire
+ * (2 s). */
+#define HOLD_HEARTBEAT_MS 10000
+#define EXPIRY_HEARTBEAT_MS 500
+#define EXPIRY_TIMEOUT_MS 60000
 #define MAX_CONNS 8
 
 static const char *s_tfq;
@@ -40,11 +49,12 @@ typedef struct {
 } conn;
 
 typedef struct {
-    char dir[256];   /* temporary directory, removed at the end */
-    char state[320]; /* the coordinator's state directory */
-    char log[320];   /* the coordinator's stderr */
-    char ep[256];    /* the endpoint it bound */
-    pid_t pid;       /* the coordinator, 0 when not running */
+    char dir[256];    /* temporary directory, removed at the end */
+    char state[320];  /* the coordinator's state directory */
+    char log[320];    /* the coordinator's stderr */
+    char ep[256];     /* the endpoint it bound */
+    pid_t pid;        /* the coordinator, 0 when not running */
+    int heartbeat_ms; /* passed to it */
     void *ctx;
     conn conns[MAX_CONNS];
     int nconns;
@@ -109,7 +119,7 @@ static int coord_start(fixture *fx, const char *bind)
             close(fd);
         }
         char hb[16];
-        snprintf(hb, sizeof hb, "%d", HEARTBEAT_MS);
+        snprintf(hb, sizeof hb, "%d", fx->heartbeat_ms);
         execl(s_tfq, "tfq", "coordinator", "--state", fx->state, "--bind",
               bind, "--heartbeat-ms", hb, (char *)NULL);
         fprintf(stderr, "exec %s: %s\n", s_tfq, strerror(errno));
@@ -274,9 +284,10 @@ static int request(conn *c, const proto_msg *m, proto_msg *r, proto_kind want)
 
 /* ---- fixture ----------------------------------------------------------- */
 
-static int fixture_init(fixture *fx)
+static int fixture_init(fixture *fx, int heartbeat_ms)
 {
     memset(fx, 0, sizeof *fx);
+    fx->heartbeat_ms = heartbeat_ms;
     if (s_tfq == NULL) {
         fprintf(stderr, "no tfq binary: pass it as argv[2] or $TFQ_BIN\n");
         return -1;
@@ -323,12 +334,12 @@ static void fixture_release(fixture *fx, int failed)
     test_rmtree(fx->dir);
 }
 
-/* Runs body with a fresh fixture and a started coordinator; cleans up
- * whatever happens. */
-static int with_coordinator(int (*body)(fixture *))
+/* Runs body with a fresh fixture and a coordinator started with
+ * heartbeat_ms; cleans up whatever happens. */
+static int with_coordinator(int (*body)(fixture *), int heartbeat_ms)
 {
     fixture fx;
-    if (fixture_init(&fx) != 0)
+    if (fixture_init(&fx, heartbeat_ms) != 0)
         return 1;
     int rc = coord_start(&fx, "tcp://127.0.0.1:*") == 0 ? body(&fx) : 1;
     if (rc == 0 && fx.pid > 0 && coord_stop(&fx) != 0)
@@ -364,14 +375,16 @@ static int status(conn *c, counts *n)
     return 0;
 }
 
-static int hello(conn *c, const char *name)
+/* Says hello as worker name; the welcome must carry the coordinator's
+ * heartbeat_ms. */
+static int hello(conn *c, const char *name, int heartbeat_ms)
 {
     proto_msg m, r;
     proto_msg_init(&m, PROTO_HELLO);
     m.worker = name;
     m.threads = 1;
     CHECK(request(c, &m, &r, PROTO_WELCOME) == 0);
-    CHECK_EQ_INT(r.heartbeat_ms, HEARTBEAT_MS);
+    CHECK_EQ_INT(r.heartbeat_ms, heartbeat_ms);
     return 0;
 }
 
@@ -594,7 +607,7 @@ static int malformed_body(fixture *fx)
                  "name = j4\nkind = sleep\nsleep_ms = 0\nseed = 4\n---\n"
                  "name = j5\nkind = sleep\nsleep_ms = 0\nseed = 5\n",
                  5) == 0);
-    CHECK(hello(good, "good") == 0);
+    CHECK(hello(good, "good", fx->heartbeat_ms) == 0);
 
     bad_frame frames[MAX_BAD];
     int nbad = bad_frames(frames);
@@ -660,7 +673,7 @@ static int malformed_body(fixture *fx)
 
 static int malformed_while_serving(void)
 {
-    return with_coordinator(malformed_body);
+    return with_coordinator(malformed_body, HOLD_HEARTBEAT_MS);
 }
 
 /* ---- stale_result_rejected --------------------------------------------- */
@@ -679,17 +692,18 @@ static int stale_body(fixture *fx)
     CHECK(submit(client, "one", "name = only\nkind = sleep\nsleep_ms = 0\n",
                  1) == 0);
 
-    CHECK(hello(a, "worker-a") == 0);
+    CHECK(hello(a, "worker-a", fx->heartbeat_ms) == 0);
     leased la, lb;
     CHECK(ready_job(a, &la) == 0);
     CHECK_EQ_INT(la.attempt, 1);
 
-    /* A stays silent: after 4 heartbeats (400 ms) the coordinator's timer
-     * takes the lease back. */
+    /* A stays silent: after 4 heartbeats (2 s) the coordinator's timer
+     * takes the lease back.  B's lease, from here on, is heartbeaten
+     * within a few round trips. */
     counts n;
-    CHECK(wait_counts(client, requeued_one, 5000, &n) == 0);
+    CHECK(wait_counts(client, requeued_one, EXPIRY_TIMEOUT_MS, &n) == 0);
 
-    CHECK(hello(b, "worker-b") == 0);
+    CHECK(hello(b, "worker-b", fx->heartbeat_ms) == 0);
     CHECK(ready_job(b, &lb) == 0);
     CHECK_EQ_INT(lb.job, la.job);
     CHECK_EQ_INT(lb.attempt, 2);
@@ -734,7 +748,7 @@ static int stale_body(fixture *fx)
 
 static int stale_result_rejected(void)
 {
-    return with_coordinator(stale_body);
+    return with_coordinator(stale_body, EXPIRY_HEARTBEAT_MS);
 }
 
 /* ---- deps_order -------------------------------------------------------- */
@@ -751,8 +765,8 @@ static int deps_body(fixture *fx)
                  "name = d2\nafter = base\nkind = sleep\nsleep_ms = 2\n---\n"
                  "name = d3\nafter = base\nkind = sleep\nsleep_ms = 3\n",
                  3) == 0);
-    CHECK(hello(w1, "w1") == 0);
-    CHECK(hello(w2, "w2") == 0);
+    CHECK(hello(w1, "w1", fx->heartbeat_ms) == 0);
+    CHECK(hello(w2, "w2", fx->heartbeat_ms) == 0);
 
     leased base, d[2];
     CHECK(ready_job(w1, &base) == 0);
@@ -785,7 +799,7 @@ static int deps_body(fixture *fx)
 
 static int deps_order(void)
 {
-    return with_coordinator(deps_body);
+    return with_coordinator(deps_body, HOLD_HEARTBEAT_MS);
 }
 
 /* ---- ready_batch -------------------------------------------------------
@@ -828,7 +842,7 @@ static int batch_body(fixture *fx)
                                 "%sname = j%d\nkind = sleep\nsleep_ms = 0\n",
                                 i ? "---\n" : "", i);
     CHECK(submit(client, "batch", text, BATCH_JOBS) == 0);
-    CHECK(hello(w, "w") == 0);
+    CHECK(hello(w, "w", fx->heartbeat_ms) == 0);
 
     static leased got[BATCH_JOBS];
     int n = 0;
@@ -867,7 +881,7 @@ static int batch_body(fixture *fx)
 
 static int ready_batch(void)
 {
-    return with_coordinator(batch_body);
+    return with_coordinator(batch_body, HOLD_HEARTBEAT_MS);
 }
 
 /* ---- sigterm_graceful -------------------------------------------------- */
@@ -882,7 +896,7 @@ static int sigterm_body(fixture *fx)
                  "name = b\nafter = a\nkind = sleep\nsleep_ms = 2\n---\n"
                  "name = c\nkind = sleep\nsleep_ms = 3\n",
                  3) == 0);
-    CHECK(hello(w, "w") == 0);
+    CHECK(hello(w, "w", fx->heartbeat_ms) == 0);
     leased l;
     CHECK(ready_job(w, &l) == 0);
     CHECK(result_ok(w, &l) == 0);
@@ -910,7 +924,7 @@ static int sigterm_body(fixture *fx)
     CHECK_EQ_INT(after.failed, before.failed);
 
     /* The restarted coordinator serves the jobs it kept. */
-    CHECK(hello(w2, "w2") == 0);
+    CHECK(hello(w2, "w2", fx->heartbeat_ms) == 0);
     leased l2;
     CHECK(ready_job(w2, &l2) == 0);
     CHECK(l2.job != l.job);
@@ -921,7 +935,7 @@ static int sigterm_body(fixture *fx)
 
 static int sigterm_graceful(void)
 {
-    return with_coordinator(sigterm_body);
+    return with_coordinator(sigterm_body, HOLD_HEARTBEAT_MS);
 }
 
 int main(int argc, char **argv)

@@ -172,11 +172,7 @@ start_unit_coord() {
     "${CMD[@]}" 2>>"$1" &
     COORD=$!
     PIDS+=("$COORD")
-    for _ in $(seq 100); do
-        [ -s "$STATE/endpoint" ] && break
-        sleep 0.05
-    done
-    [ -s "$STATE/endpoint" ] || fail "$2 did not start: ${CMD[*]}"
+    poll 60 test -s "$STATE/endpoint" || fail "$2 did not start within 60 s: ${CMD[*]}"
     EP=$(cat "$STATE/endpoint")
 }
 
@@ -235,12 +231,8 @@ start_slurm() {
         >>"$S/munged.log" 2>&1 &
     PIDS+=($!)
     SLURM_PIDS+=($!)
-    for _ in $(seq 50); do
-        [ -S "$S/munge/socket" ] && break
-        sleep 0.1
-    done
-    [ -S "$S/munge/socket" ] ||
-        { SLURM_WHY="munged did not start: $(tail -2 "$S/munged.log")"; return 1; }
+    poll 60 test -S "$S/munge/socket" ||
+        { SLURM_WHY="munged did not start within 60 s: $(tail -2 "$S/munged.log")"; return 1; }
     node=$(hostname -s)
     cpus=$(nproc)
     [ "$cpus" -ge 2 ] || cpus=2   # the job needs two; config_overrides allows it
@@ -284,11 +276,9 @@ EOF
     slurmd -D -f "$SLURM_CONF" -N "$node" >>"$S/slurmd.log" 2>&1 &
     PIDS+=($!)
     SLURM_PIDS+=($!)
-    for _ in $(seq 300); do
-        [ "$(sinfo -h -o %T 2>/dev/null)" = idle ] && return 0
-        sleep 0.1
-    done
-    SLURM_WHY="the node is not idle after 30 s: $(sinfo 2>&1 | tail -1); slurmd: $(tail -2 "$S/slurmd.log")"
+    node_idle() { [ "$(sinfo -h -o %T 2>/dev/null)" = idle ]; }
+    poll 120 node_idle && return 0
+    SLURM_WHY="the node is not idle after 120 s: $(sinfo 2>&1 | tail -1); slurmd: $(tail -2 "$S/slurmd.log")"
     return 1
 }
 
@@ -308,8 +298,8 @@ fi
 if [ "$MODE" = real ]; then
     echo "Slurm mode: real ($(sinfo -V), munge, one node)"
     ok "single-node Slurm up in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
-    # 120 s: a worker that never exits must not hang the test.
-    JOB=$(TFQ="$TFQ" timeout 120 sbatch --parsable --wait --ntasks=2 --cpus-per-task=1 \
+    # 300 s: a worker that never exits must not hang the test.
+    JOB=$(TFQ="$TFQ" timeout 300 sbatch --parsable --wait --ntasks=2 --cpus-per-task=1 \
         --time=10 --chdir="$DIR" --output="$DIR/slurm-%j.out" \
         "$SBATCH" --connect "$EP")
     rc=$?
@@ -318,11 +308,8 @@ if [ "$MODE" = real ]; then
     info=$(scontrol show job "$JOB")
     echo "$info" | grep -q 'JobState=COMPLETED' || fail "job $JOB did not complete: $info"
     echo "$info" | grep -q 'ExitCode=0:0' || fail "job $JOB exit code: $info"
-    for _ in $(seq 100); do
-        [ -z "$(squeue -h)" ] && break
-        sleep 0.1
-    done
-    [ -z "$(squeue -h)" ] || fail "the allocation is still there: $(squeue)"
+    queue_empty() { [ -z "$(squeue -h)" ]; }
+    poll 60 queue_empty || fail "the allocation is still there after 60 s: $(squeue)"
     ok "sbatch --wait: job $JOB completed with 0 and left the queue"
 else
     echo "Slurm mode: shim (srun stand-in; not root, no Slurm, or TFQ_DEPLOY_SLURM=shim)"
@@ -355,7 +342,7 @@ EOF
     JOB=4242
     SHIM_LOG="$DIR/srun-args.txt" PATH="$DIR/shim:$PATH" TFQ="$TFQ" \
         SLURM_JOB_ID=$JOB SLURM_NTASKS=2 SLURM_CPUS_PER_TASK=1 \
-        timeout 120 bash "$SBATCH" --connect "$EP" >"$DIR/slurm-$JOB.out" 2>&1
+        timeout 300 bash "$SBATCH" --connect "$EP" >"$DIR/slurm-$JOB.out" 2>&1
     rc=$?
     [ "$rc" = 0 ] || fail "the batch script exited $rc"
     grep -qx -- '--ntasks=2' "$DIR/srun-args.txt" || fail "srun not given --ntasks=2: $(cat "$DIR/srun-args.txt")"
@@ -380,7 +367,7 @@ ok "Slurm ($MODE): 8 jobs, each succeeded once, by slurm-$JOB-0 and slurm-$JOB-1
 printf 'name = unit\nkind = sleep\nsleep_ms = 100\nseed = 99\n' >"$DIR/one.txt"
 "$TFQ" submit "$DIR/one.txt" --grid unit --connect "$EP" >/dev/null || fail "submit"
 unit_cmd "$WORKER_UNIT" 1 "TFQ_CONNECT=$EP"
-timeout 60 "${CMD[@]}" --max-jobs 1 2>>"$DIR/unit-worker.log" || fail "the worker unit's command line failed: ${CMD[*]}"
+timeout 300 "${CMD[@]}" --max-jobs 1 2>>"$DIR/unit-worker.log" || fail "the worker unit's command line failed: ${CMD[*]}"
 [ "$(q "select a.worker from attempts a join jobs j on j.id = a.job_id where j.name = 'unit' and a.state = 'succeeded'")" = "$HOST-1" ] ||
     fail "the unit's worker is not named $HOST-1"
 ok "worker from its unit's ExecStart ran a job as $HOST-1"
@@ -408,11 +395,11 @@ if "$TFQ" keygen --help >/dev/null 2>&1; then
     start_unit_coord "$DIR/coord-curve.log" "the coordinator with the unit's CURVE options"
     printf 'name = curve\nkind = sleep\nsleep_ms = 100\nseed = 98\n' >"$DIR/curve.txt"
     TFQ_CURVE_KEY="$K/client.key" TFQ_SERVER_KEY="$K/coordinator.pub" \
-        timeout 30 "$TFQ" submit "$DIR/curve.txt" --grid curve --connect "$EP" >/dev/null ||
+        timeout 120 "$TFQ" submit "$DIR/curve.txt" --grid curve --connect "$EP" >/dev/null ||
         fail "submit with the client key"
     unit_cmd "$WORKER_UNIT" 2 "TFQ_CONNECT=$EP"
     TFQ_CURVE_KEY="$K/worker.key" TFQ_SERVER_KEY="$K/coordinator.pub" \
-        timeout 60 "${CMD[@]}" --max-jobs 1 2>>"$DIR/unit-worker.log" ||
+        timeout 300 "${CMD[@]}" --max-jobs 1 2>>"$DIR/unit-worker.log" ||
         fail "the worker unit's command line with CURVE keys failed"
     [ "$(q "select a.worker from attempts a join jobs j on j.id = a.job_id where j.name = 'curve' and a.state = 'succeeded'")" = "$HOST-2" ] ||
         fail "the job was not run by the CURVE worker"

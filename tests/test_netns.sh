@@ -44,19 +44,8 @@ fail() {
     q "select j.name, a.attempt, a.worker, a.state from attempts a join jobs j on j.id = a.job_id" >&2
     exit 1
 }
+# q, poll, is, gone and check_once
 . "$(dirname "$0")/lib_queue.sh"
-
-# poll SECONDS CMD...: until CMD succeeds, every 0.1 s; 1 on timeout.
-poll() {
-    local t="$1"
-    shift
-    for _ in $(seq $((t * 10))); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-is() { [ "$(q "$1")" = "$2" ]; }
 
 # ---- topology: C <-> W1 on 10.77.1.0/30, C <-> W2 on 10.77.2.0/30 ----
 ip netns add "$NSC" 2>"$DIR/netns.err" || { echo "SKIP: ip netns add failed: $(head -1 "$DIR/netns.err")"; exit 77; }
@@ -86,23 +75,24 @@ set_w1_link() {
     ip -n "$NSC" link set "$V1C" "$1" && ip -n "$NSW1" link set "$V1W" "$1"
 }
 
-# ---- the coordinator in C; liveness is 4 heartbeats, 800 ms ----
+# ---- the coordinator in C; liveness is 4 heartbeats, 1 s ----
 # 'ip netns exec' execs the command, so $! is tfq's own PID (not so through
 # a shell function, which would put a subshell in between).
 ip netns exec "$NSC" "$TFQ" coordinator --state "$DIR/st" --bind "tcp://0.0.0.0:$PORT" \
-    --heartbeat-ms 200 2>>"$DIR/coord.log" &
+    --heartbeat-ms 250 2>>"$DIR/coord.log" &
 COORD=$!
 PIDS+=("$COORD")
-poll 10 test -s "$DIR/st/endpoint" || fail "coordinator did not start"
+poll 60 test -s "$DIR/st/endpoint" || fail "coordinator did not start"
 
-# 'long' runs 10 epochs of 400 ms and checkpoints after epochs 5 and 10.
+# 'long' runs 10 epochs of 600 ms and checkpoints after epochs 5 and 10:
+# the cut must come between the two, 3 s to notice the first.
 # Every checkpoint that w1 uploads while cut off costs it a reply timeout
 # (AGENT_REPLY_TIMEOUT_MS, 5 s), and its result can only come late if it
 # finishes before the link is back (else the coordinator's cancel stops it
 # first): so one checkpoint before the cut and one after.  'tail' waits on
 # 'long', which puts 'long' first in the queue.
 {
-    printf 'name = long\nkind = sleep\nsleep_ms = 4000\nckpt_every = 5\n'
+    printf 'name = long\nkind = sleep\nsleep_ms = 6000\nckpt_every = 5\n'
     for i in 1 2 3; do
         printf -- '---\nname = s%d\nkind = sleep\nsleep_ms = 500\nseed = %d\n' "$i" "$i"
     done
@@ -117,7 +107,7 @@ ip netns exec "$NSW1" "$TFQ" worker --connect "tcp://10.77.1.1:$PORT" --name w1 
     --max-jobs 1 2>>"$DIR/w1.log" &
 W1=$!
 PIDS+=("$W1")
-poll 20 is "select worker || ' ' || state from attempts where job_id = $LONG and attempt = 1" "w1 running" ||
+poll 120 is "select worker || ' ' || state from attempts where job_id = $LONG and attempt = 1" "w1 running" ||
     fail "w1 did not start 'long'"
 ip netns exec "$NSW2" "$TFQ" worker --connect "tcp://10.77.2.1:$PORT" --name w2 \
     --exit-when-idle 2>>"$DIR/w2.log" &
@@ -125,18 +115,18 @@ W2=$!
 PIDS+=("$W2")
 
 # ---- cut w1 off once 'long' has a checkpoint ----
-poll 30 is "select ifnull(max(epoch), 0) >= 5 from checkpoints where job_id = $LONG and attempt = 1" 1 ||
+poll 120 is "select ifnull(max(epoch), 0) >= 5 from checkpoints where job_id = $LONG and attempt = 1" 1 ||
     fail "w1 did not checkpoint 'long'"
 set_w1_link down || fail "cutting w1's link"
 echo "# w1 cut off"
-poll 10 is "select state from attempts where job_id = $LONG and attempt = 1" lost ||
+poll 120 is "select state from attempts where job_id = $LONG and attempt = 1" lost ||
     fail "w1's attempt was not marked lost"
 # Nothing of attempt 1 can be stored from now on.
 LAST=$(q "select max(epoch) from checkpoints where job_id = $LONG and attempt = 1")
 [ "$LAST" -ge 3 ] || fail "w1 checkpointed only to epoch $LAST"
-poll 20 is "select worker from attempts where job_id = $LONG and attempt = 2" w2 ||
+poll 120 is "select worker from attempts where job_id = $LONG and attempt = 2" w2 ||
     fail "'long' was not leased again to w2"
-poll 20 is "select count(*) > 0 from metrics where job_id = $LONG and attempt = 2" 1 ||
+poll 120 is "select count(*) > 0 from metrics where job_id = $LONG and attempt = 2" 1 ||
     fail "attempt 2 reported no epoch"
 FIRST=$(q "select min(epoch) from metrics where job_id = $LONG and attempt = 2")
 [ "$FIRST" = $((LAST + 1)) ] || fail "attempt 2 started at epoch $FIRST, not $((LAST + 1))"
@@ -144,13 +134,13 @@ echo "# attempt 2 on w2 resumed at epoch $FIRST"
 
 # ---- w1 finishes its stale attempt cut off; then the link comes back ----
 # Its last checkpoint upload times out just before it sends the result.
-poll 40 grep -q "checkpoint of epoch 10 not stored" "$DIR/w1.log" ||
+poll 180 grep -q "checkpoint of epoch 10 not stored" "$DIR/w1.log" ||
     fail "w1 did not finish its stale attempt"
 set_w1_link up || fail "restoring w1's link"
 echo "# w1's link restored"
-poll 30 grep -q "result of job $LONG attempt 1 from w1 refused" "$DIR/coord.log" ||
+poll 120 grep -q "result of job $LONG attempt 1 from w1 refused" "$DIR/coord.log" ||
     fail "the coordinator did not refuse w1's late result"
-poll 20 grep -q "refused a result" "$DIR/w1.log" ||
+poll 120 grep -q "refused a result" "$DIR/w1.log" ||
     fail "w1 was not told its result was refused"
 is "select state from attempts where job_id = $LONG and attempt = 1" lost ||
     fail "attempt 1 is no longer lost"
@@ -158,13 +148,12 @@ is "select max(epoch) from checkpoints where job_id = $LONG and attempt = 1" "$L
     fail "a checkpoint of the lost attempt was stored"
 
 # ---- the grid finishes, each job once ----
-poll 60 is "select count(*) from jobs where state != 'succeeded'" 0 ||
+poll 300 is "select count(*) from jobs where state != 'succeeded'" 0 ||
     fail "the grid did not finish"
-gone() { ! kill -0 "$1" 2>/dev/null; }
-poll 20 gone "$W2" || fail "w2 did not exit when idle"
+poll 120 gone "$W2" || fail "w2 did not exit when idle"
 wait "$W2" || fail "w2 exited $?"
 # w1 ran its one job: it goes once its outcome is answered
-poll 20 gone "$W1" || kill -TERM "$W1"
+poll 120 gone "$W1" || kill -TERM "$W1"
 wait "$W1"
 
 check_once

@@ -8,19 +8,21 @@ DIR=$(mktemp -d "${TMPDIR:-/tmp}/tfq-queue-XXXXXX")
 . "$(dirname "$0")/lib_queue.sh"
 queue_harness "$CASE"
 
+# Workers heartbeat every HB_MS and lose their leases after 4 silent
+# heartbeats: 1 s, soon enough for the cases that wait for a killed
+# worker's leases to expire, and far longer than a loaded machine keeps a
+# live worker's heartbeat waiting.
+HB_MS=250
+
 # start_coord [BIND]: starts the coordinator; sets EP and COORD.
 start_coord() {
     local bind="${1:-tcp://127.0.0.1:*}"
     rm -f "$DIR/st/endpoint"
-    "$TFQ" coordinator --state "$DIR/st" --bind "$bind" --heartbeat-ms 100 \
+    "$TFQ" coordinator --state "$DIR/st" --bind "$bind" --heartbeat-ms "$HB_MS" \
         2>>"$DIR/coord.log" &
     COORD=$!
     PIDS+=("$COORD")
-    for _ in $(seq 100); do
-        [ -s "$DIR/st/endpoint" ] && break
-        sleep 0.05
-    done
-    [ -s "$DIR/st/endpoint" ] || fail "coordinator did not start"
+    poll 60 test -s "$DIR/st/endpoint" || fail "coordinator did not start within 60 s"
     EP=$(cat "$DIR/st/endpoint")
 }
 
@@ -41,17 +43,8 @@ drain_with_two() {
     start_worker w2 --exit-when-idle
     local w2=$WPID
     [ -n "${1:-}" ] && "$1"
-    wait "$w1" || fail "worker 1 exited $?"
-    wait "$w2" || fail "worker 2 exited $?"
-}
-
-# wait_done N SECONDS: until N jobs are done.
-wait_done() {
-    for _ in $(seq $(($2 * 10))); do
-        [ "$(q "select count(*) from jobs where state='succeeded'")" = "$1" ] && return 0
-        sleep 0.1
-    done
-    fail "not $1 jobs done after $2 s: $("$TFQ" status --connect "$EP")"
+    wait_exit 300 "$w1" "worker 1" || fail "worker 1 exited $?"
+    wait_exit 300 "$w2" "worker 2" || fail "worker 2 exited $?"
 }
 
 
@@ -68,8 +61,11 @@ grid() {
 
 case "$CASE" in
 two_workers)
+    # Jobs of 500 ms, one at a time to each worker: w2 finds work as long
+    # as it starts within 3 s of w1 (before the last of the six middle
+    # jobs is leased).
     start_coord
-    grid 150
+    grid 500
     "$TFQ" submit "$DIR/grid.txt" --connect "$EP" >/dev/null || fail "submit"
     drain_with_two
     check_once
@@ -78,20 +74,24 @@ two_workers)
     ;;
 kill_worker)
     start_coord
-    printf 'name = long\nkind = sleep\nsleep_ms = 3000\n---\nname = short\nkind = sleep\nsleep_ms = 100\n' >"$DIR/grid.txt"
+    printf 'name = long\nkind = sleep\nsleep_ms = 5000\n---\nname = short\nkind = sleep\nsleep_ms = 100\n' >"$DIR/grid.txt"
     "$TFQ" submit "$DIR/grid.txt" --connect "$EP" >/dev/null || fail "submit"
     start_worker victim --max-jobs 1
     VICTIM=$WPID
-    # Kill it once it has checkpointed three of the long job's ten epochs.
-    for _ in $(seq 100); do
-        [ "$(q "select ifnull(max(epoch), 0) >= 3 from checkpoints c join jobs j on j.id = c.job_id where j.name = 'long'")" = 1 ] && break
-        sleep 0.05
-    done
+    # Kill it once it has checkpointed three of the long job's ten epochs
+    # (of 500 ms: 3.5 s before it would finish).
+    poll 120 is "select ifnull(max(epoch), 0) >= 3 from checkpoints c join jobs j on j.id = c.job_id where j.name = 'long'" 1 ||
+        fail "the victim checkpointed no third epoch of 'long' within 120 s"
     kill -9 "$VICTIM"
+    wait "$VICTIM" 2>/dev/null
+    # Once the lease is lost nothing of attempt 1 can be stored: a
+    # checkpoint still in flight at the kill has landed or been refused.
+    poll 120 is "select a.state from attempts a join jobs j on j.id = a.job_id where j.name = 'long' and a.attempt = 1" lost ||
+        fail "the killed worker's attempt was not marked lost within 120 s"
     LAST=$(q "select max(epoch) from checkpoints c join jobs j on j.id = c.job_id where j.name = 'long' and c.attempt = 1")
     [ "$LAST" -ge 3 ] || fail "victim checkpointed only to epoch $LAST"
     start_worker rescuer --exit-when-idle
-    wait "$WPID" || fail "rescuer exited $?"
+    wait_exit 300 "$WPID" rescuer || fail "rescuer exited $?"
     check_once
     [ "$(q "select count(*) from attempts where worker='victim' and state='lost'")" = 1 ] || fail "the killed worker's attempt is not marked lost"
     [ "$(q "select count(*) from attempts where worker='rescuer' and state='succeeded'")" = 2 ] || fail "rescuer did not finish both jobs"
@@ -103,15 +103,17 @@ kill_worker)
     grep -q "resumes from checkpoint" "$DIR/rescuer.log" || fail "rescuer did not say it resumed"
     ;;
 kill_coordinator)
-    # kill -9 the coordinator mid-grid, start it again on the same endpoint
+    # kill -9 the coordinator mid-grid (base done, jobs running), start it
+    # again on the same endpoint
     kill_and_restart() {
-        sleep 0.6
+        poll 120 is "select (select state from jobs where name = 'base') = 'succeeded' and (select count(*) from jobs where state = 'running') > 0" 1 ||
+            fail "no job ran after base within 120 s: $(q "select name, state from jobs")"
         kill -9 "$COORD"
         sleep 0.5
         start_coord "$FIXED"
     }
     start_coord
-    grid 400
+    grid 500
     "$TFQ" submit "$DIR/grid.txt" --connect "$EP" >/dev/null || fail "submit"
     FIXED="$EP"
     drain_with_two kill_and_restart
@@ -144,27 +146,38 @@ seed = 5'
 sigterm_worker)
     # SIGTERM in the middle of a training epoch: the worker finishes its
     # step, uploads a checkpoint, hands the job back and exits 130; the next
-    # worker carries on from there.
+    # worker carries on from there.  Two small epochs (63 steps each); the
+    # signal goes halfway through the second, timed from the first epoch's
+    # own speed, so that it lands mid-epoch however fast this machine
+    # trains.
     [ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP: no Fashion-MNIST"; exit 77; }
     start_coord
-    printf 'name = t\nkind = train\nclasses = 0,1\nlimit_train = 8000\nlimit_test = 500\nepochs = 3\n' >"$DIR/g.txt"
+    N_TRAIN=4000
+    printf 'name = t\nkind = train\nclasses = 0,1\nlimit_train = %d\nlimit_test = 200\nepochs = 2\n' "$N_TRAIN" >"$DIR/g.txt"
     "$TFQ" submit "$DIR/g.txt" --connect "$EP" >/dev/null || fail "submit"
     start_worker first
     FIRST=$WPID
-    for _ in $(seq 300); do
-        [ "$(q "select count(*) from metrics where epoch = 1")" = 1 ] && break
-        sleep 0.05
-    done
-    sleep 0.5
+    # After the first epoch the worker stores its checkpoint, then its
+    # metrics row, and starts the second.
+    poll 600 is "select count(*) from metrics where attempt = 1 and epoch = 1" 1 ||
+        fail "no metrics of epoch 1 within 600 s"
+    START_MS=$(q "select created_ms from checkpoints where attempt = 1 and epoch = 1")
+    SPEED=$(q "select images_per_s from metrics where attempt = 1 and epoch = 1")
+    DELAY=$(awk -v start="$START_MS" -v now="$(date +%s%3N)" -v speed="$SPEED" -v n="$N_TRAIN" \
+        'BEGIN { d = (start + 0.5 * n / speed * 1000 - now) / 1000; printf "%.3f", (d > 0 ? d : 0) }')
+    echo "# epoch 1 at $SPEED images/s; SIGTERM $DELAY s after its checkpoint"
+    sleep "$DELAY"
     kill -TERM "$FIRST"
-    wait "$FIRST"
+    wait_exit 300 "$FIRST" "the worker after SIGTERM"
     rc=$?
     [ "$rc" = 130 ] || fail "the worker exited $rc after SIGTERM, not 130"
-    grep -q "checkpoint kept" "$DIR/first.log" || fail "no mid-epoch checkpoint"
+    grep -q "stopped in epoch 2 after step [1-9][0-9]*; checkpoint kept" "$DIR/first.log" ||
+        fail "no checkpoint from the middle of epoch 2"
+    echo "# $(grep -o "stopped in epoch .*" "$DIR/first.log")"
     [ "$(q "select state from attempts where attempt = 1")" = released ] || fail "attempt 1 not released"
     [ "$(q "select state from jobs")" = ready ] || fail "the job is not ready again"
     start_worker second --exit-when-idle
-    wait "$WPID" || fail "second worker exited $?"
+    wait_exit 600 "$WPID" "the second worker" || fail "second worker exited $?"
     check_once
     [ "$(q "select min(epoch) from metrics where attempt = 2")" = 2 ] || fail "attempt 2 did not go on with epoch 2"
     grep -q "resumes from checkpoint" "$DIR/second.log" || fail "second worker did not resume"
@@ -185,12 +198,8 @@ commands)
     [ "$(q "select count(*) from jobs")" = 4 ] || fail "the refused submit stored jobs"
     start_worker w1 --max-jobs 5
     # wait until bad has failed for good (3 attempts) and slow is running
-    READY=0
-    for _ in $(seq 300); do
-        [ "$(q "select count(*) from jobs where (name = 'bad' and state = 'failed') or (name = 'slow' and state = 'running')")" = 2 ] && { READY=1; break; }
-        sleep 0.1
-    done
-    [ "$READY" = 1 ] || fail "bad did not fail for good, or slow is not running: $(q "select name, state from jobs")"
+    poll 120 is "select count(*) from jobs where (name = 'bad' and state = 'failed') or (name = 'slow' and state = 'running')" 2 ||
+        fail "within 120 s, bad did not fail for good, or slow is not running: $(q "select name, state from jobs")"
     "$TFQ" results g --connect "$EP" >"$DIR/r.txt" || fail "results"
     grep -q "after_bad  blocked" "$DIR/r.txt" || fail "after_bad not blocked: $(cat "$DIR/r.txt")"
     grep -q "on purpose" "$DIR/r.txt" || fail "the failed job's error is not shown"
@@ -210,12 +219,16 @@ commands)
     for c in coordinator worker submit status results cancel retry workers checkpoint run train bench; do
         "$TFQ" "$c" --help >/dev/null || fail "$c --help"
     done
-    # the embedded mode, on its own
+    # the embedded mode, on its own: cancelled once ok1 is done (and slow
+    # would keep it for a minute)
     (cd "$DIR" && "$TFQ" run g.txt --workers 2 --state "$DIR/run" >"$DIR/run.txt" 2>"$DIR/run.log") &
     RUN=$!
-    sleep 1
-    "$TFQ" cancel g.txt --connect "$(cat "$DIR/run/endpoint")" >/dev/null
-    wait "$RUN"
+    PIDS+=("$RUN")
+    poll 60 test -s "$DIR/run/endpoint" || fail "tfq run wrote no endpoint within 60 s"
+    ok1_done() { [ "$(sqlite3 -cmd ".timeout 5000" "$DIR/run/tfq.db" "select state from jobs where name = 'ok1'")" = succeeded ]; }
+    poll 120 ok1_done || fail "tfq run did not finish ok1 within 120 s: $(cat "$DIR/run.log")"
+    "$TFQ" cancel g.txt --connect "$(cat "$DIR/run/endpoint")" >/dev/null || fail "cancel in tfq run"
+    wait_exit 120 "$RUN" "tfq run after the cancel"
     grep -q "ok1.*succeeded" "$DIR/run.txt" || fail "tfq run printed no results: $(cat "$DIR/run.txt" "$DIR/run.log")"
     ;;
 batch_hold)
@@ -226,33 +239,29 @@ batch_hold)
     start_coord
     {
         for i in $(seq 0 29); do printf 'name = a%d\nkind = sleep\nsleep_ms = 0\n---\n' "$i"; done
-        printf 'name = long\nkind = sleep\nsleep_ms = 6000\n'
+        printf 'name = long\nkind = sleep\nsleep_ms = 10000\n'
         for i in $(seq 0 99); do printf -- '---\nname = b%d\nkind = sleep\nsleep_ms = 0\n' "$i"; done
     } >"$DIR/g.txt"
     "$TFQ" submit "$DIR/g.txt" --connect "$EP" >/dev/null || fail "submit"
     start_worker w1
     W1=$WPID
-    for _ in $(seq 100); do
-        [ "$(q "select state from jobs where name = 'long'")" = running ] && break
-        sleep 0.05
-    done
-    [ "$(q "select state from jobs where name = 'long'")" = running ] || fail "long never ran"
+    poll 120 is "select state from jobs where name = 'long'" running || fail "long did not run within 120 s"
     HELD=$(q "select count(*) from attempts where worker = 'w1' and state = 'running'")
     [ "$HELD" -gt 1 ] || fail "w1 holds $HELD jobs, not a batch"
-    # Ten liveness windows (4 heartbeats of 100 ms each): leases kept only
-    # by heartbeats.
+    # Four liveness windows (4 heartbeats of 250 ms each): leases kept only
+    # by heartbeats.  The long job (10 s) is still running after them.
     sleep 4
     [ "$(q "select count(*) from attempts where state = 'lost'")" = 0 ] || fail "held jobs lost their leases"
     [ "$(q "select count(*) from attempts where worker = 'w1' and state = 'running'")" = "$HELD" ] || fail "the held batch changed"
     kill -TERM "$W1"
-    wait "$W1"
+    wait_exit 120 "$W1" "w1 after SIGTERM"
     rc=$?
     [ "$rc" = 130 ] || fail "w1 exited $rc after SIGTERM, not 130"
     [ "$(q "select count(*) from attempts where worker = 'w1' and state = 'released'")" = "$HELD" ] || fail "not all $HELD held jobs were handed back: $(q "select state, count(*) from attempts group by 1")"
     [ "$(q "select count(*) from jobs where state = 'running'")" = 0 ] || fail "jobs still running after the hand-back"
     # the rest, and the long job from its checkpoint
     start_worker w2 --exit-when-idle
-    wait "$WPID" || fail "w2 exited $?"
+    wait_exit 300 "$WPID" w2 || fail "w2 exited $?"
     check_once
     grep -q "resumes from checkpoint" "$DIR/w2.log" || fail "w2 did not resume the long job"
     ;;
@@ -264,19 +273,24 @@ kill_batched)
     "$TFQ" submit "$DIR/g.txt" --connect "$EP" >/dev/null || fail "submit"
     start_worker victim
     VICTIM=$WPID
-    for _ in $(seq 200); do
-        [ "$(q "select count(*) >= 200 from jobs where state = 'succeeded'")" = 1 ] && break
-        sleep 0.01
-    done
+    poll 120 is "select count(*) >= 200 from jobs where state = 'succeeded'" 1 ||
+        fail "the victim did not finish 200 jobs within 120 s"
+    KILL_MS=$(date +%s%3N)
     kill -9 "$VICTIM"
     wait "$VICTIM" 2>/dev/null
-    HELD=$(q "select count(*) from attempts where worker = 'victim' and state = 'running'")
+    # The victim's attempts settle once its leases expire: each one it held
+    # is lost then, and none is running.  (A count of its running attempts
+    # right after the kill races the expiry, and a result in flight at the
+    # kill may still land.)  Its batch: the attempts lost after the kill.
+    poll 120 is "select count(*) from attempts where worker = 'victim' and state = 'running'" 0 ||
+        fail "the victim's batch was not marked lost within 120 s: $(q "select state, count(*) from attempts where worker = 'victim' group by 1")"
+    HELD=$(q "select count(*) from attempts where worker = 'victim' and state = 'lost' and finished_ms >= $KILL_MS")
     [ "$HELD" -gt 1 ] || fail "the victim held $HELD jobs when killed, not a batch"
     start_worker rescuer --exit-when-idle
-    wait "$WPID" || fail "rescuer exited $?"
+    wait_exit 300 "$WPID" rescuer || fail "rescuer exited $?"
     check_once
-    [ "$(q "select count(*) from attempts where worker = 'victim' and state = 'lost'")" = "$HELD" ] || fail "the victim's batch was not marked lost"
-    [ "$(q "select count(*) from attempts where attempt = 2 and state = 'succeeded'")" = "$HELD" ] || fail "the lost batch was not run again"
+    [ "$(q "select count(*) from attempts a where a.worker = 'victim' and a.state = 'lost' and a.finished_ms >= $KILL_MS and exists (select 1 from attempts b where b.job_id = a.job_id and b.attempt = a.attempt + 1 and b.worker = 'rescuer' and b.state = 'succeeded')")" = "$HELD" ] ||
+        fail "the lost batch was not run again by the rescuer"
     ;;
 grid_reuse)
     # A grid file: its expansion, result reuse, growth, --force, the report.
@@ -307,7 +321,7 @@ YAML
 
     "$TFQ" submit "$DIR/tiny.yaml" --connect "$EP" | grep -q "6 jobs added, 0 reused, 0 already there" || fail "first submit"
     start_worker w1 --exit-when-idle
-    wait "$WPID" || fail "worker exited $?"
+    wait_exit 600 "$WPID" w1 || fail "worker exited $?"
     check_once
     [ "$(attempts)" = 6 ] || fail "$(attempts) attempts for 6 jobs"
     # again: nothing runs twice
@@ -322,7 +336,7 @@ YAML
     sed 's/^seeds: \[1\]/seeds: [1, 2]/; s/^layers: 1-2/layers: 1-3/' "$DIR/tiny.yaml" >"$DIR/grown.yaml"
     "$TFQ" submit "$DIR/grown.yaml" --connect "$EP" | grep -q "10 jobs added, 0 reused, 6 already there" || fail "growth"
     start_worker w2 --exit-when-idle
-    wait "$WPID" || fail "worker exited $?"
+    wait_exit 600 "$WPID" w2 || fail "worker exited $?"
     check_once
     [ "$(attempts)" = 16 ] || fail "$(attempts) attempts after growing to 16 jobs"
     grep -q "copies layers from checkpoint" "$DIR/w2.log" || fail "the new layer-3 jobs did not copy the kept bases"
@@ -335,7 +349,7 @@ YAML
     # --force: the file's jobs run again
     "$TFQ" submit "$DIR/tiny.yaml" --force --connect "$EP" | grep -q "6 jobs added" || fail "force"
     start_worker w3 --exit-when-idle
-    wait "$WPID" || fail "worker exited $?"
+    wait_exit 600 "$WPID" w3 || fail "worker exited $?"
     [ "$(q "select count(*) from attempts a join jobs j on j.id = a.job_id where j.name = 'random0/1/baseA' and a.state = 'succeeded'")" = 2 ] || fail "--force did not run baseA again"
     [ "$(q "select count(*) from jobs where state != 'succeeded'")" = 0 ] || fail "jobs left unfinished after --force"
     ;;

@@ -366,8 +366,8 @@ expect "unwritable DIR" 1 "afile/sub: cannot create directory" -- report \
 "$TFQ" coordinator --state "$TMP/st" --bind 'tcp://127.0.0.1:*' \
     2>"$TMP/coord.log" &
 COORD=$!
-for _ in $(seq 100); do
-    [ -s "$TMP/st/endpoint" ] && break
+end=$((SECONDS + 60))
+until [ -s "$TMP/st/endpoint" ] || [ "$SECONDS" -ge "$end" ]; do
     sleep 0.05
 done
 if [ -s "$TMP/st/endpoint" ]; then
@@ -379,7 +379,7 @@ if [ -s "$TMP/st/endpoint" ]; then
         "grid plain has no finished job (1 jobs: 0 not finished, 1 without" \
         -- report plain -o "$TMP/x" --connect "$EP"
 else
-    fail "coordinator did not start: $(cat "$TMP/coord.log")"
+    fail "coordinator did not start within 60 s: $(cat "$TMP/coord.log")"
 fi
 
 # ---- the figures ------------------------------------------------------------

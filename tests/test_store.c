@@ -547,6 +547,11 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* A bound on the bulk insert for a machine 20 times slower than one that
+ * takes 1.5 s, with its cores busy: it catches an insert path gone
+ * quadratic (hours), and is no benchmark (the times are printed). */
+#define BULK_INSERT_MAX_S 120.0
+
 static int test_bulk_insert_100k(void)
 {
     enum { N = 100000 };
@@ -590,7 +595,8 @@ static int test_bulk_insert_100k(void)
     CHECK_EQ_INT(c.total, N);
     CHECK_EQ_INT(c.ready, N / 2);
     CHECK_EQ_INT(c.pending, N / 2);
-    CHECK_MSG(t1 - t0 < 20.0, "bulk insert took %.1f s", t1 - t0);
+    CHECK_MSG(t1 - t0 < BULK_INSERT_MAX_S, "bulk insert took %.1f s, over "
+              "%.0f s", t1 - t0, BULK_INSERT_MAX_S);
     store_leased l;
     CHECK_EQ_INT(store_lease(s, "w", 1, &l, &e), TFQ_OK);
     CHECK_STR(l.name, "job000000");
