@@ -4,13 +4,37 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "../common/clock.h"
 #include "../common/err.h"
 
-/* A waiting thread spins this many rounds for the next par_for before it
- * sleeps: the kernels of one training step follow each other within
- * microseconds, and a condition-variable wake-up costs more than that.  On
- * a machine busy with other work the spin is short enough not to matter. */
-#define PAR_SPIN_ROUNDS 4000
+/* A waiting thread spins this long for the next par_for before it sleeps:
+ * the kernels of one training step follow each other within tens of
+ * microseconds, and a sleep and wake-up through the kernel costs as much.
+ * On a machine busy with other work the spin is short enough not to
+ * matter. */
+#define PAR_SPIN_US 200
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/* Spins until (*v == val) == equal (returns 1) or PAR_SPIN_US pass (0). */
+static int spin_until(atomic_uint *v, unsigned val, int equal)
+{
+    int64_t t0 = clock_mono_us();
+    for (int i = 1;; i++) {
+        if ((atomic_load_explicit(v, memory_order_acquire) == val) == equal)
+            return 1;
+        cpu_relax();
+        if (i % 64 == 0 && clock_mono_us() - t0 > PAR_SPIN_US)
+            return 0;
+    }
+}
 
 static struct {
     pthread_mutex_t lock;
@@ -24,7 +48,7 @@ static struct {
     void *ctx;
     int tasks;
     atomic_int next;     /* next task to take */
-    atomic_int busy;     /* pool threads still working on this generation */
+    atomic_uint busy;    /* pool threads still working on this generation */
     atomic_uint gen;     /* bumped for every par_for */
     unsigned start_gen[PAR_MAX_THREADS]; /* gen when each thread started */
 } pool = {
@@ -54,12 +78,9 @@ static void *thread_main(void *arg)
     const int self = (int)(long)arg;
     unsigned seen = pool.start_gen[self];
     for (;;) {
-        unsigned g;
-        int spins = 0;
-        while ((g = atomic_load_explicit(&pool.gen, memory_order_acquire)) ==
-                   seen &&
-               spins++ < PAR_SPIN_ROUNDS)
-            __asm__ __volatile__("" ::: "memory");
+        unsigned g = seen;
+        if (spin_until(&pool.gen, seen, 0))
+            g = atomic_load_explicit(&pool.gen, memory_order_acquire);
         if (g == seen) {
             pthread_mutex_lock(&pool.lock);
             while ((g = atomic_load(&pool.gen)) == seen &&
@@ -130,17 +151,14 @@ void par_for(int tasks, par_fn fn, void *ctx)
     pool.ctx = ctx;
     pool.tasks = tasks;
     atomic_store(&pool.next, 0);
-    atomic_store(&pool.busy, pool.nthreads - 1);
+    atomic_store(&pool.busy, (unsigned)pool.nthreads - 1);
     pthread_mutex_lock(&pool.lock);
     atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
     run_tasks(0);
-    if (atomic_load_explicit(&pool.busy, memory_order_acquire) != 0) {
-        int spins = 0;
-        while (atomic_load_explicit(&pool.busy, memory_order_acquire) != 0 &&
-               spins++ < PAR_SPIN_ROUNDS)
-            __asm__ __volatile__("" ::: "memory");
+    if (atomic_load_explicit(&pool.busy, memory_order_acquire) != 0 &&
+        !spin_until(&pool.busy, 0, 1)) {
         pthread_mutex_lock(&pool.lock);
         while (atomic_load(&pool.busy) != 0)
             pthread_cond_wait(&pool.done, &pool.lock);
