@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 
-FUNC = re.compile(r'^([0-9a-f]+) <((?:fwd|dw)_[0-9_]+)>:$')
+FUNC = re.compile(r'^([0-9a-f]+) <((?:fwd|dw)_[0-9_]+(?:k[0-9]+)?)>:$')
 ANY_FUNC = re.compile(r'^[0-9a-f]+ <[^>]+>:$')
 INSN = re.compile(r'^\s+([0-9a-f]+):\s+(.*)$')
 STACK_VEC = re.compile(r'%[xyz]mm.*\((%rsp|%rbp)\)|\((%rsp|%rbp)\).*%[xyz]mm')

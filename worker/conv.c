@@ -334,7 +334,7 @@ static size_t direct_floats(const conv_layer *l)
 
 typedef struct {
     const conv_layer *l;
-    const float *wt, *bias, *x;
+    const float *wt, *bias, *mask, *x;
     float *y, *xp;
     int relu, n;
     size_t xp_floats;
@@ -343,19 +343,20 @@ typedef struct {
 static void fwd_task(void *ctx, int img, int thread)
 {
     fwd_job *j = ctx;
-    j->l->ks->fwd_image(j->l, j->wt, j->bias, j->relu, j->x, j->y, j->n, img,
-                        j->xp + (size_t)thread * j->xp_floats);
+    j->l->ks->fwd_image(j->l, j->wt, j->bias, j->relu, j->mask, j->x, j->y,
+                        j->n, img, j->xp + (size_t)thread * j->xp_floats);
 }
 
 /* y = conv(x) with the geometry of l, weights wt (cin, k, k, cout), bias
- * (may be NULL) and an optional ReLU; xp: room for l->threads padded
- * images. */
+ * (may be NULL), an optional ReLU and an optional mask (fwd_image); xp:
+ * room for l->threads padded images. */
 static void direct_run(const conv_layer *l, const float *wt,
-                       const float *bias, int relu, const float *x, float *y,
-                       int n, float *xp)
+                       const float *bias, int relu, const float *mask,
+                       const float *x, float *y, int n, float *xp)
 {
-    fwd_job j = {.l = l, .wt = wt, .bias = bias, .x = x, .y = y, .xp = xp,
-                 .relu = relu, .n = n, .xp_floats = l->ks->fwd_floats(l)};
+    fwd_job j = {.l = l, .wt = wt, .bias = bias, .mask = mask, .x = x,
+                 .y = y, .xp = xp, .relu = relu, .n = n,
+                 .xp_floats = l->ks->fwd_floats(l)};
     conv_par(l, n, fwd_task, &j);
 }
 
@@ -367,7 +368,7 @@ static void conv_forward_direct(const conv_layer *l, const float *x,
     for (int co = 0; co < cout; co++)
         for (int t = 0; t < cin * k * k; t++)
             wt[(long)t * cout + co] = l->p.w[(long)co * cin * k * k + t];
-    direct_run(l, wt, l->p.b, l->relu_after, x, y, n,
+    direct_run(l, wt, l->p.b, l->relu_after, NULL, x, y, n,
                ws + (size_t)cin * k * k * cout);
 }
 
@@ -384,7 +385,8 @@ static void conv_input_grad_direct(const conv_layer *l, const float *dy,
                     wt[(((long)co * k + a) * k + b) * cin + ci] =
                         l->p.w[(((long)co * cin + ci) * k + (k - 1 - a)) * k +
                                (k - 1 - b)];
-    direct_run(&t, wt, NULL, 0, dy, dx, n, ws + (size_t)cin * k * k * cout);
+    direct_run(&t, wt, NULL, 0, l->dx_mask, dy, dx, n,
+               ws + (size_t)cin * k * k * cout);
 }
 
 /* The weight gradient on the direct path: dw[co][ci][ky][kx] sums
@@ -559,6 +561,18 @@ static void input_grad_gemm(const conv_layer *l, const float *dy, float *dx,
 }
 
 typedef struct {
+    const float *mask;
+    float *dx;
+} mask_job;
+
+static void mask_range(void *ctx, long lo, long hi)
+{
+    mask_job *j = ctx;
+    for (long i = lo; i < hi; i++)
+        j->dx[i] = j->mask[i] > 0.0f ? j->dx[i] : 0.0f;
+}
+
+typedef struct {
     const float *dy;
     float *db;
     long ld;
@@ -583,10 +597,16 @@ void conv_backward(conv_layer *l, const float *x, const float *y,
         weight_grad_gemm(l, x, dy, n, ws);
     if (dx == NULL)
         return;
-    if (l->dx == CONV_DIRECT)
+    if (l->dx == CONV_DIRECT) {
         conv_input_grad_direct(l, dy, dx, n, ws);
-    else
+    } else {
         input_grad_gemm(l, dy, dx, n, ws);
+        if (l->dx_mask != NULL) {
+            mask_job mj = {.mask = l->dx_mask, .dx = dx};
+            par_range((long)l->cin * n * l->hin * l->win, 16384, mask_range,
+                      &mj);
+        }
+    }
 }
 
 void conv_update(conv_layer *l, const sgd_step *s)

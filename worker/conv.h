@@ -28,6 +28,9 @@ typedef struct conv_layer_s {
     const kern_set *ks; /* the kernel set of the direct passes */
     int threads;        /* the workspace has room for this many threads */
     conv_algo fwd, dx, dw; /* per pass */
+    const float *dx_mask; /* when not NULL, (cin, n, hin, win): the input
+                             gradient is zeroed where it is not above 0 (the
+                             backward pass of the ReLU below, folded in) */
 } conv_layer;
 
 /* Fills the geometry of l (not its parameter pointers); chunk is derived

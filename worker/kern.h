@@ -25,12 +25,13 @@ typedef struct kern_set {
      * block) and the padded row width it needs; returns 0 when the direct
      * forward cannot run l (not stride-1 same, or cout not whole vectors). */
     int (*fwd_plan)(const struct conv_layer_s *l, int *cv, int *pb);
-    /* y[:, img] = conv(x[:, img]) + bias (may be NULL), then ReLU if relu.
+    /* y[:, img] = conv(x[:, img]) + bias (may be NULL), then ReLU if relu,
+     * then zero where mask (may be NULL; the layout of y) is not above 0.
      * x (cin, n, hin, win), y (cout, n, hout, wout), wt (cin, k, k, cout);
      * xp is scratch of fwd_floats(l) floats. */
     void (*fwd_image)(const struct conv_layer_s *l, const float *wt,
-                      const float *bias, int relu, const float *x, float *y,
-                      int n, int img, float *xp);
+                      const float *bias, int relu, const float *mask,
+                      const float *x, float *y, int n, int img, float *xp);
     size_t (*fwd_floats)(const struct conv_layer_s *l);
     /* The weight-gradient block for l: cout vectors and kernel rows per
      * task; returns the number of independent tasks, 0 when the direct

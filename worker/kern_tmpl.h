@@ -23,6 +23,7 @@
 
 typedef float vf __attribute__((vector_size(KERN_LANES * 4)));
 typedef float vf_u __attribute__((vector_size(KERN_LANES * 4), aligned(4)));
+typedef int vi __attribute__((vector_size(KERN_LANES * 4)));
 
 static int same_stride1(const conv_layer *l)
 {
@@ -33,7 +34,8 @@ static int same_stride1(const conv_layer *l)
 
 /* One block: pixels [ox0, ox0 + PB) of output row oy, channels co0 ..
  * co0 + CV * VL.  xp: (cin, hp, row) padded image; wt: (cin, k, k, cout);
- * out: (PB, CV * VL). */
+ * out: (PB, CV * VL).  (Unrolling the taps for a fixed k lets the compiler
+ * load weights ahead and spill accumulators: k stays a loop.) */
 #define FWD_BLOCK(CV, PB)                                                     \
     static void fwd_##CV##_##PB(const float *restrict xp,                     \
                                 const float *restrict wt, int cin, int k,     \
@@ -93,16 +95,38 @@ static int fwd_cvmax(int pb)
     return m;
 }
 
-/* Picks the pixel block that keeps the most accumulators busy, counting
- * the pixels a block computes past the row's end as lost: score = (mean
- * vectors per block) x PB x (wout / padded row).  Ties go to the fuller
- * row, then to more vectors per block (fewer broadcasts per FMA). */
+/* Accumulators that hide the multiply-add latency: about the latency (4-5
+ * cycles) times the two FMA pipes of current x86 cores. */
+#define KERN_ENOUGH_ACC 9.0
+
+/* Ranks a block: one with enough accumulators (acc, counting the lanes
+ * wasted past a row's end) beats one without; among those with enough,
+ * fewer loads per multiply-add (lpf: weight or gradient vectors plus
+ * broadcasts, over the FMAs they feed) wins, then more accumulators;
+ * among the rest, more accumulators.  Returns 1 when (acc, lpf) is better
+ * than (best_acc, best_lpf). */
+static int better(double acc, double lpf, double best_acc, double best_lpf)
+{
+    int enough = acc >= KERN_ENOUGH_ACC - 1e-9;
+    int best_enough = best_acc >= KERN_ENOUGH_ACC - 1e-9;
+    if (enough != best_enough)
+        return enough;
+    if (enough) {
+        if (lpf < best_lpf - 1e-9)
+            return 1;
+        return lpf < best_lpf + 1e-9 && acc > best_acc + 1e-9;
+    }
+    return acc > best_acc + 1e-9;
+}
+
+/* Picks the pixel block for l (better() above); the vectors of channels
+ * are spread evenly over the blocks. */
 static int fwd_plan(const conv_layer *l, int *cv_out, int *pb_out)
 {
     if (!same_stride1(l) || l->cout % VL != 0)
         return 0;
     const int nvec = l->cout / VL;
-    double best = -1.0, best_fill = 0.0;
+    double best_acc = -1.0, best_lpf = 1e9;
     int best_pb = 0, best_cv = 0;
     for (int i = 0; i < FWD_COUNT; i++) {
         int pb = fwd_table[i].pb;
@@ -110,14 +134,13 @@ static int fwd_plan(const conv_layer *l, int *cv_out, int *pb_out)
             continue;
         int blocks = (nvec + fwd_table[i].cv - 1) / fwd_table[i].cv;
         int cv = (nvec + blocks - 1) / blocks;
+        double mean_cv = (double)nvec / blocks;
         double fill = (double)l->wout / ((l->wout + pb - 1) / pb * pb);
-        double score = (double)nvec / blocks * pb * fill;
-        if (score > best + 1e-9 ||
-            (score > best - 1e-9 &&
-             (fill > best_fill + 1e-9 ||
-              (fill > best_fill - 1e-9 && cv > best_cv)))) {
-            best = score;
-            best_fill = fill;
+        double acc = mean_cv * pb * fill;
+        double lpf = (mean_cv + pb) / (mean_cv * pb * fill);
+        if (better(acc, lpf, best_acc, best_lpf)) {
+            best_acc = acc;
+            best_lpf = lpf;
             best_pb = pb;
             best_cv = cv;
         }
@@ -140,9 +163,72 @@ static size_t fwd_floats(const conv_layer *l)
     return (size_t)l->cin * (l->hin + 2 * l->pad) * fwd_row(l, pb);
 }
 
+/* Copies n floats; rows of a few floats cost more as memcpy calls. */
+static void copy_row(float *restrict d, const float *restrict s, int n)
+{
+    for (int i = 0; i < n; i++)
+        d[i] = s[i];
+}
+
+/* v where m > 0, else 0, without a branch: the mask of a ReLU's output is
+ * as unpredictable as a coin. */
+static inline float keep_if(float v, float m)
+{
+    union {
+        float f;
+        unsigned u;
+    } a = {v};
+    a.u &= -(unsigned)(m > 0.0f);
+    return a.f;
+}
+
+/* Stores a block out (np, nc) into nc rows of y, ld apart: one channel's
+ * pixels are np consecutive floats.  The common widths unroll fully. */
+#define STORE_FIXED(NP)                                                       \
+    static void store_##NP(float *restrict y, long ld,                        \
+                           const float *restrict out, int nc)                 \
+    {                                                                         \
+        for (int c = 0; c < nc; c++)                                          \
+            for (int p = 0; p < NP; p++)                                      \
+                y[c * ld + p] = out[(long)p * nc + c];                        \
+    }
+STORE_FIXED(7)
+STORE_FIXED(14)
+
+static void store_any(float *restrict y, long ld, const float *restrict out,
+                      int nc, int np)
+{
+    for (int c = 0; c < nc; c++)
+        for (int p = 0; p < np; p++)
+            y[c * ld + p] = out[(long)p * nc + c];
+}
+
+static void store_masked(float *restrict y, const float *restrict mask,
+                         long ld, const float *restrict out, int nc, int np)
+{
+    for (int c = 0; c < nc; c++)
+        for (int p = 0; p < np; p++)
+            y[c * ld + p] = keep_if(out[(long)p * nc + c], mask[c * ld + p]);
+}
+
+/* A block's bias and ReLU, on its vectors: the ReLU as a mask that keeps
+ * the lanes not below 0 (NaN included).  out: (np, cv * VL). */
+static void finish(float *out, int cv, int np, const float *bias, int relu)
+{
+    const vi keep = relu ? (vi){0} : ~(vi){0};
+    for (int v = 0; v < cv; v++) {
+        const vf b = bias != NULL ? *(const vf_u *)(bias + v * VL) : (vf){0};
+        for (int p = 0; p < np; p++) {
+            vf_u *o = (vf_u *)(out + ((long)p * cv + v) * VL);
+            vf a = *o + b;
+            *o = (vf)((vi)a & (~(vi)(a < (vf){0}) | keep));
+        }
+    }
+}
+
 static void fwd_image(const conv_layer *l, const float *wt, const float *bias,
-                      int relu, const float *x, float *y, int n, int img,
-                      float *xp)
+                      int relu, const float *mask, const float *x, float *y,
+                      int n, int img, float *xp)
 {
     int cvmax, pb;
     if (!fwd_plan(l, &cvmax, &pb))
@@ -153,9 +239,9 @@ static void fwd_image(const conv_layer *l, const float *wt, const float *bias,
     memset(xp, 0, sizeof(float) * (size_t)cin * hp * row);
     for (int ci = 0; ci < cin; ci++)
         for (int iy = 0; iy < l->hin; iy++)
-            memcpy(xp + ((long)ci * hp + iy + pad) * row + pad,
-                   x + ((long)ci * n + img) * hw_in + (long)iy * l->win,
-                   sizeof(float) * (size_t)l->win);
+            copy_row(xp + ((long)ci * hp + iy + pad) * row + pad,
+                     x + ((long)ci * n + img) * hw_in + (long)iy * l->win,
+                     l->win);
     /* The vectors are spread evenly over the blocks: 4 vectors in blocks
      * of at most 3 run as 2 + 2, not 3 + 1. */
     const int nvec = cout / VL;
@@ -169,16 +255,19 @@ static void fwd_image(const conv_layer *l, const float *wt, const float *bias,
                 int cv = nvec / blocks + (b < nvec % blocks);
                 fwd_find(cv, pb)(xp, wt, cin, l->k, hp, row, cout, oy, ox0,
                                  co0, out);
-                for (int c = 0; c < cv * VL; c++) {
-                    const int co = co0 + c;
-                    const float bv = bias != NULL ? bias[co] : 0.0f;
-                    float *dst = y + ((long)co * n + img) * hw +
-                                 (long)oy * l->wout + ox0;
-                    for (int p = 0; p < np; p++) {
-                        float v = out[(long)p * cv * VL + c] + bv;
-                        dst[p] = relu && v < 0.0f ? 0.0f : v;
-                    }
-                }
+                finish(out, cv, np, bias != NULL ? bias + co0 : NULL, relu);
+                /* The block holds pixels x channels; y wants each
+                 * channel's pixels together. */
+                const long at = ((long)co0 * n + img) * hw +
+                                (long)oy * l->wout + ox0;
+                if (mask != NULL)
+                    store_masked(y + at, mask + at, n * hw, out, cv * VL, np);
+                else if (np == pb && pb == 7)
+                    store_7(y + at, n * hw, out, cv * VL);
+                else if (np == pb && pb == 14)
+                    store_14(y + at, n * hw, out, cv * VL);
+                else
+                    store_any(y + at, n * hw, out, cv * VL, np);
                 co0 += cv * VL;
             }
         }
@@ -255,32 +344,36 @@ static int dw_cvmax(int k, int kr)
     return m;
 }
 
-/* The block with the most accumulators, (mean vectors per block) x KR x K;
- * ties go to fewer rows per task (more tasks to share out). */
+/* Picks the weight-gradient block for l (better() above). */
 static int dw_plan(const conv_layer *l, int *cv_out, int *kr_out)
 {
     if (!same_stride1(l) || l->cout % VL != 0)
         return 0;
     const int nvec = l->cout / VL;
-    double best = 0.0;
+    double best_acc = -1.0, best_lpf = 1e9;
     int best_cv = 0, best_kr = 0;
     for (int i = 0; i < DW_COUNT; i++) {
         const int k = dw_table[i].k, kr = dw_table[i].kr;
         if (k != l->k || dw_table[i].cv != dw_cvmax(k, kr))
             continue;
         int blocks = (nvec + dw_table[i].cv - 1) / dw_table[i].cv;
-        double score = (double)nvec / blocks * kr * k;
-        if (score > best + 1e-9 || (score > best - 1e-9 && kr < best_kr)) {
-            best = score;
+        double mean_cv = (double)nvec / blocks;
+        double acc = mean_cv * kr * k;
+        double lpf = (mean_cv + kr * k) / acc;
+        if (better(acc, lpf, best_acc, best_lpf)) {
+            best_acc = acc;
+            best_lpf = lpf;
             best_cv = dw_table[i].cv;
             best_kr = kr;
         }
     }
     if (best_cv == 0)
         return 0;
-    *cv_out = best_cv;
-    *kr_out = best_kr;
+    /* The widest block as spread: 2 vectors in blocks of up to 4 are one
+     * block of 2 (and the same number of blocks follows from it). */
     int blocks = (nvec + best_cv - 1) / best_cv;
+    *cv_out = (nvec + blocks - 1) / blocks;
+    *kr_out = best_kr;
     return blocks * l->cin * (l->k / best_kr);
 }
 

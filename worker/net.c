@@ -552,6 +552,16 @@ net *net_new(const net_spec *spec, net_shape in, int classes, int batch_max,
     }
     lay_out(m, m->arena);
     memset(m->params, 0, sizeof(float) * (size_t)m->nparams * 3);
+    /* A conv above an in-place ReLU zeroes its input gradient where the
+     * ReLU's output is 0, which is that ReLU's whole backward pass. */
+    for (int i = 2; i < m->nops; i++) {
+        net_op *r = &m->ops[i - 1];
+        if (m->ops[i].kind == OP_CONV && r->kind == OP_RELU && r->in_place &&
+            !r->fused_backward) {
+            m->ops[i].u.conv.dx_mask = r->y;
+            r->fused_backward = 1;
+        }
+    }
     return m;
 fail:
     free(m);

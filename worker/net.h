@@ -85,7 +85,7 @@ typedef struct {
     int group;      /* the learned layer (1-based) this operation belongs to */
     int in_place;   /* y and dy alias the previous operation's buffers */
     int fused_backward; /* the next operation's backward pass does this
-                           one's (a ReLU under a max pool) */
+                           one's (a ReLU under a max pool or a conv) */
     int fused_forward;  /* the previous operation's forward pass does this
                            one's (a ReLU after a conv) */
     net_shape in_shape, out_shape;
