@@ -15,6 +15,10 @@
 #   --nets LIST     nets, of reference and wide (default "reference wide")
 #   --threads LIST  thread counts (default "1 2")
 #   --repeats N     timed repeats per figure, median reported (default 5)
+#   --rounds N      the whole comparison N times, tfq and PyTorch taking
+#                   turns; each figure is the median over rounds, so a
+#                   noisy spell of the machine weighs on one round only
+#                   (default 3)
 #   --steps N       training steps per repeat (default 20)
 #   --python PY     the interpreter for the PyTorch side (default: the first
 #                   of python3 and the system's /usr/bin/python3 that imports
@@ -45,6 +49,7 @@ TFQ=build/cli/tfq
 NETS="reference wide"
 THREADS="1 2"
 REPEATS=5
+ROUNDS=3
 STEPS=20
 PY=""
 INSTALL=1
@@ -69,6 +74,7 @@ while [ $# -gt 0 ]; do
     --nets) need_arg "$1" $#; NETS="$2"; shift 2 ;;
     --threads) need_arg "$1" $#; THREADS="$2"; shift 2 ;;
     --repeats) need_arg "$1" $#; REPEATS="$2"; shift 2 ;;
+    --rounds) need_arg "$1" $#; ROUNDS="$2"; shift 2 ;;
     --steps) need_arg "$1" $#; STEPS="$2"; shift 2 ;;
     --python) need_arg "$1" $#; PY="$2"; shift 2 ;;
     --no-install) INSTALL=0; shift ;;
@@ -82,6 +88,7 @@ while [ $# -gt 0 ]; do
 done
 
 int_in --repeats "$REPEATS" 1 1000
+int_in --rounds "$ROUNDS" 1 100
 int_in --steps "$STEPS" 1 100000
 read -r -a NET_LIST <<<"$NETS"
 read -r -a THREAD_LIST <<<"$THREADS"
@@ -119,6 +126,7 @@ record meta - - "avx512f=$(has_flag avx512f)"
 record meta - - "openblas_coretype=${OPENBLAS_CORETYPE:-}"
 record meta - - "batch=$BATCH"
 record meta - - "repeats=$REPEATS"
+record meta - - "rounds=$ROUNDS"
 record meta - - "steps=$STEPS"
 
 # An interpreter that imports torch, installing Debian's package if allowed.
@@ -154,9 +162,10 @@ else
     record meta - - "torch_python=$TORCH_PY"
 fi
 
+for ((round = 1; round <= ROUNDS; round++)); do
 for net in "${NET_LIST[@]}"; do
     for t in "${THREAD_LIST[@]}"; do
-        note "tfq     $net, $t thread(s), $REPEATS x $STEPS steps"
+        note "round $round/$ROUNDS: tfq     $net, $t thread(s), $REPEATS x $STEPS steps"
         if out=$("$TFQ" bench --net "$net" --batch "$BATCH" --threads "$t" \
             --repeats "$REPEATS" --steps "$STEPS" --json 2>"$DIR/err"); then
             record tfq "$net" "$t" "$out"
@@ -173,6 +182,7 @@ for net in "${NET_LIST[@]}"; do
             note "PyTorch failed for $net, $t thread(s): $(tail -1 "$DIR/err")"
         fi
     done
+done
 done
 
 # The report needs only Python's standard library, not torch.
@@ -197,7 +207,23 @@ with open(sys.argv[1]) as f:
             k, v = value.split("=", 1)
             meta[k] = v
         else:
-            runs.setdefault((net, int(threads)), {})[kind] = json.loads(value)
+            runs.setdefault((net, int(threads)), {}).setdefault(
+                kind, []).append(json.loads(value))
+
+
+def median_record(recs):
+    """One record of several rounds: the median of each number."""
+    out = dict(recs[0])
+    for k, v in recs[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            vals = sorted(r[k] for r in recs if isinstance(r.get(k), (int, float)))
+            m = len(vals)
+            out[k] = vals[m // 2] if m % 2 else (vals[m // 2 - 1] + vals[m // 2]) / 2
+    return out
+
+
+runs = {key: {kind: median_record(recs) for kind, recs in kinds.items()}
+        for key, kinds in runs.items()}
 as_json = sys.argv[2] == "1"
 order = sorted(runs, key=lambda k: (["reference", "wide"].index(k[0]), k[1]))
 
@@ -286,9 +312,10 @@ else:
     print("PyTorch: %s, CPU capability %s, oneDNN %s" % (
         torch_info.get("torch_version"), torch_info.get("cpu_capability"),
         torch_info.get("onednn")))
-print("batch %s, medians of %s repeats of %s steps; images/s of training "
-      "(forward + backward + SGD update)" % (meta["batch"], meta["repeats"],
-                                             meta["steps"]))
+print("batch %s, medians over %s rounds of medians of %s repeats of %s "
+      "steps; images/s of training (forward + backward + SGD update)" % (
+          meta["batch"], meta.get("rounds", "1"), meta["repeats"],
+          meta["steps"]))
 print()
 head = ("net", "thr", "tfq img/s", "torch img/s", "tfq/torch", "sgemm GF/s",
         "tfq/sgemm", "torch mm GF/s", "tfq xN/x1", "torch xN/x1")
