@@ -10,6 +10,7 @@
 #include "../common/log.h"
 #include "gemm.h"
 #include "par.h"
+#include "tile.h"
 
 int conv_init(conv_layer *l, int cin, int hin, int win, int cout, int k,
               int stride, int pad, size_t workspace_target_floats)
@@ -439,17 +440,19 @@ static void dw_transpose_task(void *ctx, int img, int thread)
 {
     dw_job *j = ctx;
     const conv_layer *l = j->l;
-    const long hw = (long)l->hout * l->wout;
-    /* In tiles of 16 pixels, so that the rows read and the columns written
-     * stay in the L1 cache. */
-    for (long p0 = 0; p0 < hw; p0 += 16) {
-        const long p1 = p0 + 16 < hw ? p0 + 16 : hw;
-        for (int co = 0; co < l->cout; co++) {
-            const float *src = j->dy + ((long)co * j->n + img) * hw;
-            float *dst = j->dyt + (long)img * hw * l->cout + co;
-            for (long p = p0; p < p1; p++)
-                dst[p * l->cout] = src[p];
-        }
+    const long hw = (long)l->hout * l->wout, ld = (long)j->n * hw;
+    const int cout = l->cout;
+    const float *src = j->dy + (long)img * hw;   /* plane co at co * ld */
+    float *dst = j->dyt + (long)img * hw * cout; /* pixel p at p * cout */
+    /* 4 x 4 tiles (the direct path has channels in whole vectors, so cout
+     * is a multiple of 4), then the pixels past the last whole tile. */
+    const long p4 = hw & ~3L;
+    for (int co = 0; co < cout; co += 4) {
+        for (long p = 0; p < p4; p += 4)
+            tile_transpose4(src + co * ld + p, ld, dst + p * cout + co, cout);
+        for (int c = co; c < co + 4; c++)
+            for (long p = p4; p < hw; p++)
+                dst[p * cout + c] = src[c * ld + p];
     }
 }
 
