@@ -276,8 +276,8 @@ static void fwd_image(const conv_layer *l, const float *wt, const float *bias,
 /* ---- weight gradient -------------------------------------------------- */
 
 /* One task's block: kernel rows [ky0, ky0 + KR) of input channel ci, for
- * channels co0 .. co0 + CV * VL, summed over images [i0, i1).
- * out: (KR, K, CV * VL). */
+ * channels co0 .. co0 + CV * VL, summed over images [i0, i1) onto what out
+ * holds.  out: (KR, K, CV * VL). */
 #define DW_BLOCK(CV, K, KR)                                                   \
     static void dw_##CV##_##K##_##KR(                                         \
         const float *restrict xpad, const float *restrict dyt, int n,         \
@@ -288,7 +288,8 @@ static void fwd_image(const conv_layer *l, const float *wt, const float *bias,
         for (int r = 0; r < KR; r++)                                          \
             for (int t = 0; t < K; t++)                                       \
                 for (int v = 0; v < CV; v++)                                  \
-                    acc[r][t][v] = (vf){0};                                   \
+                    acc[r][t][v] = *(const vf_u *)(out +                      \
+                                   (((long)r * K + t) * CV + v) * VL);        \
         const long hw = (long)hout * wout;                                    \
         for (int img = i0; img < i1; img++)                                   \
             for (int oy = 0; oy < hout; oy++) {                               \
@@ -344,6 +345,22 @@ static int dw_cvmax(int k, int kr)
     return m;
 }
 
+/* A task sums the blocks of up to DW_GROUP input channels, sweeping the
+ * images in chunks of about DW_CHUNK_FLOATS floats of dy, so that every
+ * channel of the group reads a chunk while it is in the L2 cache instead
+ * of streaming the whole batch's gradient from memory once per channel.
+ * Groups shrink until there are four tasks per thread where the layer has
+ * that many. */
+#define DW_GROUP 8
+#define DW_CHUNK_FLOATS 32768
+
+static int dw_group(const conv_layer *l, int blocks, int kr)
+{
+    long per_ci = (long)blocks * (l->k / kr);
+    long g = per_ci * l->cin / (4L * (l->threads > 0 ? l->threads : 1));
+    return g < 1 ? 1 : g > DW_GROUP ? DW_GROUP : (int)g;
+}
+
 /* Picks the weight-gradient block for l (better() above). */
 static int dw_plan(const conv_layer *l, int *cv_out, int *kr_out)
 {
@@ -374,31 +391,48 @@ static int dw_plan(const conv_layer *l, int *cv_out, int *kr_out)
     int blocks = (nvec + best_cv - 1) / best_cv;
     *cv_out = (nvec + blocks - 1) / blocks;
     *kr_out = best_kr;
-    return blocks * l->cin * (l->k / best_kr);
+    const int g = dw_group(l, blocks, best_kr);
+    return blocks * ((l->cin + g - 1) / g) * (l->k / best_kr);
 }
 
 static void dw_task(const conv_layer *l, const float *xpad, const float *dyt,
                     int n, int i0, int i1, int task, float *dw)
 {
-    int cvmax, kr;
-    if (dw_plan(l, &cvmax, &kr) == 0)
+    int cv, kr;
+    if (dw_plan(l, &cv, &kr) == 0)
         return;
     const int k = l->k, cin = l->cin, nvec = l->cout / VL;
-    const int blocks = (nvec + cvmax - 1) / cvmax, groups = k / kr;
-    const int b = task / (cin * groups), rest = task % (cin * groups);
-    const int ci = rest / groups, ky0 = rest % groups * kr;
-    const int cv = nvec / blocks + (b < nvec % blocks);
+    const int blocks = (nvec + cv - 1) / cv, rows = k / kr;
+    const int g = dw_group(l, blocks, kr), ngroups = (cin + g - 1) / g;
+    const int b = task / (ngroups * rows), rest = task % (ngroups * rows);
+    const int ci0 = rest / rows * g, ky0 = rest % rows * kr;
+    const int ci1 = ci0 + g < cin ? ci0 + g : cin;
+    const int cvb = nvec / blocks + (b < nvec % blocks);
     int co0 = 0;
     for (int j = 0; j < b; j++)
         co0 += (nvec / blocks + (j < nvec % blocks)) * VL;
-    float out[7 * 7 * 4 * VL] __attribute__((aligned(64)));
-    dw_find(cv, k, kr)(xpad, dyt, n, l->hin + 2 * l->pad, l->win + 2 * l->pad,
-                       l->hout, l->wout, l->cout, i0, i1, co0, ci, ky0, out);
-    for (int r = 0; r < kr; r++)
-        for (int t = 0; t < k; t++)
-            for (int c = 0; c < cv * VL; c++)
-                dw[(((long)(co0 + c) * cin + ci) * k + ky0 + r) * k + t] +=
-                    out[(((long)r * k + t) * cv) * VL + c];
+    const int slot = kr * k * cvb * VL;
+    float out[DW_GROUP * 5 * 5 * 4 * VL] __attribute__((aligned(64)));
+    memset(out, 0, sizeof(float) * (size_t)(ci1 - ci0) * slot);
+    const long per_image = (long)l->hout * l->wout * l->cout;
+    const int chunk = per_image >= DW_CHUNK_FLOATS
+                          ? 1 : (int)(DW_CHUNK_FLOATS / per_image);
+    const dw_fn fn = dw_find(cvb, k, kr);
+    for (int c0 = i0; c0 < i1; c0 += chunk) {
+        const int c1 = c0 + chunk < i1 ? c0 + chunk : i1;
+        for (int ci = ci0; ci < ci1; ci++)
+            fn(xpad, dyt, n, l->hin + 2 * l->pad, l->win + 2 * l->pad,
+               l->hout, l->wout, l->cout, c0, c1, co0, ci, ky0,
+               out + (long)(ci - ci0) * slot);
+    }
+    for (int ci = ci0; ci < ci1; ci++) {
+        const float *o = out + (long)(ci - ci0) * slot;
+        for (int r = 0; r < kr; r++)
+            for (int t = 0; t < k; t++)
+                for (int c = 0; c < cvb * VL; c++)
+                    dw[(((long)(co0 + c) * cin + ci) * k + ky0 + r) * k + t] +=
+                        o[(((long)r * k + t) * cvb) * VL + c];
+    }
 }
 
 const kern_set KERN_SET = {
