@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "worker/conv.h"
 #include "worker/kern.h"
 
 static const struct {
@@ -94,11 +95,13 @@ int main(int argc, char **argv)
         printf("tfq %s\n", TFQ_VERSION);
         return CLI_OK;
     }
-    /* The commands that train check TFQ_KERNELS before anything else. */
+    /* The commands that train check TFQ_KERNELS and TFQ_CONV_ALGO before
+     * anything else. */
     const char *trains[] = {"train", "bench", "worker", "run"};
     for (size_t i = 0; i < sizeof trains / sizeof trains[0]; i++) {
         tfq_error e = {0};
-        if (strcmp(argv[1], trains[i]) == 0 && kern_init(&e) != 0) {
+        if (strcmp(argv[1], trains[i]) == 0 &&
+            (kern_init(&e) != 0 || conv_check_env(&e) != 0)) {
             fprintf(stderr, "tfq %s: %s\n", argv[1], e.msg);
             return CLI_USAGE;
         }

@@ -72,6 +72,15 @@ if expect "TFQ_KERNELS=generic" 0 -- bench --steps 1 --repeats 1 --json; then
         fail "bench --json kernels: $(cat "$TMP/out")"
 fi
 unset TFQ_KERNELS
+export TFQ_CONV_ALGO=fastest
+expect "TFQ_CONV_ALGO unknown" 2 "TFQ_CONV_ALGO=fastest: expected auto, direct or gemm" -- bench --steps 1 --repeats 1
+export TFQ_CONV_ALGO=gemm
+if expect "TFQ_CONV_ALGO=gemm" 0 -- bench --steps 1 --repeats 1; then
+    grep -q 'layer 2 conv 16x14x14 -> 32 k5 s1: forward im2col+sgemm, input grad im2col+sgemm, weight grad im2col+sgemm' "$TMP/out" &&
+        ok "TFQ_CONV_ALGO=gemm puts every pass on im2col + sgemm" ||
+        fail "TFQ_CONV_ALGO=gemm: $(sed -n 3p "$TMP/out")"
+fi
+unset TFQ_CONV_ALGO
 if expect "bench names its kernels" 0 -- bench --steps 1 --repeats 1; then
     grep -Eq '^kernels: (generic|avx2|avx512), 1 thread' "$TMP/out" &&
         grep -q 'layer 2 conv 16x14x14 -> 32 k5 s1: forward ' "$TMP/out" &&

@@ -730,6 +730,17 @@ static int tune_measure(const conv_layer *l, conv_algo out[3])
     return 0;
 }
 
+int conv_check_env(tfq_error *e)
+{
+    const char *mode = getenv("TFQ_CONV_ALGO");
+    if (mode == NULL || mode[0] == '\0' || strcmp(mode, "auto") == 0 ||
+        strcmp(mode, "direct") == 0 || strcmp(mode, "gemm") == 0)
+        return 0;
+    return tfq_error_set(e, TFQ_EINVAL,
+                         "TFQ_CONV_ALGO=%s: expected auto, direct or gemm",
+                         mode);
+}
+
 int conv_tune(conv_layer *l, int n)
 {
     const char *mode = getenv("TFQ_CONV_ALGO");

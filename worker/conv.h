@@ -52,6 +52,10 @@ int conv_direct_ok(const conv_layer *l, int pass);
  * sgemm only where it is clearly faster.  Returns 0 or TFQ_ENOMEM. */
 int conv_tune(conv_layer *l, int n);
 
+/* Checks TFQ_CONV_ALGO (unset, auto, direct or gemm).  Returns 0, or
+ * TFQ_EINVAL with e naming the value. */
+int conv_check_env(tfq_error *e);
+
 /* One line for logs: each pass's algorithm and block (the input gradient
  * as not needed unless needs_dx). */
 void conv_describe(const conv_layer *l, int needs_dx, char *buf,
