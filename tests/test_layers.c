@@ -88,6 +88,39 @@ static float *conv_alloc(conv_layer *l)
     return blk;
 }
 
+/* Runs l's forward and backward passes on n random images and the naive
+ * loops on the same data; d gets the largest relative differences of y,
+ * dx, dw and db.  With l->relu_after the naive output is rectified too. */
+static void compare_with_naive(conv_layer *l, int n, double d[4])
+{
+    float *blk = conv_alloc(l);
+    long xs = (long)l->cin * n * l->hin * l->win;
+    long ys = (long)l->cout * n * l->hout * l->wout;
+    float *x = vec(xs), *y1 = vec(ys), *y2 = vec(ys), *dy = vec(ys);
+    float *dx1 = vec(xs), *dx2 = vec(xs);
+    float *ws = vec((long)conv_workspace_floats(l, n));
+    float *dw1 = vec(l->p.nw), *db1 = vec(l->p.nb);
+    fill(x, xs, 1.0f);
+    fill(dy, ys, 1.0f);
+    conv_forward(l, x, y1, n, ws);
+    conv_forward_naive(l, x, y2, n);
+    if (l->relu_after)
+        for (long i = 0; i < ys; i++)
+            y2[i] = y2[i] > 0.0f ? y2[i] : 0.0f;
+    d[0] = max_rel_diff(y2, y1, ys);
+    conv_backward(l, x, y1, dy, dx1, n, ws);
+    memcpy(dw1, l->p.dw, sizeof(float) * (size_t)l->p.nw);
+    memcpy(db1, l->p.db, sizeof(float) * (size_t)l->p.nb);
+    memset(l->p.dw, 0, sizeof(float) * (size_t)l->p.nw);
+    memset(l->p.db, 0, sizeof(float) * (size_t)l->p.nb);
+    conv_backward_naive(l, x, dy, dx2, n);
+    d[1] = max_rel_diff(dx2, dx1, xs);
+    d[2] = max_rel_diff(l->p.dw, dw1, l->p.nw);
+    d[3] = max_rel_diff(l->p.db, db1, l->p.nb);
+    free(x); free(y1); free(y2); free(dy); free(dx1); free(dx2);
+    free(ws); free(dw1); free(db1); free(blk);
+}
+
 static int test_conv_vs_naive(void)
 {
     /* cin, h, w, cout, k, stride, pad, n, workspace target */
@@ -110,31 +143,11 @@ static int test_conv_vs_naive(void)
         conv_layer l;
         CHECK(conv_init(&l, c[0], c[1], c[2], c[3], c[4], c[5], c[6],
                         (size_t)c[8]) == 0);
-        int n = c[7];
-        float *blk = conv_alloc(&l);
-        long xs = (long)l.cin * n * l.hin * l.win;
-        long ys = (long)l.cout * n * l.hout * l.wout;
-        float *x = vec(xs), *y1 = vec(ys), *y2 = vec(ys), *dy = vec(ys);
-        float *dx1 = vec(xs), *dx2 = vec(xs), *ws = vec((long)conv_workspace_floats(&l, n));
-        float *dw2 = vec(l.p.nw), *db2 = vec(l.p.nb);
-        fill(x, xs, 1.0f);
-        fill(dy, ys, 1.0f);
-        conv_forward(&l, x, y1, n, ws);
-        conv_forward_naive(&l, x, y2, n);
-        double dfw = max_rel_diff(y2, y1, ys);
-        conv_backward(&l, x, y1, dy, dx1, n, ws);
-        memcpy(dw2, l.p.dw, sizeof(float) * (size_t)l.p.nw);
-        memcpy(db2, l.p.db, sizeof(float) * (size_t)l.p.nb);
-        memset(l.p.dw, 0, sizeof(float) * (size_t)l.p.nw);
-        memset(l.p.db, 0, sizeof(float) * (size_t)l.p.nb);
-        conv_backward_naive(&l, x, dy, dx2, n);
-        double ddx = max_rel_diff(dx2, dx1, xs);
-        double ddw = max_rel_diff(l.p.dw, dw2, l.p.nw);
-        double ddb = max_rel_diff(l.p.db, db2, l.p.nb);
-        free(x); free(y1); free(y2); free(dy); free(dx1); free(dx2);
-        free(ws); free(dw2); free(db2); free(blk);
-        CHECK_MSG(dfw < 1e-5 && ddx < 1e-5 && ddw < 1e-5 && ddb < 1e-5,
-                  "case %zu: fwd %g dx %g dw %g db %g", t, dfw, ddx, ddw, ddb);
+        double d[4];
+        compare_with_naive(&l, c[7], d);
+        CHECK_MSG(d[0] < 1e-5 && d[1] < 1e-5 && d[2] < 1e-5 && d[3] < 1e-5,
+                  "case %zu: fwd %g dx %g dw %g db %g", t, d[0], d[1], d[2],
+                  d[3]);
     }
     return 0;
 }
@@ -264,38 +277,13 @@ static int kernel_case(const int *c, int lanes, int *direct_passes)
                   l.stride, l.pad, pass, a == CONV_DIRECT ? "direct" : "gemm");
         *direct_passes += a == CONV_DIRECT;
     }
-    const int n = c[7];
-    float *blk = conv_alloc(&l);
-    long xs = (long)l.cin * n * l.hin * l.win;
-    long ys = (long)l.cout * n * l.hout * l.wout;
-    float *x = vec(xs), *y1 = vec(ys), *y2 = vec(ys), *dy = vec(ys);
-    float *dx1 = vec(xs), *dx2 = vec(xs);
-    float *ws = vec((long)conv_workspace_floats(&l, n));
-    float *dw1 = vec(l.p.nw), *db1 = vec(l.p.nb);
-    fill(x, xs, 1.0f);
-    fill(dy, ys, 1.0f);
     l.relu_after = c[8];
-    conv_forward(&l, x, y1, n, ws);
-    conv_forward_naive(&l, x, y2, n);
-    if (l.relu_after)
-        for (long i = 0; i < ys; i++)
-            y2[i] = y2[i] > 0.0f ? y2[i] : 0.0f;
-    double dfw = max_rel_diff(y2, y1, ys);
-    conv_backward(&l, x, y1, dy, dx1, n, ws);
-    memcpy(dw1, l.p.dw, sizeof(float) * (size_t)l.p.nw);
-    memcpy(db1, l.p.db, sizeof(float) * (size_t)l.p.nb);
-    memset(l.p.dw, 0, sizeof(float) * (size_t)l.p.nw);
-    memset(l.p.db, 0, sizeof(float) * (size_t)l.p.nb);
-    conv_backward_naive(&l, x, dy, dx2, n);
-    double ddx = max_rel_diff(dx2, dx1, xs);
-    double ddw = max_rel_diff(l.p.dw, dw1, l.p.nw);
-    double ddb = max_rel_diff(l.p.db, db1, l.p.nb);
-    free(x); free(y1); free(y2); free(dy); free(dx1); free(dx2);
-    free(ws); free(dw1); free(db1); free(blk);
-    CHECK_MSG(dfw < 1e-5 && ddx < 1e-5 && ddw < 1e-5 && ddb < 1e-5,
+    double d[4];
+    compare_with_naive(&l, c[7], d);
+    CHECK_MSG(d[0] < 1e-5 && d[1] < 1e-5 && d[2] < 1e-5 && d[3] < 1e-5,
               "%s, %d threads, cin %d cout %d k %d %dx%d: fwd %g dx %g dw %g "
               "db %g", kern_active()->name, par_threads(), c[0], c[3], c[4],
-              c[1], c[2], dfw, ddx, ddw, ddb);
+              c[1], c[2], d[0], d[1], d[2], d[3]);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "../common/log.h"
 #include "gemm.h"
 #include "par.h"
+#include "relu.h"
 #include "tile.h"
 
 int conv_init(conv_layer *l, int cin, int hin, int win, int cout, int k,
@@ -564,18 +565,6 @@ static void input_grad_gemm(const conv_layer *l, const float *dy, float *dx,
 }
 
 typedef struct {
-    const float *mask;
-    float *dx;
-} mask_job;
-
-static void mask_range(void *ctx, long lo, long hi)
-{
-    mask_job *j = ctx;
-    for (long i = lo; i < hi; i++)
-        j->dx[i] = j->mask[i] > 0.0f ? j->dx[i] : 0.0f;
-}
-
-typedef struct {
     const float *dy;
     float *db;
     long ld;
@@ -605,9 +594,9 @@ void conv_backward(conv_layer *l, const float *x, const float *y,
     } else {
         input_grad_gemm(l, dy, dx, n, ws);
         if (l->dx_mask != NULL) {
-            mask_job mj = {.mask = l->dx_mask, .dx = dx};
-            par_range((long)l->cin * n * l->hin * l->win, 16384, mask_range,
-                      &mj);
+            /* the folded ReLU's backward pass, in place */
+            relu_layer r = {.size = (long)l->cin * l->hin * l->win};
+            relu_backward(&r, NULL, l->dx_mask, dx, dx, n, NULL);
         }
     }
 }
