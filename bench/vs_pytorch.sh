@@ -16,9 +16,10 @@
 #   --threads LIST  thread counts (default "1 2")
 #   --repeats N     timed repeats per figure, median reported (default 5)
 #   --rounds N      the whole comparison N times, tfq and PyTorch taking
-#                   turns; each figure is the median over rounds, so a
-#                   noisy spell of the machine weighs on one round only
-#                   (default 3)
+#                   turns; images/s are medians over rounds, and each ratio
+#                   (tfq/PyTorch, N threads/1 thread) is the median of the
+#                   rounds' own ratios, so a slow spell of the machine
+#                   weighs on one round only (default 3)
 #   --steps N       training steps per repeat (default 20)
 #   --python PY     the interpreter for the PyTorch side (default: the first
 #                   of python3 and the system's /usr/bin/python3 that imports
@@ -219,11 +220,33 @@ def median_record(recs):
             vals = sorted(r[k] for r in recs if isinstance(r.get(k), (int, float)))
             m = len(vals)
             out[k] = vals[m // 2] if m % 2 else (vals[m // 2 - 1] + vals[m // 2]) / 2
+            if isinstance(v, int) and out[k] == int(out[k]):
+                out[k] = int(out[k])
     return out
 
 
+def median(vals):
+    vals = sorted(v for v in vals if v is not None)
+    m = len(vals)
+    if m == 0:
+        return None
+    return vals[m // 2] if m % 2 else (vals[m // 2 - 1] + vals[m // 2]) / 2
+
+
+def per_round(a, b):
+    """The median over rounds of a / b, each round's a over the same
+    round's b: the two were measured minutes apart at most, so a slow spell
+    of the machine cancels."""
+    return median([x / y for x, y in zip(a, b) if x and y])
+
+
+raw = runs
 runs = {key: {kind: median_record(recs) for kind, recs in kinds.items()}
         for key, kinds in runs.items()}
+
+
+def ips_list(key, kind):
+    return [r.get("train_images_per_s") for r in raw.get(key, {}).get(kind, [])]
 as_json = sys.argv[2] == "1"
 order = sorted(runs, key=lambda k: (["reference", "wide"].index(k[0]), k[1]))
 
@@ -249,7 +272,9 @@ for net, t in order:
         "net": net, "threads": t,
         "tfq_images_per_s": tfq_ips,
         "torch_images_per_s": pt_ips,
-        "tfq_over_torch": ratio(tfq_ips, pt_ips),
+        "tfq_over_torch": (round(per_round(ips_list((net, t), "tfq"),
+                                           ips_list((net, t), "torch")), 3)
+                           if tfq_ips and pt_ips else None),
         "sgemm_gflops": field(run, "tfq", "sgemm_gflops"),
         "tfq_gflops": field(run, "tfq", "train_gflops"),
         "tfq_over_sgemm": field(run, "tfq", "ratio"),
@@ -257,10 +282,12 @@ for net, t in order:
         "torch_mm_gflops": field(run, "torch", "mm_gflops"),
         "torch_over_mm": ratio(field(run, "torch", "train_gflops"),
                                field(run, "torch", "mm_gflops")),
-        "tfq_speedup": (ratio(tfq_ips, field(one, "tfq", "train_images_per_s"))
-                        if t != 1 else None),
-        "torch_speedup": (ratio(pt_ips, field(one, "torch", "train_images_per_s"))
-                          if t != 1 else None),
+        "tfq_speedup": (round(per_round(ips_list((net, t), "tfq"),
+                                        ips_list((net, 1), "tfq")), 3)
+                        if t != 1 and tfq_ips and one else None),
+        "torch_speedup": (round(per_round(ips_list((net, t), "torch"),
+                                          ips_list((net, 1), "torch")), 3)
+                          if t != 1 and pt_ips and one.get("torch") else None),
         "tfq_kernels": field(run, "tfq", "kernels"),
     })
     n = nets.setdefault(net, {})
@@ -335,7 +362,8 @@ print()
 print("tfq/sgemm: tfq's nominal training GFLOP/s over OpenBLAS sgemm 1024^3 "
       "in the same run;")
 print("xN/x1: images/s at N threads over 1 thread; torch mm: torch.mm 1024^3 "
-      "in the PyTorch run.")
+      "in the PyTorch run;")
+print("tfq/torch and xN/x1 are medians of each round's own ratio.")
 for net, n in nets.items():
     check = ""
     if "same_flops" in n:
