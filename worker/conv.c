@@ -362,15 +362,41 @@ static void direct_run(const conv_layer *l, const float *wt,
     conv_par(l, n, fwd_task, &j);
 }
 
+/* The weights rearranged for the direct kernels, one output channel per
+ * task: (cin, k, k, cout) forward, or rotated by 180 degrees with input
+ * and output channels swapped, (cout, k, k, cin), for the input gradient. */
+typedef struct {
+    const conv_layer *l;
+    float *wt;
+    int rotated;
+} wt_job;
+
+static void wt_task(void *ctx, int co, int thread)
+{
+    (void)thread;
+    const wt_job *j = ctx;
+    const conv_layer *l = j->l;
+    const int k = l->k, cin = l->cin, cout = l->cout;
+    const float *w = l->p.w + (long)co * cin * k * k;
+    if (!j->rotated) {
+        for (int t = 0; t < cin * k * k; t++)
+            j->wt[(long)t * cout + co] = w[t];
+        return;
+    }
+    for (int ci = 0; ci < cin; ci++)
+        for (int a = 0; a < k; a++)
+            for (int b = 0; b < k; b++)
+                j->wt[(((long)co * k + a) * k + b) * cin + ci] =
+                    w[((long)ci * k + (k - 1 - a)) * k + (k - 1 - b)];
+}
+
 static void conv_forward_direct(const conv_layer *l, const float *x,
                                 float *y, int n, float *ws)
 {
     const int k = l->k, cout = l->cout, cin = l->cin;
-    float *wt = ws; /* (cin, k, k, cout) */
-    for (int co = 0; co < cout; co++)
-        for (int t = 0; t < cin * k * k; t++)
-            wt[(long)t * cout + co] = l->p.w[(long)co * cin * k * k + t];
-    direct_run(l, wt, l->p.b, l->relu_after, NULL, x, y, n,
+    wt_job j = {.l = l, .wt = ws, .rotated = 0};
+    conv_par(l, cout, wt_task, &j);
+    direct_run(l, ws, l->p.b, l->relu_after, NULL, x, y, n,
                ws + (size_t)cin * k * k * cout);
 }
 
@@ -379,15 +405,9 @@ static void conv_input_grad_direct(const conv_layer *l, const float *dy,
 {
     const int k = l->k, cout = l->cout, cin = l->cin;
     conv_layer t = transposed_geometry(l);
-    float *wt = ws; /* (cout, k, k, cin): the rotated kernel */
-    for (int co = 0; co < cout; co++)
-        for (int ci = 0; ci < cin; ci++)
-            for (int a = 0; a < k; a++)
-                for (int b = 0; b < k; b++)
-                    wt[(((long)co * k + a) * k + b) * cin + ci] =
-                        l->p.w[(((long)co * cin + ci) * k + (k - 1 - a)) * k +
-                               (k - 1 - b)];
-    direct_run(&t, wt, NULL, 0, l->dx_mask, dy, dx, n,
+    wt_job j = {.l = l, .wt = ws, .rotated = 1};
+    conv_par(l, cout, wt_task, &j);
+    direct_run(&t, ws, NULL, 0, l->dx_mask, dy, dx, n,
                ws + (size_t)cin * k * k * cout);
 }
 

@@ -2,22 +2,35 @@
 
 #include <string.h>
 
-static void update_tensor(float *restrict w, const float *restrict g,
-                          float *restrict v, int n, float lr, float mom,
-                          float decay)
+#include "par.h"
+
+/* Weights under which a chunk is not worth another thread. */
+#define SGD_MIN_CHUNK 16384
+
+typedef struct {
+    float *w, *v;
+    const float *g;
+    float lr, mom, decay;
+} sgd_job;
+
+static void update_range(void *ctx, long lo, long hi)
 {
-    for (int i = 0; i < n; i++) {
-        v[i] = mom * v[i] - lr * (g[i] + decay * w[i]);
+    const sgd_job *j = ctx;
+    float *restrict w = j->w, *restrict v = j->v;
+    const float *restrict g = j->g;
+    for (long i = lo; i < hi; i++) {
+        v[i] = j->mom * v[i] - j->lr * (g[i] + j->decay * w[i]);
         w[i] += v[i];
     }
 }
 
 void sgd_update(layer_params *p, const sgd_step *s)
 {
-    update_tensor(p->w, p->dw, p->vw, p->nw, s->lr, s->momentum,
-                  s->weight_decay);
-    update_tensor(p->b, p->db, p->vb, p->nb, s->lr * s->bias_lr_mult,
-                  s->momentum, s->weight_decay * s->bias_decay_mult);
+    sgd_job w = {p->w, p->vw, p->dw, s->lr, s->momentum, s->weight_decay};
+    sgd_job b = {p->b, p->vb, p->db, s->lr * s->bias_lr_mult, s->momentum,
+                 s->weight_decay * s->bias_decay_mult};
+    par_range(p->nw, SGD_MIN_CHUNK, update_range, &w);
+    update_range(&b, 0, p->nb);
 }
 
 void sgd_zero_grad(layer_params *p)
