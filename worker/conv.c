@@ -342,11 +342,32 @@ typedef struct {
     size_t xp_floats;
 } fwd_job;
 
-static void fwd_task(void *ctx, int img, int thread)
+/* Tasks of contiguous images (or planes): a 7x7 plane is 196 bytes, so
+ * neighbouring images share cache lines in every channel, and two threads
+ * writing them in turn would pass those lines back and forth.  A few runs
+ * per thread meet at few boundaries and still balance the load. */
+#define CONV_RUNS_PER_THREAD 4
+
+static int runs(long count)
+{
+    long r = (long)par_threads() * CONV_RUNS_PER_THREAD;
+    return (int)(r < count ? r : count);
+}
+
+static long run_start(long count, int nruns, int run)
+{
+    return count * run / nruns;
+}
+
+static void fwd_task(void *ctx, int run, int thread)
 {
     fwd_job *j = ctx;
-    j->l->ks->fwd_image(j->l, j->wt, j->bias, j->relu, j->mask, j->x, j->y,
-                        j->n, img, j->xp + (size_t)thread * j->xp_floats);
+    const int nruns = runs(j->n);
+    for (long img = run_start(j->n, nruns, run);
+         img < run_start(j->n, nruns, run + 1); img++)
+        j->l->ks->fwd_image(j->l, j->wt, j->bias, j->relu, j->mask, j->x,
+                            j->y, j->n, (int)img,
+                            j->xp + (size_t)thread * j->xp_floats);
 }
 
 /* y = conv(x) with the geometry of l, weights wt (cin, k, k, cout), bias
@@ -359,43 +380,59 @@ static void direct_run(const conv_layer *l, const float *wt,
     fwd_job j = {.l = l, .wt = wt, .bias = bias, .mask = mask, .x = x,
                  .y = y, .xp = xp, .relu = relu, .n = n,
                  .xp_floats = l->ks->fwd_floats(l)};
-    conv_par(l, n, fwd_task, &j);
+    conv_par(l, runs(n), fwd_task, &j);
 }
 
-/* The weights rearranged for the direct kernels, one output channel per
- * task: (cin, k, k, cout) forward, or rotated by 180 degrees with input
- * and output channels swapped, (cout, k, k, cin), for the input gradient. */
+/* The weights rearranged for the direct kernels: (cin, k, k, cout)
+ * forward, or rotated by 180 degrees with input and output channels
+ * swapped, (cout, k, k, cin), for the input gradient.  Each chunk writes
+ * whole rows of the result, so no two threads write the same cache line. */
 typedef struct {
     const conv_layer *l;
     float *wt;
     int rotated;
 } wt_job;
 
-static void wt_task(void *ctx, int co, int thread)
+static void wt_range(void *ctx, long lo, long hi)
 {
-    (void)thread;
     const wt_job *j = ctx;
     const conv_layer *l = j->l;
     const int k = l->k, cin = l->cin, cout = l->cout;
-    const float *w = l->p.w + (long)co * cin * k * k;
     if (!j->rotated) {
-        for (int t = 0; t < cin * k * k; t++)
-            j->wt[(long)t * cout + co] = w[t];
+        /* row t = (ci, ky, kx) holds every output channel */
+        for (long t = lo; t < hi; t++)
+            for (int co = 0; co < cout; co++)
+                j->wt[t * cout + co] = l->p.w[(long)co * cin * k * k + t];
         return;
     }
-    for (int ci = 0; ci < cin; ci++)
-        for (int a = 0; a < k; a++)
-            for (int b = 0; b < k; b++)
-                j->wt[(((long)co * k + a) * k + b) * cin + ci] =
-                    w[((long)ci * k + (k - 1 - a)) * k + (k - 1 - b)];
+    /* row r = (co, a, b) holds every input channel */
+    for (long r = lo; r < hi; r++) {
+        const long co = r / (k * k), a = r / k % k, b = r % k;
+        for (int ci = 0; ci < cin; ci++)
+            j->wt[r * cin + ci] =
+                l->p.w[((co * cin + ci) * k + (k - 1 - a)) * k + (k - 1 - b)];
+    }
+}
+
+/* Rows under which a chunk of the rearrangement is not worth a thread. */
+#define WT_MIN_ROWS 64
+
+static void rearrange(const conv_layer *l, float *wt, int rotated)
+{
+    wt_job j = {.l = l, .wt = wt, .rotated = rotated};
+    const long rows = rotated ? (long)l->cout * l->k * l->k
+                              : (long)l->cin * l->k * l->k;
+    if (par_threads() <= l->threads)
+        par_range(rows, WT_MIN_ROWS, wt_range, &j);
+    else
+        wt_range(&j, 0, rows);
 }
 
 static void conv_forward_direct(const conv_layer *l, const float *x,
                                 float *y, int n, float *ws)
 {
     const int k = l->k, cout = l->cout, cin = l->cin;
-    wt_job j = {.l = l, .wt = ws, .rotated = 0};
-    conv_par(l, cout, wt_task, &j);
+    rearrange(l, ws, 0);
     direct_run(l, ws, l->p.b, l->relu_after, NULL, x, y, n,
                ws + (size_t)cin * k * k * cout);
 }
@@ -405,8 +442,7 @@ static void conv_input_grad_direct(const conv_layer *l, const float *dy,
 {
     const int k = l->k, cout = l->cout, cin = l->cin;
     conv_layer t = transposed_geometry(l);
-    wt_job j = {.l = l, .wt = ws, .rotated = 1};
-    conv_par(l, cout, wt_task, &j);
+    rearrange(l, ws, 1);
     direct_run(&t, ws, NULL, 0, l->dx_mask, dy, dx, n,
                ws + (size_t)cin * k * k * cout);
 }
@@ -444,17 +480,22 @@ typedef struct {
     int n, tasks, slices;
 } dw_job;
 
-static void dw_pad_task(void *ctx, int plane, int thread)
+static void dw_pad_task(void *ctx, int run, int thread)
 {
     dw_job *j = ctx;
     const conv_layer *l = j->l;
     const int hp = l->hin + 2 * l->pad, wp = l->win + 2 * l->pad;
-    float *d = j->xpad + (long)plane * hp * wp;
-    const float *s = j->x + (long)plane * l->hin * l->win;
-    memset(d, 0, sizeof(float) * (size_t)hp * wp);
-    for (int iy = 0; iy < l->hin; iy++)
-        memcpy(d + (long)(iy + l->pad) * wp + l->pad, s + (long)iy * l->win,
-               sizeof(float) * (size_t)l->win);
+    const long planes = (long)l->cin * j->n;
+    const int nruns = runs(planes);
+    for (long pl = run_start(planes, nruns, run);
+         pl < run_start(planes, nruns, run + 1); pl++) {
+        float *d = j->xpad + pl * hp * wp;
+        const float *s = j->x + pl * l->hin * l->win;
+        memset(d, 0, sizeof(float) * (size_t)hp * wp);
+        for (int iy = 0; iy < l->hin; iy++)
+            memcpy(d + (long)(iy + l->pad) * wp + l->pad,
+                   s + (long)iy * l->win, sizeof(float) * (size_t)l->win);
+    }
 }
 
 static void dw_transpose_task(void *ctx, int img, int thread)
@@ -502,7 +543,7 @@ static void conv_weight_grad_direct(conv_layer *l, const float *x,
     if (j.slices > 1)
         memset(j.partial, 0,
                sizeof(float) * (size_t)(j.slices - 1) * l->p.nw);
-    conv_par(l, l->cin * n, dw_pad_task, &j);
+    conv_par(l, runs((long)l->cin * n), dw_pad_task, &j);
     conv_par(l, n, dw_transpose_task, &j);
     conv_par(l, j.tasks * j.slices, dw_compute_task, &j);
     for (int s = 1; s < j.slices; s++)
@@ -637,9 +678,10 @@ void conv_update(conv_layer *l, const sgd_step *s)
  * figure least disturbed by other work on the machine. */
 #define CONV_TUNE_REPEATS 5
 /* im2col + sgemm replaces a direct pass only below this fraction of its
- * time: on near ties the choice stays the same from run to run, and so do
- * the numbers it computes. */
-#define CONV_TUNE_MARGIN 0.95
+ * time: on near ties the choice stays the same from run to run (and so do
+ * the numbers it computes), and a burst of noise on a busy machine does not
+ * move a pass onto the path that shares out worse over threads. */
+#define CONV_TUNE_MARGIN 0.9
 #define CONV_TUNE_CACHE 64
 
 typedef struct {
@@ -662,33 +704,45 @@ static int same_key(const tune_entry *t, const conv_layer *l, int n)
            t->ks == l->ks;
 }
 
-/* Seconds of the fastest of CONV_TUNE_REPEATS runs of one pass. */
-static double time_pass(conv_layer *l, int pass, conv_algo algo,
+/* Seconds of one run of one pass with algo. */
+static double time_once(conv_layer *l, int pass, conv_algo algo,
                         const float *x, float *y, const float *dy, float *dx,
                         int n, float *ws)
 {
-    double best = 1e30;
-    for (int r = 0; r <= CONV_TUNE_REPEATS; r++) {
-        double t0 = clock_mono_s();
-        if (pass == 0) {
-            l->fwd = algo;
-            conv_forward(l, x, y, n, ws);
-        } else if (pass == 1) {
-            if (algo == CONV_DIRECT)
-                conv_input_grad_direct(l, dy, dx, n, ws);
-            else
-                input_grad_gemm(l, dy, dx, n, ws);
-        } else {
-            if (algo == CONV_DIRECT)
-                conv_weight_grad_direct(l, x, dy, n, ws);
-            else
-                weight_grad_gemm(l, x, dy, n, ws);
-        }
-        double dt = clock_mono_s() - t0;
-        if (r > 0 && dt < best) /* run 0 warms the caches */
-            best = dt;
+    double t0 = clock_mono_s();
+    if (pass == 0) {
+        l->fwd = algo;
+        conv_forward(l, x, y, n, ws);
+    } else if (pass == 1) {
+        if (algo == CONV_DIRECT)
+            conv_input_grad_direct(l, dy, dx, n, ws);
+        else
+            input_grad_gemm(l, dy, dx, n, ws);
+    } else {
+        if (algo == CONV_DIRECT)
+            conv_weight_grad_direct(l, x, dy, n, ws);
+        else
+            weight_grad_gemm(l, x, dy, n, ws);
     }
-    return best;
+    return clock_mono_s() - t0;
+}
+
+/* The fastest of CONV_TUNE_REPEATS runs of each algorithm, the two taking
+ * turns, so that a spell of other work on the machine slows both and
+ * cannot decide alone.  Run 0 of each warms the caches. */
+static void time_pass(conv_layer *l, int pass, const float *x, float *y,
+                      const float *dy, float *dx, int n, float *ws,
+                      double *direct, double *sgemm)
+{
+    *direct = *sgemm = 1e30;
+    for (int r = 0; r <= CONV_TUNE_REPEATS; r++) {
+        double d = time_once(l, pass, CONV_DIRECT, x, y, dy, dx, n, ws);
+        double g = time_once(l, pass, CONV_GEMM, x, y, dy, dx, n, ws);
+        if (r > 0 && d < *direct)
+            *direct = d;
+        if (r > 0 && g < *sgemm)
+            *sgemm = g;
+    }
 }
 
 /* Times both algorithms of every pass the direct path runs, on copies of
@@ -724,8 +778,8 @@ static int tune_measure(const conv_layer *l, conv_algo out[3])
         if (!conv_direct_ok(l, pass))
             continue;
         out[pass] = CONV_DIRECT;
-        double direct = time_pass(&t, pass, CONV_DIRECT, x, y, dy, dx, n, ws);
-        double sgemm = time_pass(&t, pass, CONV_GEMM, x, y, dy, dx, n, ws);
+        double direct, sgemm;
+        time_pass(&t, pass, x, y, dy, dx, n, ws, &direct, &sgemm);
         if (sgemm < CONV_TUNE_MARGIN * direct)
             out[pass] = CONV_GEMM;
         log_debug("conv %dx%dx%d -> %d k%d, %s, %d threads: %s: direct "
