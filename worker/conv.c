@@ -132,10 +132,10 @@ static void zero_wrapped(float *d, int h, int w, int dx)
  * plane (the padding rows) and across a row edge (the padding columns) is
  * then zeroed. */
 static void im2col_same(const conv_layer *l, const float *x, int n, int i0,
-                        int c, float *cols)
+                        int c, float *cols, long ci0, long ci1)
 {
     const long hw = (long)l->hin * l->win, ncols = (long)c * hw;
-    for (int ci = 0; ci < l->cin; ci++)
+    for (int ci = (int)ci0; ci < ci1; ci++)
         for (int ky = 0; ky < l->k; ky++)
             for (int kx = 0; kx < l->k; kx++) {
                 long jlo, jhi;
@@ -161,10 +161,10 @@ static void im2col_same(const conv_layer *l, const float *x, int n, int i0,
  * the gradient of the zero padding, which is dropped), after which the
  * whole block is one shifted add.  cols is scratch and is modified. */
 static void col2im_same(const conv_layer *l, float *cols, int n, int i0,
-                        int c, float *dx)
+                        int c, float *dx, long ci0, long ci1)
 {
     const long hw = (long)l->hin * l->win, ncols = (long)c * hw;
-    for (int ci = 0; ci < l->cin; ci++)
+    for (int ci = (int)ci0; ci < ci1; ci++)
         for (int ky = 0; ky < l->k; ky++)
             for (int kx = 0; kx < l->k; kx++) {
                 long jlo, jhi;
@@ -186,17 +186,17 @@ static void col2im_same(const conv_layer *l, float *cols, int n, int i0,
             }
 }
 
-/* cols (cin*k*k, c*hout*wout) <- the patches of images [i0, i0+c). */
-static void im2col(const conv_layer *l, const float *x, int n, int i0, int c,
-                   float *cols)
+/* The rows of input channels [ci0, ci1) of im2col below. */
+static void im2col_rows(const conv_layer *l, const float *x, int n, int i0,
+                        int c, float *cols, long ci0, long ci1)
 {
     if (is_same_stride1(l)) {
-        im2col_same(l, x, n, i0, c, cols);
+        im2col_same(l, x, n, i0, c, cols, ci0, ci1);
         return;
     }
     const int hw_in = l->hin * l->win, hw_out = l->hout * l->wout;
     const long ncols = (long)c * hw_out;
-    for (int ci = 0; ci < l->cin; ci++)
+    for (int ci = (int)ci0; ci < ci1; ci++)
         for (int ky = 0; ky < l->k; ky++)
             for (int kx = 0; kx < l->k; kx++) {
                 float *row = cols + ((long)(ci * l->k + ky) * l->k + kx) * ncols;
@@ -223,18 +223,17 @@ static void im2col(const conv_layer *l, const float *x, int n, int i0, int c,
             }
 }
 
-/* dx of images [i0, i0+c) += the patches in cols, summed back in place.
- * cols is scratch and may be modified. */
-static void col2im(const conv_layer *l, float *cols, int n, int i0, int c,
-                   float *dx)
+/* The planes of input channels [ci0, ci1) of col2im below. */
+static void col2im_rows(const conv_layer *l, float *cols, int n, int i0,
+                        int c, float *dx, long ci0, long ci1)
 {
     if (is_same_stride1(l)) {
-        col2im_same(l, cols, n, i0, c, dx);
+        col2im_same(l, cols, n, i0, c, dx, ci0, ci1);
         return;
     }
     const int hw_in = l->hin * l->win, hw_out = l->hout * l->wout;
     const long ncols = (long)c * hw_out;
-    for (int ci = 0; ci < l->cin; ci++)
+    for (int ci = (int)ci0; ci < ci1; ci++)
         for (int ky = 0; ky < l->k; ky++)
             for (int kx = 0; kx < l->k; kx++) {
                 const float *row =
@@ -254,6 +253,50 @@ static void col2im(const conv_layer *l, float *cols, int n, int i0, int c,
                     }
                 }
             }
+}
+
+/* im2col and col2im shared over the training threads by input channel:
+ * each channel's patch rows, and its planes of dx, are its own. */
+typedef struct {
+    const conv_layer *l;
+    const float *x;
+    float *cols, *dx;
+    int n, i0, c;
+} col_job;
+
+static void im2col_range(void *ctx, long ci0, long ci1)
+{
+    const col_job *j = ctx;
+    im2col_rows(j->l, j->x, j->n, j->i0, j->c, j->cols, ci0, ci1);
+}
+
+static void col2im_range(void *ctx, long ci0, long ci1)
+{
+    const col_job *j = ctx;
+    col2im_rows(j->l, j->cols, j->n, j->i0, j->c, j->dx, ci0, ci1);
+}
+
+/* cols (cin*k*k, c*hout*wout) <- the patches of images [i0, i0+c). */
+static void im2col(const conv_layer *l, const float *x, int n, int i0, int c,
+                   float *cols)
+{
+    col_job j = {.l = l, .x = x, .cols = cols, .n = n, .i0 = i0, .c = c};
+    if (par_threads() <= l->threads)
+        par_range(l->cin, 1, im2col_range, &j);
+    else
+        im2col_range(&j, 0, l->cin);
+}
+
+/* dx of images [i0, i0+c) += the patches in cols, summed back in place.
+ * cols is scratch and may be modified. */
+static void col2im(const conv_layer *l, float *cols, int n, int i0, int c,
+                   float *dx)
+{
+    col_job j = {.l = l, .cols = cols, .dx = dx, .n = n, .i0 = i0, .c = c};
+    if (par_threads() <= l->threads)
+        par_range(l->cin, 1, col2im_range, &j);
+    else
+        col2im_range(&j, 0, l->cin);
 }
 
 /* Sum of n floats in 16 independent lanes, which the compiler can keep in
