@@ -86,6 +86,14 @@ static int test_errors(void)
     CHECK(rejects("kind = train\ndataset = imagenet\n", "dataset", NULL) == 0);
     CHECK(rejects("kind = train\nno equals sign\n", "line 2", "key = value") == 0);
     CHECK(rejects("", "kind", NULL) == 0);
+    /* sizes that would overflow the layer code, refused at parse time
+     * (where the job is submitted), naming the operation */
+    CHECK(rejects("kind = train\nnet = conv 8 5 pad=2; relu; fc 684785; "
+                  "fc classes\n", "net operation 3 (fc 684785)",
+                  "weights") == 0);
+    CHECK(rejects("kind = train\ndataset = cifar10\nbatch = 4096\n"
+                  "net = conv 4096 5 pad=2; relu; fc classes\n",
+                  "over the budget", "MiB") == 0);
     return 0;
 }
 

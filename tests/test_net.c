@@ -190,6 +190,34 @@ static int shape_is(const net_op *op, int c, int h, int w)
            op->out_shape.w == w;
 }
 
+/* A description whose sizes would overflow the layer code, or whose arena
+ * is over the budget, is refused when built, with the operation named. */
+static int test_oversized(void)
+{
+    tfq_error e = {0};
+    net_spec spec;
+    CHECK(net_spec_parse("conv 8 5 pad=2; relu; fc 684785; fc classes",
+                         &spec, &e) == 0);
+    net *m = net_new(&spec, (net_shape){1, 28, 28}, 10, 64, &e);
+    CHECK(m == NULL);
+    CHECK_MSG(strstr(e.msg, "net operation 3 (fc 684785)") != NULL &&
+              strstr(e.msg, "weights") != NULL, "%s", e.msg);
+    CHECK(net_spec_parse("conv 60000 5 pad=2; fc classes", &spec, &e) == 0);
+    CHECK(net_new(&spec, (net_shape){1, 100, 100}, 10, 64, &e) == NULL);
+    CHECK_MSG(strstr(e.msg, "net operation 1 (conv 60000)") != NULL &&
+              strstr(e.msg, "outputs per image") != NULL, "%s", e.msg);
+    CHECK(net_spec_preset("reference", 1.0, &spec, &e) == 0);
+    setenv("TFQ_NET_MAX_MB", "1", 1);
+    m = net_new(&spec, (net_shape){1, 28, 28}, 10, 64, &e);
+    unsetenv("TFQ_NET_MAX_MB");
+    CHECK(m == NULL);
+    CHECK_MSG(strstr(e.msg, "over the budget of 1 MiB") != NULL, "%s", e.msg);
+    m = net_new(&spec, (net_shape){1, 28, 28}, 10, 64, &e);
+    CHECK_MSG(m != NULL, "%s", e.msg);
+    net_destroy(&m);
+    return 0;
+}
+
 static int test_shapes(void)
 {
     net_spec s;
@@ -747,6 +775,7 @@ static const test_case cases[] = {
     {"spec_parse", test_spec_parse},
     {"spec_pool_stride", test_spec_pool_stride},
     {"spec_errors", test_spec_errors},
+    {"oversized", test_oversized},
     {"shapes", test_shapes},
     {"grad_net", test_grad_net},
     {"freeze_no_backward", test_freeze_no_backward},

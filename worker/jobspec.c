@@ -222,6 +222,28 @@ static int set_field(const field *f, const char *v, job_spec *s,
     return -1;
 }
 
+/* A train job's net as the worker will build it, checked without
+ * building it (net_check): a net whose layers or arena are too large is
+ * refused where the job is submitted, not by every worker that leases it.
+ * The input shape is the data set's (28x28 grey for IDX files, 32x32
+ * colour for CIFAR). */
+static int check_net_size(const job_spec *s, tfq_error *e)
+{
+    data_kind kind;
+    if (data_kind_parse(s->dataset, &kind) != 0)
+        return 0; /* an unknown kind is the worker's error to report */
+    net_shape in = kind == DATA_IDX ? (net_shape){1, 28, 28}
+                                    : (net_shape){3, 32, 32};
+    int classes = s->nclasses > 0 ? s->nclasses
+                  : kind == DATA_CIFAR100 ? 20 : 10;
+    net_spec spec;
+    tfq_error ne = {0};
+    if (net_spec_resolve(s->net, 1.0, &spec, &ne) != 0 ||
+        net_check(&spec, in, classes, s->batch, &ne) != 0)
+        return tfq_error_set(e, TFQ_EINVAL, "job spec: net: %s", ne.msg);
+    return 0;
+}
+
 int jobspec_parse(const char *text, job_spec *s, tfq_error *e)
 {
     if (strlen(text) >= JOBSPEC_TEXT_BYTES)
@@ -284,7 +306,7 @@ int jobspec_parse(const char *text, job_spec *s, tfq_error *e)
     }
     if (!have_kind)
         return tfq_error_set(e, TFQ_EINVAL, "job spec has no 'kind' line");
-    return 0;
+    return s->kind == JOB_TRAIN ? check_net_size(s, e) : 0;
 }
 
 /* ---- formatting --------------------------------------------------------- */

@@ -18,6 +18,18 @@
 /* Standard deviation of the classifier's initial weights (CaffeNet's fc8). */
 #define NET_CLASSIFIER_INIT_STD 0.01
 
+/* The largest layer: weights of one learned layer, and floats of one
+ * image's output of any operation.  Layer code counts them in int; a net
+ * described past this is refused when it is built, with its operation
+ * named, instead of overflowing. */
+#define NET_MAX_LAYER_ELEMS (1L << 28)
+
+/* The budget for a net's arena (parameters, gradients, momentum,
+ * activations for a whole batch, workspace) unless TFQ_NET_MAX_MB says
+ * otherwise: more than any preset needs by two orders of magnitude, and
+ * less than a worker machine has. */
+#define NET_DEFAULT_MAX_MB 8192L
+
 /* Arena buffers are aligned for the widest vector loads. */
 #define NET_ALIGN_BYTES 64
 
@@ -373,12 +385,29 @@ static int build_op(net *m, int i, net_shape in, tfq_error *e)
     op->in_shape = in;
     op->in_size = (long)in.c * in.h * in.w;
     op->out_shape = in;
+    if (s->kind == OP_CONV || s->kind == OP_FC) {
+        /* Sizes from the description, in 64 bits, before anything that
+         * counts them in int. */
+        long outs = s->out == NET_CLASSES ? m->classes : s->out;
+        long weights = s->kind == OP_FC
+                           ? outs * op->in_size
+                           : outs * in.c * (long)s->k * s->k;
+        long per_image = s->kind == OP_FC ? outs : outs * in.h * (long)in.w;
+        if (weights > NET_MAX_LAYER_ELEMS || per_image > NET_MAX_LAYER_ELEMS)
+            return tfq_error_set(e, TFQ_EINVAL,
+                                 "net operation %d (%s %ld): %ld weights and "
+                                 "%ld outputs per image on its %dx%dx%d "
+                                 "input; a layer may have at most %ld of "
+                                 "each", i + 1, kind_name(s->kind), outs,
+                                 weights, per_image, in.c, in.h, in.w,
+                                 NET_MAX_LAYER_ELEMS);
+    }
     int rc = 0;
     switch (s->kind) {
     case OP_CONV:
         rc = conv_init(&op->u.conv, in.c, in.h, in.w, s->out, s->k, s->stride,
                        s->pad, NET_IM2COL_TARGET_FLOATS);
-        if (rc == 0 && conv_tune(&op->u.conv, m->batch_max) != 0)
+        if (rc == 0 && m->tune && conv_tune(&op->u.conv, m->batch_max) != 0)
             return tfq_error_set(e, TFQ_ENOMEM, "net operation %d (conv): "
                                  "out of memory choosing its kernels", i + 1);
         op->out_shape = (net_shape){s->out, op->u.conv.hout, op->u.conv.wout};
@@ -494,36 +523,33 @@ static size_t lay_out(net *m, char *base)
     return off;
 }
 
-net *net_new(const net_spec *spec, net_shape in, int classes, int batch_max,
-             tfq_error *e)
+/* Everything of net_new but the arena: the operations' shapes and sizes,
+ * checked, and the arena's size against the budget.  With tune, each conv
+ * layer's algorithms are chosen by timing (conv_tune); without, they are
+ * conv_init's.  Returns 0, or an error naming the operation. */
+static int plan(net *m, const net_spec *spec, net_shape in, int classes,
+                int batch_max, int tune, tfq_error *e)
 {
-    if (classes < 2 || batch_max < 1 || in.c < 1 || in.h < 1 || in.w < 1) {
-        tfq_error_set(e, TFQ_EINVAL,
-                      "net: bad input %dx%dx%d, %d classes or batch %d",
-                      in.c, in.h, in.w, classes, batch_max);
-        return NULL;
-    }
-    net *m = calloc(1, sizeof *m);
-    if (m == NULL) {
-        tfq_error_set(e, TFQ_ENOMEM, "net: out of memory");
-        return NULL;
-    }
+    if (classes < 2 || batch_max < 1 || in.c < 1 || in.h < 1 || in.w < 1)
+        return tfq_error_set(e, TFQ_EINVAL,
+                             "net: bad input %dx%dx%d, %d classes or batch %d",
+                             in.c, in.h, in.w, classes, batch_max);
     m->spec = *spec;
     m->in = in;
     m->classes = classes;
     m->batch_max = batch_max;
     m->nops = spec->nops;
+    m->tune = tune;
     net_shape shape = in;
     int group = 0;
     for (int i = 0; i < m->nops; i++) {
         if (spec->ops[i].kind == OP_CONV && shape.h * shape.w == 1 &&
-            i > 0 && m->ops[i - 1].kind == OP_FC) {
-            tfq_error_set(e, TFQ_EINVAL, "net operation %d: conv after fc",
-                          i + 1);
-            goto fail;
-        }
-        if (build_op(m, i, shape, e) != 0)
-            goto fail;
+            i > 0 && m->ops[i - 1].kind == OP_FC)
+            return tfq_error_set(e, TFQ_EINVAL,
+                                 "net operation %d: conv after fc", i + 1);
+        int rc = build_op(m, i, shape, e);
+        if (rc != 0)
+            return rc;
         if (is_learned(m->ops[i].kind)) {
             m->learned_op[group++] = i;
             layer_params *p = params_of(&m->ops[i]);
@@ -544,6 +570,40 @@ net *net_new(const net_spec *spec, net_shape in, int classes, int batch_max,
     }
     m->nlearned = group;
     m->arena_bytes = lay_out(m, NULL);
+    const char *cap = getenv("TFQ_NET_MAX_MB");
+    long max_mb = cap != NULL && atol(cap) > 0 ? atol(cap) : NET_DEFAULT_MAX_MB;
+    if (m->arena_bytes > (size_t)max_mb << 20)
+        return tfq_error_set(e, TFQ_EINVAL,
+                             "net: needs %.1f MiB for batch %d (parameters, "
+                             "gradients, momentum, activations and "
+                             "workspace), over the budget of %ld MiB "
+                             "(TFQ_NET_MAX_MB)",
+                             (double)m->arena_bytes / (1 << 20), batch_max,
+                             max_mb);
+    return 0;
+}
+
+int net_check(const net_spec *spec, net_shape in, int classes, int batch_max,
+              tfq_error *e)
+{
+    net *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return tfq_error_set(e, TFQ_ENOMEM, "net: out of memory");
+    int rc = plan(m, spec, in, classes, batch_max, 0, e);
+    free(m);
+    return rc;
+}
+
+net *net_new(const net_spec *spec, net_shape in, int classes, int batch_max,
+             tfq_error *e)
+{
+    net *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        tfq_error_set(e, TFQ_ENOMEM, "net: out of memory");
+        return NULL;
+    }
+    if (plan(m, spec, in, classes, batch_max, 1, e) != 0)
+        goto fail;
     m->arena = aligned_alloc(NET_ALIGN_BYTES, m->arena_bytes);
     if (m->arena == NULL) {
         tfq_error_set(e, TFQ_ENOMEM, "net: cannot allocate %zu bytes",

@@ -108,6 +108,7 @@ typedef struct {
     net_shape in;      /* one input image */
     int classes;
     int batch_max;
+    int tune;          /* conv algorithms chosen by timing (net_new) */
     int nops;
     net_op ops[NET_MAX_OPS];
     int nlearned;
@@ -133,6 +134,13 @@ typedef struct {
 net *net_new(const net_spec *spec, net_shape in, int classes, int batch_max,
              tfq_error *e);
 void net_destroy(net **m);
+
+/* What net_new would refuse, without building anything: shapes that do
+ * not fit, a layer past the size the layer code counts, or an arena over
+ * the budget (TFQ_NET_MAX_MB, default 8 GiB).  Cheap: for checking a job
+ * where it is submitted.  Returns 0 or TFQ_EINVAL naming the operation. */
+int net_check(const net_spec *spec, net_shape in, int classes, int batch_max,
+              tfq_error *e);
 
 /* Initialises learned layers first..last (1-based, inclusive) from seed:
  * weights ~ N(0, 2 / fan_in) (He et al. 2015, for ReLU nets) except the
