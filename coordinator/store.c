@@ -237,6 +237,12 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     X(ATTEMPT_END, "UPDATE attempts SET state = ?3, finished_ms = ?4, "       \
                    "error = ?5 WHERE job_id = ?1 AND attempt = ?2 AND "       \
                    "state = 'running'")                                       \
+    X(RESULT_SHAPE, "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) "     \
+                    "END")                                                    \
+    X(RESULT_FIELDS, "SELECT key, type, value FROM json_each(?1)")            \
+    X(RESULT_ACCS, "SELECT count(*), coalesce(sum(type NOT IN ('integer', "   \
+                   "'real') OR value < 0 OR value > 1), 0) FROM "             \
+                   "json_each(?1, '$.accs')")                                 \
     X(JOB_SUCCEED, "UPDATE jobs SET state = 'succeeded', result = ?2, "       \
                    "last_error = NULL, updated_ms = ?3 WHERE id = ?1")        \
     X(JOB_FAIL, "UPDATE jobs SET state = CASE WHEN attempts < max_attempts "  \
@@ -1202,6 +1208,137 @@ done:
     return ret;
 }
 
+/* A result's fields: what a train job reports (worker/job.c), each with
+ * its range.  A sleep job reports {}. */
+typedef enum { R_ACC, R_COUNT, R_SECONDS, R_LOSS, R_HEX, R_ACCS } result_type;
+
+static const struct {
+    const char *key;
+    result_type type;
+} result_fields[] = {
+    {"final_acc", R_ACC},      {"best_acc", R_ACC},
+    {"topk_acc", R_ACC},       {"topk", R_COUNT},
+    {"epochs", R_COUNT},       {"final_loss", R_LOSS},
+    {"train_seconds", R_SECONDS}, {"data_fingerprint", R_HEX},
+    {"accs", R_ACCS},
+};
+
+/* The most a result may hold: the worker's result buffer. */
+#define RESULT_MAX_BYTES 16384
+#define RESULT_MAX_COUNT 1000000
+
+/* Checks one field of a result; why gets what is wrong. */
+static int result_field_ok(result_type t, const char *type,
+                           sqlite3_stmt *row, char *why, size_t bytes)
+{
+    const int number = strcmp(type, "integer") == 0 || strcmp(type, "real") == 0;
+    const double v = sqlite3_column_double(row, 2);
+    switch (t) {
+    case R_ACC:
+        if (number && v >= 0.0 && v <= 1.0)
+            return 1;
+        snprintf(why, bytes, "an accuracy in [0, 1], not %s %.64s", type,
+                 (const char *)sqlite3_column_text(row, 2));
+        return 0;
+    case R_COUNT:
+        if (strcmp(type, "integer") == 0 && v >= 0 && v <= RESULT_MAX_COUNT)
+            return 1;
+        snprintf(why, bytes, "a whole number in [0, %d]", RESULT_MAX_COUNT);
+        return 0;
+    case R_SECONDS:
+    case R_LOSS:
+        if ((number && v >= 0.0 && v < 1e12) ||
+            (t == R_LOSS && strcmp(type, "null") == 0))
+            return 1;
+        snprintf(why, bytes, "a number of at least 0%s",
+                 t == R_LOSS ? " (or null)" : "");
+        return 0;
+    case R_HEX: {
+        const char *h = (const char *)sqlite3_column_text(row, 2);
+        size_t n = h != NULL ? strlen(h) : 0;
+        int ok = strcmp(type, "text") == 0 && (n == 0 || n == 64);
+        for (size_t i = 0; ok && i < n; i++)
+            ok = (h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f');
+        if (ok)
+            return 1;
+        snprintf(why, bytes, "64 lower-case hex digits or \"\"");
+        return 0;
+    }
+    case R_ACCS:
+        if (strcmp(type, "array") == 0)
+            return 1; /* its elements: RESULT_ACCS */
+        snprintf(why, bytes, "an array of accuracies");
+        return 0;
+    }
+    return 0;
+}
+
+/* Refuses a result that is not what a job reports (result_fields), naming
+ * the field; nothing is stored then.  One bad row would otherwise break
+ * every report that reads it. */
+static int result_check(store *s, int64_t job, int attempt, const char *json,
+                        tfq_error *e)
+{
+    if (json == NULL || strcmp(json, "{}") == 0)
+        return TFQ_OK;
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    char why[160] = "";
+    if (strlen(json) > RESULT_MAX_BYTES) {
+        snprintf(why, sizeof why, "%zu bytes, over the %d a result may take",
+                 strlen(json), RESULT_MAX_BYTES);
+        goto bad;
+    }
+    PREP(st, ST_RESULT_SHAPE);
+    bind_text(st, 1, json);
+    int rc = sqlite3_step(st);
+    int object = rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
+                 strcmp((const char *)sqlite3_column_text(st, 0), "object") == 0;
+    sqlite3_reset(st);
+    if (!object) {
+        snprintf(why, sizeof why, "not a JSON object");
+        goto bad;
+    }
+    PREP(st, ST_RESULT_FIELDS);
+    bind_text(st, 1, json);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(st, 0);
+        const char *type = (const char *)sqlite3_column_text(st, 1);
+        size_t i = 0, n = sizeof result_fields / sizeof result_fields[0];
+        while (i < n && strcmp(key, result_fields[i].key) != 0)
+            i++;
+        char what[128];
+        if (i == n) {
+            snprintf(why, sizeof why, "unknown field '%.48s'", key);
+        } else if (!result_field_ok(result_fields[i].type, type, st, what,
+                                    sizeof what)) {
+            snprintf(why, sizeof why, "field '%s': expected %s", key, what);
+        } else {
+            continue;
+        }
+        sqlite3_reset(st);
+        goto bad;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(s, rc, "checking a result", e);
+    PREP(st, ST_RESULT_ACCS);
+    bind_text(st, 1, json);
+    if (sqlite3_step(st) == SQLITE_ROW &&
+        (sqlite3_column_int64(st, 0) > RESULT_MAX_COUNT ||
+         sqlite3_column_int64(st, 1) > 0))
+        snprintf(why, sizeof why, "field 'accs': expected accuracies in "
+                 "[0, 1], at most %d", RESULT_MAX_COUNT);
+    sqlite3_reset(st);
+    if (why[0] == '\0')
+        return TFQ_OK;
+bad:
+    return tfq_error_set(e, TFQ_EINVAL, "result of job %lld attempt %d: %s; "
+                         "nothing stored", (long long)job, attempt, why);
+done:
+    return ret;
+}
+
 int store_finish(store *s, int64_t job, int attempt, int ok,
                  const char *result_json, const char *error, int64_t now_ms,
                  tfq_error *e)
@@ -1210,6 +1347,8 @@ int store_finish(store *s, int64_t job, int attempt, int ok,
     sqlite3_stmt *st;
     if (!ok && error == NULL)
         error = "failed";
+    if (ok && (ret = result_check(s, job, attempt, result_json, e)) != TFQ_OK)
+        return ret;
     if ((ret = txn_open(s, e)) != TFQ_OK)
         return ret;
     /* Ending the attempt is the check that it runs: one statement. */

@@ -203,7 +203,7 @@ static int test_lease_order(void)
     /* d waits for a, which is running. */
     CHECK_EQ_INT(store_lease(s, "w1", 30, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, 0);
-    CHECK_EQ_INT(store_finish(s, a, 1, 1, "{\"acc\":1}", NULL, 40, &e),
+    CHECK_EQ_INT(store_finish(s, a, 1, 1, "{\"final_acc\":1}", NULL, 40, &e),
                  TFQ_OK);
     CHECK_EQ_INT(store_lease(s, "w2", 50, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, d);
@@ -322,9 +322,31 @@ static int test_stale_result_rejected(void)
     CHECK_EQ_INT(l.attempt, 2);
     store_leased_release(&l);
 
+    /* A result that is not what a job reports is refused, naming the
+     * field, and nothing is stored: the attempt still runs. */
+    static const char *const bad[][2] = {
+        {"{\"final_acc\": 1.5}", "field 'final_acc'"},
+        {"{\"final_acc\": \"high\"}", "field 'final_acc'"},
+        {"{\"forged\": true}", "unknown field 'forged'"},
+        {"{\"final_acc\": 0.5", "not a JSON object"},
+        {"[0.5]", "not a JSON object"},
+        {"{\"epochs\": -1}", "field 'epochs'"},
+        {"{\"accs\": [0.5, 7]}", "field 'accs'"},
+        {"{\"data_fingerprint\": \"xyz\"}", "field 'data_fingerprint'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tfq_error_clear(&e);
+        CHECK_EQ_INT(store_finish(s, j, 2, 1, bad[i][0], NULL, 41500, &e),
+                     TFQ_EINVAL);
+        CHECK_MSG(strstr(e.msg, bad[i][1]) != NULL &&
+                  strstr(e.msg, "nothing stored") != NULL, "%s: %s",
+                  bad[i][0], e.msg);
+        CHECK_STR(state_of(path, j), "running");
+    }
+
     /* The lost worker comes back with its result: rejected, no change. */
     tfq_error_clear(&e);
-    CHECK_EQ_INT(store_finish(s, j, 1, 1, "{\"acc\":0.1}", NULL, 42000, &e),
+    CHECK_EQ_INT(store_finish(s, j, 1, 1, "{\"final_acc\":0.1}", NULL, 42000, &e),
                  TFQ_EMISMATCH);
     CHECK(strstr(e.msg, "is not running (its state is lost)") != NULL);
     CHECK_EQ_INT(store_metric_add(s, j, 1, 1, 0.5, 0.1, 100, 9.5, &e),
@@ -340,16 +362,16 @@ static int test_stale_result_rejected(void)
     CHECK_STR(query(path, "SELECT COUNT(*) FROM checkpoints"), "0");
 
     CHECK_EQ_INT(store_metric_add(s, j, 2, 1, 0.5, 0.9, 100, 9.5, &e), TFQ_OK);
-    CHECK_EQ_INT(store_finish(s, j, 2, 1, "{\"acc\":0.9}", NULL, 43000, &e),
+    CHECK_EQ_INT(store_finish(s, j, 2, 1, "{\"final_acc\":0.9}", NULL, 43000, &e),
                  TFQ_OK);
-    CHECK_EQ_INT(store_finish(s, j, 2, 1, "{\"acc\":0.9}", NULL, 43001, &e),
+    CHECK_EQ_INT(store_finish(s, j, 2, 1, "{\"final_acc\":0.9}", NULL, 43001, &e),
                  TFQ_EMISMATCH);
     CHECK(strstr(e.msg, "its state is succeeded") != NULL);
-    CHECK_EQ_INT(store_finish(s, j, 1, 1, "{\"acc\":0.1}", NULL, 43002, &e),
+    CHECK_EQ_INT(store_finish(s, j, 1, 1, "{\"final_acc\":0.1}", NULL, 43002, &e),
                  TFQ_EMISMATCH);
     store_close(&s);
     CHECK_STR(state_of(path, j), "succeeded");
-    CHECK_STR(query(path, "SELECT result FROM jobs"), "{\"acc\":0.9}");
+    CHECK_STR(query(path, "SELECT result FROM jobs"), "{\"final_acc\":0.9}");
     CHECK_STR(query(path, "SELECT COUNT(*) FROM attempts WHERE "
                           "state = 'succeeded'"), "1");
     CHECK_STR(query(path, "SELECT COUNT(*) FROM events WHERE "
@@ -639,7 +661,7 @@ static void crash_child(const char *path)
             _exit(2);
         store_leased_release(&l);
     }
-    if (store_finish(s, 1, 1, 1, "{\"r\":1}", NULL, 11, &e) ||
+    if (store_finish(s, 1, 1, 1, "{\"final_acc\":1}", NULL, 11, &e) ||
         store_finish(s, 2, 1, 0, NULL, "bad", 11, &e) ||
         store_checkpoint_add(s, 3, 1, 2, SHA_A, 99, 12, &e))
         _exit(2);
@@ -677,7 +699,7 @@ static int test_crash_durability(void)
     store_close(&s);
     CHECK_STR(query(path, "PRAGMA integrity_check"), "ok");
     CHECK_STR(query(path, "SELECT result FROM jobs WHERE id = 1"),
-              "{\"r\":1}");
+              "{\"final_acc\":1}");
     CHECK_STR(query(path, "SELECT last_error FROM jobs WHERE id = 2"), "bad");
     CHECK_STR(query(path, "SELECT sha256 FROM checkpoints"), SHA_A);
     CHECK_STR(query(path, "SELECT COUNT(*) FROM jobs WHERE "

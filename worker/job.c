@@ -1,5 +1,6 @@
 #include "job.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,14 +209,18 @@ int job_run_train(const job_spec *s, const char *data_dir,
     if (rc == 0) {
         train_result r;
         trainer_result_get(t, &r);
+        /* JSON has no NaN: a loss that diverged is null. */
+        char loss[32] = "null";
+        if (isfinite(r.final_loss))
+            snprintf(loss, sizeof loss, "%.6f", r.final_loss);
         size_t n = (size_t)snprintf(
             result, result_bytes,
             "{\"final_acc\": %.6f, \"best_acc\": %.6f, \"topk_acc\": "
-            "%.6f, \"topk\": %d, \"epochs\": %d, \"final_loss\": %.6f, "
+            "%.6f, \"topk\": %d, \"epochs\": %d, \"final_loss\": %s, "
             "\"train_seconds\": %.3f, \"data_fingerprint\": \"%s\", "
             "\"accs\": [",
             r.final_acc, r.best_acc, r.topk_acc, cfg.topk, r.epochs_done,
-            r.final_loss, r.seconds, fp);
+            loss, r.seconds, fp);
         /* Every evaluation, so that a report may use any metric. */
         const ckpt_meta *mt = trainer_meta(t);
         for (int i = 0; i < mt->nevals && n < result_bytes; i++)
