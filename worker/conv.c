@@ -255,6 +255,18 @@ static void col2im_rows(const conv_layer *l, float *cols, int n, int i0,
             }
 }
 
+/* Runs fn over the range [0, total) on the training threads (par_range),
+ * or on this one alone when the pool has grown past the threads l's
+ * workspace was sized for. */
+static void conv_par_range(const conv_layer *l, long total, long min_chunk,
+                           par_range_fn fn, void *ctx)
+{
+    if (par_threads() <= l->threads)
+        par_range(total, min_chunk, fn, ctx);
+    else
+        fn(ctx, 0, total);
+}
+
 /* im2col and col2im shared over the training threads by input channel:
  * each channel's patch rows, and its planes of dx, are its own. */
 typedef struct {
@@ -281,10 +293,7 @@ static void im2col(const conv_layer *l, const float *x, int n, int i0, int c,
                    float *cols)
 {
     col_job j = {.l = l, .x = x, .cols = cols, .n = n, .i0 = i0, .c = c};
-    if (par_threads() <= l->threads)
-        par_range(l->cin, 1, im2col_range, &j);
-    else
-        im2col_range(&j, 0, l->cin);
+    conv_par_range(l, l->cin, 1, im2col_range, &j);
 }
 
 /* dx of images [i0, i0+c) += the patches in cols, summed back in place.
@@ -293,10 +302,7 @@ static void col2im(const conv_layer *l, float *cols, int n, int i0, int c,
                    float *dx)
 {
     col_job j = {.l = l, .cols = cols, .dx = dx, .n = n, .i0 = i0, .c = c};
-    if (par_threads() <= l->threads)
-        par_range(l->cin, 1, col2im_range, &j);
-    else
-        col2im_range(&j, 0, l->cin);
+    conv_par_range(l, l->cin, 1, col2im_range, &j);
 }
 
 /* Sum of n floats in 16 independent lanes, which the compiler can keep in
@@ -465,10 +471,7 @@ static void rearrange(const conv_layer *l, float *wt, int rotated)
     wt_job j = {.l = l, .wt = wt, .rotated = rotated};
     const long rows = rotated ? (long)l->cout * l->k * l->k
                               : (long)l->cin * l->k * l->k;
-    if (par_threads() <= l->threads)
-        par_range(rows, WT_MIN_ROWS, wt_range, &j);
-    else
-        wt_range(&j, 0, rows);
+    conv_par_range(l, rows, WT_MIN_ROWS, wt_range, &j);
 }
 
 static void conv_forward_direct(const conv_layer *l, const float *x,

@@ -183,20 +183,11 @@ static inline float keep_if(float v, float m)
 }
 
 /* Stores a block out (np, nc) into nc rows of y, ld apart: one channel's
- * pixels are np consecutive floats.  The common widths unroll fully. */
-#define STORE_FIXED(NP)                                                       \
-    static void store_##NP(float *restrict y, long ld,                        \
-                           const float *restrict out, int nc)                 \
-    {                                                                         \
-        for (int c = 0; c < nc; c++)                                          \
-            for (int p = 0; p < NP; p++)                                      \
-                y[c * ld + p] = out[(long)p * nc + c];                        \
-    }
-STORE_FIXED(7)
-STORE_FIXED(14)
-
-static void store_any(float *restrict y, long ld, const float *restrict out,
-                      int nc, int np)
+ * pixels are np consecutive floats.  Always inlined, so that the common
+ * widths, passed as constants, unroll fully. */
+static inline __attribute__((always_inline)) void
+store_block(float *restrict y, long ld, const float *restrict out, int nc,
+            int np)
 {
     for (int c = 0; c < nc; c++)
         for (int p = 0; p < np; p++)
@@ -262,12 +253,12 @@ static void fwd_image(const conv_layer *l, const float *wt, const float *bias,
                                 (long)oy * l->wout + ox0;
                 if (mask != NULL)
                     store_masked(y + at, mask + at, n * hw, out, cv * VL, np);
-                else if (np == pb && pb == 7)
-                    store_7(y + at, n * hw, out, cv * VL);
-                else if (np == pb && pb == 14)
-                    store_14(y + at, n * hw, out, cv * VL);
+                else if (np == 7)
+                    store_block(y + at, n * hw, out, cv * VL, 7);
+                else if (np == 14)
+                    store_block(y + at, n * hw, out, cv * VL, 14);
                 else
-                    store_any(y + at, n * hw, out, cv * VL, np);
+                    store_block(y + at, n * hw, out, cv * VL, np);
                 co0 += cv * VL;
             }
         }
