@@ -24,7 +24,8 @@
     X(RANGE, -11, "value out of range")                           \
     X(NOTSUP, -12, "not supported")                               \
     X(INTR, -13, "interrupted")                                   \
-    X(PERM, -14, "not permitted")
+    X(PERM, -14, "not permitted")                                 \
+    X(NOSPC, -15, "no space left")
 
 typedef enum {
     TFQ_OK = 0,

@@ -54,7 +54,10 @@ typedef struct {
     X(ITEMS, "items", T_STR, items, 0, PROTO_MAX_ITEMS_BYTES)              \
     X(CODE, "code", T_INT, code, -9999, -1)                                \
     X(MSG, "msg", T_STR, msg, 0, PROTO_MAX_MSG_BYTES)                      \
-    X(RE, "re", T_KIND, re, 0, 0)
+    X(RE, "re", T_KIND, re, 0, 0)                                          \
+    X(LEASE, "lease", T_SHA, lease, 0, 0)                                  \
+    X(LOST, "lost", T_I64, lost, 0, INT64_MAX)                             \
+    X(FAILURES, "failures", T_I64, failures, 0, INT64_MAX)
 
 enum {
 #define F_ENUM(e, key, type, member, lo, hi) F_##e,
@@ -79,24 +82,25 @@ static const kind_def s_kinds[PROTO_KIND_COUNT] = {
     [PROTO_HELLO] = {"hello", B(WORKER) | B(THREADS), 0},
     [PROTO_WELCOME] = {"welcome", B(HEARTBEAT_MS), 0},
     [PROTO_READY] = {"ready", 0, B(MAX)},
-    [PROTO_JOB] = {"job", B(JOB) | B(ATTEMPT) | B(SPEC),
+    [PROTO_JOB] = {"job", B(JOB) | B(ATTEMPT) | B(SPEC) | B(LEASE),
                    B(GRID) | B(SHA256) | B(INIT) | B(MORE)},
     [PROTO_NO_JOB] = {"no_job", B(RETRY_MS), 0},
     [PROTO_HEARTBEAT] = {"heartbeat",
-                         B(JOB) | B(ATTEMPT) | B(EPOCH) | B(STEP), 0},
+                         B(JOB) | B(ATTEMPT) | B(LEASE) | B(EPOCH) | B(STEP),
+                         0},
     [PROTO_ACK] = {"ack", 0, 0},
     [PROTO_CANCEL] = {"cancel", B(JOB) | B(ATTEMPT), 0},
     [PROTO_PROGRESS] = {"progress",
-                        B(JOB) | B(ATTEMPT) | B(EPOCH) | B(LOSS) |
+                        B(JOB) | B(ATTEMPT) | B(LEASE) | B(EPOCH) | B(LOSS) |
                             B(TEST_ACC) | B(IMAGES_PER_S) | B(ETA_S),
                         0},
     [PROTO_CKPT_PUT] = {"ckpt_put",
-                        B(JOB) | B(ATTEMPT) | B(EPOCH) | B(OFFSET) |
+                        B(JOB) | B(ATTEMPT) | B(LEASE) | B(EPOCH) | B(OFFSET) |
                             B(TOTAL) | B(SHA256) | B(DATA),
                         0},
-    [PROTO_RESULT] = {"result", B(JOB) | B(ATTEMPT) | B(OK),
+    [PROTO_RESULT] = {"result", B(JOB) | B(ATTEMPT) | B(LEASE) | B(OK),
                       B(RESULT) | B(ERROR) | B(SHA256)},
-    [PROTO_RELEASE] = {"release", B(JOB) | B(ATTEMPT), 0},
+    [PROTO_RELEASE] = {"release", B(JOB) | B(ATTEMPT) | B(LEASE), 0},
     [PROTO_CKPT_GET] = {"ckpt_get", B(SHA256) | B(OFFSET), 0},
     [PROTO_CKPT_CHUNK] = {"ckpt_chunk",
                           B(SHA256) | B(OFFSET) | B(TOTAL) | B(DATA), 0},
@@ -108,7 +112,7 @@ static const kind_def s_kinds[PROTO_KIND_COUNT] = {
     [PROTO_STATUS] = {"status", 0, B(GRID)},
     [PROTO_STATUS_REPLY] = {"status_reply",
                             B(QUEUED) | B(RUNNING) | B(DONE) | B(FAILED),
-                            B(GRID) | B(ITEMS)},
+                            B(GRID) | B(ITEMS) | B(LOST) | B(FAILURES)},
     [PROTO_RESULTS] = {"results", B(GRID), 0},
     [PROTO_RESULTS_REPLY] = {"results_reply", B(ITEMS), 0},
     [PROTO_CANCEL_GRID] = {"cancel_grid", B(GRID), 0},

@@ -98,6 +98,9 @@ typedef struct {
     /* a job attempt */
     int64_t job;
     int attempt; /* 1 for the first run of a job */
+    char lease[65]; /* the lease's token, 64 hex digits: the coordinator's
+                       job reply gives it, and every later message about
+                       the attempt must carry it back */
     int epoch;   /* epochs completed */
     int64_t step;
     const char *spec; /* job: job config text; submit: grid file text */
@@ -119,6 +122,8 @@ typedef struct {
     int64_t grid_id, added, reused, kept;
     char fingerprint[65]; /* submit: the data set's, for a grid file */
     int64_t queued, running, done, failed;
+    int64_t lost, failures; /* status_reply: attempts lost (worker gone) and
+                               attempts failed (the job reported an error) */
     int64_t count;
     const char *items; /* JSON array text */
 

@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -23,6 +26,8 @@
 #include "gridspec.h"
 #include "jobfile.h"
 #include "store.h"
+#include "worker/job.h"
+#include "worker/jobspec.h"
 
 /* A worker told "no job" asks again after this long. */
 #define COORD_RETRY_MS 200
@@ -31,10 +36,18 @@
  * drains short jobs in batches still leaves work for the others. */
 #define COORD_MAX_LEASE STORE_MAX_LEASE
 
+/* ZMTP-level heartbeats on every connection (not the protocol's own). */
+#define COORD_ZMTP_IVL_MS 2000
+#define COORD_ZMTP_TIMEOUT_MS 10000
+
 /* Messages handled in one store transaction before it is committed and
  * their replies go out (group commit): a reply never leaves before what it
  * acknowledges is durable, and one commit serves many requests. */
 #define COORD_BATCH 256
+
+/* Leases one worker (one routing id) may hold at once: what a worker
+ * asks for at most, so that one peer cannot take the whole queue. */
+#define COORD_MAX_HELD STORE_MAX_LEASE
 
 /* Checkpoint uploads in progress at once; a worker uploads one at a time,
  * so this is the number of workers uploading together before the oldest
@@ -42,18 +55,34 @@
  * with its next checkpoint). */
 #define COORD_MAX_UPLOADS 64
 
+/* Uploads one peer may have in progress at once. */
+#define COORD_MAX_UPLOADS_PEER 2
+
+/* The bytes all uploads in progress may declare together. */
+#define COORD_UPLOAD_BUDGET ((int64_t)4 << 30)
+
+/* Room kept free on the state file system for the store: a checkpoint
+ * that would leave less is refused with TFQ_ENOSPC.  The larger of a
+ * floor and a share of the file system, capped. */
+#define COORD_RESERVE_MIN ((int64_t)256 << 10)
+#define COORD_RESERVE_MAX ((int64_t)256 << 20)
+#define COORD_RESERVE_SHARE 20 /* 1/20 = 5% */
+
 /* One checkpoint arriving in chunks, written to a temporary file as it
  * comes and hashed on the way. */
 typedef struct {
     int used;
     int64_t job;
     int attempt, epoch;
+    char holder[65]; /* the lease's holder: every chunk must come from it */
+    char peer[PROTO_MAX_NAME_BYTES];
     char sha256[65];
     int64_t total, got;
     FILE *f;
     char tmp[4200];
     hash_sha256_ctx hash;
-    int64_t started_ms;
+    int64_t started_ms, last_ms;
+    job_spec *spec; /* the job's, to check the checkpoint against */
 } upload;
 
 /* A reply held until the batch that produced it is committed. */
@@ -227,6 +256,57 @@ static void reply_kind(coord *c, const peer *p, proto_kind k)
     reply(c, p, &m);
 }
 
+/* ---- leases ------------------------------------------------------------- */
+
+/* A lease's token: 32 random bytes as 64 hex digits, handed to the worker
+ * with the job and never stored (the store keeps the holder, a hash). */
+static int lease_token(char out[HASH_HEX_BYTES])
+{
+    uint8_t raw[HASH_BYTES];
+    size_t got = 0;
+    while (got < sizeof raw) {
+        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+        if (n < 0 && errno != EINTR)
+            return -1;
+        if (n > 0)
+            got += (size_t)n;
+    }
+    hash_hex(raw, out);
+    return 0;
+}
+
+/* The CURVE key fingerprint of the peer, or "" without CURVE. */
+static const char *key_of(const peer *p)
+{
+    const char *sp = strrchr(p->user, ' ');
+    return sp ? sp + 1 : "";
+}
+
+/* Who holds a lease: the hash of its token and, under CURVE, of the key
+ * that took it.  A routing id is not proof: any peer may claim one. */
+static void holder_of(const peer *p, const char *token,
+                      char out[HASH_HEX_BYTES])
+{
+    char buf[HASH_HEX_BYTES + 80];
+    int n = snprintf(buf, sizeof buf, "%s\n%s", token, key_of(p));
+    uint8_t digest[HASH_BYTES];
+    hash_sha256(buf, (size_t)n, digest);
+    hash_hex(digest, out);
+}
+
+/* A refusal of a message about a lease the peer does not hold, logged with
+ * the peer, its address and key, and answered. */
+static void refuse_lease(coord *c, const peer *p, const proto_msg *m, int rc,
+                         const char *why)
+{
+    if (rc == TFQ_EPERM)
+        log_warn("refused %s of job %lld attempt %d from %s at %s (CURVE key "
+                 "%s): %s", proto_kind_name(m->kind), (long long)m->job,
+                 m->attempt, p->name, p->address[0] ? p->address : "?",
+                 key_of(p)[0] ? key_of(p) : "none", why);
+    reply_error(c, p, rc, why, m->kind);
+}
+
 /* ---- handlers ----------------------------------------------------------- */
 
 static void on_hello(coord *c, const peer *p, const proto_msg *m)
@@ -249,12 +329,38 @@ static void on_hello(coord *c, const peer *p, const proto_msg *m)
 static void on_ready(coord *c, const peer *p, const proto_msg *m)
 {
     store_leased l[COORD_MAX_LEASE];
+    char tokens[COORD_MAX_LEASE][HASH_HEX_BYTES];
+    char holders[COORD_MAX_LEASE][HASH_HEX_BYTES];
+    const char *hp[COORD_MAX_LEASE];
     int want = m->max < 1 ? 1 : m->max > COORD_MAX_LEASE ? COORD_MAX_LEASE
                                                            : m->max;
-    int n = 0;
+    int n = 0, held = 0;
     tfq_error e = {0};
     proto_msg r;
-    if (store_lease_many(c->st, p->name, now_ms(), want, l, &n, &e) != 0) {
+    if (store_held(c->st, p->name, &held, &e) != 0) {
+        reply_error(c, p, e.code, e.msg, PROTO_READY);
+        return;
+    }
+    if (held >= COORD_MAX_HELD) {
+        char msg[PROTO_MAX_NAME_BYTES + 128];
+        snprintf(msg, sizeof msg, "worker %s already holds %d leases, the "
+                 "most one worker may hold: finish or release some first",
+                 p->name, held);
+        reply_error(c, p, TFQ_ERANGE, msg, PROTO_READY);
+        return;
+    }
+    if (want > COORD_MAX_HELD - held)
+        want = COORD_MAX_HELD - held;
+    for (int i = 0; i < want; i++) {
+        if (lease_token(tokens[i]) != 0) {
+            reply_error(c, p, TFQ_EIO, "no random bytes for a lease token",
+                        PROTO_READY);
+            return;
+        }
+        holder_of(p, tokens[i], holders[i]);
+        hp[i] = holders[i];
+    }
+    if (store_lease_many(c->st, p->name, hp, now_ms(), want, l, &n, &e) != 0) {
         reply_error(c, p, e.code, e.msg, PROTO_READY);
         return;
     }
@@ -270,6 +376,7 @@ static void on_ready(coord *c, const peer *p, const proto_msg *m)
         r.attempt = l[i].attempt;
         r.spec = l[i].spec;
         r.more = n - 1 - i;
+        memcpy(r.lease, tokens[i], sizeof r.lease);
         if (l[i].resume_sha256[0])
             memcpy(r.sha256, l[i].resume_sha256, sizeof r.sha256);
         if (l[i].init_sha256[0])
@@ -285,10 +392,13 @@ static void on_ready(coord *c, const peer *p, const proto_msg *m)
 static void on_alive(coord *c, const peer *p, const proto_msg *m)
 {
     tfq_error e = {0};
-    int rc = store_heartbeat(c->st, m->job, m->attempt, now_ms(), &e);
+    char holder[HASH_HEX_BYTES];
+    holder_of(p, m->lease, holder);
+    int rc = store_heartbeat(c->st, m->job, m->attempt, holder, now_ms(), &e);
     if (rc == 0 && m->kind == PROTO_PROGRESS)
-        rc = store_metric_add(c->st, m->job, m->attempt, m->epoch, m->loss,
-                              m->test_acc, m->images_per_s, m->eta_s, &e);
+        rc = store_metric_add(c->st, m->job, m->attempt, holder, m->epoch,
+                              m->loss, m->test_acc, m->images_per_s, m->eta_s,
+                              &e);
     if (rc == TFQ_EMISMATCH) {
         proto_msg r;
         proto_msg_init(&r, PROTO_CANCEL);
@@ -298,26 +408,33 @@ static void on_alive(coord *c, const peer *p, const proto_msg *m)
         return;
     }
     if (rc != 0) {
-        reply_error(c, p, rc, e.msg, m->kind);
+        refuse_lease(c, p, m, rc, e.msg);
         return;
     }
     reply_kind(c, p, PROTO_ACK);
 }
 
+static void uploads_drop_attempt(coord *c, int64_t job, int attempt);
+
 static void on_result(coord *c, const peer *p, const proto_msg *m)
 {
     tfq_error e = {0};
+    char holder[HASH_HEX_BYTES];
+    holder_of(p, m->lease, holder);
     int rc = m->kind == PROTO_RESULT
-                 ? store_finish(c->st, m->job, m->attempt, m->ok, m->result,
-                                m->error, now_ms(), &e)
-                 : store_release(c->st, m->job, m->attempt, now_ms(), &e);
+                 ? store_finish(c->st, m->job, m->attempt, holder, m->ok,
+                                m->result, m->error, now_ms(), &e)
+                 : store_release(c->st, m->job, m->attempt, holder, now_ms(),
+                                 &e);
     if (rc != 0) {
-        log_warn("%s of job %lld attempt %d from %s refused: %s",
-                 proto_kind_name(m->kind), (long long)m->job, m->attempt,
-                 p->name, e.msg);
-        reply_error(c, p, rc, e.msg, m->kind);
+        if (rc != TFQ_EPERM)
+            log_warn("%s of job %lld attempt %d from %s refused: %s",
+                     proto_kind_name(m->kind), (long long)m->job, m->attempt,
+                     p->name, e.msg);
+        refuse_lease(c, p, m, rc, e.msg);
         return;
     }
+    uploads_drop_attempt(c, m->job, m->attempt);
     tfq_log(m->kind == PROTO_RESULT && m->ok ? TFQ_LOG_DEBUG : TFQ_LOG_INFO,
             "job %lld attempt %d %s (%s)%s%s", (long long)m->job, m->attempt,
             m->kind == PROTO_RELEASE ? "handed back"
@@ -519,6 +636,8 @@ static void on_status(coord *c, const peer *p, const proto_msg *m)
     r.running = n.running;
     r.done = n.succeeded;
     r.failed = n.failed + n.blocked + n.cancelled;
+    r.lost = n.lost;
+    r.failures = n.failures;
     r.items = running;
     reply(c, p, &r);
     free(running);
@@ -598,20 +717,78 @@ static void upload_drop(upload *u)
         fclose(u->f);
         unlink(u->tmp);
     }
+    free(u->spec);
     memset(u, 0, sizeof *u);
 }
 
+/* Drops the uploads of an attempt whose lease has ended. */
+static void uploads_drop_attempt(coord *c, int64_t job, int attempt)
+{
+    for (int i = 0; i < COORD_MAX_UPLOADS; i++) {
+        upload *u = &c->uploads[i];
+        if (u->used && u->job == job && u->attempt == attempt)
+            upload_drop(u);
+    }
+}
+
+/* Drops uploads whose lease has ended (expired, cancelled) or that have
+ * been silent for a liveness window: abandoned ones take no disk. */
+static void uploads_sweep(coord *c, int64_t now, int64_t silent_ms)
+{
+    for (int i = 0; i < COORD_MAX_UPLOADS; i++) {
+        upload *u = &c->uploads[i];
+        tfq_error e = {0};
+        if (!u->used)
+            continue;
+        int stale = now - u->last_ms > silent_ms;
+        if (stale || store_check_lease(c->st, u->job, u->attempt, u->holder,
+                                       &e) != 0) {
+            log_warn("checkpoint upload of job %lld attempt %d from %s "
+                     "dropped: %s", (long long)u->job, u->attempt, u->peer,
+                     stale ? "no chunk within the liveness window" : e.msg);
+            upload_drop(u);
+        }
+    }
+}
+
+/* Removes what uploads in progress left in dir when the coordinator
+ * stopped: an upload does not survive a restart. */
+static void uploads_clean(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, ".upload-", 8) != 0)
+            continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        n += unlink(path) == 0;
+    }
+    closedir(d);
+    if (n > 0)
+        log_info("removed %d unfinished checkpoint upload%s left in %s", n,
+                 n == 1 ? "" : "s", dir);
+}
+
+/* The upload this chunk continues, or NULL. */
 static upload *upload_find(coord *c, const proto_msg *m)
 {
-    upload *oldest = NULL;
     for (int i = 0; i < COORD_MAX_UPLOADS; i++) {
         upload *u = &c->uploads[i];
         if (u->used && u->job == m->job && u->attempt == m->attempt &&
             strcmp(u->sha256, m->sha256) == 0)
             return u;
     }
-    if (m->offset != 0)
-        return NULL;
+    return NULL;
+}
+
+/* A free slot for a new upload, making room by dropping the oldest. */
+static upload *upload_slot(coord *c)
+{
+    upload *oldest = NULL;
     for (int i = 0; i < COORD_MAX_UPLOADS; i++) {
         upload *u = &c->uploads[i];
         if (!u->used)
@@ -625,7 +802,82 @@ static upload *upload_find(coord *c, const proto_msg *m)
     return oldest;
 }
 
-/* Writes the finished upload under its hash and records it. */
+/* Whether a new upload may start: the sender holds the lease, the size
+ * fits the job's net, the peer's and the coordinator's quotas and the free
+ * disk space.  Fills spec with the job's configuration. */
+static int upload_admit(coord *c, const peer *p, const proto_msg *m,
+                        const char *holder, job_spec *spec, tfq_error *e)
+{
+    int rc = store_check_lease(c->st, m->job, m->attempt, holder, e);
+    if (rc != 0)
+        return rc;
+    char *text = NULL;
+    int64_t max = 0;
+    rc = store_job_spec(c->st, m->job, &text, e);
+    if (rc == 0)
+        rc = jobspec_parse(text, spec, e);
+    free(text);
+    if (rc == 0)
+        rc = job_ckpt_max_bytes(spec, &max, e);
+    if (rc != 0)
+        return tfq_error_wrap(e, rc, "job %lld", (long long)m->job);
+    int epochs = spec->kind == JOB_SLEEP ? JOB_SLEEP_EPOCHS : spec->epochs;
+    if (m->total > max)
+        return tfq_error_set(e, TFQ_ERANGE, "a checkpoint of %lld bytes was "
+                             "announced; job %lld's net implies at most %lld",
+                             (long long)m->total, (long long)m->job,
+                             (long long)max);
+    if (m->epoch > epochs)
+        return tfq_error_set(e, TFQ_ERANGE, "a checkpoint after epoch %d was "
+                             "announced; job %lld has %d epochs", m->epoch,
+                             (long long)m->job, epochs);
+    int mine = 0;
+    int64_t pending = 0;
+    for (int i = 0; i < COORD_MAX_UPLOADS; i++) {
+        const upload *u = &c->uploads[i];
+        if (!u->used)
+            continue;
+        mine += strcmp(u->peer, p->name) == 0;
+        pending += u->total - u->got;
+    }
+    if (mine >= COORD_MAX_UPLOADS_PEER)
+        return tfq_error_set(e, TFQ_ERANGE, "%s already has %d checkpoint "
+                             "uploads in progress, the most one peer may",
+                             p->name, mine);
+    if (pending + m->total > COORD_UPLOAD_BUDGET)
+        return tfq_error_set(e, TFQ_ERANGE, "checkpoint uploads in progress "
+                             "already take %lld MiB; try again later",
+                             (long long)(pending >> 20));
+    struct statvfs fs;
+    if (statvfs(c->ckpt_dir, &fs) == 0) {
+        int64_t size = (int64_t)fs.f_blocks * (int64_t)fs.f_frsize;
+        int64_t avail = (int64_t)fs.f_bavail * (int64_t)fs.f_frsize;
+        int64_t keep = size / COORD_RESERVE_SHARE;
+        keep = keep < COORD_RESERVE_MIN   ? COORD_RESERVE_MIN
+               : keep > COORD_RESERVE_MAX ? COORD_RESERVE_MAX
+                                          : keep;
+        if (avail - pending - m->total < keep)
+            return tfq_error_set(e, TFQ_ENOSPC, "%s has %lld KiB free; a "
+                                 "checkpoint of %lld KiB would leave less "
+                                 "than the %lld KiB kept for the store",
+                                 c->ckpt_dir, (long long)(avail >> 10),
+                                 (long long)(m->total >> 10),
+                                 (long long)(keep >> 10));
+    }
+    return 0;
+}
+
+/* The code for a failed write: TFQ_ENOSPC when the disk is full. */
+static int write_error(tfq_error *e, const char *path)
+{
+    int err = errno;
+    return tfq_error_set(e, err == ENOSPC || err == EDQUOT ? TFQ_ENOSPC
+                                                           : TFQ_EIO,
+                         "%s: %s", path, strerror(err));
+}
+
+/* Checks the finished upload (hash, then content against the job), writes
+ * it under its hash and records it. */
 static int upload_finish(coord *c, upload *u, tfq_error *e)
 {
     uint8_t digest[HASH_BYTES];
@@ -636,43 +888,90 @@ static int upload_finish(coord *c, upload *u, tfq_error *e)
         return tfq_error_set(e, TFQ_ECHECKSUM, "checkpoint arrived with hash "
                              "%.12s, announced %.12s", hex, u->sha256);
     if (fflush(u->f) != 0 || fsync(fileno(u->f)) != 0)
-        return tfq_error_set(e, TFQ_EIO, "%s: %s", u->tmp, strerror(errno));
+        return write_error(e, u->tmp);
+    uint8_t *buf = malloc(u->total > 0 ? (size_t)u->total : 1);
+    if (buf == NULL)
+        return tfq_error_set(e, TFQ_ENOMEM, "out of memory");
+    int rc = 0;
+    rewind(u->f);
+    if (fread(buf, 1, (size_t)u->total, u->f) != (size_t)u->total)
+        rc = tfq_error_set(e, TFQ_EIO, "%s: cannot read it back", u->tmp);
+    if (rc == 0)
+        rc = job_ckpt_check(u->spec, buf, (size_t)u->total, u->epoch, e);
+    free(buf);
+    if (rc != 0)
+        return tfq_error_wrap(e, rc, "checkpoint of job %lld",
+                              (long long)u->job);
     fclose(u->f);
     u->f = NULL;
     char path[4300];
     snprintf(path, sizeof path, "%s/%s", c->ckpt_dir, u->sha256);
     if (rename(u->tmp, path) != 0)
-        return tfq_error_set(e, TFQ_EIO, "%s: %s", path, strerror(errno));
-    return store_checkpoint_add(c->st, u->job, u->attempt, u->epoch,
-                                u->sha256, u->total, now_ms(), e);
+        return write_error(e, path);
+    return store_checkpoint_add(c->st, u->job, u->attempt, u->holder,
+                                u->epoch, u->sha256, u->total, now_ms(), e);
+}
+
+/* Starts an upload for the first chunk of a checkpoint. */
+static upload *upload_start(coord *c, const peer *p, const proto_msg *m,
+                            const char *holder, tfq_error *e)
+{
+    job_spec *spec = malloc(sizeof *spec);
+    if (spec == NULL) {
+        tfq_error_set(e, TFQ_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (upload_admit(c, p, m, holder, spec, e) != 0) {
+        free(spec);
+        return NULL;
+    }
+    uploads_drop_attempt(c, m->job, m->attempt); /* one at a time each */
+    upload *u = upload_slot(c);
+    u->used = 1;
+    u->job = m->job;
+    u->attempt = m->attempt;
+    u->epoch = m->epoch;
+    u->total = m->total;
+    u->started_ms = u->last_ms = now_ms();
+    u->spec = spec;
+    memcpy(u->holder, holder, sizeof u->holder);
+    snprintf(u->peer, sizeof u->peer, "%s", p->name);
+    memcpy(u->sha256, m->sha256, sizeof u->sha256);
+    hash_sha256_init(&u->hash);
+    snprintf(u->tmp, sizeof u->tmp, "%s/.upload-%lld-%d-%.16s", c->ckpt_dir,
+             (long long)m->job, m->attempt, m->sha256);
+    u->f = fopen(u->tmp, "w+b");
+    if (u->f == NULL) {
+        write_error(e, u->tmp);
+        upload_drop(u);
+        return NULL;
+    }
+    return u;
 }
 
 static void on_ckpt_put(coord *c, const peer *p, const proto_msg *m)
 {
     tfq_error e = {0};
+    char holder[HASH_HEX_BYTES];
+    holder_of(p, m->lease, holder);
     upload *u = upload_find(c, m);
-    if (u == NULL) {
+    if (u != NULL && strcmp(u->holder, holder) != 0) {
+        refuse_lease(c, p, m, TFQ_EPERM, "this checkpoint upload belongs to "
+                     "another peer's lease (the lease token does not match)");
+        return;
+    }
+    if (u == NULL && m->offset != 0) {
         reply_error(c, p, TFQ_EINVAL, "checkpoint chunk out of order (no "
                     "upload in progress at this offset)", PROTO_CKPT_PUT);
         return;
     }
-    if (!u->used) {
-        u->used = 1;
-        u->job = m->job;
-        u->attempt = m->attempt;
-        u->epoch = m->epoch;
-        u->total = m->total;
-        u->started_ms = now_ms();
-        memcpy(u->sha256, m->sha256, sizeof u->sha256);
-        hash_sha256_init(&u->hash);
-        snprintf(u->tmp, sizeof u->tmp, "%s/.upload-%lld-%d-%.16s", c->ckpt_dir,
-                 (long long)m->job, m->attempt, m->sha256);
-        u->f = fopen(u->tmp, "wb");
-        if (u->f == NULL) {
-            reply_error(c, p, TFQ_EIO, strerror(errno), PROTO_CKPT_PUT);
-            upload_drop(u);
-            return;
-        }
+    if (u == NULL && (u = upload_start(c, p, m, holder, &e)) == NULL) {
+        if (e.code != TFQ_EPERM)
+            log_warn("checkpoint of job %lld attempt %d epoch %d from %s "
+                     "refused: %s", (long long)m->job, m->attempt, m->epoch,
+                     p->name, e.msg);
+        refuse_lease(c, p, m, e.code, e.msg);
+        return;
     }
     if (m->offset != u->got || m->total != u->total || m->epoch != u->epoch ||
         (int64_t)m->data_bytes > u->total - u->got) {
@@ -683,14 +982,18 @@ static void on_ckpt_put(coord *c, const peer *p, const proto_msg *m)
         return;
     }
     if (m->data_bytes > 0 &&
-        fwrite(m->data, 1, m->data_bytes, u->f) != m->data_bytes) {
+        (fwrite(m->data, 1, m->data_bytes, u->f) != m->data_bytes ||
+         fflush(u->f) != 0)) {
+        int rc = write_error(&e, u->tmp);
+        log_warn("checkpoint of job %lld attempt %d not written: %s",
+                 (long long)m->job, m->attempt, e.msg);
         upload_drop(u);
-        reply_error(c, p, TFQ_EIO, "cannot write the checkpoint",
-                    PROTO_CKPT_PUT);
+        reply_error(c, p, rc, e.msg, PROTO_CKPT_PUT);
         return;
     }
     hash_sha256_update(&u->hash, m->data, m->data_bytes);
     u->got += (int64_t)m->data_bytes;
+    u->last_ms = now_ms();
     if (u->got == u->total) {
         int rc = upload_finish(c, u, &e);
         upload_drop(u);
@@ -1157,6 +1460,7 @@ static void on_timer(uv_timer_t *t)
     else if (requeued > 0)
         log_warn("%d attempt%s lost (no heartbeat for %lld ms): requeued",
                  requeued, requeued == 1 ? "" : "s", (long long)liveness_ms);
+    uploads_sweep(c, now_ms(), liveness_ms);
     on_readable(&c->poll, 0, 0); /* a send may have left input pending */
 }
 
@@ -1196,6 +1500,7 @@ coord *coord_new(const coord_config *cfg, tfq_error *e)
         tfq_error_set(e, TFQ_EIO, "%s: %s", c->ckpt_dir, strerror(errno));
         goto fail;
     }
+    uploads_clean(c->ckpt_dir);
     c->zctx = zmq_ctx_new();
     c->sock = c->zctx ? zmq_socket(c->zctx, ZMQ_ROUTER) : NULL;
     if (c->sock == NULL) {
@@ -1205,10 +1510,15 @@ coord *coord_new(const coord_config *cfg, tfq_error *e)
     int maxmsg = (int)PROTO_MAX_FRAME_BYTES + 1024, zero = 0;
     int64_t maxsize = maxmsg;
     zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxsize, sizeof maxsize);
-    /* A worker that reconnects under its name takes the name over from its
-     * old, dead connection. */
-    int one = 1;
-    zmq_setsockopt(c->sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    /* A routing id belongs to the first connection that claims it: a
+     * second peer claiming a live one is not served (ZeroMQ's default,
+     * without ZMQ_ROUTER_HANDOVER), so it can neither take the replies of
+     * the worker that has it nor cut that worker off.  ZMTP heartbeats
+     * find a dead connection within COORD_ZMTP_TIMEOUT_MS, which frees its
+     * id for the worker's new one. */
+    int ivl = COORD_ZMTP_IVL_MS, tmo = COORD_ZMTP_TIMEOUT_MS;
+    zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof tmo);
     zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
     if (auth_start(c, e) != 0)
         goto fail;

@@ -144,6 +144,28 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     "-- identity is one index probe, however many jobs share the identity.\n"
     "CREATE INDEX jobs_identity_state ON jobs (identity, state);\n"
     "DROP INDEX jobs_identity;\n",
+    /* schema/006_leases.sql */
+    "-- tfq coordinator store, schema version 6: a lease belongs to its holder,\n"
+    "-- and a lost lease is not a failure.\n"
+    "-- attempts.holder: the SHA-256 (hex) of the lease token the coordinator\n"
+    "-- gave with the lease (and, under CURVE, of the worker's key); only a\n"
+    "-- message carrying that token may heartbeat, report, upload for, finish or\n"
+    "-- release the attempt.  attempts.resumed_from: the checkpoint the attempt\n"
+    "-- was told to resume from.\n"
+    "ALTER TABLE attempts ADD COLUMN holder TEXT;\n"
+    "ALTER TABLE attempts ADD COLUMN resumed_from TEXT;\n"
+    "-- jobs.lost: attempts lost (worker silent, killed, cut off), counted apart\n"
+    "-- from failures; a job is failed once lost reaches max_lost.\n"
+    "-- jobs.failures: attempts that ended with the job's own error.\n"
+    "ALTER TABLE jobs ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;\n"
+    "ALTER TABLE jobs ADD COLUMN max_lost INTEGER NOT NULL DEFAULT 20;\n"
+    "ALTER TABLE jobs ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;\n"
+    "-- checkpoints.bad: why the checkpoint is no longer offered to resume from\n"
+    "-- (an attempt that resumed from it failed, or submit --force); NULL: good.\n"
+    "ALTER TABLE checkpoints ADD COLUMN bad TEXT;\n"
+    "-- The leases one worker holds, counted at each ready.\n"
+    "CREATE INDEX attempts_running_worker ON attempts (worker)\n"
+    "    WHERE state = 'running';\n",
 };
 
 /* The cached statements: prepared on first use, kept for the life of the
@@ -183,7 +205,8 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     /* The original of a succeeded job with this identity. */               \
     X(REUSABLE, "SELECT COALESCE(reused_from, id) FROM jobs WHERE identity = "\
                 "? AND state = 'succeeded' ORDER BY id LIMIT 1")              \
-    X(JOB_RESET, "UPDATE jobs SET state = 'pending', attempts = 0, result = " \
+    X(JOB_RESET, "UPDATE jobs SET state = 'pending', attempts = 0, lost = 0, "\
+                 "result = "                                                  \
                  "NULL, reused_from = NULL, last_error = NULL, updated_ms = " \
                  "?2 WHERE id = ?1 AND state <> 'running'")                   \
     X(HAS_DEPENDENTS, "SELECT 1 FROM deps WHERE depends_on = ? LIMIT 1")      \
@@ -220,14 +243,18 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     X(JOB_RUN, "UPDATE jobs SET state = 'running', attempts = attempts + 1, " \
                "updated_ms = ?2 WHERE id = ?1")                               \
     X(ATTEMPT_ADD, "INSERT INTO attempts (job_id, attempt, worker, state, "   \
-                   "started_ms, heartbeat_ms) VALUES (?1, ?2, ?3, "           \
-                   "'running', ?4, ?4)")                                      \
+                   "started_ms, heartbeat_ms, holder, resumed_from) VALUES "  \
+                   "(?1, ?2, ?3, 'running', ?4, ?4, ?5, ?6)")                 \
+    /* The latest checkpoint not found bad. */                               \
     X(RESUME, "SELECT sha256, epoch, attempt FROM checkpoints "               \
-              "WHERE job_id = ? ORDER BY epoch DESC, attempt DESC LIMIT 1")   \
-    X(ATTEMPT_STATE, "SELECT state FROM attempts WHERE job_id = ? "           \
-                     "AND attempt = ?")                                       \
+              "WHERE job_id = ? AND bad IS NULL "                             \
+              "ORDER BY epoch DESC, attempt DESC LIMIT 1")                    \
+    X(ATTEMPT_STATE, "SELECT state, holder IS ?3 FROM attempts WHERE "        \
+                     "job_id = ?1 AND attempt = ?2")                          \
+    X(HELD, "SELECT count(*) FROM attempts WHERE worker = ? AND "             \
+            "state = 'running'")                                              \
     X(HEARTBEAT, "UPDATE attempts SET heartbeat_ms = ?3 WHERE job_id = ?1 "   \
-                 "AND attempt = ?2")                                          \
+                 "AND attempt = ?2 AND state = 'running' AND holder IS ?4")   \
     X(METRIC_ADD, "INSERT OR REPLACE INTO metrics (job_id, attempt, epoch, "  \
                   "loss, test_acc, images_per_s, eta_s) VALUES "             \
                   "(?, ?, ?, ?, ?, ?, ?)")                                    \
@@ -236,7 +263,15 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     /* Ends a running attempt; changes nothing when it is not running. */   \
     X(ATTEMPT_END, "UPDATE attempts SET state = ?3, finished_ms = ?4, "       \
                    "error = ?5 WHERE job_id = ?1 AND attempt = ?2 AND "       \
-                   "state = 'running'")                                       \
+                   "state = 'running' AND holder IS ?6")                      \
+    /* A failed attempt's resume checkpoint is not offered again: the next  \
+     * attempt starts from an earlier one, or from epoch 0. */               \
+    X(CKPT_BAD_RESUMED, "UPDATE checkpoints SET bad = ?3 WHERE job_id = ?1 "  \
+                        "AND bad IS NULL AND sha256 = (SELECT resumed_from "  \
+                        "FROM attempts WHERE job_id = ?1 AND attempt = ?2)")  \
+    X(CKPT_BAD_JOB, "UPDATE checkpoints SET bad = ?2 WHERE job_id = ?1 AND "  \
+                    "bad IS NULL")                                            \
+    X(JOB_SPEC, "SELECT spec, kind FROM jobs WHERE id = ?")                   \
     X(RESULT_SHAPE, "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) "     \
                     "END")                                                    \
     X(RESULT_FIELDS, "SELECT key, type, value FROM json_each(?1)")            \
@@ -247,7 +282,7 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
                    "last_error = NULL, updated_ms = ?3 WHERE id = ?1")        \
     X(JOB_FAIL, "UPDATE jobs SET state = CASE WHEN attempts < max_attempts "  \
                 "THEN 'ready' ELSE 'failed' END, last_error = ?2, "           \
-                "updated_ms = ?3 WHERE id = ?1")                              \
+                "failures = failures + 1, updated_ms = ?3 WHERE id = ?1")     \
     X(JOB_RELEASE, "UPDATE jobs SET state = 'ready', attempts = "             \
                    "MAX(attempts - 1, 0), updated_ms = ?2 WHERE id = ?1")     \
     X(EXPIRE_EVENTS, "INSERT INTO events (at_ms, job_id, attempt, worker, "   \
@@ -255,17 +290,32 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
                      "'lost', 'no heartbeat since ' || heartbeat_ms "         \
                      "FROM attempts WHERE state = 'running' "                 \
                      "AND heartbeat_ms < ?2")                                 \
-    X(EXPIRE_JOBS, "UPDATE jobs SET state = CASE WHEN attempts < "            \
-                   "max_attempts THEN 'ready' ELSE 'failed' END, "            \
-                   "last_error = 'worker lost', updated_ms = ?1 WHERE id IN " \
+    /* A lost attempt is not charged against max_attempts (attempts - 1,  \
+     * as for a release) but counted in lost, against max_lost. */           \
+    X(EXPIRE_JOBS, "UPDATE jobs SET lost = lost + 1, attempts = "             \
+                   "MAX(attempts - 1, 0), state = CASE WHEN lost + 1 < "      \
+                   "max_lost THEN 'ready' ELSE 'failed' END, last_error = "   \
+                   "CASE WHEN lost + 1 < max_lost THEN 'worker lost' ELSE "   \
+                   "'lost ' || (lost + 1) || ' times: every worker that "     \
+                   "leased it went silent' END, updated_ms = ?1 WHERE id IN " \
                    "(SELECT job_id FROM attempts WHERE state = 'running' "    \
                    "AND heartbeat_ms < ?2)")                                  \
+    /* A lost attempt that reported nothing after resuming from a          \
+     * checkpoint may have died of it: that checkpoint is not offered      \
+     * again. */                                                             \
+    X(EXPIRE_CKPTS, "UPDATE checkpoints SET bad = 'an attempt resumed from " \
+                    "it and was lost before any progress' WHERE bad IS NULL " \
+                    "AND (job_id, sha256) IN (SELECT a.job_id, "              \
+                    "a.resumed_from FROM attempts a WHERE a.state = "         \
+                    "'running' AND a.heartbeat_ms < ?2 AND a.resumed_from "   \
+                    "IS NOT NULL AND NOT EXISTS (SELECT 1 FROM metrics m "    \
+                    "WHERE m.job_id = a.job_id AND m.attempt = a.attempt))")  \
     X(EXPIRE_ATTEMPTS, "UPDATE attempts SET state = 'lost', finished_ms = ?1,"\
                        " error = 'worker lost' WHERE state = 'running' "      \
                        "AND heartbeat_ms < ?2")                               \
     X(RECOVER, "UPDATE attempts SET heartbeat_ms = ?1 WHERE state = 'running'")\
     X(JOB_STATE, "SELECT state FROM jobs WHERE id = ?")                       \
-    X(JOB_RETRY, "UPDATE jobs SET state = 'pending', attempts = 0, "          \
+    X(JOB_RETRY, "UPDATE jobs SET state = 'pending', attempts = 0, lost = 0, "\
                  "last_error = NULL, updated_ms = ?2 WHERE id = ?1")          \
     X(UNBLOCK, "WITH RECURSIVE down(id) AS (SELECT job_id FROM deps "         \
                "WHERE depends_on = ?1 UNION SELECT d.job_id FROM deps d "     \
@@ -287,10 +337,16 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
                   "WHERE id = ?1 AND state IN ('pending', 'ready', "          \
                   "'running', 'blocked')")                                    \
     X(COUNTS_ALL, "SELECT state, COUNT(*) FROM jobs GROUP BY state")          \
+    /* Lost and failed attempts: a range of the state index each. */       \
+    X(ATTEMPT_COUNTS, "SELECT a.state, count(*) FROM attempts a JOIN jobs j " \
+                      "ON j.id = a.job_id WHERE a.state IN ('lost', "         \
+                      "'failed') AND (?1 = 0 OR j.grid_id = ?1) GROUP BY "    \
+                      "a.state")                                              \
     /* Reports, built as JSON by SQLite's own JSON functions; grid 0: all. */ \
     X(RESULTS, "SELECT json_group_array(json_object('job', j.id, 'grid', "    \
                "g.name, 'name', j.name, 'kind', j.kind, 'state', j.state, "   \
-               "'attempts', j.attempts, 'error', j.last_error, 'result', "    \
+               "'attempts', j.attempts, 'lost', j.lost, 'failures', "         \
+               "j.failures, 'error', j.last_error, 'result', "                \
                "json(j.result), 'checkpoint', (SELECT c.sha256 FROM "         \
                "checkpoints c WHERE c.job_id = COALESCE(j.reused_from, j.id) "\
                "ORDER BY c.epoch DESC, c.attempt DESC LIMIT 1), 'split', "    \
@@ -869,6 +925,12 @@ int store_job_reset(store *s, int64_t id, int64_t now_ms, int *changed,
     sqlite3_bind_int64(st, 2, now_ms);
     TRY(run(s, st, "resetting a job", e));
     *changed = sqlite3_changes(s->db);
+    if (*changed) { /* run again from scratch: resume from nothing */
+        PREP(st, ST_CKPT_BAD_JOB);
+        sqlite3_bind_int64(st, 1, id);
+        bind_text(st, 2, "submit --force");
+        TRY(run(s, st, "dropping the job's checkpoints", e));
+    }
 done:
     return ret;
 }
@@ -964,8 +1026,8 @@ static char *dup_column(sqlite3_stmt *st, int col)
 
 /* Leases the job l->job_id (a ready job, picked with its name, spec and
  * whether it copies layers), filling the rest of l. */
-static int lease_one(store *s, const char *worker, int64_t now_ms,
-                     store_leased *l, int copies, tfq_error *e)
+static int lease_one(store *s, const char *worker, const char *holder,
+                     int64_t now_ms, store_leased *l, int copies, tfq_error *e)
 {
     int ret = TFQ_OK;
     sqlite3_stmt *st;
@@ -985,13 +1047,6 @@ static int lease_one(store *s, const char *worker, int64_t now_ms,
     sqlite3_bind_int64(st, 2, now_ms);
     TRY(run(s, st, "marking the job running", e));
 
-    PREP(st, ST_ATTEMPT_ADD);
-    sqlite3_bind_int64(st, 1, job);
-    sqlite3_bind_int(st, 2, attempt);
-    bind_text(st, 3, worker);
-    sqlite3_bind_int64(st, 4, now_ms);
-    TRY(run(s, st, "adding the attempt", e));
-
     /* Only an earlier attempt can have left a checkpoint. */
     if (attempt > 1) {
         PREP(st, ST_RESUME);
@@ -1009,6 +1064,15 @@ static int lease_one(store *s, const char *worker, int64_t now_ms,
             goto done;
         }
     }
+
+    PREP(st, ST_ATTEMPT_ADD);
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int(st, 2, attempt);
+    bind_text(st, 3, worker);
+    sqlite3_bind_int64(st, 4, now_ms);
+    bind_text(st, 5, holder);
+    bind_text(st, 6, l->resume_sha256[0] ? l->resume_sha256 : NULL);
+    TRY(run(s, st, "adding the attempt", e));
 
     if (copies) {
         PREP(st, ST_INIT);
@@ -1030,7 +1094,8 @@ done:
     return ret;
 }
 
-int store_lease_many(store *s, const char *worker, int64_t now_ms, int max,
+int store_lease_many(store *s, const char *worker,
+                     const char *const *holders, int64_t now_ms, int max,
                      store_leased *out, int *n, tfq_error *e)
 {
     int ret = TFQ_OK;
@@ -1070,7 +1135,8 @@ int store_lease_many(store *s, const char *worker, int64_t now_ms, int max,
         goto done;
     }
     for (int i = 0; i < got; i++)
-        TRY(lease_one(s, worker, now_ms, &out[i], (int)(copies >> i & 1), e));
+        TRY(lease_one(s, worker, holders ? holders[i] : NULL, now_ms, &out[i],
+                      (int)(copies >> i & 1), e));
 done:
     ret = txn_close(s, ret, e);
     if (ret != TFQ_OK) {
@@ -1086,7 +1152,7 @@ int store_lease(store *s, const char *worker, int64_t now_ms,
                 store_leased *out, tfq_error *e)
 {
     int n;
-    return store_lease_many(s, worker, now_ms, 1, out, &n, e);
+    return store_lease_many(s, worker, NULL, now_ms, 1, out, &n, e);
 }
 
 void store_leased_release(store_leased *l)
@@ -1098,26 +1164,36 @@ void store_leased_release(store_leased *l)
     memset(l, 0, sizeof *l);
 }
 
-/* TFQ_OK when attempt is job's running attempt, else TFQ_EMISMATCH with the
- * attempt's state in the message. */
-static int check_running(store *s, int64_t job, int attempt, tfq_error *e)
+/* TFQ_OK when attempt is job's running attempt and holder holds it;
+ * TFQ_EPERM when another holds it (whatever its state), else TFQ_EMISMATCH
+ * with the attempt's state in the message. */
+static int check_running(store *s, int64_t job, int attempt,
+                         const char *holder, tfq_error *e)
 {
     int ret = TFQ_OK;
     sqlite3_stmt *st;
     PREP(st, ST_ATTEMPT_STATE);
     sqlite3_bind_int64(st, 1, job);
     sqlite3_bind_int(st, 2, attempt);
+    bind_text(st, 3, holder);
     int rc = sqlite3_step(st);
     char state[16] = "unknown";
-    if (rc == SQLITE_ROW)
+    int held = 1;
+    if (rc == SQLITE_ROW) {
         snprintf(state, sizeof state, "%s",
                  (const char *)sqlite3_column_text(st, 0));
+        held = sqlite3_column_int(st, 1);
+    }
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         ret = db_fail(s, rc, "reading the attempt", e);
         goto done;
     }
-    if (strcmp(state, "running") != 0)
+    if (!held)
+        ret = tfq_error_set(e, TFQ_EPERM, "job %lld attempt %d is not this "
+                            "peer's lease (the lease token does not match)",
+                            (long long)job, attempt);
+    else if (strcmp(state, "running") != 0)
         ret = tfq_error_set(e, TFQ_EMISMATCH,
                             "job %lld attempt %d is not running (its state "
                             "is %s)", (long long)job, attempt, state);
@@ -1125,24 +1201,79 @@ done:
     return ret;
 }
 
-int store_heartbeat(store *s, int64_t job, int attempt, int64_t now_ms,
-                    tfq_error *e)
+int store_check_lease(store *s, int64_t job, int attempt, const char *holder,
+                      tfq_error *e)
+{
+    return check_running(s, job, attempt, holder, e);
+}
+
+int store_held(store *s, const char *worker, int *n, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    *n = 0;
+    PREP(st, ST_HELD);
+    bind_text(st, 1, worker);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        ret = db_fail(s, rc, "counting leases", e);
+done:
+    return ret;
+}
+
+int store_job_spec(store *s, int64_t job, char **spec, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    *spec = NULL;
+    PREP(st, ST_JOB_SPEC);
+    sqlite3_bind_int64(st, 1, job);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *spec = dup_column(st, 0);
+        if (*spec == NULL)
+            ret = tfq_error_set(e, TFQ_ENOMEM, "out of memory");
+    } else if (rc == SQLITE_DONE) {
+        ret = tfq_error_set(e, TFQ_ENOENT, "no job %lld", (long long)job);
+    } else {
+        ret = db_fail(s, rc, "reading the job", e);
+    }
+    sqlite3_reset(st);
+done:
+    return ret;
+}
+
+int store_heartbeat(store *s, int64_t job, int attempt, const char *holder,
+                    int64_t now_ms, tfq_error *e)
 {
     int ret = TFQ_OK;
     sqlite3_stmt *st;
     if ((ret = txn_open(s, e)) != TFQ_OK)
         return ret;
-    TRY(check_running(s, job, attempt, e));
+    /* The update is the check; only when it changed nothing is the reason
+     * looked up. */
     PREP(st, ST_HEARTBEAT);
     sqlite3_bind_int64(st, 1, job);
     sqlite3_bind_int(st, 2, attempt);
     sqlite3_bind_int64(st, 3, now_ms);
-    ret = run(s, st, "recording a heartbeat", e);
+    bind_text(st, 4, holder);
+    TRY(run(s, st, "recording a heartbeat", e));
+    if (sqlite3_changes(s->db) == 0) {
+        ret = check_running(s, job, attempt, holder, e);
+        if (ret == TFQ_OK)
+            ret = tfq_error_set(e, TFQ_EIO, "job %lld attempt %d: the "
+                                "heartbeat was not recorded",
+                                (long long)job, attempt);
+    }
 done:
     return txn_close(s, ret, e);
 }
 
-int store_metric_add(store *s, int64_t job, int attempt, int epoch,
+int store_metric_add(store *s, int64_t job, int attempt, const char *holder,
+                     int epoch,
                      double loss, double test_acc, double images_per_s,
                      double eta_s, tfq_error *e)
 {
@@ -1150,7 +1281,7 @@ int store_metric_add(store *s, int64_t job, int attempt, int epoch,
     sqlite3_stmt *st;
     if ((ret = txn_open(s, e)) != TFQ_OK)
         return ret;
-    TRY(check_running(s, job, attempt, e));
+    TRY(check_running(s, job, attempt, holder, e));
     PREP(st, ST_METRIC_ADD);
     sqlite3_bind_int64(st, 1, job);
     sqlite3_bind_int(st, 2, attempt);
@@ -1164,7 +1295,8 @@ done:
     return txn_close(s, ret, e);
 }
 
-int store_checkpoint_add(store *s, int64_t job, int attempt, int epoch,
+int store_checkpoint_add(store *s, int64_t job, int attempt,
+                         const char *holder, int epoch,
                          const char *sha256, int64_t bytes, int64_t now_ms,
                          tfq_error *e)
 {
@@ -1176,7 +1308,7 @@ int store_checkpoint_add(store *s, int64_t job, int attempt, int epoch,
                              "digits", (long long)job);
     if ((ret = txn_open(s, e)) != TFQ_OK)
         return ret;
-    TRY(check_running(s, job, attempt, e));
+    TRY(check_running(s, job, attempt, holder, e));
     PREP(st, ST_CKPT_ADD);
     sqlite3_bind_int64(st, 1, job);
     sqlite3_bind_int(st, 2, attempt);
@@ -1192,8 +1324,9 @@ done:
 
 /* Ends the running attempt with state (and error); changes nothing when
  * it is not running (sqlite3_changes says which). */
-static int attempt_end(store *s, int64_t job, int attempt, const char *state,
-                       const char *error, int64_t now_ms, tfq_error *e)
+static int attempt_end(store *s, int64_t job, int attempt, const char *holder,
+                       const char *state, const char *error, int64_t now_ms,
+                       tfq_error *e)
 {
     int ret = TFQ_OK;
     sqlite3_stmt *st;
@@ -1203,6 +1336,7 @@ static int attempt_end(store *s, int64_t job, int attempt, const char *state,
     bind_text(st, 3, state);
     sqlite3_bind_int64(st, 4, now_ms);
     bind_text(st, 5, error);
+    bind_text(st, 6, holder);
     ret = run(s, st, "ending the attempt", e);
 done:
     return ret;
@@ -1339,7 +1473,8 @@ done:
     return ret;
 }
 
-int store_finish(store *s, int64_t job, int attempt, int ok,
+int store_finish(store *s, int64_t job, int attempt, const char *holder,
+                 int ok,
                  const char *result_json, const char *error, int64_t now_ms,
                  tfq_error *e)
 {
@@ -1352,10 +1487,10 @@ int store_finish(store *s, int64_t job, int attempt, int ok,
     if ((ret = txn_open(s, e)) != TFQ_OK)
         return ret;
     /* Ending the attempt is the check that it runs: one statement. */
-    TRY(attempt_end(s, job, attempt, ok ? "succeeded" : "failed",
+    TRY(attempt_end(s, job, attempt, holder, ok ? "succeeded" : "failed",
                     ok ? NULL : error, now_ms, e));
     if (sqlite3_changes(s->db) == 0) {
-        ret = check_running(s, job, attempt, e);
+        ret = check_running(s, job, attempt, holder, e);
         if (ret == TFQ_OK) /* cannot be: it was not running a moment ago */
             ret = tfq_error_set(e, TFQ_EIO, "job %lld attempt %d: the "
                                 "attempt could not be ended",
@@ -1372,6 +1507,14 @@ int store_finish(store *s, int64_t job, int attempt, int ok,
         sqlite3_bind_int64(st, 1, job);
         bind_text(st, 2, error);
         sqlite3_bind_int64(st, 3, now_ms);
+        TRY(run(s, st, "finishing the job", e));
+        char why[64];
+        snprintf(why, sizeof why, "attempt %d resumed from it and failed",
+                 attempt);
+        PREP(st, ST_CKPT_BAD_RESUMED);
+        sqlite3_bind_int64(st, 1, job);
+        sqlite3_bind_int(st, 2, attempt);
+        bind_text(st, 3, why);
     }
     TRY(run(s, st, "finishing the job", e));
     TRY(event_add(s, now_ms, job, attempt, NULL,
@@ -1381,15 +1524,15 @@ done:
     return txn_close(s, ret, e);
 }
 
-int store_release(store *s, int64_t job, int attempt, int64_t now_ms,
-                  tfq_error *e)
+int store_release(store *s, int64_t job, int attempt, const char *holder,
+                  int64_t now_ms, tfq_error *e)
 {
     int ret = TFQ_OK;
     sqlite3_stmt *st;
     if ((ret = txn_open(s, e)) != TFQ_OK)
         return ret;
-    TRY(check_running(s, job, attempt, e));
-    TRY(attempt_end(s, job, attempt, "released", NULL, now_ms, e));
+    TRY(check_running(s, job, attempt, holder, e));
+    TRY(attempt_end(s, job, attempt, holder, "released", NULL, now_ms, e));
     PREP(st, ST_JOB_RELEASE);
     sqlite3_bind_int64(st, 1, job);
     sqlite3_bind_int64(st, 2, now_ms);
@@ -1410,7 +1553,7 @@ int store_expire(store *s, int64_t now_ms, int64_t liveness_ms,
         return ret;
     /* Events and jobs first: both find the attempts by their still-running
      * state, which the last statement changes. */
-    static const int steps[] = {ST_EXPIRE_EVENTS, ST_EXPIRE_JOBS,
+    static const int steps[] = {ST_EXPIRE_EVENTS, ST_EXPIRE_CKPTS, ST_EXPIRE_JOBS,
                                 ST_EXPIRE_ATTEMPTS};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         PREP(st, steps[i]);
@@ -1596,8 +1739,19 @@ int store_counts_get(store *s, int64_t grid_id, store_counts *out,
         out->total += n;
     }
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
+    if (rc != SQLITE_DONE) {
         ret = db_fail(s, rc, "counting jobs", e);
+        goto done;
+    }
+    PREP(st, ST_ATTEMPT_COUNTS);
+    sqlite3_bind_int64(st, 1, grid_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        *(strcmp((const char *)sqlite3_column_text(st, 0), "lost") == 0
+              ? &out->lost
+              : &out->failures) = sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        ret = db_fail(s, rc, "counting attempts", e);
 done:
     return ret;
 }

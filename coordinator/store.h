@@ -20,7 +20,7 @@
 #include "common/err.h"
 
 /* The newest schema version this code knows (schema/NNN_*.sql). */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 typedef struct store store;
 
@@ -64,11 +64,16 @@ typedef struct {
                               for none */
 } store_leased;
 
-/* Jobs per state. */
+/* Jobs per state, and attempts lost and failed. */
 typedef struct {
     int64_t pending, ready, running, succeeded, failed, blocked, cancelled;
     int64_t total;
+    int64_t lost, failures; /* attempts: worker lost; job's own error */
 } store_counts;
+
+/* Lost attempts a job may have before it fails (the default of the jobs
+ * table's max_lost). */
+#define STORE_MAX_LOST 20
 
 /* Opens the store at path, creating it when missing, and applies pending
  * migrations (one transaction each).  Fails with TFQ_EFORMAT for a file that
@@ -146,41 +151,62 @@ int store_lease(store *s, const char *worker, int64_t now_ms,
 /* Jobs one store_lease_many call leases at most. */
 #define STORE_MAX_LEASE 64
 
-/* store_lease for up to max (at most STORE_MAX_LEASE) jobs at once, in the same order,
- * in one transaction: out[0 .. *n) are filled (*n is 0 when no job is
- * ready).  On failure nothing is leased and *n is 0. */
-int store_lease_many(store *s, const char *worker, int64_t now_ms, int max,
+/* store_lease for up to max (at most STORE_MAX_LEASE) jobs at once, in the
+ * same order, in one transaction: out[0 .. *n) are filled (*n is 0 when no
+ * job is ready).  Lease i is held by holders[i] (holders may be NULL: no
+ * holder, for tests); the calls below must name the same holder.  On
+ * failure nothing is leased and *n is 0. */
+int store_lease_many(store *s, const char *worker,
+                     const char *const *holders, int64_t now_ms, int max,
                      store_leased *out, int *n, tfq_error *e);
+
+/* The leases worker holds (its running attempts). */
+int store_held(store *s, const char *worker, int *n, tfq_error *e);
+
+/* The job's configuration text (*spec malloc'd, the caller's);
+ * TFQ_ENOENT for an unknown job. */
+int store_job_spec(store *s, int64_t job, char **spec, tfq_error *e);
 
 /* Frees the strings of l and clears it; NULL-safe. */
 void store_leased_release(store_leased *l);
 
-/* The calls a worker makes about its attempt: each requires that attempt
- * is the job's running attempt, and otherwise fails with TFQ_EMISMATCH
- * ("job J attempt A is not running (its state is S)") and changes
- * nothing.  That is how a late report from a lost or cancelled attempt is
- * rejected. */
+/* The calls a worker makes about its attempt: each requires that holder
+ * holds the attempt (the string given to store_lease_many; NULL matches a
+ * lease without holder), else fails with TFQ_EPERM, and that it is the
+ * job's running attempt, else fails with TFQ_EMISMATCH ("job J attempt A
+ * is not running (its state is S)"); either way it changes nothing.  That
+ * is how a late report from a lost or cancelled attempt is rejected, and
+ * how a peer that does not hold the lease is. */
+
+/* TFQ_OK when holder holds attempt and it runs; else as above. */
+int store_check_lease(store *s, int64_t job, int attempt, const char *holder,
+                      tfq_error *e);
 
 /* Moves the attempt's heartbeat to now_ms. */
-int store_heartbeat(store *s, int64_t job, int attempt, int64_t now_ms,
-                    tfq_error *e);
+int store_heartbeat(store *s, int64_t job, int attempt, const char *holder,
+                    int64_t now_ms, tfq_error *e);
 
 /* Records an epoch's metrics (replacing a previous record of the same
  * epoch of the same attempt). */
-int store_metric_add(store *s, int64_t job, int attempt, int epoch,
+int store_metric_add(store *s, int64_t job, int attempt, const char *holder,
+                     int epoch,
                      double loss, double test_acc, double images_per_s,
                      double eta_s, tfq_error *e);
 
 /* Records a checkpoint the attempt wrote after epoch. */
-int store_checkpoint_add(store *s, int64_t job, int attempt, int epoch,
+int store_checkpoint_add(store *s, int64_t job, int attempt,
+                         const char *holder, int epoch,
                          const char *sha256, int64_t bytes, int64_t now_ms,
                          tfq_error *e);
 
 /* Finishes the attempt.  ok: the job succeeds with result_json.  Not ok:
- * the attempt fails with error, and the job goes back to ready while its
- * attempts counter is below max_attempts, else it fails with last_error =
- * error.  Dependents are then refreshed. */
-int store_finish(store *s, int64_t job, int attempt, int ok,
+ * the attempt fails with error (counted in the job's failures), and the
+ * job goes back to ready while its attempts counter is below max_attempts,
+ * else it fails with last_error = error; the checkpoint the attempt resumed
+ * from, if any, is marked bad and not offered again.  Dependents are then
+ * refreshed. */
+int store_finish(store *s, int64_t job, int attempt, const char *holder,
+                 int ok,
                  const char *result_json, const char *error, int64_t now_ms,
                  tfq_error *e);
 
@@ -188,13 +214,16 @@ int store_finish(store *s, int64_t job, int attempt, int ok,
  * 'released' and the job goes back to ready without being charged an
  * attempt (the attempts counter, which only failures and losses consume, is
  * decremented again; attempt numbers are never reused). */
-int store_release(store *s, int64_t job, int attempt, int64_t now_ms,
-                  tfq_error *e);
+int store_release(store *s, int64_t job, int attempt, const char *holder,
+                  int64_t now_ms, tfq_error *e);
 
 /* Running attempts whose heartbeat is older than now_ms - liveness_ms are
- * 'lost'; their jobs go back to ready, or fail with last_error "worker
- * lost" when their attempts are used up.  *requeued (may be NULL) gets the
- * number of attempts found lost. */
+ * 'lost': a loss is not charged against max_attempts but counted in the
+ * job's lost; the job goes back to ready, or fails with "lost N times" once
+ * lost reaches max_lost (STORE_MAX_LOST unless the job says).  A lost
+ * attempt that resumed from a checkpoint and reported no progress marks
+ * that checkpoint bad.  *requeued (may be NULL) gets the number of attempts
+ * found lost. */
 int store_expire(store *s, int64_t now_ms, int64_t liveness_ms,
                  int *requeued, tfq_error *e);
 

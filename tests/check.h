@@ -53,8 +53,13 @@ typedef struct {
         }                                                               \
     } while (0)
 
+/* What a case returns when it cannot run here (a CPU without the kernel
+ * set it tests): meson's "skipped" exit status. */
+#define TEST_SKIPPED 77
+
 /* Runs the case named argv[1] (or every case when none is named) and returns
- * the process exit status: 0 when all ran cases passed. */
+ * the process exit status: 0 when all ran cases passed, TEST_SKIPPED when
+ * every one ran was skipped. */
 int test_main(int argc, char **argv, const test_case *cases, int ncases);
 
 /* A fresh temporary directory for this process; removed by the caller with

@@ -391,6 +391,7 @@ static int hello(conn *c, const char *name, int heartbeat_ms)
 typedef struct {
     int64_t job;
     int attempt;
+    char lease[65]; /* the token every message about the lease carries */
     int64_t sleep_ms; /* from the spec, to tell jobs apart */
 } leased;
 
@@ -410,6 +411,7 @@ static int ready_job(conn *c, leased *l)
     CHECK_EQ_INT(spec.kind, JOB_SLEEP);
     l->job = r.job;
     l->attempt = r.attempt;
+    memcpy(l->lease, r.lease, sizeof l->lease);
     l->sleep_ms = spec.sleep_ms;
     return 0;
 }
@@ -428,6 +430,7 @@ static void result_msg(proto_msg *m, const leased *l)
     proto_msg_init(m, PROTO_RESULT);
     m->job = l->job;
     m->attempt = l->attempt;
+    memcpy(m->lease, l->lease, sizeof m->lease);
     m->ok = true;
     m->result = "{}";
 }
@@ -712,6 +715,7 @@ static int stale_body(fixture *fx)
     proto_msg_init(&m, PROTO_HEARTBEAT);
     m.job = la.job;
     m.attempt = la.attempt;
+    memcpy(m.lease, la.lease, sizeof m.lease);
     CHECK(request(a, &m, &r, PROTO_CANCEL) == 0);
     CHECK_EQ_INT(r.job, la.job);
     CHECK_EQ_INT(r.attempt, 1);
@@ -727,6 +731,7 @@ static int stale_body(fixture *fx)
     proto_msg_init(&m, PROTO_HEARTBEAT);
     m.job = lb.job;
     m.attempt = lb.attempt;
+    memcpy(m.lease, lb.lease, sizeof m.lease);
     CHECK(request(b, &m, &r, PROTO_ACK) == 0);
     CHECK(result_ok(b, &lb) == 0);
 
@@ -824,6 +829,7 @@ static int ready_batch_of(conn *c, int max, int n, leased *got)
         CHECK_EQ_INT(r.attempt, 1);
         got[i].job = r.job;
         got[i].attempt = r.attempt;
+        memcpy(got[i].lease, r.lease, sizeof got[i].lease);
         if (i > 0)
             CHECK(got[i].job > got[i - 1].job);
     }
@@ -842,7 +848,10 @@ static int batch_body(fixture *fx)
                                 "%sname = j%d\nkind = sleep\nsleep_ms = 0\n",
                                 i ? "---\n" : "", i);
     CHECK(submit(client, "batch", text, BATCH_JOBS) == 0);
+    conn *w2 = conn_open(fx, "w2");
+    CHECK(w2 != NULL);
     CHECK(hello(w, "w", fx->heartbeat_ms) == 0);
+    CHECK(hello(w2, "w2", fx->heartbeat_ms) == 0);
 
     static leased got[BATCH_JOBS];
     int n = 0;
@@ -850,13 +859,20 @@ static int batch_body(fixture *fx)
     n += 1;
     CHECK(ready_batch_of(w, 5, 5, got + n) == 0);
     n += 5;
-    CHECK(ready_batch_of(w, 200, 64, got + n) == 0); /* the coordinator's cap */
-    n += 64;
-    CHECK(ready_batch_of(w, 64, BATCH_JOBS - n, got + n) == 0); /* what is left */
+    /* One worker holds at most 64 leases, whatever it asks for. */
+    CHECK(ready_batch_of(w, 200, 64 - n, got + n) == 0);
+    n = 64;
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_READY);
+    m.max = 64;
+    CHECK(request(w, &m, &r, PROTO_ERROR) == 0);
+    CHECK_EQ_INT(r.code, TFQ_ERANGE);
+    CHECK_MSG(strstr(r.msg, "already holds 64 leases"), "%s", r.msg);
+    CHECK(ready_batch_of(w2, 64, BATCH_JOBS - n, got + n) == 0); /* the rest */
     n = BATCH_JOBS;
     for (int i = 1; i < n; i++)
         CHECK(got[i].job > got[i - 1].job); /* each once, in order */
-    CHECK(ready_no_job(w) == 0);
+    CHECK(ready_no_job(w2) == 0);
     counts c;
     CHECK(status(client, &c) == 0);
     CHECK_EQ_INT(c.running, BATCH_JOBS);
@@ -864,14 +880,11 @@ static int batch_body(fixture *fx)
     /* Results for all of them, sent back to back, then one "ready": the
      * replies come in order. */
     for (int i = 0; i < n; i++) {
-        proto_msg m;
         result_msg(&m, &got[i]);
-        CHECK(send_msg(w, &m) == 0);
+        CHECK(send_msg(i < 64 ? w : w2, &m) == 0);
     }
-    for (int i = 0; i < n; i++) {
-        proto_msg r;
-        CHECK(expect(w, &r, PROTO_ACK) == 0);
-    }
+    for (int i = 0; i < n; i++)
+        CHECK(expect(i < 64 ? w : w2, &r, PROTO_ACK) == 0);
     CHECK(ready_no_job(w) == 0);
     CHECK(status(client, &c) == 0);
     CHECK_EQ_INT(c.done, BATCH_JOBS);

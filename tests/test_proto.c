@@ -14,25 +14,27 @@ static const char *const s_kind_fields[PROTO_KIND_COUNT][10] = {
     [PROTO_HELLO] = {"worker", "threads"},
     [PROTO_WELCOME] = {"heartbeat_ms"},
     [PROTO_READY] = {"max"},
-    [PROTO_JOB] = {"job", "attempt", "spec", "grid", "sha256", "init",
-                   "more"},
+    [PROTO_JOB] = {"job", "attempt", "spec", "lease", "grid", "sha256",
+                   "init", "more"},
     [PROTO_NO_JOB] = {"retry_ms"},
-    [PROTO_HEARTBEAT] = {"job", "attempt", "epoch", "step"},
+    [PROTO_HEARTBEAT] = {"job", "attempt", "lease", "epoch", "step"},
     [PROTO_ACK] = {0},
     [PROTO_CANCEL] = {"job", "attempt"},
-    [PROTO_PROGRESS] = {"job", "attempt", "epoch", "loss", "test_acc",
-                        "images_per_s", "eta_s"},
-    [PROTO_CKPT_PUT] = {"job", "attempt", "epoch", "offset", "total",
-                        "sha256", "data"},
-    [PROTO_RESULT] = {"job", "attempt", "ok", "result", "error", "sha256"},
-    [PROTO_RELEASE] = {"job", "attempt"},
+    [PROTO_PROGRESS] = {"job", "attempt", "lease", "epoch", "loss",
+                        "test_acc", "images_per_s", "eta_s"},
+    [PROTO_CKPT_PUT] = {"job", "attempt", "lease", "epoch", "offset",
+                        "total", "sha256", "data"},
+    [PROTO_RESULT] = {"job", "attempt", "lease", "ok", "result", "error",
+                      "sha256"},
+    [PROTO_RELEASE] = {"job", "attempt", "lease"},
     [PROTO_CKPT_GET] = {"sha256", "offset"},
     [PROTO_CKPT_CHUNK] = {"sha256", "offset", "total", "data"},
     [PROTO_BYE] = {0},
     [PROTO_SUBMIT] = {"grid", "spec", "force", "fingerprint"},
     [PROTO_SUBMITTED] = {"grid_id", "added", "reused", "kept"},
     [PROTO_STATUS] = {"grid"},
-    [PROTO_STATUS_REPLY] = {"queued", "running", "done", "failed", "grid", "items"},
+    [PROTO_STATUS_REPLY] = {"queued", "running", "done", "failed", "grid",
+                            "items", "lost", "failures"},
     [PROTO_RESULTS] = {"grid"},
     [PROTO_RESULTS_REPLY] = {"items"},
     [PROTO_CANCEL_GRID] = {"grid"},
@@ -83,6 +85,9 @@ static void sample(proto_msg *m, proto_kind k)
     for (int i = 0; i < 64; i++)
         m->init[i] = "0123456789abcdef"[(i * 7) % 16];
     m->init[64] = '\0';
+    for (int i = 0; i < 64; i++)
+        m->lease[i] = "0123456789abcdef"[(i * 11) % 16];
+    m->lease[64] = '\0';
     m->offset = 1000;
     m->total = 5000;
     m->data = s_data;
@@ -101,6 +106,8 @@ static void sample(proto_msg *m, proto_kind k)
     m->done = 3;
     m->failed = 4;
     m->count = 6;
+    m->lost = 8;
+    m->failures = 10;
     m->items = "[{\"job\": 1}]";
     m->code = TFQ_ECHECKSUM;
     m->msg = "checksum mismatch";
@@ -124,9 +131,10 @@ static bool field_eq(const proto_msg *a, const proto_msg *b, const char *key)
     INT_F(images_per_s) INT_F(eta_s) INT_F(ok) INT_F(offset) INT_F(total)
     INT_F(force) INT_F(grid_id) INT_F(added) INT_F(reused) INT_F(kept) INT_F(queued)
     INT_F(running) INT_F(done) INT_F(failed) INT_F(count) INT_F(code)
-    INT_F(re)
+    INT_F(re) INT_F(lost) INT_F(failures)
     STR_F(worker) STR_F(spec) STR_F(result) STR_F(error) STR_F(grid)
     STR_F(items) STR_F(msg) STR_F(sha256) STR_F(init) STR_F(fingerprint)
+    STR_F(lease)
 #undef INT_F
 #undef STR_F
     if (strcmp(key, "data") == 0)
@@ -143,7 +151,7 @@ static const char *const s_all_keys[] = {
     "ok", "result", "error", "sha256", "init", "offset", "total", "data",
     "grid",
     "force", "grid_id", "added", "reused", "kept", "fingerprint", "queued", "running", "done",
-    "failed", "count", "items", "code", "msg", "re"};
+    "failed", "count", "items", "code", "msg", "re", "lease", "lost", "failures"};
 #define N_KEYS (sizeof s_all_keys / sizeof s_all_keys[0])
 
 static int test_roundtrip_all_kinds(void)
@@ -191,6 +199,7 @@ static int test_roundtrip_all_kinds(void)
     proto_msg_init(&m, PROTO_RESULT);
     m.job = 1;
     m.attempt = 1;
+    memset(m.lease, 'a', 64);
     m.ok = false;
     m.error = "out of memory";
     msgpack_sbuffer sb;
@@ -285,10 +294,10 @@ static int test_unknown_keys_ignored(void)
     const char *kv[] = {"zz", "a", "v", "u:1", "k", "s:heartbeat",
                         "job", "i:5", "future", "s:x", "attempt", "i:1",
                         "epoch", "i:0", "step", "i:9", "grid", "i:3",
-                        "nothing", "n"};
+                        "nothing", "n", "lease", SHA};
     proto_msg m;
     tfq_error e;
-    int rc = decode_map(kv, 10, &m, &e);
+    int rc = decode_map(kv, 11, &m, &e);
     CHECK_MSG(rc == 0, "%s", e.msg);
     CHECK_EQ_INT(m.kind, PROTO_HEARTBEAT);
     CHECK_EQ_INT(m.job, 5);
@@ -344,13 +353,13 @@ static int test_wrong_types(void)
         {"offset", "i:0"}, {"total", "i:10"}, {"sha256", SHA},
         {"data", "x:10"}, {"loss", "d:0.5"}, {"test_acc", "d:0.5"},
         {"images_per_s", "d:10"}, {"eta_s", "i:3"}, {"ok", "b:1"},
-        {"result", "s:{}"}};
+        {"result", "s:{}"}, {"lease", SHA}};
     static const char *const bad[][2] = {
         {"job", "s:1"}, {"attempt", "d:1"}, {"epoch", "b:1"},
         {"offset", "n"}, {"total", "s:10"}, {"sha256", "x:64"},
         {"data", "s:0123456789"}, {"loss", "s:0.5"}, {"test_acc", "b:0"},
         {"images_per_s", "a"}, {"eta_s", "n"}, {"ok", "i:1"},
-        {"result", "a"}};
+        {"result", "a"}, {"lease", "i:5"}};
     static const char *const kinds[] = {"ckpt_put", "progress", "result"};
     for (size_t ki = 0; ki < 3; ki++) {
         proto_kind k = proto_kind_parse(kinds[ki], strlen(kinds[ki]));
@@ -581,8 +590,9 @@ static int test_chunk_limits(void)
     snprintf(total, sizeof total, "i:%lld", 3LL * PROTO_MAX_CHUNK_BYTES);
     const char *kv[] = {"v", "u:1", "k", "s:ckpt_put", "job", "i:1",
                         "attempt", "i:1", "epoch", "i:1", "offset", "i:0",
-                        "total", total, "sha256", SHA, "data", "x:1048577"};
-    CHECK_EQ_INT(decode_map(kv, 9, &d, &e), TFQ_ERANGE);
+                        "total", total, "sha256", SHA, "data", "x:1048577",
+                        "lease", SHA};
+    CHECK_EQ_INT(decode_map(kv, 10, &d, &e), TFQ_ERANGE);
     CHECK_MSG(strstr(e.msg, "data"), "%s", e.msg);
 
     /* Values out of range, each named. */
@@ -605,11 +615,11 @@ static int test_chunk_limits(void)
         {15, "s:ABCDEF", "sha256", TFQ_EFORMAT},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        const char *kv2[18];
+        const char *kv2[20];
         memcpy(kv2, kv, sizeof kv2);
         kv2[17] = "x:100";
         kv2[cases[c].i] = cases[c].spec;
-        int rc = decode_map(kv2, 9, &d, &e);
+        int rc = decode_map(kv2, 10, &d, &e);
         CHECK_MSG(rc == cases[c].code, "case %zu: rc %d: %s", c, rc, e.msg);
         CHECK_MSG(rc == 0 || strstr(e.msg, cases[c].name), "case %zu: %s", c,
                   e.msg);

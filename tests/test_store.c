@@ -15,6 +15,7 @@
 #include "coordinator/store.h"
 
 #define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
 static char *path_in(const char *dir, const char *name)
 {
@@ -111,20 +112,20 @@ static int test_open_migrate(void)
     store_close(&s);
     CHECK_STR(query(path, "SELECT COUNT(*) FROM jobs WHERE name = 'j1'"), "1");
     CHECK_STR(query(path, "SELECT value FROM meta WHERE key = "
-                          "'schema_version'"), "5");
+                          "'schema_version'"), "6");
     CHECK_STR(query(path, "PRAGMA journal_mode"), "wal");
 
     /* A newer schema is refused. */
     sqlite3 *db = NULL;
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "UPDATE meta SET value = 6 WHERE key = "
+    CHECK(sqlite3_exec(db, "UPDATE meta SET value = 7 WHERE key = "
                            "'schema_version'", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
     tfq_error_clear(&e);
     s = store_open(path, &e);
     CHECK(s == NULL);
     CHECK_EQ_INT(e.code, TFQ_EVERSION);
-    CHECK_MSG(strstr(e.msg, "schema version 6 is newer than this tfq (5)")
+    CHECK_MSG(strstr(e.msg, "schema version 7 is newer than this tfq (6)")
               != NULL, "%s", e.msg);
     CHECK(strstr(e.msg, path) != NULL);
 
@@ -148,7 +149,8 @@ static int test_schema_file_matches(void)
                                         "002_init_from.sql",
                                         "003_metrics_eta.sql",
                                         "004_grid_spec.sql",
-                                        "005_reuse_index.sql"};
+                                        "005_reuse_index.sql",
+                                        "006_leases.sql"};
     CHECK_EQ_INT(sizeof files / sizeof files[0], STORE_SCHEMA_VERSION);
     for (int v = 1; v <= STORE_SCHEMA_VERSION; v++) {
         char file[1024];
@@ -203,7 +205,7 @@ static int test_lease_order(void)
     /* d waits for a, which is running. */
     CHECK_EQ_INT(store_lease(s, "w1", 30, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, 0);
-    CHECK_EQ_INT(store_finish(s, a, 1, 1, "{\"final_acc\":1}", NULL, 40, &e),
+    CHECK_EQ_INT(store_finish(s, a, 1, NULL, 1, "{\"final_acc\":1}", NULL, 40, &e),
                  TFQ_OK);
     CHECK_EQ_INT(store_lease(s, "w2", 50, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, d);
@@ -252,11 +254,11 @@ static int test_deps_ready_blocked(void)
     CHECK_EQ_INT(store_lease(s, "w", 2, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, other);
     store_leased_release(&l);
-    CHECK_EQ_INT(store_finish(s, other, 1, 1, "{}", NULL, 3, &e), TFQ_OK);
+    CHECK_EQ_INT(store_finish(s, other, 1, NULL, 1, "{}", NULL, 3, &e), TFQ_OK);
     CHECK_STR(state_of(path, t2), "pending");
 
     /* base fails for good: t1 and, through it, t2 are blocked. */
-    CHECK_EQ_INT(store_finish(s, base, 1, 0, NULL, "oom", 4, &e), TFQ_OK);
+    CHECK_EQ_INT(store_finish(s, base, 1, NULL, 0, NULL, "oom", 4, &e), TFQ_OK);
     CHECK_STR(state_of(path, base), "failed");
     CHECK_STR(state_of(path, t1), "blocked");
     CHECK_STR(state_of(path, t2), "blocked");
@@ -276,13 +278,13 @@ static int test_deps_ready_blocked(void)
     CHECK_EQ_INT(l.job_id, base);
     CHECK_EQ_INT(l.attempt, 2); /* attempt numbers are never reused */
     store_leased_release(&l);
-    CHECK_EQ_INT(store_finish(s, base, 2, 1, "{}", NULL, 8, &e), TFQ_OK);
+    CHECK_EQ_INT(store_finish(s, base, 2, NULL, 1, "{}", NULL, 8, &e), TFQ_OK);
     CHECK_STR(state_of(path, t1), "ready");
     CHECK_STR(state_of(path, t2), "pending");
     CHECK_EQ_INT(store_lease(s, "w", 9, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, t1);
     store_leased_release(&l);
-    CHECK_EQ_INT(store_finish(s, t1, 1, 1, "{}", NULL, 10, &e), TFQ_OK);
+    CHECK_EQ_INT(store_finish(s, t1, 1, NULL, 1, "{}", NULL, 10, &e), TFQ_OK);
     CHECK_STR(state_of(path, t2), "ready");
     store_close(&s);
     test_rmtree(test_tmpdir());
@@ -302,7 +304,7 @@ static int test_stale_result_rejected(void)
     CHECK_EQ_INT(store_lease(s, "w1", 1000, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.attempt, 1);
     store_leased_release(&l);
-    CHECK_EQ_INT(store_heartbeat(s, j, 1, 2000, &e), TFQ_OK);
+    CHECK_EQ_INT(store_heartbeat(s, j, 1, NULL, 2000, &e), TFQ_OK);
 
     /* Not yet past the liveness window. */
     int requeued = -1;
@@ -314,7 +316,7 @@ static int test_stale_result_rejected(void)
     CHECK_STR(query(path, "SELECT state FROM attempts WHERE attempt = 1"),
               "lost");
 
-    CHECK_EQ_INT(store_heartbeat(s, j, 1, 40001, &e), TFQ_EMISMATCH);
+    CHECK_EQ_INT(store_heartbeat(s, j, 1, NULL, 40001, &e), TFQ_EMISMATCH);
     CHECK_MSG(strstr(e.msg, "attempt 1 is not running (its state is lost)")
               != NULL, "%s", e.msg);
     CHECK_EQ_INT(store_lease(s, "w2", 41000, &l, &e), TFQ_OK);
@@ -336,7 +338,7 @@ static int test_stale_result_rejected(void)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tfq_error_clear(&e);
-        CHECK_EQ_INT(store_finish(s, j, 2, 1, bad[i][0], NULL, 41500, &e),
+        CHECK_EQ_INT(store_finish(s, j, 2, NULL, 1, bad[i][0], NULL, 41500, &e),
                      TFQ_EINVAL);
         CHECK_MSG(strstr(e.msg, bad[i][1]) != NULL &&
                   strstr(e.msg, "nothing stored") != NULL, "%s: %s",
@@ -346,14 +348,14 @@ static int test_stale_result_rejected(void)
 
     /* The lost worker comes back with its result: rejected, no change. */
     tfq_error_clear(&e);
-    CHECK_EQ_INT(store_finish(s, j, 1, 1, "{\"final_acc\":0.1}", NULL, 42000, &e),
+    CHECK_EQ_INT(store_finish(s, j, 1, NULL, 1, "{\"final_acc\":0.1}", NULL, 42000, &e),
                  TFQ_EMISMATCH);
     CHECK(strstr(e.msg, "is not running (its state is lost)") != NULL);
-    CHECK_EQ_INT(store_metric_add(s, j, 1, 1, 0.5, 0.1, 100, 9.5, &e),
+    CHECK_EQ_INT(store_metric_add(s, j, 1, NULL, 1, 0.5, 0.1, 100, 9.5, &e),
                  TFQ_EMISMATCH);
-    CHECK_EQ_INT(store_checkpoint_add(s, j, 1, 1, SHA_A, 10, 42000, &e),
+    CHECK_EQ_INT(store_checkpoint_add(s, j, 1, NULL, 1, SHA_A, 10, 42000, &e),
                  TFQ_EMISMATCH);
-    CHECK_EQ_INT(store_finish(s, j, 7, 1, "{}", NULL, 42000, &e),
+    CHECK_EQ_INT(store_finish(s, j, 7, NULL, 1, "{}", NULL, 42000, &e),
                  TFQ_EMISMATCH);
     CHECK(strstr(e.msg, "its state is unknown") != NULL);
     CHECK_STR(state_of(path, j), "running");
@@ -361,13 +363,13 @@ static int test_stale_result_rejected(void)
     CHECK_STR(query(path, "SELECT COUNT(*) FROM metrics"), "0");
     CHECK_STR(query(path, "SELECT COUNT(*) FROM checkpoints"), "0");
 
-    CHECK_EQ_INT(store_metric_add(s, j, 2, 1, 0.5, 0.9, 100, 9.5, &e), TFQ_OK);
-    CHECK_EQ_INT(store_finish(s, j, 2, 1, "{\"final_acc\":0.9}", NULL, 43000, &e),
+    CHECK_EQ_INT(store_metric_add(s, j, 2, NULL, 1, 0.5, 0.9, 100, 9.5, &e), TFQ_OK);
+    CHECK_EQ_INT(store_finish(s, j, 2, NULL, 1, "{\"final_acc\":0.9}", NULL, 43000, &e),
                  TFQ_OK);
-    CHECK_EQ_INT(store_finish(s, j, 2, 1, "{\"final_acc\":0.9}", NULL, 43001, &e),
+    CHECK_EQ_INT(store_finish(s, j, 2, NULL, 1, "{\"final_acc\":0.9}", NULL, 43001, &e),
                  TFQ_EMISMATCH);
     CHECK(strstr(e.msg, "its state is succeeded") != NULL);
-    CHECK_EQ_INT(store_finish(s, j, 1, 1, "{\"final_acc\":0.1}", NULL, 43002, &e),
+    CHECK_EQ_INT(store_finish(s, j, 1, NULL, 1, "{\"final_acc\":0.1}", NULL, 43002, &e),
                  TFQ_EMISMATCH);
     store_close(&s);
     CHECK_STR(state_of(path, j), "succeeded");
@@ -392,15 +394,15 @@ static int test_release_requeues(void)
     CHECK_EQ_INT(store_lease(s, "w1", 10, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, j);
     store_leased_release(&l);
-    CHECK_EQ_INT(store_checkpoint_add(s, j, 1, 3, SHA_A, 1234, 11, &e),
+    CHECK_EQ_INT(store_checkpoint_add(s, j, 1, NULL, 3, SHA_A, 1234, 11, &e),
                  TFQ_OK);
-    CHECK_EQ_INT(store_checkpoint_add(s, j, 1, 3, "short", 1234, 11, &e),
+    CHECK_EQ_INT(store_checkpoint_add(s, j, 1, NULL, 3, "short", 1234, 11, &e),
                  TFQ_EINVAL);
-    CHECK_EQ_INT(store_release(s, j, 1, 12, &e), TFQ_OK);
+    CHECK_EQ_INT(store_release(s, j, 1, NULL, 12, &e), TFQ_OK);
     CHECK_STR(state_of(path, j), "ready");
     CHECK_STR(query(path, "SELECT attempts FROM jobs"), "0");
     CHECK_STR(query(path, "SELECT state FROM attempts"), "released");
-    CHECK_EQ_INT(store_release(s, j, 1, 12, &e), TFQ_EMISMATCH);
+    CHECK_EQ_INT(store_release(s, j, 1, NULL, 12, &e), TFQ_EMISMATCH);
 
     /* max_attempts is 1, yet the release cost nothing; the new attempt
      * resumes from the checkpoint. */
@@ -431,7 +433,7 @@ static int test_max_attempts_fail(void)
     CHECK_EQ_INT(store_lease(s, "w", 1, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, j);
     store_leased_release(&l);
-    CHECK_EQ_INT(store_finish(s, j, 1, 0, NULL, "boom 1", 2, &e), TFQ_OK);
+    CHECK_EQ_INT(store_finish(s, j, 1, NULL, 0, NULL, "boom 1", 2, &e), TFQ_OK);
     CHECK_STR(state_of(path, j), "ready");
     CHECK_STR(query(path, "SELECT last_error FROM jobs WHERE id = 1"),
               "boom 1");
@@ -439,27 +441,154 @@ static int test_max_attempts_fail(void)
     CHECK_EQ_INT(l.job_id, j);
     CHECK_EQ_INT(l.attempt, 2);
     store_leased_release(&l);
-    CHECK_EQ_INT(store_finish(s, j, 2, 0, NULL, "boom 2", 4, &e), TFQ_OK);
+    CHECK_EQ_INT(store_finish(s, j, 2, NULL, 0, NULL, "boom 2", 4, &e), TFQ_OK);
     CHECK_STR(state_of(path, j), "failed");
     CHECK_STR(query(path, "SELECT last_error FROM jobs WHERE id = 1"),
               "boom 2");
     CHECK_STR(query(path, "SELECT error FROM attempts WHERE job_id = 1 AND "
                           "attempt = 1"), "boom 1");
 
-    /* A loss consumes an attempt too. */
-    CHECK_EQ_INT(store_lease(s, "w", 5, &l, &e), TFQ_OK);
-    CHECK_EQ_INT(l.job_id, k);
-    store_leased_release(&l);
-    int n = 0;
-    CHECK_EQ_INT(store_expire(s, 100, 10, &n, &e), TFQ_OK);
-    CHECK_EQ_INT(n, 1);
-    CHECK_STR(state_of(path, k), "failed");
+    /* A loss is not charged against max_attempts (here 1): the job goes
+     * back to the queue until it has been lost STORE_MAX_LOST times. */
+    int64_t t = 5;
+    for (int lost = 1; lost <= STORE_MAX_LOST; lost++) {
+        CHECK_EQ_INT(store_lease(s, "w", t, &l, &e), TFQ_OK);
+        CHECK_EQ_INT(l.job_id, k);
+        CHECK_EQ_INT(l.attempt, lost);
+        store_leased_release(&l);
+        int n = 0;
+        t += 100;
+        CHECK_EQ_INT(store_expire(s, t, 10, &n, &e), TFQ_OK);
+        CHECK_EQ_INT(n, 1);
+        CHECK_STR(state_of(path, k), lost < STORE_MAX_LOST ? "ready"
+                                                           : "failed");
+        char want[32];
+        snprintf(want, sizeof want, "%d 0", lost);
+        CHECK_STR(query(path, "SELECT lost || ' ' || attempts FROM jobs "
+                              "WHERE id = 2"), want);
+    }
     CHECK_STR(query(path, "SELECT last_error FROM jobs WHERE id = 2"),
-              "worker lost");
+              "lost 20 times: every worker that leased it went silent");
     store_counts c;
     CHECK_EQ_INT(store_counts_get(s, 0, &c, &e), TFQ_OK);
     CHECK_EQ_INT(c.failed, 2);
     CHECK_EQ_INT(c.total, 2);
+    CHECK_EQ_INT(c.lost, STORE_MAX_LOST);
+    CHECK_EQ_INT(c.failures, 2);
+    CHECK_STR(query(path, "SELECT failures FROM jobs WHERE id = 1"), "2");
+    store_close(&s);
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
+/* Only the holder named at the lease may heartbeat, report, finish or
+ * release; anyone else is refused with TFQ_EPERM and changes nothing. */
+static int test_lease_holder(void)
+{
+    char path[512];
+    tfq_error e = {0};
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    int64_t j = add_job(s, 0, "a", 0, 3);
+    int64_t k = add_job(s, 0, "b", 0, 3);
+    CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
+    const char *holders[] = {"victim-a", "victim-b"};
+    store_leased l[2];
+    int n = 0;
+    CHECK_EQ_INT(store_lease_many(s, "victim", holders, 1, 2, l, &n, &e),
+                 TFQ_OK);
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(l[0].job_id, j);
+    store_leased_release(&l[0]);
+    store_leased_release(&l[1]);
+    int held = 0;
+    CHECK_EQ_INT(store_held(s, "victim", &held, &e), TFQ_OK);
+    CHECK_EQ_INT(held, 2);
+    static const char *const intruders[] = {"intruder", "victim-b", NULL};
+    for (int i = 0; i < 3; i++) {
+        const char *h = intruders[i];
+        CHECK_EQ_INT(store_finish(s, j, 1, h, 1, "{\"final_acc\":0.999}",
+                                  NULL, 2, &e), TFQ_EPERM);
+        CHECK_MSG(strstr(e.msg, "not this peer's lease"), "%s", e.msg);
+        CHECK_EQ_INT(store_release(s, j, 1, h, 2, &e), TFQ_EPERM);
+        CHECK_EQ_INT(store_heartbeat(s, j, 1, h, 2, &e), TFQ_EPERM);
+        CHECK_EQ_INT(store_metric_add(s, j, 1, h, 1, 0.1, 0.9, 1, 1, &e),
+                     TFQ_EPERM);
+        CHECK_EQ_INT(store_checkpoint_add(s, j, 1, h, 1, SHA_A, 10, 2, &e),
+                     TFQ_EPERM);
+        CHECK_EQ_INT(store_check_lease(s, j, 1, h, &e), TFQ_EPERM);
+    }
+    CHECK_STR(state_of(path, j), "running");
+    CHECK_STR(query(path, "SELECT count(*) FROM metrics"), "0");
+    CHECK_STR(query(path, "SELECT count(*) FROM checkpoints"), "0");
+    CHECK_STR(query(path, "SELECT result IS NULL FROM jobs WHERE id = %lld",
+                    (long long)j), "1");
+    /* The holder is served. */
+    CHECK_EQ_INT(store_heartbeat(s, j, 1, "victim-a", 3, &e), TFQ_OK);
+    CHECK_EQ_INT(store_check_lease(s, j, 1, "victim-a", &e), TFQ_OK);
+    CHECK_EQ_INT(store_finish(s, j, 1, "victim-a", 1, "{\"final_acc\":0.5}",
+                              NULL, 4, &e), TFQ_OK);
+    CHECK_STR(state_of(path, j), "succeeded");
+    /* A stale attempt is a mismatch for its holder, still a refusal for
+     * anyone else. */
+    CHECK_EQ_INT(store_heartbeat(s, j, 1, "victim-a", 5, &e), TFQ_EMISMATCH);
+    CHECK_EQ_INT(store_heartbeat(s, j, 1, "intruder", 5, &e), TFQ_EPERM);
+    CHECK_EQ_INT(store_release(s, k, 1, "victim-b", 6, &e), TFQ_OK);
+    CHECK_EQ_INT(store_held(s, "victim", &held, &e), TFQ_OK);
+    CHECK_EQ_INT(held, 0);
+    store_close(&s);
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
+/* An attempt that failed after resuming from a checkpoint marks it bad:
+ * the next resumes from the one before, or from the start; submit --force
+ * drops them all. */
+static int test_resume_fallback(void)
+{
+    char path[512];
+    tfq_error e = {0};
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    int64_t j = add_job(s, 0, "a", 0, 5);
+    CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
+    store_leased l;
+    CHECK_EQ_INT(store_lease(s, "w", 1, &l, &e), TFQ_OK);
+    store_leased_release(&l);
+    CHECK_EQ_INT(store_checkpoint_add(s, j, 1, NULL, 1, SHA_A, 10, 2, &e),
+                 TFQ_OK);
+    CHECK_EQ_INT(store_checkpoint_add(s, j, 1, NULL, 2, SHA_B, 10, 3, &e),
+                 TFQ_OK);
+    CHECK_EQ_INT(store_finish(s, j, 1, NULL, 0, NULL, "oom", 4, &e), TFQ_OK);
+    CHECK_EQ_INT(store_lease(s, "w", 5, &l, &e), TFQ_OK);
+    CHECK_STR(l.resume_sha256, SHA_B);
+    store_leased_release(&l);
+    CHECK_EQ_INT(store_finish(s, j, 2, NULL, 0, NULL, "bad resume", 6, &e),
+                 TFQ_OK);
+    CHECK_STR(query(path, "SELECT bad FROM checkpoints WHERE epoch = 2"),
+              "attempt 2 resumed from it and failed");
+    CHECK_EQ_INT(store_lease(s, "w", 7, &l, &e), TFQ_OK);
+    CHECK_STR(l.resume_sha256, SHA_A);
+    store_leased_release(&l);
+    /* Lost before any progress after resuming: that one goes too. */
+    int n = 0;
+    CHECK_EQ_INT(store_expire(s, 100, 10, &n, &e), TFQ_OK);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(store_lease(s, "w", 101, &l, &e), TFQ_OK);
+    CHECK_STR(l.resume_sha256, "");
+    store_leased_release(&l);
+    CHECK_EQ_INT(store_checkpoint_add(s, j, 4, NULL, 1, SHA_A, 10, 102, &e),
+                 TFQ_OK);
+    CHECK_EQ_INT(store_finish(s, j, 4, NULL, 1, "{}", NULL, 103, &e), TFQ_OK);
+    int changed = 0;
+    CHECK_EQ_INT(store_job_reset(s, j, 104, &changed, &e), TFQ_OK);
+    CHECK_EQ_INT(changed, 1);
+    CHECK_EQ_INT(store_refresh_ready(s, 105, &e), TFQ_OK);
+    CHECK_EQ_INT(store_lease(s, "w", 106, &l, &e), TFQ_OK);
+    CHECK_STR(l.resume_sha256, "");
+    store_leased_release(&l);
+    CHECK_STR(query(path, "SELECT count(*) FROM checkpoints WHERE bad IS "
+                          "NULL"), "0");
     store_close(&s);
     test_rmtree(test_tmpdir());
     return 0;
@@ -486,7 +615,7 @@ static int test_recover_then_expire(void)
     CHECK_EQ_INT(store_expire(s, 55000, 10000, &n, &e), TFQ_OK);
     CHECK_EQ_INT(n, 0);
     CHECK_STR(state_of(path, j), "running");
-    CHECK_EQ_INT(store_heartbeat(s, j, 1, 58000, &e), TFQ_OK);
+    CHECK_EQ_INT(store_heartbeat(s, j, 1, NULL, 58000, &e), TFQ_OK);
     CHECK_EQ_INT(store_expire(s, 67000, 10000, &n, &e), TFQ_OK);
     CHECK_EQ_INT(n, 0);
     CHECK_EQ_INT(store_expire(s, 68001, 10000, &n, &e), TFQ_OK);
@@ -539,7 +668,7 @@ static int test_counts(void)
     CHECK_EQ_INT(store_cancel_grid(s, gb, 2, &n, &e), TFQ_OK);
     CHECK_EQ_INT(n, 2);
     CHECK_EQ_INT(store_cancel_grid(s, 77, 2, &n, &e), TFQ_ENOENT);
-    CHECK_EQ_INT(store_heartbeat(s, b1, 1, 3, &e), TFQ_EMISMATCH);
+    CHECK_EQ_INT(store_heartbeat(s, b1, 1, NULL, 3, &e), TFQ_EMISMATCH);
     CHECK(strstr(e.msg, "its state is cancelled") != NULL);
     CHECK_EQ_INT(store_cancel_job(s, a1, 3, &n, &e), TFQ_OK);
     CHECK_EQ_INT(n, 1);
@@ -624,7 +753,7 @@ static int test_bulk_insert_100k(void)
     CHECK_STR(l.name, "job000000");
     store_leased_release(&l);
     double t3 = now_s();
-    CHECK_EQ_INT(store_finish(s, 1, 1, 1, "{}", NULL, 2, &e), TFQ_OK);
+    CHECK_EQ_INT(store_finish(s, 1, 1, NULL, 1, "{}", NULL, 2, &e), TFQ_OK);
     printf("one finish with %d jobs pending: %.2f ms\n", N / 2,
            1e3 * (now_s() - t3));
     CHECK_EQ_INT(store_counts_get(s, 0, &c, &e), TFQ_OK);
@@ -661,13 +790,13 @@ static void crash_child(const char *path)
             _exit(2);
         store_leased_release(&l);
     }
-    if (store_finish(s, 1, 1, 1, "{\"final_acc\":1}", NULL, 11, &e) ||
-        store_finish(s, 2, 1, 0, NULL, "bad", 11, &e) ||
-        store_checkpoint_add(s, 3, 1, 2, SHA_A, 99, 12, &e))
+    if (store_finish(s, 1, 1, NULL, 1, "{\"final_acc\":1}", NULL, 11, &e) ||
+        store_finish(s, 2, 1, NULL, 0, NULL, "bad", 11, &e) ||
+        store_checkpoint_add(s, 3, 1, NULL, 2, SHA_A, 99, 12, &e))
         _exit(2);
     /* Uncommitted work that must vanish. */
     if (store_begin(s, &e) || add_job(s, grid, "uncommitted", 0, 0) == 0 ||
-        store_finish(s, 3, 1, 1, "{}", NULL, 13, &e))
+        store_finish(s, 3, 1, NULL, 1, "{}", NULL, 13, &e))
         _exit(2);
     raise(SIGKILL);
     _exit(3);
@@ -736,12 +865,12 @@ static int test_upgrade(void)
     CHECK_EQ_INT(store_lease(s, "w", 2, &l, &e), TFQ_OK);
     CHECK(l.job_id == 1 && strcmp(l.name, "old") == 0);
     CHECK(l.init_sha256[0] == '\0');
-    CHECK_EQ_INT(store_metric_add(s, 1, 1, 1, 0.1, 0.9, 10, 3.5, &e), TFQ_OK);
+    CHECK_EQ_INT(store_metric_add(s, 1, 1, NULL, 1, 0.1, 0.9, 10, 3.5, &e), TFQ_OK);
     store_leased_release(&l);
     store_close(&s);
     CHECK_STR(query(path, "SELECT eta_s FROM metrics"), "3.5");
     CHECK_STR(query(path, "SELECT value FROM meta WHERE key = "
-                          "'schema_version'"), "5");
+                          "'schema_version'"), "6");
     test_rmtree(test_tmpdir());
     return 0;
 }
@@ -750,6 +879,8 @@ static const test_case cases[] = {
     {"upgrade", test_upgrade},
     {"open_migrate", test_open_migrate},
     {"schema_file_matches", test_schema_file_matches},
+    {"lease_holder", test_lease_holder},
+    {"resume_fallback", test_resume_fallback},
     {"lease_order", test_lease_order},
     {"deps_ready_blocked", test_deps_ready_blocked},
     {"stale_result_rejected", test_stale_result_rejected},

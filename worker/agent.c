@@ -37,6 +37,7 @@
 typedef struct {
     int64_t job;
     int attempt;
+    char lease[HASH_HEX_BYTES]; /* its token: every message about it says */
     int cancelled; /* the coordinator took it back: send nothing for it */
     char *spec;
     char sha256[HASH_HEX_BYTES]; /* resume from; "" none */
@@ -50,6 +51,7 @@ typedef struct {
     proto_kind kind; /* result or release */
     int64_t job;
     int attempt;
+    char lease[HASH_HEX_BYTES];
     int ok;
     char *text; /* result JSON when ok, else the error; may be NULL */
 } outcome;
@@ -68,6 +70,7 @@ typedef struct {
     /* the job in hand */
     int64_t job;
     int attempt;
+    char lease[HASH_HEX_BYTES];
     volatile sig_atomic_t job_stop; /* cancel, or the process stop */
     struct beater_s *beat;
     /* the jobs held, oldest first; the heartbeat thread reads it */
@@ -264,6 +267,7 @@ static void on_progress(void *ud, int epoch, int epochs, double loss,
     proto_msg_init(&m, PROTO_PROGRESS);
     m.job = a->job;
     m.attempt = a->attempt;
+    memcpy(m.lease, a->lease, sizeof m.lease);
     m.epoch = epoch;
     m.loss = loss;
     m.test_acc = test_acc;
@@ -301,6 +305,7 @@ static int on_checkpoint(void *ud, int epoch, const uint8_t *blob,
         proto_msg_init(&m, PROTO_CKPT_PUT);
         m.job = a->job;
         m.attempt = a->attempt;
+        memcpy(m.lease, a->lease, sizeof m.lease);
         m.epoch = epoch;
         m.offset = (int64_t)off;
         m.total = (int64_t)bytes;
@@ -418,12 +423,14 @@ static void *beat_main(void *arg)
         struct {
             int64_t job;
             int attempt;
+            char lease[HASH_HEX_BYTES];
         } due[AGENT_MAX_BATCH];
         int n = 0;
         pthread_mutex_lock(&a->lock);
         for (int i = 0; i < a->nheld; i++)
             if (!a->held[i].cancelled) {
                 due[n].job = a->held[i].job;
+                memcpy(due[n].lease, a->held[i].lease, sizeof due[n].lease);
                 due[n++].attempt = a->held[i].attempt;
             }
         pthread_mutex_unlock(&a->lock);
@@ -436,6 +443,7 @@ static void *beat_main(void *arg)
                 proto_msg_init(&m, PROTO_HEARTBEAT);
                 m.job = due[i].job;
                 m.attempt = due[i].attempt;
+                memcpy(m.lease, due[i].lease, sizeof m.lease);
                 msgpack_sbuffer buf;
                 msgpack_sbuffer_init(&buf);
                 tfq_error e = {0};
@@ -492,6 +500,7 @@ static int hold(agent *a, const proto_msg *r, tfq_error *e)
     held_job *h = &a->held[a->nheld++];
     h->job = r->job;
     h->attempt = r->attempt;
+    memcpy(h->lease, r->lease, sizeof h->lease);
     h->cancelled = 0;
     h->spec = spec;
     memcpy(h->sha256, r->sha256, sizeof h->sha256);
@@ -530,6 +539,7 @@ static int send_outcome(agent *a, const outcome *o, tfq_error *e)
     proto_msg_init(&m, o->kind);
     m.job = o->job;
     m.attempt = o->attempt;
+    memcpy(m.lease, o->lease, sizeof m.lease);
     if (o->kind == PROTO_RESULT) {
         m.ok = o->ok;
         m.result = o->ok ? o->text : NULL;
@@ -540,10 +550,11 @@ static int send_outcome(agent *a, const outcome *o, tfq_error *e)
 
 /* Sends an outcome and keeps it until its reply is seen. */
 static int report(agent *a, proto_kind kind, int64_t job, int attempt,
-                  int ok, const char *text, tfq_error *e)
+                  const char *lease, int ok, const char *text, tfq_error *e)
 {
     outcome *o = &a->sent[a->nsent];
-    *o = (outcome){kind, job, attempt, ok, text ? strdup(text) : NULL};
+    *o = (outcome){kind, job, attempt, "", ok, text ? strdup(text) : NULL};
+    memcpy(o->lease, lease, sizeof o->lease);
     if (text != NULL && o->text == NULL)
         return tfq_error_set(e, TFQ_ENOMEM, "out of memory");
     a->nsent++;
@@ -622,6 +633,7 @@ static int run_head(agent *a, zmq_msg_t *frame, tfq_error *e)
     held_job *h = &a->held[0];
     a->job = h->job;
     a->attempt = h->attempt;
+    memcpy(a->lease, h->lease, sizeof a->lease);
     a->job_stop = held_cancelled(a);
     job_spec spec;
     tfq_error je = {0};
@@ -663,15 +675,17 @@ static int run_head(agent *a, zmq_msg_t *frame, tfq_error *e)
     int cancelled = held_cancelled(a);
     int64_t job = a->job;
     int attempt = a->attempt;
+    char lease[HASH_HEX_BYTES];
+    memcpy(lease, a->lease, sizeof lease);
     a->job = 0;
     unhold(a);
     if (cancelled) /* the coordinator wants nothing more for it */
         return 0;
     if (rc == TFQ_EINTR) {
-        report(a, PROTO_RELEASE, job, attempt, 0, NULL, e);
+        report(a, PROTO_RELEASE, job, attempt, lease, 0, NULL, e);
         return TFQ_EINTR;
     }
-    return report(a, PROTO_RESULT, job, attempt, rc == 0,
+    return report(a, PROTO_RESULT, job, attempt, lease, rc == 0,
                   rc == 0 ? result : je.msg, e);
 }
 
@@ -745,8 +759,8 @@ int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
      * sent is seen answered before the worker goes. */
     while (a.nheld > 0) {
         if (!held_cancelled(&a))
-            report(&a, PROTO_RELEASE, a.held[0].job, a.held[0].attempt, 0,
-                   NULL, e);
+            report(&a, PROTO_RELEASE, a.held[0].job, a.held[0].attempt,
+                   a.held[0].lease, 0, NULL, e);
         unhold(&a);
     }
     if (a.sock != NULL && (a.nsent > 0 || a.pending > 0)) {

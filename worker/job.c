@@ -8,6 +8,7 @@
 
 #include "../common/log.h"
 #include "../common/rng.h"
+#include "ckpt.h"
 #include "data.h"
 #include "train.h"
 
@@ -23,6 +24,106 @@ static void sleep_ms(int64_t ms)
 /* A sleep job's checkpoint: one line of text. */
 #define SLEEP_CKPT_FORMAT "tfq sleep checkpoint 1 epoch %d\n"
 
+/* The epoch a sleep job's checkpoint records, or -1 when the bytes are
+ * not one of a job of `steps` epochs. */
+static int sleep_ckpt_epoch(const uint8_t *buf, size_t bytes, int steps)
+{
+    char text[64], again[64];
+    int epoch = -1;
+    if (bytes >= sizeof text)
+        return -1;
+    memcpy(text, buf, bytes);
+    text[bytes] = '\0';
+    if (sscanf(text, SLEEP_CKPT_FORMAT, &epoch) != 1 || epoch < 0 ||
+        epoch > steps)
+        return -1;
+    snprintf(again, sizeof again, SLEEP_CKPT_FORMAT, epoch);
+    return strlen(again) == bytes && memcmp(again, buf, bytes) == 0 ? epoch
+                                                                    : -1;
+}
+
+/* Room in a train checkpoint besides its tensors: the meta (net text,
+ * per-epoch metrics) and each tensor's name and dimensions. */
+#define CKPT_HEADROOM_BYTES ((int64_t)1 << 20)
+
+int job_ckpt_max_bytes(const job_spec *s, int64_t *bytes, tfq_error *e)
+{
+    *bytes = 0;
+    if (s->kind == JOB_SLEEP) {
+        *bytes = 64;
+        return 0;
+    }
+    net_shape in;
+    int classes;
+    net_spec spec;
+    int64_t nparams = 0;
+    if (jobspec_net_input(s, &in, &classes) != 0)
+        return tfq_error_set(e, TFQ_EINVAL, "job spec: unknown data set "
+                             "'%s'", s->dataset);
+    tfq_error ne = {0};
+    if (net_spec_resolve(s->net, 1.0, &spec, &ne) != 0 ||
+        net_check_params(&spec, in, classes, s->batch, &nparams, &ne) != 0)
+        return tfq_error_set(e, TFQ_EINVAL, "job spec: net: %s", ne.msg);
+    /* Weights and biases, and their momentum, as f32. */
+    *bytes = nparams * 2 * (int64_t)sizeof(float) + CKPT_HEADROOM_BYTES;
+    return 0;
+}
+
+int job_ckpt_check(const job_spec *s, const uint8_t *buf, size_t bytes,
+                   int epoch, tfq_error *e)
+{
+    if (s->kind == JOB_SLEEP) {
+        int got = sleep_ckpt_epoch(buf, bytes, JOB_SLEEP_EPOCHS);
+        if (got < 0)
+            return tfq_error_set(e, TFQ_EFORMAT, "not a sleep job's "
+                                 "checkpoint (%zu bytes)", bytes);
+        if (got != epoch)
+            return tfq_error_set(e, TFQ_EMISMATCH, "the checkpoint records "
+                                 "epoch %d, announced as epoch %d", got,
+                                 epoch);
+        return 0;
+    }
+    ckpt *c = ckpt_decode(buf, bytes, "checkpoint", e);
+    if (c == NULL)
+        return e ? e->code : TFQ_EFORMAT;
+    const ckpt_meta *m = ckpt_get_meta(c);
+    net_shape in = {0, 0, 0};
+    int classes = 0, rc = 0;
+    net_spec spec;
+    char text[NET_SPEC_TEXT_BYTES] = "";
+    tfq_error ne = {0};
+    if (jobspec_net_input(s, &in, &classes) != 0 ||
+        net_spec_resolve(s->net, 1.0, &spec, &ne) != 0)
+        rc = tfq_error_set(e, TFQ_EINVAL, "the job's net or data set is not "
+                           "valid: %s", ne.msg);
+    else
+        net_spec_format(&spec, text, sizeof text);
+    if (rc == 0 && strcmp(text, m->net_text) != 0)
+        rc = tfq_error_set(e, TFQ_EMISMATCH, "checkpoint of net '%s', the "
+                           "job's net is '%s'", m->net_text, text);
+    else if (rc == 0 && (m->in.c != in.c || m->in.h != in.h ||
+                         m->in.w != in.w || m->classes != classes))
+        rc = tfq_error_set(e, TFQ_EMISMATCH, "checkpoint for %dx%dx%d inputs "
+                           "and %d classes, the job has %dx%dx%d and %d",
+                           m->in.c, m->in.h, m->in.w, m->classes, in.c, in.h,
+                           in.w, classes);
+    else if (rc == 0 && m->seed != s->seed)
+        rc = tfq_error_set(e, TFQ_EMISMATCH, "checkpoint of seed %llu, the "
+                           "job's seed is %llu", (unsigned long long)m->seed,
+                           (unsigned long long)s->seed);
+    else if (rc == 0 && (m->epoch != epoch || m->epoch > s->epochs))
+        rc = tfq_error_set(e, TFQ_EMISMATCH, "checkpoint at epoch %d, "
+                           "announced as epoch %d, of a job of %d epochs",
+                           m->epoch, epoch, s->epochs);
+    else if (rc == 0 && s->fingerprint[0] && m->fingerprint[0] &&
+             strcmp(s->fingerprint, m->fingerprint) != 0)
+        rc = tfq_error_set(e, TFQ_EMISMATCH, "checkpoint trained on data "
+                           "%.12s..., the job's data is %.12s...",
+                           m->fingerprint, s->fingerprint);
+    ckpt_destroy(&c);
+    return rc;
+}
+
 int job_run_sleep(const job_spec *s, int attempt, const uint8_t *resume,
                   size_t resume_bytes, const job_hooks *h,
                   volatile sig_atomic_t *stop, tfq_error *e)
@@ -32,17 +133,8 @@ int job_run_sleep(const job_spec *s, int attempt, const uint8_t *resume,
     const int steps = s->sleep_ms > 0 ? JOB_SLEEP_EPOCHS : 0;
     int first = 1;
     if (resume != NULL) {
-        char text[64];
-        int epoch = -1;
-        size_t n = resume_bytes < sizeof text - 1 ? resume_bytes
-                                                  : sizeof text - 1;
-        memcpy(text, resume, n);
-        text[n] = '\0';
-        char again[64];
-        if (sscanf(text, SLEEP_CKPT_FORMAT, &epoch) != 1 || epoch < 0 ||
-            epoch > steps ||
-            (snprintf(again, sizeof again, SLEEP_CKPT_FORMAT, epoch),
-             strlen(again) != resume_bytes || memcmp(again, resume, resume_bytes)))
+        int epoch = sleep_ckpt_epoch(resume, resume_bytes, steps);
+        if (epoch < 0)
             return tfq_error_set(e, TFQ_EFORMAT, "resume checkpoint is not a "
                                  "sleep job's (%zu bytes)", resume_bytes);
         first = epoch + 1;

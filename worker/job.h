@@ -45,6 +45,19 @@ int job_run_sleep(const job_spec *s, int attempt, const uint8_t *resume,
                   size_t resume_bytes, const job_hooks *h,
                   volatile sig_atomic_t *stop, tfq_error *e);
 
+/* The most bytes a checkpoint of this job can take: for a train job, its
+ * net's parameters and momentum plus room for the rest; for a sleep job,
+ * its one line.  TFQ_EINVAL when the job's net cannot be built. */
+int job_ckpt_max_bytes(const job_spec *s, int64_t *bytes, tfq_error *e);
+
+/* Whether buf is a checkpoint this job can resume from, written after
+ * `epoch`: for a train job, a well-formed checkpoint (checksum included)
+ * of the job's net, input shape, classes and seed, at that epoch and no
+ * later than the job's last, on the job's data; for a sleep job, its line
+ * with that epoch.  Returns 0 or the error naming what differs. */
+int job_ckpt_check(const job_spec *s, const uint8_t *buf, size_t bytes,
+                   int epoch, tfq_error *e);
+
 /* Runs a train job on the data set in data_dir (checked against the spec's
  * fingerprint when it names one), resuming from a checkpoint of this job
  * and copying layers from the init checkpoint when given (each NULL for

@@ -227,15 +227,23 @@ static int set_field(const field *f, const char *v, job_spec *s,
  * refused where the job is submitted, not by every worker that leases it.
  * The input shape is the data set's (28x28 grey for IDX files, 32x32
  * colour for CIFAR). */
-static int check_net_size(const job_spec *s, tfq_error *e)
+int jobspec_net_input(const job_spec *s, net_shape *in, int *classes)
 {
     data_kind kind;
     if (data_kind_parse(s->dataset, &kind) != 0)
+        return -1;
+    *in = kind == DATA_IDX ? (net_shape){1, 28, 28} : (net_shape){3, 32, 32};
+    *classes = s->nclasses > 0 ? s->nclasses
+               : kind == DATA_CIFAR100 ? 20 : 10;
+    return 0;
+}
+
+static int check_net_size(const job_spec *s, tfq_error *e)
+{
+    net_shape in;
+    int classes;
+    if (jobspec_net_input(s, &in, &classes) != 0)
         return 0; /* an unknown kind is the worker's error to report */
-    net_shape in = kind == DATA_IDX ? (net_shape){1, 28, 28}
-                                    : (net_shape){3, 32, 32};
-    int classes = s->nclasses > 0 ? s->nclasses
-                  : kind == DATA_CIFAR100 ? 20 : 10;
     net_spec spec;
     tfq_error ne = {0};
     if (net_spec_resolve(s->net, 1.0, &spec, &ne) != 0 ||

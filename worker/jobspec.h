@@ -64,6 +64,11 @@ void jobspec_default_train(job_spec *s);
 /* A sleep job of ms milliseconds that never fails. */
 void jobspec_default_sleep(job_spec *s, int64_t ms);
 
+/* The input shape and class count of a train job's net, as the worker
+ * builds it: its data set's images (28x28 grey for IDX files, 32x32 colour
+ * for CIFAR) and kept classes.  -1 for an unknown data set kind. */
+int jobspec_net_input(const job_spec *s, net_shape *in, int *classes);
+
 /* Parses text; keys not given keep the defaults of the kind named by the
  * "kind" line, which must come first. */
 int jobspec_parse(const char *text, job_spec *s, tfq_error *e);

@@ -586,10 +586,20 @@ static int plan(net *m, const net_spec *spec, net_shape in, int classes,
 int net_check(const net_spec *spec, net_shape in, int classes, int batch_max,
               tfq_error *e)
 {
+    int64_t nparams;
+    return net_check_params(spec, in, classes, batch_max, &nparams, e);
+}
+
+int net_check_params(const net_spec *spec, net_shape in, int classes,
+                     int batch_max, int64_t *nparams, tfq_error *e)
+{
+    *nparams = 0;
     net *m = calloc(1, sizeof *m);
     if (m == NULL)
         return tfq_error_set(e, TFQ_ENOMEM, "net: out of memory");
     int rc = plan(m, spec, in, classes, batch_max, 0, e);
+    if (rc == 0)
+        *nparams = m->nparams;
     free(m);
     return rc;
 }

@@ -142,6 +142,11 @@ void net_destroy(net **m);
 int net_check(const net_spec *spec, net_shape in, int classes, int batch_max,
               tfq_error *e);
 
+/* net_check that also gives the net's learned parameters (weights and
+ * biases, in floats). */
+int net_check_params(const net_spec *spec, net_shape in, int classes,
+                     int batch_max, int64_t *nparams, tfq_error *e);
+
 /* Initialises learned layers first..last (1-based, inclusive) from seed:
  * weights ~ N(0, 2 / fan_in) (He et al. 2015, for ReLU nets) except the
  * classifier's, ~ N(0, 0.01^2) as in CaffeNet; biases 0, momentum 0.  Each layer draws from its own stream, so re-initialising

@@ -1,0 +1,21 @@
+-- tfq coordinator store, schema version 6: a lease belongs to its holder,
+-- and a lost lease is not a failure.
+-- attempts.holder: the SHA-256 (hex) of the lease token the coordinator
+-- gave with the lease (and, under CURVE, of the worker's key); only a
+-- message carrying that token may heartbeat, report, upload for, finish or
+-- release the attempt.  attempts.resumed_from: the checkpoint the attempt
+-- was told to resume from.
+ALTER TABLE attempts ADD COLUMN holder TEXT;
+ALTER TABLE attempts ADD COLUMN resumed_from TEXT;
+-- jobs.lost: attempts lost (worker silent, killed, cut off), counted apart
+-- from failures; a job is failed once lost reaches max_lost.
+-- jobs.failures: attempts that ended with the job's own error.
+ALTER TABLE jobs ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN max_lost INTEGER NOT NULL DEFAULT 20;
+ALTER TABLE jobs ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+-- checkpoints.bad: why the checkpoint is no longer offered to resume from
+-- (an attempt that resumed from it failed, or submit --force); NULL: good.
+ALTER TABLE checkpoints ADD COLUMN bad TEXT;
+-- The leases one worker holds, counted at each ready.
+CREATE INDEX attempts_running_worker ON attempts (worker)
+    WHERE state = 'running';
