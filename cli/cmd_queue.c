@@ -184,6 +184,10 @@ static void print_status(const proto_msg *r, FILE *out)
             "failed %lld\n", (long long)finished, (long long)total,
             (long long)r->queued, (long long)r->running, (long long)r->done,
             (long long)r->failed);
+    if (r->lost > 0 || r->failures > 0) /* attempts, not jobs */
+        fprintf(out, "attempts: %lld lost (worker gone; run again, not "
+                "charged), %lld failed (the job's error)\n",
+                (long long)r->lost, (long long)r->failures);
     if (r->running > 0 && r->items != NULL) {
         tfq_error e = {0};
         report_print(r->items, running, sizeof running / sizeof running[0], 0,
@@ -250,10 +254,12 @@ int cmd_status(int argc, char **argv)
             int64_t total = r.queued + r.running + r.done + r.failed;
             if (json)
                 printf("{\"queued\": %lld, \"running\": %lld, \"done\": %lld, "
-                       "\"failed\": %lld, \"total\": %lld, \"running_jobs\": "
+                       "\"failed\": %lld, \"total\": %lld, \"lost_attempts\": "
+                       "%lld, \"failed_attempts\": %lld, \"running_jobs\": "
                        "%s}\n", (long long)r.queued, (long long)r.running,
                        (long long)r.done, (long long)r.failed,
-                       (long long)total, r.items ? r.items : "[]");
+                       (long long)total, (long long)r.lost,
+                       (long long)r.failures, r.items ? r.items : "[]");
             else
                 print_status(&r, stdout);
             status = CLI_OK;

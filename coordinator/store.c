@@ -420,6 +420,8 @@ static int tfq_code(int rc)
         return TFQ_EFORMAT;
     case SQLITE_CANTOPEN:
         return TFQ_ENOENT;
+    case SQLITE_FULL:
+        return TFQ_ENOSPC;
     default:
         return TFQ_EIO;
     }
@@ -491,6 +493,14 @@ static int run(store *s, sqlite3_stmt *st, const char *what, tfq_error *e)
  * operation that follows is all or nothing either way. */
 static int txn_open(store *s, tfq_error *e)
 {
+    /* SQLite rolls a transaction back by itself after some errors (a full
+     * disk, no memory).  A savepoint opened then would start a transaction
+     * of its own, and its release would commit what the batch around it
+     * must not: the batch fails instead, whole. */
+    if (s->depth > 0 && sqlite3_get_autocommit(s->db))
+        return tfq_error_set(e, TFQ_EIO, "%s: the batch's transaction was "
+                             "rolled back by an earlier error; nothing of it "
+                             "is recorded", s->path);
     sqlite3_stmt *st = stmt(s, s->depth == 0 ? ST_BEGIN : ST_SAVEPOINT, e);
     if (st == NULL)
         return e ? e->code : TFQ_EIO;
@@ -527,6 +537,12 @@ static int txn_close(store *s, int ret, tfq_error *e)
     if (ret != TFQ_OK) {
         txn_abort(s);
         return ret;
+    }
+    if (sqlite3_get_autocommit(s->db)) { /* SQLite rolled it back */
+        txn_abort(s);
+        return tfq_error_set(e, TFQ_EIO, "%s: the transaction was rolled "
+                             "back by an earlier error; nothing of it is "
+                             "recorded", s->path);
     }
     sqlite3_stmt *st = stmt(s, s->depth == 1 ? ST_COMMIT : ST_RELEASE, e);
     ret = st == NULL ? (e ? e->code : TFQ_EIO)
