@@ -5,6 +5,7 @@
  *
  * The tfq binary comes as argv[2] (meson passes it), or from $TFQ_BIN. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <zmq.h>
 
 #include "check.h"
+#include "common/hash.h"
 #include "common/proto.h"
 #include "worker/jobspec.h"
 
@@ -951,6 +953,132 @@ static int sigterm_graceful(void)
     return with_coordinator(sigterm_body, HOLD_HEARTBEAT_MS);
 }
 
+/* ---- checkpoint uploads ------------------------------------------------- */
+
+/* Sends one whole checkpoint (a single chunk) for the lease l from c,
+ * announcing total bytes (the data is `bytes` long) at epoch; the reply
+ * goes to *r. */
+static int ckpt_put(conn *c, const leased *l, const char *lease, int epoch,
+                    const void *data, size_t bytes, int64_t total,
+                    proto_msg *r)
+{
+    proto_msg m;
+    proto_msg_init(&m, PROTO_CKPT_PUT);
+    m.job = l->job;
+    m.attempt = l->attempt;
+    memcpy(m.lease, lease, sizeof m.lease);
+    m.epoch = epoch;
+    m.offset = 0;
+    m.total = total;
+    m.data = data;
+    m.data_bytes = bytes;
+    uint8_t digest[HASH_BYTES];
+    hash_sha256(data, bytes, digest);
+    hash_hex(digest, m.sha256);
+    CHECK(send_msg(c, &m) == 0);
+    CHECK(recv_msg(c, r, 20000) == 0);
+    return 0;
+}
+
+/* Files under the state's ckpt/ whose name starts with prefix. */
+static int count_files(const fixture *fx, const char *prefix)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/ckpt", fx->state);
+    DIR *d = opendir(path);
+    int n = 0;
+    struct dirent *de;
+    while (d != NULL && (de = readdir(d)) != NULL)
+        n += strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+/* Only the holder may upload; what it uploads must fit the job and be a
+ * checkpoint of it; nothing refused stays on disk. */
+static int uploads_body(fixture *fx)
+{
+    conn *client = conn_open(fx, "client");
+    conn *victim = conn_open(fx, "victim");
+    conn *intruder = conn_open(fx, "intruder");
+    CHECK(client && victim && intruder);
+    CHECK(submit(client, "up", "name = a\nkind = sleep\nsleep_ms = 100000\n",
+                 1) == 0);
+    CHECK(hello(victim, "victim", fx->heartbeat_ms) == 0);
+    leased l;
+    CHECK(ready_job(victim, &l) == 0);
+    const char good[] = "tfq sleep checkpoint 1 epoch 3\n";
+    proto_msg r;
+    char forged[65];
+    memset(forged, 'f', 64);
+    forged[64] = '\0';
+
+    /* No lease: refused before anything is written. */
+    CHECK(ckpt_put(intruder, &l, forged, 3, good, sizeof good - 1,
+                   sizeof good - 1, &r) == 0);
+    CHECK_EQ_INT(r.kind, PROTO_ERROR);
+    CHECK_EQ_INT(r.code, TFQ_EPERM);
+    leased ghost = l;
+    ghost.job = 424242;
+    CHECK(ckpt_put(intruder, &ghost, forged, 1, good, 10, 1 << 20, &r) == 0);
+    CHECK_EQ_INT(r.kind, PROTO_ERROR);
+    CHECK_EQ_INT(r.code, TFQ_EMISMATCH); /* no such attempt */
+    CHECK_EQ_INT(count_files(fx, ".upload-"), 0);
+
+    /* The holder, but a size, an epoch or a content the job cannot have. */
+    CHECK(ckpt_put(victim, &l, l.lease, 3, good, 10, (int64_t)1 << 34,
+                   &r) == 0);
+    CHECK_EQ_INT(r.kind, PROTO_ERROR);
+    CHECK_EQ_INT(r.code, TFQ_ERANGE);
+    CHECK_MSG(strstr(r.msg, "implies at most"), "%s", r.msg);
+    const char far[] = "tfq sleep checkpoint 1 epoch 999999\n";
+    CHECK(ckpt_put(victim, &l, l.lease, 999999, far, sizeof far - 1,
+                   sizeof far - 1, &r) == 0);
+    CHECK_EQ_INT(r.kind, PROTO_ERROR);
+    CHECK_EQ_INT(r.code, TFQ_ERANGE);
+    CHECK_MSG(strstr(r.msg, "epochs"), "%s", r.msg);
+    const char junk[16] = "0123456789abcdef";
+    CHECK(ckpt_put(victim, &l, l.lease, 3, junk, sizeof junk, sizeof junk,
+                   &r) == 0);
+    CHECK_EQ_INT(r.kind, PROTO_ERROR);
+    CHECK_EQ_INT(r.code, TFQ_EFORMAT);
+    CHECK_EQ_INT(count_files(fx, ".upload-"), 0);
+    CHECK_EQ_INT(count_files(fx, ""), 2); /* "." and ".." */
+
+    /* A real one is kept. */
+    CHECK(ckpt_put(victim, &l, l.lease, 3, good, sizeof good - 1,
+                   sizeof good - 1, &r) == 0);
+    CHECK_MSG(r.kind == PROTO_ACK, "%s", r.kind == PROTO_ERROR ? r.msg : "?");
+    CHECK_EQ_INT(count_files(fx, ""), 3);
+
+    /* An upload left half done is dropped when its lease ends. */
+    proto_msg m;
+    proto_msg_init(&m, PROTO_CKPT_PUT);
+    m.job = l.job;
+    m.attempt = l.attempt;
+    memcpy(m.lease, l.lease, sizeof m.lease);
+    m.epoch = 4;
+    m.total = 40;
+    m.data = (const uint8_t *)good;
+    m.data_bytes = 10;
+    memset(m.sha256, 'a', 64);
+    CHECK(request(victim, &m, &r, PROTO_ACK) == 0);
+    CHECK_EQ_INT(count_files(fx, ".upload-"), 1);
+    proto_msg_init(&m, PROTO_RELEASE);
+    m.job = l.job;
+    m.attempt = l.attempt;
+    memcpy(m.lease, l.lease, sizeof m.lease);
+    CHECK(request(victim, &m, &r, PROTO_ACK) == 0);
+    CHECK_EQ_INT(count_files(fx, ".upload-"), 0);
+    return 0;
+}
+
+static int uploads_owned(void)
+{
+    return with_coordinator(uploads_body, HOLD_HEARTBEAT_MS);
+}
+
 int main(int argc, char **argv)
 {
     s_tfq = argc > 2 ? argv[2] : getenv("TFQ_BIN");
@@ -961,6 +1089,7 @@ int main(int argc, char **argv)
         {"deps_order", deps_order},
         {"sigterm_graceful", sigterm_graceful},
         {"ready_batch", ready_batch},
+        {"uploads_owned", uploads_owned},
     };
     return test_main(argc > 2 ? 2 : argc, argv, cases,
                      (int)(sizeof cases / sizeof cases[0]));
