@@ -258,20 +258,22 @@ static void reply_kind(coord *c, const peer *p, proto_kind k)
 
 /* ---- leases ------------------------------------------------------------- */
 
-/* A lease's token: 32 random bytes as 64 hex digits, handed to the worker
- * with the job and never stored (the store keeps the holder, a hash). */
-static int lease_token(char out[HASH_HEX_BYTES])
+/* Lease tokens for n leases: 32 random bytes each, as 64 hex digits, handed
+ * to the worker with its job and never stored (the store keeps the holder,
+ * a hash).  One system call for a whole batch. */
+static int lease_tokens(char (*out)[HASH_HEX_BYTES], int n)
 {
-    uint8_t raw[HASH_BYTES];
-    size_t got = 0;
-    while (got < sizeof raw) {
-        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
-        if (n < 0 && errno != EINTR)
+    uint8_t raw[COORD_MAX_LEASE * HASH_BYTES];
+    size_t want = (size_t)n * HASH_BYTES, got = 0;
+    while (got < want) {
+        ssize_t k = getrandom(raw + got, want - got, 0);
+        if (k < 0 && errno != EINTR)
             return -1;
-        if (n > 0)
-            got += (size_t)n;
+        if (k > 0)
+            got += (size_t)k;
     }
-    hash_hex(raw, out);
+    for (int i = 0; i < n; i++)
+        hash_hex(raw + (size_t)i * HASH_BYTES, out[i]);
     return 0;
 }
 
@@ -282,16 +284,29 @@ static const char *key_of(const peer *p)
     return sp ? sp + 1 : "";
 }
 
-/* Who holds a lease: the hash of its token and, under CURVE, of the key
- * that took it.  A routing id is not proof: any peer may claim one. */
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                                                  : 0;
+}
+
+/* Who holds a lease: a hash of its token and, under CURVE, of the key
+ * that took it (128 bits, as 32 hex digits: one SHA-256 block in, so it
+ * costs next to nothing per message).  A routing id is not proof: any peer
+ * may claim one. */
 static void holder_of(const peer *p, const char *token,
                       char out[HASH_HEX_BYTES])
 {
-    char buf[HASH_HEX_BYTES + 80];
-    int n = snprintf(buf, sizeof buf, "%s\n%s", token, key_of(p));
+    uint8_t buf[HASH_BYTES + CURVE_FP_BYTES];
+    for (int i = 0; i < HASH_BYTES; i++)
+        buf[i] = (uint8_t)(hex_digit(token[2 * i]) << 4 |
+                           hex_digit(token[2 * i + 1]));
+    size_t n = strnlen(key_of(p), CURVE_FP_BYTES - 1);
+    memcpy(buf + HASH_BYTES, key_of(p), n);
     uint8_t digest[HASH_BYTES];
-    hash_sha256(buf, (size_t)n, digest);
+    hash_sha256(buf, HASH_BYTES + n, digest);
     hash_hex(digest, out);
+    out[32] = '\0';
 }
 
 /* A refusal of a message about a lease the peer does not hold, logged with
@@ -351,12 +366,12 @@ static void on_ready(coord *c, const peer *p, const proto_msg *m)
     }
     if (want > COORD_MAX_HELD - held)
         want = COORD_MAX_HELD - held;
+    if (lease_tokens(tokens, want) != 0) {
+        reply_error(c, p, TFQ_EIO, "no random bytes for lease tokens",
+                    PROTO_READY);
+        return;
+    }
     for (int i = 0; i < want; i++) {
-        if (lease_token(tokens[i]) != 0) {
-            reply_error(c, p, TFQ_EIO, "no random bytes for a lease token",
-                        PROTO_READY);
-            return;
-        }
         holder_of(p, tokens[i], holders[i]);
         hp[i] = holders[i];
     }
