@@ -44,7 +44,7 @@ for r in $(seq 1 "$ROUNDS"); do
     RA+=("$ja"); RB+=("$jb"); CA+=("$ca"); CB+=("$cb")
     awk -v r="$r" -v a="$ja" -v b="$jb" -v ca="$ca" -v cb="$cb" 'BEGIN {
         printf "round %d: A %.0f jobs/s (%s us/job), B %.0f jobs/s (%s us/job), B/A %.3f\n",
-               r, a, ca, b, cb, a > 0 ? b / a : 0 }'
+               r, a, ca, b, cb, (a > 0 ? b / a : 0) }'
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
     print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -53,5 +53,5 @@ echo "A: $A"
 echo "B: $B"
 echo "median_jobs_per_s: A $ma  B $mb"
 echo "median_coord_us_per_job: A $(median "${CA[@]}")  B $(median "${CB[@]}")"
-awk -v a="$ma" -v b="$mb" 'BEGIN { printf "ratio_B_over_A: %.3f\n", a > 0 ? b / a : 0 }'
+awk -v a="$ma" -v b="$mb" 'BEGIN { printf "ratio_B_over_A: %.3f\n", (a > 0 ? b / a : 0) }'
 exit $ok
