@@ -54,7 +54,9 @@ typedef struct {
     X(ITEMS, "items", T_STR, items, 0, PROTO_MAX_ITEMS_BYTES)              \
     X(CODE, "code", T_INT, code, -9999, -1)                                \
     X(MSG, "msg", T_STR, msg, 0, PROTO_MAX_MSG_BYTES)                      \
-    X(RE, "re", T_KIND, re, 0, 0)
+    X(RE, "re", T_KIND, re, 0, 0)                                          \
+    X(AFTER, "after", T_I64, after, 0, INT64_MAX)                          \
+    X(NEXT, "next", T_I64, next, 0, INT64_MAX)
 
 enum {
 #define F_ENUM(e, key, type, member, lo, hi) F_##e,
@@ -105,17 +107,17 @@ static const kind_def s_kinds[PROTO_KIND_COUNT] = {
                       B(FINGERPRINT)},
     [PROTO_SUBMITTED] = {"submitted", B(GRID_ID) | B(ADDED) | B(REUSED),
                          B(KEPT)},
-    [PROTO_STATUS] = {"status", 0, B(GRID)},
+    [PROTO_STATUS] = {"status", 0, B(GRID) | B(AFTER)},
     [PROTO_STATUS_REPLY] = {"status_reply",
                             B(QUEUED) | B(RUNNING) | B(DONE) | B(FAILED),
-                            B(GRID) | B(ITEMS)},
-    [PROTO_RESULTS] = {"results", B(GRID), 0},
-    [PROTO_RESULTS_REPLY] = {"results_reply", B(ITEMS), 0},
+                            B(GRID) | B(ITEMS) | B(NEXT)},
+    [PROTO_RESULTS] = {"results", B(GRID), B(AFTER)},
+    [PROTO_RESULTS_REPLY] = {"results_reply", B(ITEMS), B(NEXT)},
     [PROTO_CANCEL_GRID] = {"cancel_grid", B(GRID), 0},
     [PROTO_RETRY] = {"retry", B(GRID), 0},
     [PROTO_CHANGED] = {"changed", B(COUNT), 0},
-    [PROTO_WORKERS] = {"workers", 0, 0},
-    [PROTO_WORKERS_REPLY] = {"workers_reply", B(ITEMS), 0},
+    [PROTO_WORKERS] = {"workers", 0, B(AFTER)},
+    [PROTO_WORKERS_REPLY] = {"workers_reply", B(ITEMS), B(NEXT)},
     [PROTO_ERROR] = {"error", B(CODE) | B(MSG), B(RE)},
 };
 
