@@ -103,6 +103,71 @@ int client_request(client *c, const proto_msg *m, proto_msg *reply,
     return rc;
 }
 
+int client_request_pages(client *c, const proto_msg *m, proto_msg *reply,
+                         char **items, tfq_error *e)
+{
+    proto_msg page = *m;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int npage = 0, rc;
+    *items = NULL;
+    for (;;) {
+        if ((rc = client_request(c, &page, reply, e)) != 0)
+            goto fail;
+        npage++;
+        const char *t = reply->items != NULL ? reply->items : "[]";
+        size_t n = strlen(t);
+        if (n < 2 || t[0] != '[' || t[n - 1] != ']') {
+            rc = tfq_error_set(e, TFQ_EFORMAT, "page %d of the %s: its "
+                               "items are not a JSON array", npage,
+                               proto_kind_name(reply->kind));
+            goto fail;
+        }
+        /* The rows between the brackets, after a comma when some came. */
+        size_t rows = n - 2;
+        if (len + rows + 3 > cap) {
+            size_t ncap = cap ? cap : 4096;
+            while (len + rows + 3 > ncap)
+                ncap *= 2;
+            char *nb = realloc(buf, ncap);
+            if (nb == NULL) {
+                rc = tfq_error_set(e, TFQ_ENOMEM, "out of memory for %d "
+                                   "pages of the %s", npage,
+                                   proto_kind_name(reply->kind));
+                goto fail;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        if (len == 0)
+            buf[len++] = '[';
+        if (rows > 0) {
+            if (len > 1)
+                buf[len++] = ',';
+            memcpy(buf + len, t + 1, rows);
+            len += rows;
+        }
+        if (reply->next == 0)
+            break;
+        if (reply->next <= page.after) {
+            rc = tfq_error_set(e, TFQ_EFORMAT, "page %d of the %s: next "
+                               "page after %lld, not past %lld", npage,
+                               proto_kind_name(reply->kind),
+                               (long long)reply->next,
+                               (long long)page.after);
+            goto fail;
+        }
+        page.after = reply->next;
+    }
+    buf[len++] = ']';
+    buf[len] = '\0';
+    *items = buf;
+    return 0;
+fail:
+    free(buf);
+    return rc;
+}
+
 char *client_results(const char *endpoint, const char *grid, tfq_error *e)
 {
     client *c = client_new(endpoint, e);
@@ -112,11 +177,7 @@ char *client_results(const char *endpoint, const char *grid, tfq_error *e)
     proto_msg_init(&m, PROTO_RESULTS);
     m.grid = grid;
     char *json = NULL;
-    if (client_request(c, &m, &r, e) == 0) {
-        json = strdup(r.items != NULL ? r.items : "[]");
-        if (json == NULL)
-            tfq_error_set(e, TFQ_ENOMEM, "out of memory");
-    }
+    client_request_pages(c, &m, &r, &json, e);
     client_destroy(&c);
     return json;
 }

@@ -20,9 +20,20 @@ void client_destroy(client **c);
 int client_request(client *c, const proto_msg *m, proto_msg *reply,
                    tfq_error *e);
 
-/* One "results" request: the JSON array of the jobs of grid ("" for every
- * grid) that the coordinator at endpoint answers, in a new string the
- * caller frees.  NULL on failure, with the reason in e. */
+/* Sends m, a status, results or workers request, and then the request of
+ * each page that follows (m with "after" set to the reply's "next") until
+ * a reply's "next" is 0, and joins the pages' items into one JSON array,
+ * *items, a new string the caller frees.  *reply is the last page's reply
+ * (valid until the next request).  A reply whose items are not an array,
+ * or whose "next" does not move forward, is TFQ_EFORMAT.  The pages are
+ * separate reads (see PROTOCOL.md): no row comes twice, but the counts of
+ * a status reply may not match the running items gathered. */
+int client_request_pages(client *c, const proto_msg *m, proto_msg *reply,
+                         char **items, tfq_error *e);
+
+/* One "results" read, every page: the JSON array of the jobs of grid (""
+ * for every grid) that the coordinator at endpoint answers, in a new
+ * string the caller frees.  NULL on failure, with the reason in e. */
 char *client_results(const char *endpoint, const char *grid, tfq_error *e);
 
 #endif

@@ -43,6 +43,22 @@ static int ask(const char *cmd, const char *connect, const proto_msg *m,
     return 0;
 }
 
+/* ask for a paged read: every page, the items joined into *items (the
+ * caller frees it). */
+static int ask_pages(const char *cmd, const char *connect, const proto_msg *m,
+                     char **items, client **c)
+{
+    tfq_error e = {0};
+    proto_msg r;
+    *items = NULL;
+    *c = client_new(connect, &e);
+    if (*c == NULL || client_request_pages(*c, m, &r, items, &e) != 0) {
+        fprintf(stderr, "tfq %s: %s\n", cmd, e.msg);
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_results(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -73,17 +89,18 @@ int cmd_results(int argc, char **argv)
         fprintf(stderr, "tfq results: expected at most one GRID\n");
         return CLI_USAGE;
     }
-    proto_msg m, r;
+    proto_msg m;
     proto_msg_init(&m, PROTO_RESULTS);
     m.grid = optind < argc ? argv[optind] : "";
     client *c = NULL;
+    char *items = NULL;
     int status = CLI_FAIL;
-    if (ask("results", connect, &m, &r, &c) == 0) {
+    if (ask_pages("results", connect, &m, &items, &c) == 0) {
         tfq_error e = {0};
         if (json) {
-            printf("%s\n", r.items);
+            printf("%s\n", items);
             status = CLI_OK;
-        } else if (report_print(r.items, s_result_cols,
+        } else if (report_print(items, s_result_cols,
                                 sizeof s_result_cols / sizeof s_result_cols[0],
                                 csv, stdout, &e) == 0) {
             status = CLI_OK;
@@ -91,6 +108,7 @@ int cmd_results(int argc, char **argv)
             fprintf(stderr, "tfq results: %s\n", e.msg);
         }
     }
+    free(items);
     client_destroy(&c);
     return status;
 }
@@ -174,20 +192,22 @@ int cmd_workers(int argc, char **argv)
         default: return CLI_USAGE;
         }
     }
-    proto_msg m, r;
+    proto_msg m;
     proto_msg_init(&m, PROTO_WORKERS);
     client *c = NULL;
+    char *items = NULL;
     int status = CLI_FAIL;
     tfq_error e = {0};
-    if (ask("workers", connect, &m, &r, &c) == 0) {
+    if (ask_pages("workers", connect, &m, &items, &c) == 0) {
         if (json)
-            printf("%s\n", r.items);
-        if (json || report_print(r.items, cols, sizeof cols / sizeof cols[0],
+            printf("%s\n", items);
+        if (json || report_print(items, cols, sizeof cols / sizeof cols[0],
                                  0, stdout, &e) == 0)
             status = CLI_OK;
         else
             fprintf(stderr, "tfq workers: %s\n", e.msg);
     }
+    free(items);
     client_destroy(&c);
     return status;
 }
@@ -226,6 +246,10 @@ int cmd_checkpoint(int argc, char **argv)
     proto_msg m, r;
     proto_msg_init(&m, PROTO_RESULTS);
     m.grid = "";
+    /* The one page that starts at the job: the pages go in job id order. */
+    char *end;
+    long long id = strtoll(job, &end, 10);
+    m.after = *end == '\0' && id > 0 ? id - 1 : 0;
     client *c = NULL;
     tfq_error e = {0};
     char sha[HASH_HEX_BYTES] = "";

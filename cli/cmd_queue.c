@@ -164,8 +164,10 @@ int cmd_worker(int argc, char **argv)
 }
 
 
-/* One status screen: counts, a progress bar, and the running jobs. */
-static void print_status(const proto_msg *r, FILE *out)
+/* One status screen: counts, a progress bar, and the running jobs (items:
+ * a JSON array of them; more: there are others it leaves out). */
+static void print_status(const proto_msg *r, const char *items, int more,
+                         FILE *out)
 {
     static const report_column running[] = {
         {"job", "$.job"},         {"name", "$.name"},
@@ -188,11 +190,14 @@ static void print_status(const proto_msg *r, FILE *out)
         fprintf(out, "attempts: %lld lost (worker gone; run again, not "
                 "charged), %lld failed (the job's error)\n",
                 (long long)r->lost, (long long)r->failures);
-    if (r->running > 0 && r->items != NULL) {
+    if (r->running > 0 && items != NULL) {
         tfq_error e = {0};
-        report_print(r->items, running, sizeof running / sizeof running[0], 0,
+        report_print(items, running, sizeof running / sizeof running[0], 0,
                      out, &e);
     }
+    if (more)
+        fprintf(out, "(the first page of the running jobs; tfq status lists "
+                "them all)\n");
 }
 
 int cmd_status(int argc, char **argv)
@@ -239,10 +244,13 @@ int cmd_status(int argc, char **argv)
         proto_msg_init(&m, PROTO_STATUS);
         m.grid = grid;
         int tty = isatty(STDOUT_FILENO);
+        /* --watch asks for the first page only, once a second: its screen
+         * shows no more, and a big grid's every page would slow each
+         * redraw. */
         while (watch && client_request(c, &m, &r, &e) == 0) {
             if (tty)
                 printf("\033[H\033[J");
-            print_status(&r, stdout);
+            print_status(&r, r.items, r.next != 0, stdout);
             fflush(stdout);
             if (r.queued == 0 && r.running == 0) {
                 status = CLI_OK;
@@ -250,7 +258,8 @@ int cmd_status(int argc, char **argv)
             }
             sleep(1);
         }
-        if (!watch && client_request(c, &m, &r, &e) == 0) {
+        char *items = NULL;
+        if (!watch && client_request_pages(c, &m, &r, &items, &e) == 0) {
             int64_t total = r.queued + r.running + r.done + r.failed;
             if (json)
                 printf("{\"queued\": %lld, \"running\": %lld, \"done\": %lld, "
@@ -259,11 +268,12 @@ int cmd_status(int argc, char **argv)
                        "%s}\n", (long long)r.queued, (long long)r.running,
                        (long long)r.done, (long long)r.failed,
                        (long long)total, (long long)r.lost,
-                       (long long)r.failures, r.items ? r.items : "[]");
+                       (long long)r.failures, items);
             else
-                print_status(&r, stdout);
+                print_status(&r, items, 0, stdout);
             status = CLI_OK;
         }
+        free(items);
     }
     if (status != CLI_OK)
         fprintf(stderr, "tfq status: %s\n", e.msg);

@@ -57,7 +57,9 @@ typedef struct {
     X(RE, "re", T_KIND, re, 0, 0)                                          \
     X(LEASE, "lease", T_SHA, lease, 0, 0)                                  \
     X(LOST, "lost", T_I64, lost, 0, INT64_MAX)                             \
-    X(FAILURES, "failures", T_I64, failures, 0, INT64_MAX)
+    X(FAILURES, "failures", T_I64, failures, 0, INT64_MAX)                 \
+    X(AFTER, "after", T_I64, after, 0, INT64_MAX)                          \
+    X(NEXT, "next", T_I64, next, 0, INT64_MAX)
 
 enum {
 #define F_ENUM(e, key, type, member, lo, hi) F_##e,
@@ -109,17 +111,18 @@ static const kind_def s_kinds[PROTO_KIND_COUNT] = {
                       B(FINGERPRINT)},
     [PROTO_SUBMITTED] = {"submitted", B(GRID_ID) | B(ADDED) | B(REUSED),
                          B(KEPT)},
-    [PROTO_STATUS] = {"status", 0, B(GRID)},
+    [PROTO_STATUS] = {"status", 0, B(GRID) | B(AFTER)},
     [PROTO_STATUS_REPLY] = {"status_reply",
                             B(QUEUED) | B(RUNNING) | B(DONE) | B(FAILED),
-                            B(GRID) | B(ITEMS) | B(LOST) | B(FAILURES)},
-    [PROTO_RESULTS] = {"results", B(GRID), 0},
-    [PROTO_RESULTS_REPLY] = {"results_reply", B(ITEMS), 0},
+                            B(GRID) | B(ITEMS) | B(LOST) | B(FAILURES) |
+                                B(NEXT)},
+    [PROTO_RESULTS] = {"results", B(GRID), B(AFTER)},
+    [PROTO_RESULTS_REPLY] = {"results_reply", B(ITEMS), B(NEXT)},
     [PROTO_CANCEL_GRID] = {"cancel_grid", B(GRID), 0},
     [PROTO_RETRY] = {"retry", B(GRID), 0},
     [PROTO_CHANGED] = {"changed", B(COUNT), 0},
-    [PROTO_WORKERS] = {"workers", 0, 0},
-    [PROTO_WORKERS_REPLY] = {"workers_reply", B(ITEMS), 0},
+    [PROTO_WORKERS] = {"workers", 0, B(AFTER)},
+    [PROTO_WORKERS_REPLY] = {"workers_reply", B(ITEMS), B(NEXT)},
     [PROTO_ERROR] = {"error", B(CODE) | B(MSG), B(RE)},
 };
 

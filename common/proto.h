@@ -131,6 +131,11 @@ typedef struct {
     int code;         /* a TFQ_E* value */
     const char *msg;
     proto_kind re;    /* the kind being answered, or PROTO_KIND_NONE */
+
+    /* paged reads (status, results, workers): the reply's items start
+     * after row `after` (0: at the first); `next` is the `after` that asks
+     * for the page that follows, 0 when this page was the last */
+    int64_t after, next;
 } proto_msg;
 
 /* The storage a decoded message points into; init before the first decode,

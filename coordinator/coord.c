@@ -226,16 +226,23 @@ static void end_batch(coord *c)
     c->nrequests = 0;
 }
 
+static void reply_error(coord *c, const peer *p, int code, const char *msg,
+                        proto_kind re);
+
 static void reply(coord *c, const peer *p, const proto_msg *m)
 {
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
     tfq_error e = {0};
-    if (proto_encode(m, &b, &e) == 0)
+    int rc = proto_encode(m, &b, &e);
+    if (rc == 0) {
         send_frame(c, p, &b);
-    else
+    } else {
         log_error("cannot encode %s for %s: %s", proto_kind_name(m->kind),
                   p->name, e.msg);
+        /* An answer all the same: the peer is not left waiting. */
+        reply_error(c, p, rc, e.msg, PROTO_KIND_NONE);
+    }
     msgpack_sbuffer_destroy(&b);
 }
 
@@ -629,6 +636,12 @@ static void on_submit(coord *c, const peer *p, const proto_msg *m)
     jobfile_release(&f);
 }
 
+/* The JSON of one page of a report (status, results, workers): the limit
+ * of its "items" field; a frame may be a MiB larger, room for the rest. */
+#define COORD_PAGE_BYTES PROTO_MAX_ITEMS_BYTES
+
+/* status, results and workers each answer one page, the rows after
+ * m->after; the counts of a status reply are the whole grid's. */
 static void on_status(coord *c, const peer *p, const proto_msg *m)
 {
     store_counts n;
@@ -640,7 +653,9 @@ static void on_status(coord *c, const peer *p, const proto_msg *m)
         return;
     }
     char *running = NULL;
-    if (store_running_json(c->st, grid_id, &running, &e) != 0) {
+    int64_t next = 0;
+    if (store_running_json(c->st, grid_id, m->after, COORD_PAGE_BYTES,
+                           &running, &next, &e) != 0) {
         reply_error(c, p, e.code, e.msg, PROTO_STATUS);
         return;
     }
@@ -654,6 +669,7 @@ static void on_status(coord *c, const peer *p, const proto_msg *m)
     r.lost = n.lost;
     r.failures = n.failures;
     r.items = running;
+    r.next = next;
     reply(c, p, &r);
     free(running);
 }
@@ -675,29 +691,28 @@ static void on_report(coord *c, const peer *p, const proto_msg *m)
     int64_t grid_id = 0;
     tfq_error e = {0};
     char *json = NULL;
+    int64_t next = 0;
     proto_msg r;
     if (m->kind == PROTO_RESULTS) {
         if (m->grid[0] != '\0' && grid_of(c, p, m, &grid_id) != 0)
             return;
-        if (store_results_json(c->st, grid_id, &json, &e) != 0) {
+        if (store_results_json(c->st, grid_id, m->after, COORD_PAGE_BYTES,
+                               &json, &next, &e) != 0) {
             reply_error(c, p, e.code, e.msg, m->kind);
             return;
         }
         proto_msg_init(&r, PROTO_RESULTS_REPLY);
     } else {
-        if (store_workers_json(c->st, &json, &e) != 0) {
+        if (store_workers_json(c->st, m->after, COORD_PAGE_BYTES, &json,
+                               &next, &e) != 0) {
             reply_error(c, p, e.code, e.msg, m->kind);
             return;
         }
         proto_msg_init(&r, PROTO_WORKERS_REPLY);
     }
-    if (strlen(json) > PROTO_MAX_ITEMS_BYTES)
-        reply_error(c, p, TFQ_ERANGE, "the report is larger than one "
-                    "message; ask for one grid", m->kind);
-    else {
-        r.items = json;
-        reply(c, p, &r);
-    }
+    r.items = json;
+    r.next = next;
+    reply(c, p, &r);
     free(json);
 }
 

@@ -343,7 +343,7 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
                       "'failed') AND (?1 = 0 OR j.grid_id = ?1) GROUP BY "    \
                       "a.state")                                              \
     /* Reports, built as JSON by SQLite's own JSON functions; grid 0: all. */ \
-    X(RESULTS, "SELECT json_group_array(json_object('job', j.id, 'grid', "    \
+    X(RESULTS, "SELECT j.id, json_object('job', j.id, 'grid', "               \
                "g.name, 'name', j.name, 'kind', j.kind, 'state', j.state, "   \
                "'attempts', j.attempts, 'lost', j.lost, 'failures', "         \
                "j.failures, 'error', j.last_error, 'result', "                \
@@ -353,26 +353,28 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
                "j.split, 'similarity', j.similarity, 'target', j.target, "    \
                "'n', j.n, 'variant', j.variant, 'finetune', j.finetune, "     \
                "'seed', j.seed, 'metric', g.metric, 'reused_from', "          \
-               "j.reused_from)) FROM (SELECT * FROM jobs WHERE ?1 = 0 OR "    \
-               "grid_id = ?1 ORDER BY id) j LEFT JOIN grids g ON "            \
-               "g.id = j.grid_id")                                            \
-    X(RUNNING, "SELECT json_group_array(json_object('job', j.id, 'name', "    \
+               "j.reused_from) FROM jobs j LEFT JOIN grids g ON g.id = "      \
+               "j.grid_id WHERE (?1 = 0 OR j.grid_id = ?1) AND j.id > ?2 "    \
+               "ORDER BY j.id")                                               \
+    X(RUNNING, "SELECT j.id, json_object('job', j.id, 'name', "               \
                "j.name, 'worker', a.worker, 'attempt', a.attempt, 'epoch', "  \
                "(SELECT max(epoch) FROM metrics m WHERE m.job_id = j.id AND " \
                "m.attempt = a.attempt), 'test_acc', (SELECT test_acc FROM "   \
                "metrics m WHERE m.job_id = j.id AND m.attempt = a.attempt "   \
                "ORDER BY epoch DESC LIMIT 1), 'eta_s', (SELECT eta_s FROM "    \
                "metrics m WHERE m.job_id = j.id AND m.attempt = a.attempt "   \
-               "ORDER BY epoch DESC LIMIT 1), 'started_ms', a.started_ms)) "  \
+               "ORDER BY epoch DESC LIMIT 1), 'started_ms', a.started_ms) "   \
                "FROM jobs j JOIN attempts a ON a.job_id = j.id AND a.state = "\
                "'running' WHERE j.state = 'running' AND (?1 = 0 OR "          \
-               "j.grid_id = ?1)")                                             \
-    X(WORKERS, "SELECT json_group_array(json_object('worker', w.id, 'host', " \
+               "j.grid_id = ?1) AND j.id > ?2 ORDER BY j.id")                 \
+    /* The attempts are counted in one pass, not once per worker. */       \
+    X(WORKERS, "SELECT w.rowid, json_object('worker', w.id, 'host', "        \
                "w.host, 'threads', w.threads, 'last_seen_ms', "               \
-               "w.last_seen_ms, 'running', (SELECT count(*) FROM attempts a " \
-               "WHERE a.worker = w.id AND a.state = 'running'), 'done', "     \
-               "(SELECT count(*) FROM attempts a WHERE a.worker = w.id AND "  \
-               "a.state = 'succeeded'))) FROM workers w")                     \
+               "w.last_seen_ms, 'running', coalesce(n.running, 0), 'done', "  \
+               "coalesce(n.done, 0)) FROM workers w LEFT JOIN (SELECT "       \
+               "worker, sum(state = 'running') AS running, sum(state = "      \
+               "'succeeded') AS done FROM attempts GROUP BY worker) n ON "    \
+               "n.worker = w.id WHERE w.rowid > ?2 ORDER BY w.rowid")         \
     X(RETRYABLE, "SELECT id FROM jobs WHERE grid_id = ? AND state IN "        \
                  "('failed', 'blocked', 'cancelled') ORDER BY id")            \
     X(COUNTS_GRID, "SELECT state, COUNT(*) FROM jobs WHERE grid_id = ? "      \
@@ -1772,43 +1774,107 @@ done:
     return ret;
 }
 
-/* Runs a report statement (one row, one JSON text column) for grid_id. */
-static int report(store *s, int id, int64_t grid_id, char **json,
-                  tfq_error *e)
+/* Appends p[0 .. n) to the growing text *buf (*len used, *cap held). */
+static int text_append(char **buf, size_t *len, size_t *cap, const char *p,
+                       size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t ncap = *cap ? *cap : 4096;
+        while (*len + n + 1 > ncap)
+            ncap *= 2;
+        char *nb = realloc(*buf, ncap);
+        if (nb == NULL)
+            return -1;
+        *buf = nb;
+        *cap = ncap;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return 0;
+}
+
+/* Runs a report statement (rows of an id and its JSON object, in id order,
+ * after ?2, of grid ?1) and joins the rows into one JSON array of at most
+ * max_bytes, stopping before the row that would not fit; *next gets the id
+ * of the last row taken when one did not fit, else 0.  A row alone larger
+ * than max_bytes is TFQ_ERANGE. */
+static int report(store *s, int id, int64_t grid_id, int64_t after,
+                  size_t max_bytes, char **json, int64_t *next, tfq_error *e)
 {
     int ret = TFQ_OK;
     sqlite3_stmt *st;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int64_t last = 0;
+    int rows = 0, rc = SQLITE_DONE;
     *json = NULL;
+    *next = 0;
     PREP(st, id);
     if (id != ST_WORKERS)
         sqlite3_bind_int64(st, 1, grid_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *t = (const char *)sqlite3_column_text(st, 0);
-        *json = strdup(t != NULL ? t : "[]");
-        if (*json == NULL)
-            ret = tfq_error_set(e, TFQ_ENOMEM, "report: out of memory");
-    } else {
-        ret = db_fail(s, rc, "building a report", e);
+    sqlite3_bind_int64(st, 2, after);
+    if (text_append(&buf, &len, &cap, "[", 1) != 0)
+        goto nomem;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *row = (const char *)sqlite3_column_text(st, 1);
+        size_t n = (size_t)sqlite3_column_bytes(st, 1);
+        if (row == NULL)
+            goto nomem;
+        /* The separator or the opening bracket, the row, the closing one. */
+        if (len + (rows > 0) + n + 1 > max_bytes) {
+            if (rows == 0)
+                ret = tfq_error_set(e, TFQ_ERANGE, "report: the row of id "
+                                    "%lld is %zu bytes, more than a page "
+                                    "holds (%zu)",
+                                    (long long)sqlite3_column_int64(st, 0),
+                                    n, max_bytes);
+            else
+                *next = last;
+            break;
+        }
+        if ((rows > 0 && text_append(&buf, &len, &cap, ",", 1) != 0) ||
+            text_append(&buf, &len, &cap, row, n) != 0)
+            goto nomem;
+        last = sqlite3_column_int64(st, 0);
+        rows++;
     }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_fail(s, rc, "building a report", e);
+    else if (ret == TFQ_OK && text_append(&buf, &len, &cap, "]", 1) != 0)
+        goto nomem;
     sqlite3_reset(st);
+    if (ret == TFQ_OK)
+        *json = buf;
+    else
+        free(buf);
+    return ret;
+nomem:
+    sqlite3_reset(st);
+    free(buf);
+    return tfq_error_set(e, TFQ_ENOMEM, "report: out of memory");
 done:
     return ret;
 }
 
-int store_results_json(store *s, int64_t grid_id, char **json, tfq_error *e)
+int store_results_json(store *s, int64_t grid_id, int64_t after,
+                       size_t max_bytes, char **json, int64_t *next,
+                       tfq_error *e)
 {
-    return report(s, ST_RESULTS, grid_id, json, e);
+    return report(s, ST_RESULTS, grid_id, after, max_bytes, json, next, e);
 }
 
-int store_running_json(store *s, int64_t grid_id, char **json, tfq_error *e)
+int store_running_json(store *s, int64_t grid_id, int64_t after,
+                       size_t max_bytes, char **json, int64_t *next,
+                       tfq_error *e)
 {
-    return report(s, ST_RUNNING, grid_id, json, e);
+    return report(s, ST_RUNNING, grid_id, after, max_bytes, json, next, e);
 }
 
-int store_workers_json(store *s, char **json, tfq_error *e)
+int store_workers_json(store *s, int64_t after, size_t max_bytes,
+                       char **json, int64_t *next, tfq_error *e)
 {
-    return report(s, ST_WORKERS, 0, json, e);
+    return report(s, ST_WORKERS, 0, after, max_bytes, json, next, e);
 }
 
 int store_retry_grid(store *s, int64_t grid_id, int64_t now_ms, int *count,

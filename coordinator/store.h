@@ -260,10 +260,24 @@ int store_counts_get(store *s, int64_t grid_id, store_counts *out,
  * attempts, error, result, checkpoint: its latest checkpoint's SHA-256).
  * Running: job, name, worker, attempt, epoch, test_acc and eta_s of its
  * latest progress, started_ms.  Workers: worker, host, threads, last_seen_ms,
- * running, done. */
-int store_results_json(store *s, int64_t grid_id, char **json, tfq_error *e);
-int store_running_json(store *s, int64_t grid_id, char **json, tfq_error *e);
-int store_workers_json(store *s, char **json, tfq_error *e);
+ * running, done.
+ *
+ * Each call gives one page: the rows after row `after` (0: from the first)
+ * in the order of their id (a job's id; a worker's rowid), as many as fit
+ * in max_bytes of JSON.  *next is the `after` of the following page, or 0
+ * when no row is left.  A row is bounded (a result is at most 16 KiB), so a
+ * page of a few hundred KiB or more always holds one; one that does not fit
+ * alone is TFQ_ERANGE.  Pages are separate reads: a job whose state changes
+ * between two of them may be missing from a running report or show its new
+ * state in a later results page, but no row ever comes twice. */
+int store_results_json(store *s, int64_t grid_id, int64_t after,
+                       size_t max_bytes, char **json, int64_t *next,
+                       tfq_error *e);
+int store_running_json(store *s, int64_t grid_id, int64_t after,
+                       size_t max_bytes, char **json, int64_t *next,
+                       tfq_error *e);
+int store_workers_json(store *s, int64_t after, size_t max_bytes,
+                       char **json, int64_t *next, tfq_error *e);
 
 /* store_retry for every failed, blocked or cancelled job of the grid;
  * *count: how many went back to the queue. */

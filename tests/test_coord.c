@@ -1,7 +1,8 @@
 /* Protocol tests against the real coordinator: each case starts
  * `tfq coordinator` as a child process on a free loopback port with a fresh
  * state directory, talks to it over ZeroMQ DEALER sockets with the proto
- * codec, and stops it with SIGTERM (which must end it with status 0).
+ * codec, and stops it with SIGTERM (which must end it with status 0).  The
+ * cases of big reads also run tfq commands against it.
  *
  * The tfq binary comes as argv[2] (meson passes it), or from $TFQ_BIN. */
 #define _GNU_SOURCE
@@ -16,6 +17,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <sqlite3.h>
 #include <zmq.h>
 
 #include "check.h"
@@ -1079,6 +1081,353 @@ static int uploads_owned(void)
     return with_coordinator(uploads_body, HOLD_HEARTBEAT_MS);
 }
 
+/* ---- big_results, big_status -------------------------------------------
+ * Reads larger than one message: the coordinator answers a page at a time
+ * and the tfq commands gather every page, so a 20,000-job grid's results
+ * and 9,600 running jobs with long names come back whole. */
+
+/* How long one tfq command may take on a slow, loaded machine: it reads a
+ * few pages of 3 MiB in well under a second here. */
+#define TFQ_CMD_TIMEOUT_MS 120000
+/* Names near the 127-byte limit: the items of a page are then large. */
+#define LONG_PAD "-of-a-big-grid-with-long-names-padded-to-the-limit-" \
+                 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+#define LONG_NAME_BYTES 120
+
+/* The job file text of jobs lo .. hi-1 (sleep jobs of 0 ms, a seed each,
+ * so that no two share an identity, and grid coordinates for tfq report);
+ * a static buffer.  NULL (with a message) when they do not fit a spec. */
+static const char *long_jobs(int lo, int hi)
+{
+    static char text[PROTO_MAX_TEXT_BYTES];
+    size_t off = 0;
+    for (int i = lo; i < hi; i++) {
+        if (off + 400 > sizeof text) {
+            fprintf(stderr, "jobs %d .. %d do not fit a spec\n", lo, hi - 1);
+            return NULL;
+        }
+        off += (size_t)snprintf(
+            text + off, sizeof text - off,
+            "%sname = job-%06d%.*s\nkind = sleep\nsleep_ms = 0\nseed = %d\n"
+            "split = random0\nsimilarity = random\ntarget = %s\nn = 0\n"
+            "variant = base\nfinetune = 0\n",
+            i > lo ? "---\n" : "", i, LONG_NAME_BYTES - 10, LONG_PAD, i,
+            i % 2 ? "B" : "A");
+    }
+    return text;
+}
+
+/* Runs `tfq ARGS...` (NULL-terminated) with stdout into the file out and
+ * stderr into the coordinator's log; its exit status, or -1 (with a
+ * message) when it could not start or did not end in TFQ_CMD_TIMEOUT_MS. */
+static int run_tfq(fixture *fx, const char *out, const char *const *args)
+{
+    const char *argv[16] = {"tfq"};
+    int n = 1;
+    while (args[n - 1] != NULL && n < 15) {
+        argv[n] = args[n - 1];
+        n++;
+    }
+    argv[n] = NULL;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        return -1;
+    }
+    if (pid == 0) {
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(fx->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fo >= 0)
+            dup2(fo, 1);
+        if (fe >= 0)
+            dup2(fe, 2);
+        execv(s_tfq, (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", s_tfq, strerror(errno));
+        _exit(127);
+    }
+    int64_t deadline = mono_ms() + TFQ_CMD_TIMEOUT_MS;
+    int st;
+    while (waitpid(pid, &st, WNOHANG) != pid) {
+        if (mono_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            fprintf(stderr, "tfq %s did not end within %d ms\n", args[0],
+                    TFQ_CMD_TIMEOUT_MS);
+            return -1;
+        }
+        sleep_ms(10);
+    }
+    if (!WIFEXITED(st)) {
+        fprintf(stderr, "tfq %s ended with status 0x%x\n", args[0], st);
+        return -1;
+    }
+    return WEXITSTATUS(st);
+}
+
+/* The whole of a file, NUL-terminated; NULL (with a message) if unread. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "%s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = '\0';
+    } else {
+        free(buf);
+        buf = NULL;
+        fprintf(stderr, "%s: cannot read\n", path);
+    }
+    fclose(f);
+    return buf;
+}
+
+/* Of the JSON array at path (e.g. "$" or "$.running_jobs") of the text
+ * json, read by SQLite's JSON parser: how many elements it has, how many
+ * distinct values of key they hold (e.g. "$.job"), and how many are not
+ * above the one before.  -1 when json is not valid JSON. */
+static int json_array_stats(const char *json, const char *path,
+                            const char *key, int64_t *count, int64_t *distinct,
+                            int64_t *unordered)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    CHECK(sqlite3_open(":memory:", &db) == SQLITE_OK);
+    int rc = sqlite3_prepare_v2(
+        db, "SELECT json_valid(?1), json_array_length(?1, ?2), (SELECT "
+            "count(DISTINCT json_extract(value, ?3)) FROM json_each(?1, ?2)), "
+            "(SELECT count(*) FROM (SELECT json_extract(value, ?3) AS k, "
+            "lag(json_extract(value, ?3)) OVER (ORDER BY key) AS prev FROM "
+            "json_each(?1, ?2)) WHERE prev >= k)", -1, &st, NULL);
+    CHECK_MSG(rc == SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    int valid = rc == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+    if (valid) {
+        *count = sqlite3_column_int64(st, 1);
+        *distinct = sqlite3_column_int64(st, 2);
+        *unordered = sqlite3_column_int64(st, 3);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    CHECK_MSG(valid, "not valid JSON: %.200s", json);
+    return 0;
+}
+
+#define BIG_JOBS 20000
+#define BIG_CHUNK 2500 /* jobs per submit: a spec is at most 1 MiB */
+#define BIG_FINISHED 128
+
+/* A result a train job could send, for tfq report. */
+#define BIG_RESULT "{\"final_acc\": 0.5, \"best_acc\": 0.625, \"topk_acc\": " \
+                   "0.55, \"topk\": 2, \"epochs\": 2, \"final_loss\": 0.7, " \
+                   "\"train_seconds\": 1, \"data_fingerprint\": \"\", "     \
+                   "\"accs\": [0.5, 0.625]}"
+
+static int big_results_body(fixture *fx)
+{
+    conn *client = conn_open(fx, "client");
+    conn *w = conn_open(fx, "w");
+    CHECK(client && w);
+    for (int lo = 0; lo < BIG_JOBS; lo += BIG_CHUNK) {
+        const char *text = long_jobs(lo, lo + BIG_CHUNK);
+        CHECK(text != NULL && submit(client, "big", text, BIG_CHUNK) == 0);
+    }
+    /* Some finish, with results, so that tfq report has runs. */
+    for (int done = 0; done < BIG_FINISHED; done += 64) {
+        static leased got[64];
+        CHECK(ready_batch_of(w, 64, 64, got) == 0);
+        for (int i = 0; i < 64; i++) {
+            proto_msg m;
+            result_msg(&m, &got[i]);
+            m.result = BIG_RESULT;
+            CHECK(send_msg(w, &m) == 0);
+        }
+        for (int i = 0; i < 64; i++) {
+            proto_msg r;
+            CHECK(expect(w, &r, PROTO_ACK) == 0);
+        }
+    }
+
+    /* On the wire: a request without "after" gets the first page, which
+     * says where the next starts. */
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_RESULTS);
+    m.grid = "big";
+    CHECK(request(client, &m, &r, PROTO_RESULTS_REPLY) == 0);
+    CHECK_MSG(r.next > 0, "one page of %zu bytes holds all %d jobs",
+              strlen(r.items), BIG_JOBS);
+    CHECK(strlen(r.items) <= PROTO_MAX_ITEMS_BYTES);
+
+    char out[400], dir[400];
+    snprintf(out, sizeof out, "%s/results.json", fx->dir);
+    const char *json_args[] = {"results", "big", "--json", "--connect",
+                               fx->ep, NULL};
+    int64_t t0 = mono_ms();
+    CHECK_EQ_INT(run_tfq(fx, out, json_args), 0);
+    fprintf(stderr, "tfq results big --json: %lld ms\n",
+            (long long)(mono_ms() - t0));
+    char *json = slurp(out);
+    CHECK(json != NULL);
+    int64_t count = 0, distinct = 0, unordered = 0;
+    int rc = json_array_stats(json, "$", "$.job", &count, &distinct,
+                              &unordered);
+    free(json);
+    CHECK(rc == 0);
+    CHECK_EQ_INT(count, BIG_JOBS);
+    CHECK_EQ_INT(distinct, BIG_JOBS);
+    CHECK_EQ_INT(unordered, 0);
+
+    /* The table: a header and a line per job. */
+    const char *table_args[] = {"results", "big", "--connect", fx->ep, NULL};
+    CHECK_EQ_INT(run_tfq(fx, out, table_args), 0);
+    char *table = slurp(out);
+    CHECK(table != NULL);
+    int lines = 0;
+    for (const char *p = table; *p; p++)
+        lines += *p == '\n';
+    free(table);
+    CHECK_EQ_INT(lines, BIG_JOBS + 1);
+
+    /* tfq report reads the whole grid too: the finished runs make it. */
+    snprintf(dir, sizeof dir, "%s/report", fx->dir);
+    const char *report_args[] = {"report", "big", "-o", dir, "--connect",
+                                 fx->ep, NULL};
+    CHECK_EQ_INT(run_tfq(fx, out, report_args), 0);
+    char table_md[450];
+    snprintf(table_md, sizeof table_md, "%s/table.md", dir);
+    struct stat sb;
+    CHECK_MSG(stat(table_md, &sb) == 0 && sb.st_size > 0, "%s", table_md);
+    return 0;
+}
+
+static int big_results(void)
+{
+    return with_coordinator(big_results_body, HOLD_HEARTBEAT_MS);
+}
+
+#define BIG_HOLDERS 150 /* routing ids, 64 leases each */
+/* The leases must outlive the case however loaded the machine: a lease is
+ * lost after 4 silent heartbeats, 4 minutes. */
+#define BIG_HOLD_HEARTBEAT_MS 60000
+
+/* Whether the file at path holds every one of the strings (NULL-ended). */
+static int file_has(const char *path, const char *const *want)
+{
+    if (access(path, R_OK) != 0) /* not yet written */
+        return 0;
+    char *text = slurp(path);
+    int all = text != NULL;
+    for (int i = 0; all && want[i] != NULL; i++)
+        all = strstr(text, want[i]) != NULL;
+    free(text);
+    return all;
+}
+
+static int big_status_body(fixture *fx)
+{
+    enum { N = BIG_HOLDERS * 64 };
+    conn *client = conn_open(fx, "client");
+    CHECK(client != NULL);
+    for (int lo = 0; lo < N; lo += N / 4) {
+        const char *text = long_jobs(lo, lo + N / 4);
+        CHECK(text != NULL && submit(client, "run", text, N / 4) == 0);
+    }
+    /* Each holder a DEALER of its own with a long routing id (the worker
+     * name in the running items), closed once its 64 jobs are leased. */
+    for (int h = 0; h < BIG_HOLDERS; h++) {
+        char id[PROTO_MAX_NAME_BYTES];
+        snprintf(id, sizeof id, "holder-%03d%.*s", h, LONG_NAME_BYTES - 10,
+                 LONG_PAD);
+        conn c = {zmq_socket(fx->ctx, ZMQ_DEALER), {{0}}, {{0}}};
+        CHECK(c.sock != NULL);
+        int zero = 0;
+        zmq_setsockopt(c.sock, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(c.sock, ZMQ_ROUTING_ID, id, strlen(id));
+        zmq_msg_init(&c.frame);
+        proto_unpacked_init(&c.up);
+        static leased got[64];
+        int rc = zmq_connect(c.sock, fx->ep) == 0 ? 0 : -1;
+        if (rc == 0)
+            rc = ready_batch_of(&c, 64, 64, got);
+        zmq_close(c.sock);
+        zmq_msg_close(&c.frame);
+        proto_unpacked_release(&c.up);
+        CHECK_MSG(rc == 0, "holder %d", h);
+    }
+
+    /* On the wire: the first page, counts of the whole grid. */
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_STATUS);
+    CHECK(request(client, &m, &r, PROTO_STATUS_REPLY) == 0);
+    CHECK_EQ_INT(r.running, N);
+    CHECK_EQ_INT(r.queued, 0);
+    CHECK_MSG(r.next > 0, "one page of %zu bytes holds all %d running jobs",
+              strlen(r.items), N);
+
+    char out[400];
+    snprintf(out, sizeof out, "%s/status.json", fx->dir);
+    const char *args[] = {"status", "--json", "--connect", fx->ep, NULL};
+    int64_t t0 = mono_ms();
+    CHECK_EQ_INT(run_tfq(fx, out, args), 0);
+    fprintf(stderr, "tfq status --json: %lld ms\n",
+            (long long)(mono_ms() - t0));
+    char *json = slurp(out);
+    CHECK(json != NULL);
+    int64_t count = 0, distinct = 0, unordered = 0;
+    int rc = json_array_stats(json, "$.running_jobs", "$.job", &count,
+                              &distinct, &unordered);
+    char want[64];
+    snprintf(want, sizeof want, "\"running\": %d,", N);
+    int whole = rc == 0 && strstr(json, want) != NULL;
+    free(json);
+    CHECK(rc == 0);
+    CHECK_MSG(whole, "no %s in tfq status --json", want);
+    CHECK_EQ_INT(count, N);
+    CHECK_EQ_INT(distinct, N);
+    CHECK_EQ_INT(unordered, 0);
+
+    /* --watch redraws from the first page only, and says so. */
+    snprintf(out, sizeof out, "%s/watch.txt", fx->dir);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fo >= 0)
+            dup2(fo, 1);
+        execl(s_tfq, "tfq", "status", "--watch", "--connect", fx->ep,
+              (char *)NULL);
+        _exit(127);
+    }
+    snprintf(want, sizeof want, "running %d", N);
+    const char *const screen[] = {want, "the first page of the running jobs",
+                                  NULL};
+    int64_t deadline = mono_ms() + TFQ_CMD_TIMEOUT_MS;
+    int shown;
+    while (!(shown = file_has(out, screen)) && mono_ms() < deadline &&
+           waitpid(pid, NULL, WNOHANG) == 0)
+        sleep_ms(20);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    CHECK_MSG(shown, "tfq status --watch showed no screen of the first page "
+              "within %d ms", TFQ_CMD_TIMEOUT_MS);
+    return 0;
+}
+
+static int big_status(void)
+{
+    return with_coordinator(big_status_body, BIG_HOLD_HEARTBEAT_MS);
+}
+
 int main(int argc, char **argv)
 {
     s_tfq = argc > 2 ? argv[2] : getenv("TFQ_BIN");
@@ -1090,6 +1439,8 @@ int main(int argc, char **argv)
         {"sigterm_graceful", sigterm_graceful},
         {"ready_batch", ready_batch},
         {"uploads_owned", uploads_owned},
+        {"big_results", big_results},
+        {"big_status", big_status},
     };
     return test_main(argc > 2 ? 2 : argc, argv, cases,
                      (int)(sizeof cases / sizeof cases[0]));

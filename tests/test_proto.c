@@ -32,16 +32,16 @@ static const char *const s_kind_fields[PROTO_KIND_COUNT][10] = {
     [PROTO_BYE] = {0},
     [PROTO_SUBMIT] = {"grid", "spec", "force", "fingerprint"},
     [PROTO_SUBMITTED] = {"grid_id", "added", "reused", "kept"},
-    [PROTO_STATUS] = {"grid"},
+    [PROTO_STATUS] = {"grid", "after"},
     [PROTO_STATUS_REPLY] = {"queued", "running", "done", "failed", "grid",
-                            "items", "lost", "failures"},
-    [PROTO_RESULTS] = {"grid"},
-    [PROTO_RESULTS_REPLY] = {"items"},
+                            "items", "lost", "failures", "next"},
+    [PROTO_RESULTS] = {"grid", "after"},
+    [PROTO_RESULTS_REPLY] = {"items", "next"},
     [PROTO_CANCEL_GRID] = {"grid"},
     [PROTO_RETRY] = {"grid"},
     [PROTO_CHANGED] = {"count"},
-    [PROTO_WORKERS] = {0},
-    [PROTO_WORKERS_REPLY] = {"items"},
+    [PROTO_WORKERS] = {"after"},
+    [PROTO_WORKERS_REPLY] = {"items", "next"},
     [PROTO_ERROR] = {"code", "msg", "re"},
 };
 
@@ -112,6 +112,8 @@ static void sample(proto_msg *m, proto_kind k)
     m->code = TFQ_ECHECKSUM;
     m->msg = "checksum mismatch";
     m->re = PROTO_CKPT_PUT;
+    m->after = 4500;
+    m->next = 9001;
 }
 
 static bool str_eq(const char *a, const char *b)
@@ -131,7 +133,7 @@ static bool field_eq(const proto_msg *a, const proto_msg *b, const char *key)
     INT_F(images_per_s) INT_F(eta_s) INT_F(ok) INT_F(offset) INT_F(total)
     INT_F(force) INT_F(grid_id) INT_F(added) INT_F(reused) INT_F(kept) INT_F(queued)
     INT_F(running) INT_F(done) INT_F(failed) INT_F(count) INT_F(code)
-    INT_F(re) INT_F(lost) INT_F(failures)
+    INT_F(re) INT_F(lost) INT_F(failures) INT_F(after) INT_F(next)
     STR_F(worker) STR_F(spec) STR_F(result) STR_F(error) STR_F(grid)
     STR_F(items) STR_F(msg) STR_F(sha256) STR_F(init) STR_F(fingerprint)
     STR_F(lease)
@@ -151,7 +153,8 @@ static const char *const s_all_keys[] = {
     "ok", "result", "error", "sha256", "init", "offset", "total", "data",
     "grid",
     "force", "grid_id", "added", "reused", "kept", "fingerprint", "queued", "running", "done",
-    "failed", "count", "items", "code", "msg", "re", "lease", "lost", "failures"};
+    "failed", "count", "items", "code", "msg", "re", "lease", "lost", "failures",
+    "after", "next"};
 #define N_KEYS (sizeof s_all_keys / sizeof s_all_keys[0])
 
 static int test_roundtrip_all_kinds(void)
@@ -303,6 +306,46 @@ static int test_unknown_keys_ignored(void)
     CHECK_EQ_INT(m.job, 5);
     CHECK_EQ_INT(m.step, 9);
     CHECK(m.grid == NULL); /* a field of another kind is ignored too */
+    return 0;
+}
+
+/* The paging fields: absent reads as 0 (an old client asks for the first
+ * page), out of range or of the wrong type is refused naming the field,
+ * and a reply whose items are at their limit still fits a frame. */
+static int test_paging_fields(void)
+{
+    proto_msg m;
+    tfq_error e;
+    const char *old[] = {"v", "u:1", "k", "s:status"};
+    CHECK_EQ_INT(decode_map(old, 2, &m, &e), 0);
+    CHECK_EQ_INT(m.after, 0);
+    const char *neg[] = {"v", "u:1", "k", "s:results", "grid", "s:g",
+                         "after", "i:-1"};
+    CHECK_EQ_INT(decode_map(neg, 4, &m, &e), TFQ_ERANGE);
+    CHECK_MSG(strstr(e.msg, "after"), "%s", e.msg);
+    const char *str[] = {"v", "u:1", "k", "s:workers_reply", "items", "s:[]",
+                         "next", "s:7"};
+    CHECK_EQ_INT(decode_map(str, 4, &m, &e), TFQ_EFORMAT);
+    CHECK_MSG(strstr(e.msg, "next"), "%s", e.msg);
+
+    char *items = malloc(PROTO_MAX_ITEMS_BYTES + 1);
+    char grid[PROTO_MAX_NAME_BYTES + 1];
+    CHECK(items != NULL);
+    memset(items, 'x', PROTO_MAX_ITEMS_BYTES);
+    items[PROTO_MAX_ITEMS_BYTES] = '\0';
+    memset(grid, 'g', PROTO_MAX_NAME_BYTES);
+    grid[PROTO_MAX_NAME_BYTES] = '\0';
+    proto_msg_init(&m, PROTO_STATUS_REPLY);
+    m.queued = m.running = m.done = m.failed = m.next = INT64_MAX;
+    m.grid = grid;
+    m.items = items;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    int rc = proto_encode(&m, &sb, &e);
+    free(items);
+    msgpack_sbuffer_destroy(&sb);
+    CHECK_MSG(rc == 0, "a status_reply with %u bytes of items: %s",
+              PROTO_MAX_ITEMS_BYTES, e.msg);
     return 0;
 }
 
@@ -683,6 +726,7 @@ int main(int argc, char **argv)
     static const test_case cases[] = {
         {"roundtrip_all_kinds", test_roundtrip_all_kinds},
         {"unknown_keys_ignored", test_unknown_keys_ignored},
+        {"paging_fields", test_paging_fields},
         {"wrong_version", test_wrong_version},
         {"unknown_kind", test_unknown_kind},
         {"wrong_types", test_wrong_types},

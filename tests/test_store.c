@@ -1,6 +1,6 @@
 /* The coordinator's store against a real SQLite file: migrations, leasing
  * order, dependencies, stale results, releases, retries, expiry, counts, a
- * bulk insert and durability across a kill -9. */
+ * bulk insert, paged reports and durability across a kill -9. */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -767,6 +767,241 @@ static int test_bulk_insert_100k(void)
 
 /* The child of crash_durability: commits work, then dies by SIGKILL in the
  * middle of a batch.  Exits 2 if anything fails before that. */
+/* ---- report_pages ---------------------------------------------------- */
+
+/* Like the bulk insert's bound: catches paging gone quadratic, and is no
+ * benchmark (the times are printed). */
+#define REPORT_PAGES_MAX_S 120.0
+/* The coordinator's page: the "items" limit of the protocol, 3 MiB. */
+#define PAGE_BYTES (3u << 20)
+
+enum { REPORT_RESULTS, REPORT_RUNNING, REPORT_WORKERS };
+
+static int report_page(store *s, int which, int64_t grid, int64_t after,
+                       size_t max_bytes, char **json, int64_t *next,
+                       tfq_error *e)
+{
+    switch (which) {
+    case REPORT_RESULTS:
+        return store_results_json(s, grid, after, max_bytes, json, next, e);
+    case REPORT_RUNNING:
+        return store_running_json(s, grid, after, max_bytes, json, next, e);
+    default:
+        return store_workers_json(s, after, max_bytes, json, next, e);
+    }
+}
+
+/* Reads every page of a report, each at most max_bytes, each cursor past
+ * the one before, and joins their rows into *all (the caller frees it);
+ * *pages: how many there were. */
+static int report_all(store *s, int which, int64_t grid, size_t max_bytes,
+                      char **all, int *pages)
+{
+    size_t len = 1, cap = 1 << 16;
+    char *buf = malloc(cap);
+    CHECK(buf != NULL);
+    buf[0] = '[';
+    int64_t after = 0;
+    *pages = 0;
+    for (;;) {
+        char *json = NULL;
+        int64_t next = -1;
+        tfq_error e = {0};
+        int rc = report_page(s, which, grid, after, max_bytes, &json, &next,
+                             &e);
+        CHECK_MSG(rc == TFQ_OK, "page %d after %lld: %s", *pages + 1,
+                  (long long)after, e.msg);
+        size_t n = strlen(json);
+        CHECK_MSG(n <= max_bytes, "page of %zu bytes, budget %zu", n,
+                  max_bytes);
+        CHECK(n >= 2 && json[0] == '[' && json[n - 1] == ']');
+        CHECK_MSG(next == 0 || next > after, "next %lld after %lld",
+                  (long long)next, (long long)after);
+        /* Only the last page may be empty. */
+        CHECK(n > 2 || next == 0);
+        while (len + n + 2 > cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            CHECK(buf != NULL);
+        }
+        if (n > 2) {
+            if (len > 1)
+                buf[len++] = ',';
+            memcpy(buf + len, json + 1, n - 2);
+            len += n - 2;
+        }
+        free(json);
+        ++*pages;
+        if (next == 0)
+            break;
+        after = next;
+    }
+    buf[len++] = ']';
+    buf[len] = '\0';
+    *all = buf;
+    return 0;
+}
+
+/* Of the JSON array json: its length, and how many of its elements have a
+ * key (e.g. "$.job") not above the one before (0 when they ascend). */
+static int array_stats(const char *json, const char *key, int64_t *count,
+                       int64_t *unordered)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    CHECK(sqlite3_open(":memory:", &db) == SQLITE_OK);
+    int rc = sqlite3_prepare_v2(
+        db, "SELECT (SELECT json_array_length(?1)), (SELECT count(*) FROM "
+            "(SELECT json_extract(value, ?2) AS k, lag(json_extract(value, "
+            "?2)) OVER (ORDER BY key) AS prev FROM json_each(?1)) WHERE "
+            "prev >= k)", -1, &st, NULL);
+    CHECK_MSG(rc == SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    CHECK_MSG(sqlite3_step(st) == SQLITE_ROW, "%s", sqlite3_errmsg(db));
+    *count = sqlite3_column_int64(st, 0);
+    *unordered = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return 0;
+}
+
+/* Reports come in pages of rows in id order, within a byte budget, from
+ * any cursor: a 100,000-job grid with long names pages through whole (and
+ * quickly), a small budget gives the same rows as one big page, one row
+ * alone over the budget is refused, and every report is a valid array. */
+static int test_report_pages(void)
+{
+    enum { N = 100000, SMALL = 40 };
+    char path[512];
+    tfq_error e = {0};
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    int64_t big = 0, small = 0, empty = 0;
+    CHECK_EQ_INT(store_begin(s, &e), TFQ_OK);
+    CHECK_EQ_INT(store_grid_add(s, "big", "{}", &big, 0, &e), TFQ_OK);
+    CHECK_EQ_INT(store_grid_add(s, "small", "{}", &small, 0, &e), TFQ_OK);
+    CHECK_EQ_INT(store_grid_add(s, "empty", "{}", &empty, 0, &e), TFQ_OK);
+    for (int i = 0; i < N + SMALL; i++) {
+        /* The small grid's jobs among the big one's, so that its pages
+         * skip rows of another grid. */
+        int in_small = i % (N / SMALL + 1) == 7 && i < N;
+        char name[128];
+        snprintf(name, sizeof name, "job-%06d-%s", i,
+                 "a-long-name-of-a-job-in-a-very-big-grid-of-one-hundred-"
+                 "thousand-jobs-padded-to-100-bytes");
+        store_job j = {
+            .grid_id = in_small || i >= N ? small : big, .name = name,
+            .kind = "sleep", .spec = "{}", .identity = name, .n = -1,
+            .finetune = -1, .seed = -1,
+        };
+        CHECK_EQ_INT(store_job_add(s, &j, NULL, 0, &e), TFQ_OK);
+    }
+    CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
+    CHECK_EQ_INT(store_commit(s, &e), TFQ_OK);
+    int64_t nsmall = 0;
+    store_counts c;
+    CHECK_EQ_INT(store_counts_get(s, small, &c, &e), TFQ_OK);
+    nsmall = c.total;
+    CHECK(nsmall > SMALL);
+
+    /* The big grid in coordinator-sized pages. */
+    char *all = NULL;
+    int pages = 0;
+    int64_t count = 0, unordered = 0;
+    double t0 = now_s();
+    CHECK(report_all(s, REPORT_RESULTS, big, PAGE_BYTES, &all, &pages) == 0);
+    double t1 = now_s();
+    size_t bytes = strlen(all);
+    CHECK(array_stats(all, "$.job", &count, &unordered) == 0);
+    free(all);
+    printf("%lld results rows (%zu bytes) in %d pages of at most %u bytes: "
+           "%.2f s\n", (long long)count, bytes, pages, PAGE_BYTES, t1 - t0);
+    CHECK_EQ_INT(count, N + SMALL - nsmall);
+    CHECK_EQ_INT(unordered, 0);
+    CHECK(pages > 1);
+    CHECK_MSG(t1 - t0 < REPORT_PAGES_MAX_S, "paging took %.1f s", t1 - t0);
+    /* Every grid. */
+    CHECK(report_all(s, REPORT_RESULTS, 0, PAGE_BYTES, &all, &pages) == 0);
+    CHECK(array_stats(all, "$.job", &count, &unordered) == 0);
+    free(all);
+    CHECK_EQ_INT(count, N + SMALL);
+    CHECK_EQ_INT(unordered, 0);
+
+    /* The small grid: one page, then pages of a row or two. */
+    char *one = NULL;
+    int64_t next = -1;
+    CHECK_EQ_INT(store_results_json(s, small, 0, PAGE_BYTES, &one, &next, &e),
+                 TFQ_OK);
+    CHECK_EQ_INT(next, 0);
+    CHECK(report_all(s, REPORT_RESULTS, small, 700, &all, &pages) == 0);
+    CHECK_MSG(strcmp(one, all) == 0, "paged:\n%.300s\none page:\n%.300s",
+              all, one);
+    CHECK(pages >= nsmall / 2);
+    CHECK(array_stats(all, "$.job", &count, &unordered) == 0);
+    CHECK_EQ_INT(count, nsmall);
+    free(all);
+    /* A page from the middle starts after the cursor. */
+    size_t half = strlen(one) / 2;
+    char *mid = strstr(one + half, "{\"job\":");
+    CHECK(mid != NULL);
+    int64_t from = strtoll(mid + 7, NULL, 10);
+    char *rest = NULL;
+    CHECK_EQ_INT(store_results_json(s, small, from - 1, PAGE_BYTES, &rest,
+                                    &next, &e), TFQ_OK);
+    CHECK_EQ_INT(next, 0);
+    CHECK_MSG(strncmp(rest + 1, mid, strlen(rest) - 1) == 0, "%.200s", rest);
+    free(rest);
+    free(one);
+    /* A row alone over the budget is refused, naming it. */
+    CHECK_EQ_INT(store_results_json(s, small, 0, 100, &one, &next, &e),
+                 TFQ_ERANGE);
+    CHECK_MSG(strstr(e.msg, "bytes") != NULL, "%s", e.msg);
+    CHECK(one == NULL);
+    /* An empty grid, and a cursor past the end: an empty last page. */
+    CHECK_EQ_INT(store_results_json(s, empty, 0, PAGE_BYTES, &one, &next, &e),
+                 TFQ_OK);
+    CHECK_STR(one, "[]");
+    CHECK_EQ_INT(next, 0);
+    free(one);
+    CHECK_EQ_INT(store_results_json(s, 0, N + SMALL, PAGE_BYTES, &one, &next,
+                                    &e), TFQ_OK);
+    CHECK_STR(one, "[]");
+    free(one);
+
+    /* Running jobs and workers page the same way. */
+    char worker[16];
+    int leased = 0;
+    for (int w = 0; w < 5; w++) {
+        snprintf(worker, sizeof worker, "w%d", w);
+        CHECK_EQ_INT(store_worker_seen(s, worker, "host", 100 + w, 1, 1, &e),
+                     TFQ_OK);
+        store_leased l[STORE_MAX_LEASE];
+        int n = 0;
+        CHECK_EQ_INT(store_lease_many(s, worker, NULL, 1, 7, l, &n, &e), TFQ_OK);
+        for (int i = 0; i < n; i++)
+            store_leased_release(&l[i]);
+        leased += n;
+    }
+    CHECK_EQ_INT(leased, 35);
+    CHECK(report_all(s, REPORT_RUNNING, 0, 400, &all, &pages) == 0);
+    CHECK(array_stats(all, "$.job", &count, &unordered) == 0);
+    free(all);
+    CHECK_EQ_INT(count, leased);
+    CHECK_EQ_INT(unordered, 0);
+    CHECK(pages > 5);
+    CHECK(report_all(s, REPORT_WORKERS, 0, 150, &all, &pages) == 0);
+    CHECK(array_stats(all, "$.worker", &count, &unordered) == 0);
+    CHECK_EQ_INT(count, 5);
+    CHECK_EQ_INT(unordered, 0);
+    CHECK_EQ_INT(pages, 5);
+    CHECK_MSG(strstr(all, "\"running\":7,\"done\":0") != NULL, "%s", all);
+    free(all);
+    store_close(&s);
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
 static void crash_child(const char *path)
 {
     tfq_error e = {0};
@@ -889,6 +1124,7 @@ static const test_case cases[] = {
     {"recover_then_expire", test_recover_then_expire},
     {"counts", test_counts},
     {"bulk_insert_100k", test_bulk_insert_100k},
+    {"report_pages", test_report_pages},
     {"crash_durability", test_crash_durability},
 };
 
