@@ -9,7 +9,8 @@
 
 struct client {
     void *ctx, *sock;
-    void *monitor; /* CURVE: the handshake, to say why we are refused */
+    void *monitor; /* the handshake, to say why we are refused */
+    int curve;     /* this end speaks CURVE */
     char endpoint[256];
     zmq_msg_t frame;
     proto_unpacked up;
@@ -34,7 +35,10 @@ client *client_new(const char *endpoint, tfq_error *e)
         client_destroy(&c);
         return NULL;
     }
-    if (curve.on && c->sock)
+    /* Plaintext too: against a coordinator that wants CURVE the handshake
+     * fails, and the monitor says so at once instead of a timeout. */
+    c->curve = curve.on;
+    if (c->sock)
         c->monitor = curve_monitor_open(c->ctx, c->sock);
     if (c->sock == NULL ||
         zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
@@ -86,7 +90,7 @@ int client_request(client *c, const proto_msg *m, proto_msg *reply,
                                  CLIENT_TIMEOUT_MS / 1000);
         char why[256];
         if ((items[1].revents & ZMQ_POLLIN) &&
-            curve_refused(c->monitor, why, sizeof why))
+            curve_handshake_refused(c->monitor, c->curve, why, sizeof why))
             return tfq_error_set(e, TFQ_EPERM, "%s: %s", c->endpoint, why);
         if (items[0].revents & ZMQ_POLLIN)
             break;

@@ -253,7 +253,8 @@ int cmd_checkpoint(int argc, char **argv)
     client *c = NULL;
     tfq_error e = {0};
     char sha[HASH_HEX_BYTES] = "";
-    int status = CLI_FAIL;
+    int status = CLI_FAIL, direct = 0, made = 0; /* made: tmp is ours */
+    char tmp[4096] = "";
     FILE *f = NULL;
     if (ask("checkpoint", connect, &m, &r, &c) != 0)
         goto out;
@@ -263,13 +264,18 @@ int cmd_checkpoint(int argc, char **argv)
                 job, e.msg);
         goto out;
     }
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.part", outp);
+    /* A new or regular file is written beside it and renamed into place
+     * once verified.  Anything else (a device, a pipe) is written into as
+     * it is: a rename would replace it with a regular file. */
+    struct stat st;
+    direct = stat(outp, &st) == 0 && !S_ISREG(st.st_mode);
+    snprintf(tmp, sizeof tmp, "%s%s", outp, direct ? "" : ".part");
     f = fopen(tmp, "wb");
     if (f == NULL) {
         fprintf(stderr, "tfq checkpoint: %s: %s\n", tmp, strerror(errno));
         goto out;
     }
+    made = !direct;
     hash_sha256_ctx h;
     hash_sha256_init(&h);
     int64_t got = 0, total = -1;
@@ -286,31 +292,44 @@ int cmd_checkpoint(int argc, char **argv)
         }
         total = r.total;
         if (fwrite(r.data, 1, r.data_bytes, f) != r.data_bytes) {
-            fprintf(stderr, "tfq checkpoint: %s: write failed\n", tmp);
+            fprintf(stderr, "tfq checkpoint: %s: %s\n", tmp, strerror(errno));
             goto out;
         }
         hash_sha256_update(&h, r.data, r.data_bytes);
         got += (int64_t)r.data_bytes;
     }
+    if (fflush(f) != 0 || (!direct && fsync(fileno(f)) != 0)) {
+        fprintf(stderr, "tfq checkpoint: %s: %s\n", tmp, strerror(errno));
+        goto out;
+    }
+    int closed = fclose(f);
+    f = NULL;
+    if (closed != 0) {
+        fprintf(stderr, "tfq checkpoint: %s: %s\n", tmp, strerror(errno));
+        goto out;
+    }
     uint8_t digest[HASH_BYTES];
     char hex[HASH_HEX_BYTES];
     hash_sha256_final(&h, digest);
     hash_hex(digest, hex);
-    if (fclose(f) != 0 || strcmp(hex, sha) != 0 || rename(tmp, outp) != 0) {
-        f = NULL;
-        fprintf(stderr, "tfq checkpoint: %s: not written (hash %.12s, "
-                "expected %.12s)\n", outp, hex, sha);
-        unlink(tmp);
+    if (strcmp(hex, sha) != 0) {
+        fprintf(stderr, "tfq checkpoint: %s: %s (it arrived with hash "
+                "%.12s, expected %.12s)\n", outp,
+                direct ? "what was written is not the checkpoint"
+                       : "not written", hex, sha);
         goto out;
     }
-    f = NULL;
+    if (!direct && rename(tmp, outp) != 0) {
+        fprintf(stderr, "tfq checkpoint: %s: %s\n", outp, strerror(errno));
+        goto out;
+    }
     printf("%s: %lld bytes, sha256 %s\n", outp, (long long)total, sha);
     status = CLI_OK;
 out:
-    if (f != NULL) {
+    if (f != NULL)
         fclose(f);
+    if (status != CLI_OK && made)
         unlink(tmp);
-    }
     client_destroy(&c);
     return status;
 }

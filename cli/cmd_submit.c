@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "common/text.h"
 #include "coordinator/gridspec.h"
 #include "coordinator/jobfile.h"
 #include "worker/data.h"
@@ -45,6 +46,10 @@ static char *read_file(const char *path, tfq_error *e)
         return NULL;
     }
     buf[n] = '\0';
+    if (text_check_nul(buf, n, e) != 0) { /* the rest would be lost */
+        free(buf);
+        return NULL;
+    }
     return buf;
 }
 

@@ -235,7 +235,8 @@ void *curve_monitor_open(void *ctx, void *sock)
     return mon;
 }
 
-int curve_refused(void *monitor, char *why, size_t bytes)
+int curve_handshake_refused(void *monitor, int curve, char *why,
+                            size_t bytes)
 {
     if (monitor == NULL)
         return 0;
@@ -249,10 +250,22 @@ int curve_refused(void *monitor, char *why, size_t bytes)
         uint16_t event = (uint16_t)(d[0] | d[1] << 8);
         uint32_t value = (uint32_t)d[2] | (uint32_t)d[3] << 8 |
                          (uint32_t)d[4] << 16 | (uint32_t)d[5] << 24;
+        int mismatch = event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+                       value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH;
         refused = 1;
+        /* A tfq coordinator fails a plaintext handshake only when it wants
+         * CURVE. */
         if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
             snprintf(why, bytes, "the coordinator refused this key (status "
                      "%u): is it in the coordinator's allow-list?", value);
+        else if (!curve)
+            snprintf(why, bytes, "the coordinator requires CURVE (it ended "
+                     "the handshake: event 0x%x, code 0x%x): set "
+                     "TFQ_SERVER_KEY and TFQ_CURVE_KEY (or --server-key and "
+                     "--curve-key)", event, value);
+        else if (mismatch)
+            snprintf(why, bytes, "the CURVE handshake failed: the "
+                     "coordinator does not use CURVE (mechanism mismatch)");
         else
             snprintf(why, bytes, "the CURVE handshake failed (event 0x%x, "
                      "code 0x%x): wrong coordinator key, or the coordinator "
@@ -261,6 +274,11 @@ int curve_refused(void *monitor, char *why, size_t bytes)
     zmq_msg_close(&head);
     zmq_msg_close(&addr);
     return refused;
+}
+
+int curve_refused(void *monitor, char *why, size_t bytes)
+{
+    return curve_handshake_refused(monitor, 1, why, bytes);
 }
 
 void curve_monitor_close(void *monitor)

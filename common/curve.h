@@ -68,6 +68,10 @@ void curve_fingerprint(const uint8_t key[CURVE_KEY_BYTES],
  * why. */
 void *curve_monitor_open(void *ctx, void *sock);
 int curve_refused(void *monitor, char *why, size_t bytes);
+/* curve_refused for an end that may speak plaintext (curve: 0): a
+ * mechanism mismatch then says which of the two ends wants CURVE. */
+int curve_handshake_refused(void *monitor, int curve, char *why,
+                            size_t bytes);
 void curve_monitor_close(void *monitor);
 
 #endif

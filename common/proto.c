@@ -662,8 +662,9 @@ static int s_envelope(const msgpack_object_map *map, proto_msg *m,
                                  s_type_name(key->type));
         for (uint32_t j = 0; j < i; j++)
             if (map->ptr[j].key.via.str.size == key->via.str.size &&
-                memcmp(map->ptr[j].key.via.str.ptr, key->via.str.ptr,
-                       key->via.str.size) == 0) {
+                (key->via.str.size == 0 || /* "": ptr may be NULL */
+                 memcmp(map->ptr[j].key.via.str.ptr, key->via.str.ptr,
+                        key->via.str.size) == 0)) {
                 char buf[80];
                 return tfq_error_set(e, TFQ_EFORMAT, "duplicate key \"%s\"",
                                      s_printable(buf, sizeof buf,

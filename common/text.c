@@ -12,3 +12,16 @@ char *text_trim(char *p)
         *--end = '\0';
     return p;
 }
+
+int text_check_nul(const char *text, size_t bytes, tfq_error *e)
+{
+    const char *nul = memchr(text, '\0', bytes);
+    if (nul == NULL)
+        return 0;
+    int line = 1;
+    for (const char *p = text; p < nul; p++)
+        line += *p == '\n';
+    return tfq_error_set(e, TFQ_EINVAL, "line %d (byte offset %zu): a NUL "
+                         "byte: a text file has none", line,
+                         (size_t)(nul - text));
+}

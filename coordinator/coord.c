@@ -68,6 +68,13 @@
 #define COORD_RESERVE_MAX ((int64_t)256 << 20)
 #define COORD_RESERVE_SHARE 20 /* 1/20 = 5% */
 
+/* Submits parsed at once, each in a thread of libuv's pool while the loop
+ * goes on serving (a grid of 92,160 jobs takes several seconds to parse
+ * and expand); a submit beyond them is refused, so that clients cannot
+ * queue up parses (each may take hundreds of MB) faster than they
+ * finish. */
+#define COORD_MAX_PARSES 2
+
 /* One checkpoint arriving in chunks, written to a temporary file as it
  * comes and hashed on the way. */
 typedef struct {
@@ -147,6 +154,8 @@ struct coord {
     char endpoint[256];
     char ckpt_dir[4096];
     upload uploads[COORD_MAX_UPLOADS];
+    struct submit_work *parsing[COORD_MAX_PARSES]; /* submits off the loop */
+    int nparsing;
 };
 
 static int64_t now_ms(void)
@@ -577,25 +586,26 @@ static int add_grid(coord *c, const char *name, const char *text,
     return rc;
 }
 
-/* The job file of a submit: its text, or a grid file's expansion. */
-static int submitted_jobs(const proto_msg *m, jobfile *f, char *metric,
-                          tfq_error *e)
+/* The job file of a submit: its text, or a grid file's expansion.  Runs in
+ * a work thread: it reads only its arguments. */
+static int submitted_jobs(const char *spec, const char *fingerprint,
+                          jobfile *f, char *metric, tfq_error *e)
 {
     memset(f, 0, sizeof *f);
     metric[0] = '\0';
-    if (!gridspec_is_grid(m->spec))
-        return jobfile_parse(m->spec, f, e);
+    if (!gridspec_is_grid(spec))
+        return jobfile_parse(spec, f, e);
     gridspec *g = malloc(sizeof *g);
     char *text = NULL;
     if (g == NULL)
         return tfq_error_set(e, TFQ_ENOMEM, "out of memory");
-    int rc = gridspec_parse(m->spec, g, e);
-    if (rc == 0 && m->fingerprint[0] != '\0') {
+    int rc = gridspec_parse(spec, g, e);
+    if (rc == 0 && fingerprint[0] != '\0') {
         if (g->fingerprint[0] != '\0' &&
-            strcmp(g->fingerprint, m->fingerprint) != 0)
+            strcmp(g->fingerprint, fingerprint) != 0)
             rc = tfq_error_set(e, TFQ_EMISMATCH, "the grid file's data "
                                "fingerprint is not the data set's");
-        memcpy(g->fingerprint, m->fingerprint, sizeof g->fingerprint);
+        memcpy(g->fingerprint, fingerprint, sizeof g->fingerprint);
     }
     if (rc == 0)
         rc = gridspec_expand(g, &text, e);
@@ -608,32 +618,129 @@ static int submitted_jobs(const proto_msg *m, jobfile *f, char *metric,
     return rc;
 }
 
+/* A submit parsed in a work thread.  The request's frame is gone once
+ * handle returns, so it keeps copies of what it needs; the thread fills
+ * the results and the loop, in submit_done, stores them and replies. */
+typedef struct submit_work {
+    uv_work_t req;
+    coord *c;
+    uint8_t id[256]; /* the peer's routing id */
+    size_t id_bytes;
+    char *grid, *spec;
+    int force;
+    char fingerprint[HASH_HEX_BYTES];
+    /* results */
+    int rc;
+    tfq_error e;
+    jobfile f;
+    char metric[GRID_WORD_BYTES];
+} submit_work;
+
+static void on_readable(uv_poll_t *h, int status, int events);
+static void peer_of(peer *p, const void *data, size_t bytes);
+
+static void submit_parse(uv_work_t *req)
+{
+    submit_work *w = req->data;
+    w->rc = submitted_jobs(w->spec, w->fingerprint, &w->f, w->metric, &w->e);
+}
+
+static void submit_free(submit_work *w)
+{
+    jobfile_release(&w->f);
+    free(w->grid);
+    free(w->spec);
+    free(w);
+}
+
+/* Back on the loop: stores the parsed grid in its own transaction and
+ * replies once it is committed (or says why not). */
+static void submit_done(uv_work_t *req, int status)
+{
+    submit_work *w = req->data;
+    coord *c = w->c;
+    for (int i = 0; i < c->nparsing; i++)
+        if (c->parsing[i] == w) {
+            c->parsing[i] = c->parsing[--c->nparsing];
+            break;
+        }
+    /* on_readable commits its batch before it returns, so none is open
+     * here; end one if it were, or add_grid would only be a savepoint of
+     * it and the reply would wait for a commit that nothing starts. */
+    end_batch(c);
+    peer p;
+    peer_of(&p, w->id, w->id_bytes);
+    p.roles = 0;
+    p.user = p.address = "";
+    submit_counts n = {0};
+    int rc = w->rc;
+    if (status == UV_ECANCELED)
+        rc = tfq_error_set(&w->e, TFQ_EIO, "the coordinator stopped before "
+                           "it parsed this submit: nothing was stored");
+    else if (rc == 0)
+        rc = add_grid(c, w->grid, w->spec, &w->f, w->force,
+                      w->metric[0] ? w->metric : NULL, &n, &w->e);
+    if (rc != 0) {
+        reply_error(c, &p, rc, w->e.msg, PROTO_SUBMIT);
+    } else {
+        log_info("grid '%s' submitted: %d jobs, %lld added, %lld reused, "
+                 "%lld kept", w->grid, w->f.njobs, (long long)n.added,
+                 (long long)n.reused, (long long)n.kept);
+        proto_msg r;
+        proto_msg_init(&r, PROTO_SUBMITTED);
+        r.grid_id = n.grid_id;
+        r.added = n.added;
+        r.reused = n.reused;
+        r.kept = n.kept;
+        reply(c, &p, &r);
+    }
+    submit_free(w);
+    /* a send may have left input pending (ZMQ_FD signals edges only) */
+    if (!uv_is_closing((uv_handle_t *)&c->poll))
+        on_readable(&c->poll, 0, 0);
+}
+
+/* Hands the submit to a work thread (the parse of a large grid takes
+ * seconds, and heartbeats and status must not wait for it); at most
+ * COORD_MAX_PARSES at once. */
 static void on_submit(coord *c, const peer *p, const proto_msg *m)
 {
-    jobfile f;
-    tfq_error e = {0};
-    char metric[GRID_WORD_BYTES];
-    submit_counts n = {0};
-    int rc = submitted_jobs(m, &f, metric, &e);
-    if (rc == 0)
-        rc = add_grid(c, m->grid, m->spec, &f, m->force,
-                      metric[0] ? metric : NULL, &n, &e);
-    if (rc != 0) {
-        reply_error(c, p, rc, e.msg, PROTO_SUBMIT);
-        jobfile_release(&f);
+    if (c->nparsing >= COORD_MAX_PARSES) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the coordinator is busy parsing %d "
+                 "submits; try again", c->nparsing);
+        reply_error(c, p, TFQ_ERANGE, msg, PROTO_SUBMIT);
         return;
     }
-    log_info("grid '%s' submitted: %d jobs, %lld added, %lld reused, %lld "
-             "kept", m->grid, f.njobs, (long long)n.added,
-             (long long)n.reused, (long long)n.kept);
-    proto_msg r;
-    proto_msg_init(&r, PROTO_SUBMITTED);
-    r.grid_id = n.grid_id;
-    r.added = n.added;
-    r.reused = n.reused;
-    r.kept = n.kept;
-    reply(c, p, &r);
-    jobfile_release(&f);
+    submit_work *w = calloc(1, sizeof *w);
+    if (w != NULL && p->bytes > sizeof w->id) { /* ZeroMQ's are <= 255 */
+        reply_error(c, p, TFQ_ERANGE, "routing id too long", PROTO_SUBMIT);
+        free(w);
+        return;
+    }
+    if (w != NULL) {
+        w->grid = strdup(m->grid);
+        w->spec = strdup(m->spec);
+    }
+    if (w == NULL || w->grid == NULL || w->spec == NULL) {
+        reply_error(c, p, TFQ_ENOMEM, "out of memory", PROTO_SUBMIT);
+        if (w != NULL)
+            submit_free(w);
+        return;
+    }
+    w->c = c;
+    memcpy(w->id, p->data, p->bytes);
+    w->id_bytes = p->bytes;
+    w->force = m->force;
+    memcpy(w->fingerprint, m->fingerprint, sizeof w->fingerprint);
+    w->req.data = w;
+    int rc = uv_queue_work(&c->loop, &w->req, submit_parse, submit_done);
+    if (rc != 0) {
+        reply_error(c, p, TFQ_EIO, uv_strerror(rc), PROTO_SUBMIT);
+        submit_free(w);
+        return;
+    }
+    c->parsing[c->nparsing++] = w;
 }
 
 /* The JSON of one page of a report (status, results, workers): the limit
@@ -1501,6 +1608,19 @@ static void on_signal(uv_signal_t *s, int signum)
     coord_stop(c);
 }
 
+/* Whether only this machine can reach an endpoint: loopback TCP
+ * (127.0.0.0/8, ::1) or a transport that never leaves it. */
+static int endpoint_is_local(const char *ep)
+{
+    static const char *const local[] = {"ipc://", "inproc://",
+                                        "tcp://127.", "tcp://[::1]:",
+                                        "tcp://[::ffff:127.", NULL};
+    for (int i = 0; local[i] != NULL; i++)
+        if (strncmp(ep, local[i], strlen(local[i])) == 0)
+            return 1;
+    return 0;
+}
+
 coord *coord_new(const coord_config *cfg, tfq_error *e)
 {
     coord *c = calloc(1, sizeof *c);
@@ -1559,6 +1679,11 @@ coord *coord_new(const coord_config *cfg, tfq_error *e)
     }
     size_t elen = sizeof c->endpoint;
     zmq_getsockopt(c->sock, ZMQ_LAST_ENDPOINT, c->endpoint, &elen);
+    if (!c->auth.on && !endpoint_is_local(c->endpoint))
+        log_warn("listening on %s without CURVE: anyone who can reach this "
+                 "port can submit and cancel jobs, take leases and report "
+                 "results; off loopback give --curve-key and allow-lists "
+                 "(README.md, Scaling out)", c->endpoint);
     /* Tell scripts and tests where we listen (an ephemeral port included). */
     snprintf(path, sizeof path, "%s/endpoint", cfg->state_dir);
     FILE *f = fopen(path, "w");
@@ -1611,6 +1736,13 @@ static void close_cb(uv_handle_t *h)
 
 void coord_stop(coord *c)
 {
+    /* A submit not yet parsed is answered that nothing was stored; one
+     * being parsed is finished, stored and answered before the loop ends
+     * (uv_run waits for it). */
+    if (c->nparsing > 0)
+        log_info("stopping: %d submits are being parsed", c->nparsing);
+    for (int i = 0; i < c->nparsing; i++)
+        uv_cancel((uv_req_t *)&c->parsing[i]->req);
     uv_handle_t *hs[] = {(uv_handle_t *)&c->poll, (uv_handle_t *)&c->timer,
                          (uv_handle_t *)&c->sigint, (uv_handle_t *)&c->sigterm};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)

@@ -8,6 +8,7 @@
 #include <yaml.h>
 
 #include "common/rng.h"
+#include "common/text.h"
 #include "worker/data.h"
 #include "worker/jobspec.h"
 
@@ -467,6 +468,9 @@ static int on_top(reader *r, gridspec *g, const char *key,
                 off += (size_t)snprintf(g->net + off, sizeof g->net - off,
                                         "%s%s", off ? "; " : "", op);
             }
+            if (off == 0)
+                return fail(r, v, key, "the list of operations is empty "
+                            "(leave net out for the reference net)");
         } else if (get_str(r, v, key, g->net, sizeof g->net) != 0) {
             return TFQ_EINVAL;
         }
@@ -657,28 +661,118 @@ static void defaults(gridspec *g)
     snprintf(g->metric, sizeof g->metric, "top10");
 }
 
-int gridspec_parse(const char *text, gridspec *g, tfq_error *e)
+static int not_yaml(const yaml_parser_t *parser, tfq_error *e)
+{
+    return tfq_error_set(e, TFQ_EINVAL, "line %d column %d: not YAML: %s%s%s",
+                         (int)parser->problem_mark.line + 1,
+                         (int)parser->problem_mark.column + 1,
+                         parser->problem ? parser->problem : "error",
+                         parser->context ? " " : "",
+                         parser->context ? parser->context : "");
+}
+
+/* Checks the file's shape on libyaml's events, which it gives one at a
+ * time as far as it has read (so a hostile file is refused as soon as it
+ * is past a limit): one document, no directive, at most GRID_MAX_DEPTH
+ * levels, GRID_MAX_NODES nodes and GRID_MAX_ANCHORS anchors. */
+static int check_shape(const char *text, size_t bytes, tfq_error *e)
+{
+    /* libyaml checks each %TAG against every one before it: refuse them
+     * before it reads any.  A grid file starts with a key, so it has no
+     * use for them. */
+    int line = 1;
+    for (const char *p = text, *end = text + bytes; p < end; line++) {
+        if (*p == '%')
+            return tfq_error_set(e, TFQ_EINVAL, "line %d: a YAML directive "
+                                 "('%%...'): a grid file has none", line);
+        p = memchr(p, '\n', (size_t)(end - p));
+        if (p == NULL)
+            break;
+        p++;
+    }
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return tfq_error_set(e, TFQ_ENOMEM, "grid file: out of memory");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, bytes);
+    int depth = 0, nodes = 0, anchors = 0, docs = 0, rc = 0, end = 0;
+    while (rc == 0 && !end) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            rc = not_yaml(&parser, e);
+            break;
+        }
+        int at = (int)ev.start_mark.line + 1;
+        int column = (int)ev.start_mark.column + 1;
+        const yaml_char_t *anchor = NULL;
+        switch (ev.type) {
+        case YAML_DOCUMENT_START_EVENT:
+            if (++docs > 1)
+                rc = tfq_error_set(e, TFQ_EINVAL, "line %d: a second YAML "
+                                   "document ('---'): a grid file is one "
+                                   "document", at);
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            anchor = ev.type == YAML_SEQUENCE_START_EVENT
+                         ? ev.data.sequence_start.anchor
+                         : ev.data.mapping_start.anchor;
+            if (++depth > GRID_MAX_DEPTH)
+                rc = tfq_error_set(e, TFQ_EINVAL, "line %d column %d: lists "
+                                   "and mappings nested deeper than %d "
+                                   "levels (a grid file needs 5)", at, column,
+                                   GRID_MAX_DEPTH);
+            nodes++;
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            break;
+        case YAML_SCALAR_EVENT:
+            anchor = ev.data.scalar.anchor;
+            nodes++;
+            break;
+        case YAML_ALIAS_EVENT:
+            nodes++;
+            break;
+        case YAML_STREAM_END_EVENT:
+            end = 1;
+            break;
+        default:
+            break;
+        }
+        if (rc == 0 && nodes > GRID_MAX_NODES)
+            rc = tfq_error_set(e, TFQ_EINVAL, "line %d: more than %d values, "
+                               "lists and mappings", at, GRID_MAX_NODES);
+        if (rc == 0 && anchor != NULL && ++anchors > GRID_MAX_ANCHORS)
+            rc = tfq_error_set(e, TFQ_EINVAL, "line %d: more than %d anchors "
+                               "(&name)", at, GRID_MAX_ANCHORS);
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+int gridspec_parse_bytes(const char *text, size_t bytes, gridspec *g,
+                         tfq_error *e)
 {
     defaults(g);
-    /* "net" may come after "layers": resolve the net's depth first. */
+    int rc = text_check_nul(text, bytes, e);
+    if (rc == 0)
+        rc = check_shape(text, bytes, e);
+    if (rc != 0)
+        return rc;
     yaml_parser_t parser;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&parser))
         return tfq_error_set(e, TFQ_ENOMEM, "grid file: out of memory");
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text,
-                                 strlen(text));
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, bytes);
     if (!yaml_parser_load(&parser, &doc)) {
-        int rc = tfq_error_set(e, TFQ_EINVAL, "line %d column %d: not YAML: "
-                               "%s%s%s", (int)parser.problem_mark.line + 1,
-                               (int)parser.problem_mark.column + 1,
-                               parser.problem ? parser.problem : "error",
-                               parser.context ? " " : "",
-                               parser.context ? parser.context : "");
+        rc = not_yaml(&parser, e);
         yaml_parser_delete(&parser);
         return rc;
     }
     reader r = {&doc, e};
-    int rc;
+    /* "net" may come after "layers": resolve the net's depth first. */
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     const yaml_node_t *net_node = root ? find_key(&doc, root, "net") : NULL;
     if (root == NULL)
@@ -690,6 +784,11 @@ int gridspec_parse(const char *text, gridspec *g, tfq_error *e)
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     return rc;
+}
+
+int gridspec_parse(const char *text, gridspec *g, tfq_error *e)
+{
+    return gridspec_parse_bytes(text, strlen(text), g, e);
 }
 
 int gridspec_count(const gridspec *g)

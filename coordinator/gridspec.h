@@ -31,6 +31,18 @@
 /* Jobs one grid may expand to. */
 #define GRID_MAX_JOBS 100000
 
+/* Limits on a grid file's YAML, checked on libyaml's events before it
+ * builds the tree.  libyaml's scanner walks its whole stack of open flow
+ * collections ([ and {) for every token, and its loader every anchor for
+ * each new anchor and alias: unbounded, both make a parse quadratic in the
+ * file's size (a 240 KB file of nested [ took 69 s).  Within them a parse
+ * is linear. */
+#define GRID_MAX_DEPTH 32     /* lists and mappings inside each other; a
+                                 grid file needs 5 */
+#define GRID_MAX_NODES 65536  /* values, lists and mappings: 64 custom
+                                 splits of 256 classes each fit */
+#define GRID_MAX_ANCHORS 64   /* &name */
+
 /* One split of the classes into task A and task B. */
 typedef struct {
     char name[GRID_WORD_BYTES];       /* random0, dissimilar, or the user's */
@@ -65,7 +77,14 @@ typedef struct {
     int max_attempts;              /* 0: the queue's default */
 } gridspec;
 
-/* Parses and checks a grid file.  Errors read "line N: key: reason". */
+/* Parses and checks a grid file: one YAML document of the text's bytes,
+ * without directives (%), within the limits above.  Errors read "line N:
+ * key: reason"; a NUL byte is an error naming its offset.  Takes time
+ * linear in bytes. */
+int gridspec_parse_bytes(const char *text, size_t bytes, gridspec *g,
+                         tfq_error *e);
+
+/* gridspec_parse_bytes of a C string. */
 int gridspec_parse(const char *text, gridspec *g, tfq_error *e);
 
 /* Jobs the grid expands to. */

@@ -53,7 +53,11 @@ poll 120 is "select count(*) > 0 from attempts" 1 || fail "the allowed worker to
 # While it works, the refusals.
 client status --curve-key stranger.key 2>stranger.err && fail "an unknown key was served"
 grep -q "refused this key" stranger.err || fail "unknown key: $(cat stranger.err)"
-timeout 4 "$TFQ" status --connect "$EP" >plain.out 2>&1 && fail "a plaintext peer was served"
+# A plaintext client is told at once what it lacks (not a timeout: the
+# client's monitor sees the coordinator end the handshake).
+timeout 120 "$TFQ" status --connect "$EP" >plain.out 2>&1 && fail "a plaintext peer was served"
+grep -q "the coordinator requires CURVE (it ended the handshake.*): set TFQ_SERVER_KEY and TFQ_CURVE_KEY" plain.out ||
+    fail "plaintext client: $(cat plain.out)"
 "$TFQ" status --connect "$EP" --curve-key c.key --server-key other.pub 2>wrongserver.err &&
     fail "a client with the wrong coordinator key was served"
 grep -q "handshake failed" wrongserver.err || fail "wrong server key: $(cat wrongserver.err)"

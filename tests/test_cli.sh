@@ -88,6 +88,89 @@ if expect "bench names its kernels" 0 -- bench --steps 1 --repeats 1; then
         fail "bench output lacks its kernels: $(head -3 "$TMP/out")"
 fi
 
+# ---- files made to stall the parser ------------------------------------------
+
+# A grid file nested 120,000 and 524,288 deep (240 KB, 1 MiB): refused at
+# once, naming the line and the limit.  Before the parse was bounded the
+# first took tfq submit over 60 s, the second would have taken about 25
+# minutes: the 120 s bound only catches that, it is no benchmark.
+for depth in 120000 524280; do
+    python3 -c 'import sys; d = int(sys.argv[1]); sys.stdout.write("splits: " + "[" * d + "]" * d + "\n")' \
+        "$depth" >"$TMP/deep.yaml"
+    start=$SECONDS
+    timeout 120 "$TFQ" submit "$TMP/deep.yaml" --dry-run >"$TMP/out" 2>"$TMP/err"
+    got=$?
+    if [ "$got" -eq 1 ] && grep -q "deep.yaml: line 1 column 40: lists and mappings nested deeper than 32 levels" "$TMP/err"; then
+        ok "a grid file nested $depth deep is refused ($((SECONDS - start)) s)"
+    else
+        fail "a grid file nested $depth deep: exit status $got: $(cat "$TMP/err")"
+    fi
+done
+# A NUL byte does not end the file silently: its offset is named.
+printf 'splits: {random: [0]}\nlayers: 1\n\0layers: 2\n' >"$TMP/nul.yaml"
+expect "a NUL byte in a grid file" 1 "nul.yaml: line 3 (byte offset 32): a NUL byte" -- submit "$TMP/nul.yaml" --dry-run
+printf 'name = a\nkind = sleep\n\0---\nname = b\n' >"$TMP/nul.txt"
+expect "a NUL byte in a job file" 1 "nul.txt: line 3 (byte offset 22): a NUL byte" -- submit "$TMP/nul.txt" --dry-run
+
+# ---- a coordinator: its address, and checkpoints into special files ---------
+
+# start_coord BIND: a coordinator on BIND with its state in $TMP/q, and its
+# log in $TMP/coord.log; sets EP.
+start_coord() {
+    rm -rf "$TMP/q"
+    "$TFQ" coordinator --state "$TMP/q" --bind "$1" 2>"$TMP/coord.log" &
+    BG=$!
+    wait_for "$TMP/q/endpoint" "tcp://" 60 || {
+        fail "the coordinator on $1 wrote no endpoint within 60 s: $(cat "$TMP/coord.log")"
+        return 1
+    }
+    EP=$(cat "$TMP/q/endpoint")
+}
+stop_coord() {
+    kill -TERM "$BG"
+    wait "$BG" || fail "the coordinator exited $? on SIGTERM"
+    BG=
+}
+
+# Without CURVE off loopback, anyone who reaches the port may submit and
+# take leases: the coordinator says so when it starts (not on loopback).
+if start_coord 'tcp://0.0.0.0:*'; then
+    grep -q "warn  listening on tcp://0.0.0.0:[0-9]* without CURVE: anyone who can reach this port can submit" "$TMP/coord.log" &&
+        ok "a coordinator on 0.0.0.0 without CURVE warns" ||
+        fail "no warning for 0.0.0.0 without CURVE: $(cat "$TMP/coord.log")"
+    stop_coord
+fi
+
+# tfq checkpoint get writes a file beside its target and renames it into
+# place; into a device or a pipe it writes directly (a rename would put a
+# regular file in the place of /dev/full, as root), and a write error is
+# named as such.
+if start_coord 'tcp://127.0.0.1:*'; then
+    grep -q "without CURVE" "$TMP/coord.log" && fail "a coordinator on loopback warned: $(cat "$TMP/coord.log")"
+    printf 'name = s\nkind = sleep\nsleep_ms = 10\n' >"$TMP/s.txt"
+    expect "submit a sleep job" 0 -- submit "$TMP/s.txt" --connect "$EP"
+    expect "a worker runs it" 0 -- worker --connect "$EP" --name w --exit-when-idle
+    expect "checkpoint get into a file" 0 -- checkpoint get 1 -o "$TMP/s.ckpt" --connect "$EP"
+    grep -q "tfq sleep checkpoint 1" "$TMP/s.ckpt" || fail "checkpoint content: $(cat "$TMP/s.ckpt")"
+    expect "checkpoint get into /dev/null" 0 -- checkpoint get 1 -o /dev/null --connect "$EP"
+    [ -c /dev/null ] || fail "/dev/null is no longer a character device"
+    if [ -c /dev/full ]; then
+        expect "checkpoint get into /dev/full" 1 "tfq checkpoint: /dev/full: No space left on device" -- \
+            checkpoint get 1 -o /dev/full --connect "$EP"
+        grep -q "hash" "$TMP/err" && fail "a write error reported as a hash: $(cat "$TMP/err")"
+        [ -c /dev/full ] || fail "/dev/full is no longer a character device"
+        [ -e /dev/full.part ] && fail "/dev/full.part was left"
+    fi
+    mkfifo "$TMP/pipe"
+    cat "$TMP/pipe" >"$TMP/piped" &
+    CAT=$!
+    expect "checkpoint get into a pipe" 0 -- checkpoint get 1 -o "$TMP/pipe" --connect "$EP"
+    wait "$CAT"
+    cmp -s "$TMP/piped" "$TMP/s.ckpt" || fail "the pipe carried another checkpoint"
+    [ -p "$TMP/pipe" ] || fail "the pipe was replaced"
+    stop_coord
+fi
+
 if [ ! -d "$DATA" ]; then
     echo "note: $DATA not found, skipping the training checks"
     [ "$failures" -eq 0 ] && exit 77

@@ -1428,6 +1428,151 @@ static int big_status(void)
     return with_coordinator(big_status_body, BIG_HOLD_HEARTBEAT_MS);
 }
 
+/* ---- submit_hostile, submit_off_loop ------------------------------------ */
+
+/* "splits: " and depth [ then as many ]: a grid file nested as deep as its
+ * size allows.  malloc'd. */
+static char *nested_grid(int depth)
+{
+    char *t = malloc(8 + 2 * (size_t)depth + 2);
+    if (t == NULL)
+        return NULL;
+    memcpy(t, "splits: ", 8);
+    memset(t + 8, '[', (size_t)depth);
+    memset(t + 8 + depth, ']', (size_t)depth);
+    strcpy(t + 8 + 2 * (size_t)depth, "\n");
+    return t;
+}
+
+/* Grid files nested 120,000 and 524,280 deep (240 KB and 1 MiB, sent as
+ * they are, without the client's check) are refused within the reply
+ * deadline, naming the limit; before the parse was bounded they blocked
+ * the coordinator 90 s and about 25 minutes.  Status is served after. */
+static int hostile_body(fixture *fx)
+{
+    conn *client = conn_open(fx, "client");
+    CHECK(client != NULL);
+    int depths[] = {120000, 524280};
+    for (int i = 0; i < 2; i++) {
+        char *text = nested_grid(depths[i]);
+        CHECK(text != NULL);
+        proto_msg m, r;
+        proto_msg_init(&m, PROTO_SUBMIT);
+        m.grid = "deep";
+        m.spec = text;
+        int64_t t0 = mono_ms();
+        int rc = request(client, &m, &r, PROTO_ERROR);
+        free(text);
+        CHECK(rc == 0);
+        CHECK_EQ_INT(r.code, TFQ_EINVAL);
+        CHECK_MSG(strstr(r.msg, "line 1 column 40: lists and mappings nested "
+                         "deeper than 32 levels") != NULL, "%s", r.msg);
+        fprintf(stderr, "%d levels refused in %lld ms\n", depths[i],
+                (long long)(mono_ms() - t0));
+    }
+    counts n;
+    CHECK(status(client, &n) == 0);
+    CHECK_EQ_INT(n.queued + n.running + n.done + n.failed, 0);
+    return 0;
+}
+
+static int submit_hostile(void)
+{
+    return with_coordinator(hostile_body, HOLD_HEARTBEAT_MS);
+}
+
+/* 32 random splits, 2 seeds, every variant both ways: 4,608 jobs, which
+ * the coordinator takes a few tenths of a second here to parse and expand,
+ * and as long to store: long against the microseconds between two
+ * messages of one connection, short for a SIGTERM to wait for. */
+#define BIG_GRID_JOBS (32 * 2 * (2 + 2 * 7 * 5))
+static const char s_big_grid[] =
+    "dataset: {kind: fashion-mnist, fingerprint: "
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef}\n"
+    "splits: {random: 0-31}\n"
+    "directions: both\n"
+    "layers: 1-7\n"
+    "variants: [selffer, transfer, random]\n"
+    "finetune: both\n"
+    "seeds: 1-2\n";
+
+static int send_submit(conn *c, const char *grid, const char *spec)
+{
+    proto_msg m;
+    proto_msg_init(&m, PROTO_SUBMIT);
+    m.grid = grid;
+    m.spec = spec;
+    return send_msg(c, &m);
+}
+
+static int send_status(conn *c)
+{
+    proto_msg m;
+    proto_msg_init(&m, PROTO_STATUS);
+    return send_msg(c, &m);
+}
+
+/* Submits are parsed off the loop.  One connection sends a large grid's
+ * submit and then a status: both reach the coordinator in that order, so
+ * a coordinator that parsed on its loop would answer the submit first
+ * (and hold the status for the whole parse).  Then three submits and a
+ * status at once: two are parsed, the third is refused as busy, the
+ * status is answered at once.  Then SIGTERM during a parse: the
+ * coordinator ends with 0, and the grid is stored whole or not at all. */
+static int off_loop_body(fixture *fx)
+{
+    conn *client = conn_open(fx, "client");
+    CHECK(client != NULL);
+    proto_msg r;
+    CHECK(send_submit(client, "big", s_big_grid) == 0);
+    CHECK(send_status(client) == 0);
+    CHECK_MSG(expect(client, &r, PROTO_STATUS_REPLY) == 0, "the status was "
+              "not answered while the submit before it was parsed");
+    CHECK(expect(client, &r, PROTO_SUBMITTED) == 0);
+    CHECK_EQ_INT(r.added, BIG_GRID_JOBS);
+
+    CHECK(send_submit(client, "big2", s_big_grid) == 0);
+    CHECK(send_submit(client, "big3", s_big_grid) == 0);
+    CHECK(send_submit(client, "small", "name = a\nkind = sleep\n") == 0);
+    CHECK(send_status(client) == 0);
+    CHECK(expect(client, &r, PROTO_ERROR) == 0);
+    CHECK_EQ_INT(r.code, TFQ_ERANGE);
+    CHECK_MSG(strstr(r.msg, "busy parsing 2 submits; try again") != NULL,
+              "%s", r.msg);
+    CHECK(expect(client, &r, PROTO_STATUS_REPLY) == 0);
+    for (int i = 0; i < 2; i++) {
+        CHECK(expect(client, &r, PROTO_SUBMITTED) == 0);
+        CHECK_EQ_INT(r.added, BIG_GRID_JOBS);
+    }
+    CHECK(submit(client, "small", "name = a\nkind = sleep\n", 1) == 0);
+    counts before;
+    CHECK(status(client, &before) == 0);
+    CHECK_EQ_INT(before.queued, 3 * BIG_GRID_JOBS + 1);
+
+    CHECK(send_submit(client, "big4", s_big_grid) == 0);
+    CHECK(send_status(client) == 0);
+    CHECK(expect(client, &r, PROTO_STATUS_REPLY) == 0); /* it is in */
+    char ep[256];
+    snprintf(ep, sizeof ep, "%s", fx->ep);
+    CHECK(coord_stop(fx) == 0);
+    CHECK(coord_start(fx, ep) == 0);
+    conn *client2 = conn_open(fx, "client2");
+    CHECK(client2 != NULL);
+    counts after;
+    CHECK(status(client2, &after) == 0);
+    CHECK_MSG(after.queued == before.queued ||
+                  after.queued == before.queued + BIG_GRID_JOBS,
+              "%lld queued after a SIGTERM during a submit of %d jobs to "
+              "%lld", (long long)after.queued, BIG_GRID_JOBS,
+              (long long)before.queued);
+    return 0;
+}
+
+static int submit_off_loop(void)
+{
+    return with_coordinator(off_loop_body, HOLD_HEARTBEAT_MS);
+}
+
 int main(int argc, char **argv)
 {
     s_tfq = argc > 2 ? argv[2] : getenv("TFQ_BIN");
@@ -1441,6 +1586,8 @@ int main(int argc, char **argv)
         {"uploads_owned", uploads_owned},
         {"big_results", big_results},
         {"big_status", big_status},
+        {"submit_hostile", submit_hostile},
+        {"submit_off_loop", submit_off_loop},
     };
     return test_main(argc > 2 ? 2 : argc, argv, cases,
                      (int)(sizeof cases / sizeof cases[0]));

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "coordinator/gridspec.h"
@@ -263,6 +264,9 @@ static int test_errors(void)
         {"- a\n- b\n", "line 1: the grid file is not a mapping"},
         {"splits: {random: [0]}\nlayers: 1\ndataset:\n  limit_train: lots\n", "line 4: dataset.limit_train: 'lots' is not a whole number"},
         {"splits: {random: [0]}\nlayers: 1\ndataset:\n  fingerprint: abc\n", "line 4: dataset.fingerprint: not 64 lowercase hex digits"},
+        {"splits: {random: [0]}\nlayers: 1\nnet: []\n", "line 3: net: the list of operations is empty"},
+        {"splits: {random: [0]}\nlayers: 1\n---\nlayers: 2\n", "line 3: a second YAML document ('---')"},
+        {"splits: {random: [0]}\nlayers: 1\n...\n%TAG ! tag:x,2024:\n---\na: 1\n", "line 4: a YAML directive"},
     };
     static gridspec g;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -282,12 +286,124 @@ static int test_errors(void)
     return 0;
 }
 
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* "splits: " then depth [ and as many ], then rest: malloc'd. */
+static char *nested(int depth, const char *rest)
+{
+    size_t n = 8 + 2 * (size_t)depth + strlen(rest);
+    char *t = malloc(n + 1);
+    if (t == NULL)
+        return NULL;
+    memcpy(t, "splits: ", 8);
+    memset(t + 8, '[', (size_t)depth);
+    memset(t + 8 + depth, ']', (size_t)depth);
+    memcpy(t + 8 + 2 * (size_t)depth, rest, strlen(rest) + 1);
+    return t;
+}
+
+/* A parse within the limits takes time linear in the file (a deadline
+ * that the quadratic parse of the 1 MiB file, about 25 minutes, would
+ * miss by far, and a slow machine meets by far: it takes milliseconds). */
+#define PARSE_DEADLINE_S 30.0
+
+/* Files made to make the parser work: nesting, anchors, nodes and NUL
+ * bytes are refused, each naming the limit and where, in a time that does
+ * not grow with the square of the file. */
+static int test_hostile(void)
+{
+    static gridspec g;
+    tfq_error e = {0};
+    /* 240 KB and 1 MiB of nested lists: refused at the 32nd level (the
+     * root mapping is the first) */
+    int depths[] = {120000, 524288};
+    for (int i = 0; i < 2; i++) {
+        char *t = nested(depths[i], "\n");
+        CHECK(t != NULL);
+        double t0 = seconds();
+        int rc = gridspec_parse(t, &g, &e);
+        double took = seconds() - t0;
+        free(t);
+        CHECK(rc == TFQ_EINVAL);
+        CHECK_MSG(strstr(e.msg, "line 1 column 40: lists and mappings nested "
+                         "deeper than 32 levels") != NULL, "%s", e.msg);
+        CHECK_MSG(took < PARSE_DEADLINE_S, "%d levels took %.1f s",
+                  depths[i], took);
+    }
+    /* 31 levels below the root: past the nesting check (refused for what
+     * it means instead) */
+    char *t = nested(GRID_MAX_DEPTH - 1, "\n");
+    CHECK(t != NULL);
+    CHECK(gridspec_parse(t, &g, &e) != 0);
+    free(t);
+    CHECK_MSG(strstr(e.msg, "nested") == NULL, "%s", e.msg);
+    /* the deepest level allowed, over and over, to nearly GRID_MAX_NODES:
+     * linear */
+    size_t cap = 1 << 20, n = 0;
+    char *big = malloc(cap + 64);
+    CHECK(big != NULL);
+    n += (size_t)sprintf(big, "layers: [");
+    for (int nodes = 3; nodes + GRID_MAX_DEPTH < GRID_MAX_NODES;
+         nodes += GRID_MAX_DEPTH - 2) {
+        memset(big + n, '[', GRID_MAX_DEPTH - 2);
+        memset(big + n + GRID_MAX_DEPTH - 2, ']', GRID_MAX_DEPTH - 2);
+        n += 2 * (GRID_MAX_DEPTH - 2);
+        big[n++] = ',';
+    }
+    strcpy(big + n, "]\n");
+    double t0 = seconds();
+    CHECK(gridspec_parse(big, &g, &e) != 0);
+    double took = seconds() - t0;
+    CHECK_MSG(strstr(e.msg, "line 1: layers: expected a list of numbers") !=
+                  NULL, "%s", e.msg);
+    CHECK_MSG(took < PARSE_DEADLINE_S, "%zu bytes at depth %d took %.1f s",
+              n, GRID_MAX_DEPTH, took);
+    /* 1 MiB of numbers: refused at node GRID_MAX_NODES + 1 */
+    n = (size_t)sprintf(big, "layers: [");
+    while (n + 8 < cap)
+        n += (size_t)sprintf(big + n, "1,");
+    strcpy(big + n, "1]\n");
+    CHECK(gridspec_parse(big, &g, &e) == TFQ_EINVAL);
+    CHECK_MSG(strstr(e.msg, "line 1: more than 65536 values, lists and "
+                     "mappings") != NULL, "%s", e.msg);
+    /* anchors: each new one is checked against every other by libyaml */
+    n = (size_t)sprintf(big, "layers: [");
+    for (int i = 0; n + 32 < cap; i++)
+        n += (size_t)sprintf(big + n, "&a%d 1,", i);
+    strcpy(big + n, "1]\n");
+    t0 = seconds();
+    CHECK(gridspec_parse(big, &g, &e) == TFQ_EINVAL);
+    took = seconds() - t0;
+    CHECK_MSG(strstr(e.msg, "line 1: more than 64 anchors") != NULL, "%s",
+              e.msg);
+    CHECK_MSG(took < PARSE_DEADLINE_S, "anchors took %.1f s", took);
+    free(big);
+    /* a few anchors are fine */
+    CHECK_MSG(gridspec_parse("splits: {random: &s [0, 1]}\nlayers: &n 1\n"
+                             "seeds: *s\n", &g, &e) == 0, "%s", e.msg);
+    CHECK_EQ_INT(g.nseeds, 2);
+    /* a NUL byte: not the end of the file, an error naming its offset */
+    static const char with_nul[] = "splits: {random: [0]}\nlayers: 1\n\0"
+                                   "layers: 2\n";
+    CHECK(gridspec_parse_bytes(with_nul, sizeof with_nul - 1, &g, &e) ==
+          TFQ_EINVAL);
+    CHECK_MSG(strstr(e.msg, "line 3 (byte offset 32): a NUL byte") != NULL,
+              "%s", e.msg);
+    return 0;
+}
+
 static const test_case cases[] = {
     {"expand_table", test_expand_table},
     {"random_split", test_random_split},
     {"presets", test_presets},
     {"identity", test_identity},
     {"errors", test_errors},
+    {"hostile", test_hostile},
 };
 
 int main(int argc, char **argv)

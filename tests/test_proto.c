@@ -349,6 +349,27 @@ static int test_paging_fields(void)
     return 0;
 }
 
+/* Keys compared for duplicates, the empty key included (msgpack gives an
+ * empty string a NULL pointer: memcmp must not see it). */
+static int test_duplicate_keys(void)
+{
+    proto_msg m;
+    tfq_error e;
+    const char *empty[] = {"", "n", "v", "u:1", "k", "s:status"};
+    CHECK_MSG(decode_map(empty, 3, &m, &e) == 0, "%s", e.msg);
+    CHECK_EQ_INT(m.kind, PROTO_STATUS);
+    const char *twice[] = {"", "n", "", "n", "v", "u:1", "k", "s:status"};
+    CHECK_EQ_INT(decode_map(twice, 4, &m, &e), TFQ_EFORMAT);
+    CHECK_MSG(strstr(e.msg, "duplicate key") != NULL, "%s", e.msg);
+    const char *grid[] = {"v", "u:1", "k", "s:status", "grid", "s:a",
+                          "grid", "s:b"};
+    CHECK_EQ_INT(decode_map(grid, 4, &m, &e), TFQ_EFORMAT);
+    CHECK_MSG(strstr(e.msg, "duplicate key \"grid\"") != NULL, "%s", e.msg);
+    const char *no_kind[] = {"v", "u:1", "k", "s:"};
+    CHECK_EQ_INT(decode_map(no_kind, 2, &m, &e), TFQ_EINVAL);
+    return 0;
+}
+
 static int test_wrong_version(void)
 {
     proto_msg m;
@@ -727,6 +748,7 @@ int main(int argc, char **argv)
         {"roundtrip_all_kinds", test_roundtrip_all_kinds},
         {"unknown_keys_ignored", test_unknown_keys_ignored},
         {"paging_fields", test_paging_fields},
+        {"duplicate_keys", test_duplicate_keys},
         {"wrong_version", test_wrong_version},
         {"unknown_kind", test_unknown_kind},
         {"wrong_types", test_wrong_types},
