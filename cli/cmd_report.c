@@ -842,6 +842,26 @@ static void grid_report_release(grid_report *g)
 }
 
 /* Everything but the writing: fails when json has no finished run. */
+/* Names, on stderr, the jobs whose stored result the coordinator could not
+ * read (a row of an old database): the report leaves them out and goes on. */
+static void warn_bad_results(sqlite3 *db, const char *json)
+{
+    sqlite3_stmt *st = prepare(db, "SELECT json_extract(value, '$.job'), "
+                               "json_extract(value, '$.name'), json_extract("
+                               "value, '$.bad_result') FROM json_each(?1) "
+                               "WHERE json_extract(value, '$.bad_result') IS "
+                               "NOT NULL", NULL);
+    if (st == NULL)
+        return;
+    sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        fprintf(stderr, "tfq report: job %lld (%s): %s\n",
+                (long long)sqlite3_column_int64(st, 0),
+                (const char *)sqlite3_column_text(st, 1),
+                (const char *)sqlite3_column_text(st, 2));
+    sqlite3_finalize(st);
+}
+
 static int build_report(grid_report *g, const char *json, const char *source,
                         const char *grid, const char *metric_opt, figure *f2,
                         figure *f3, tfq_error *e)
@@ -849,6 +869,8 @@ static int build_report(grid_report *g, const char *json, const char *source,
     if (sqlite3_open(":memory:", &g->db) != SQLITE_OK)
         return tfq_error_set(e, TFQ_EIO, "report: cannot open SQLite");
     int rc = check_json(g->db, json, source, e);
+    if (rc == 0)
+        warn_bad_results(g->db, json);
     if (rc == 0)
         rc = choose_metric(g, json, metric_opt, e);
     if (rc == 0 && grid == NULL)

@@ -346,8 +346,11 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     X(RESULTS, "SELECT j.id, json_object('job', j.id, 'grid', "               \
                "g.name, 'name', j.name, 'kind', j.kind, 'state', j.state, "   \
                "'attempts', j.attempts, 'lost', j.lost, 'failures', "         \
-               "j.failures, 'error', j.last_error, 'result', "                \
-               "json(j.result), 'checkpoint', (SELECT c.sha256 FROM "         \
+               "j.failures, 'error', j.last_error, 'result', CASE WHEN "      \
+               "json_valid(j.result) THEN json(j.result) END, 'bad_result', " \
+               "CASE WHEN NOT json_valid(j.result) THEN 'the stored result "  \
+               "is not valid JSON; left out' END, 'checkpoint', (SELECT "     \
+               "c.sha256 FROM "                                               \
                "checkpoints c WHERE c.job_id = COALESCE(j.reused_from, j.id) "\
                "ORDER BY c.epoch DESC, c.attempt DESC LIMIT 1), 'split', "    \
                "j.split, 'similarity', j.similarity, 'target', j.target, "    \

@@ -594,6 +594,45 @@ static int test_resume_fallback(void)
     return 0;
 }
 
+/* A row whose result is not JSON (written by an older tfq, before results
+ * were checked) does not break the report: it is left out and named. */
+static int test_bad_row_skipped(void)
+{
+    char path[512];
+    tfq_error e = {0};
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    int64_t j = add_job(s, 0, "good", 0, 3);
+    int64_t k = add_job(s, 0, "old", 0, 3);
+    CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
+    store_leased l;
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ_INT(store_lease(s, "w", 1, &l, &e), TFQ_OK);
+        store_leased_release(&l);
+    }
+    CHECK_EQ_INT(store_finish(s, j, 1, NULL, 1, "{\"final_acc\":0.5}", NULL,
+                              2, &e), TFQ_OK);
+    CHECK_EQ_INT(store_finish(s, k, 1, NULL, 1, "{}", NULL, 2, &e), TFQ_OK);
+    sqlite3 *db = NULL;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "UPDATE jobs SET result = '{\"test_acc\": nan' "
+                           "WHERE name = 'old'", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    char *json = NULL;
+    int64_t next = -1;
+    CHECK_MSG(store_results_json(s, 0, 0, 1 << 20, &json, &next, &e) == 0,
+              "%s", e.msg);
+    CHECK_EQ_INT(next, 0);
+    CHECK_MSG(strstr(json, "\"final_acc\":0.5"), "%s", json);
+    CHECK_MSG(strstr(json, "\"bad_result\":\"the stored result is not valid "
+                           "JSON; left out\""), "%s", json);
+    CHECK_MSG(strstr(json, "nan") == NULL, "%s", json);
+    free(json);
+    store_close(&s);
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
 static int test_recover_then_expire(void)
 {
     char path[512];
@@ -1116,6 +1155,7 @@ static const test_case cases[] = {
     {"schema_file_matches", test_schema_file_matches},
     {"lease_holder", test_lease_holder},
     {"resume_fallback", test_resume_fallback},
+    {"bad_row_skipped", test_bad_row_skipped},
     {"lease_order", test_lease_order},
     {"deps_ready_blocked", test_deps_ready_blocked},
     {"stale_result_rejected", test_stale_result_rejected},
