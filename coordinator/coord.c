@@ -338,6 +338,18 @@ static void refuse_lease(coord *c, const peer *p, const proto_msg *m, int rc,
     reply_error(c, p, rc, why, m->kind);
 }
 
+/* Whether m carries a lease token; answers TFQ_EPERM when not.  The
+ * protocol lets it be absent so that the refusal is about the lease, not
+ * the message's format. */
+static int lease_given(coord *c, const peer *p, const proto_msg *m)
+{
+    if (m->lease[0] != '\0')
+        return 1;
+    refuse_lease(c, p, m, TFQ_EPERM, "no lease token: only the holder of a "
+                 "lease, with the token its job came with, may report on it");
+    return 0;
+}
+
 /* ---- handlers ----------------------------------------------------------- */
 
 static void on_hello(coord *c, const peer *p, const proto_msg *m)
@@ -422,6 +434,8 @@ static void on_ready(coord *c, const peer *p, const proto_msg *m)
 /* Heartbeat and progress: ack a live attempt, cancel a stale one. */
 static void on_alive(coord *c, const peer *p, const proto_msg *m)
 {
+    if (!lease_given(c, p, m))
+        return;
     tfq_error e = {0};
     char holder[HASH_HEX_BYTES];
     holder_of(p, m->lease, holder);
@@ -449,6 +463,8 @@ static void uploads_drop_attempt(coord *c, int64_t job, int attempt);
 
 static void on_result(coord *c, const peer *p, const proto_msg *m)
 {
+    if (!lease_given(c, p, m))
+        return;
     tfq_error e = {0};
     char holder[HASH_HEX_BYTES];
     holder_of(p, m->lease, holder);
@@ -1088,6 +1104,8 @@ static upload *upload_start(coord *c, const peer *p, const proto_msg *m,
 
 static void on_ckpt_put(coord *c, const peer *p, const proto_msg *m)
 {
+    if (!lease_given(c, p, m))
+        return;
     tfq_error e = {0};
     char holder[HASH_HEX_BYTES];
     holder_of(p, m->lease, holder);

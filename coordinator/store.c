@@ -1503,8 +1503,6 @@ int store_finish(store *s, int64_t job, int attempt, const char *holder,
     sqlite3_stmt *st;
     if (!ok && error == NULL)
         error = "failed";
-    if (ok && (ret = result_check(s, job, attempt, result_json, e)) != TFQ_OK)
-        return ret;
     if ((ret = txn_open(s, e)) != TFQ_OK)
         return ret;
     /* Ending the attempt is the check that it runs: one statement. */
@@ -1518,6 +1516,9 @@ int store_finish(store *s, int64_t job, int attempt, const char *holder,
                                 (long long)job, attempt);
         goto done;
     }
+    /* Checked once the holder is known: anyone else learns nothing. */
+    if (ok)
+        TRY(result_check(s, job, attempt, result_json, e));
     if (ok) {
         PREP(st, ST_JOB_SUCCEED);
         sqlite3_bind_int64(st, 1, job);
