@@ -58,6 +58,11 @@ grep -q "refused this key" stranger.err || fail "unknown key: $(cat stranger.err
 timeout 120 "$TFQ" status --connect "$EP" >plain.out 2>&1 && fail "a plaintext peer was served"
 grep -q "the coordinator requires CURVE (it ended the handshake.*): set TFQ_SERVER_KEY and TFQ_CURVE_KEY" plain.out ||
     fail "plaintext client: $(cat plain.out)"
+# So is a plaintext worker: it stops at once, saying why.
+timeout 120 "$TFQ" worker --connect "$EP" --name plainw --exit-when-idle \
+    >plainw.out 2>&1 && fail "a plaintext worker was served"
+grep -q "the coordinator requires CURVE" plainw.out ||
+    fail "plaintext worker: $(tail -3 plainw.out)"
 "$TFQ" status --connect "$EP" --curve-key c.key --server-key other.pub 2>wrongserver.err &&
     fail "a client with the wrong coordinator key was served"
 grep -q "handshake failed" wrongserver.err || fail "wrong server key: $(cat wrongserver.err)"

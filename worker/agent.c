@@ -105,8 +105,8 @@ static int agent_open(agent *a, tfq_error *e)
     int rc = curve_socket_client(a->sock, &a->curve, e);
     if (rc != 0)
         return rc;
-    if (a->curve.on)
-        a->monitor = curve_monitor_open(a->ctx, a->sock);
+    /* Plaintext too: a coordinator that wants CURVE then says so. */
+    a->monitor = curve_monitor_open(a->ctx, a->sock);
     if (zmq_connect(a->sock, a->cfg->connect) != 0)
         return tfq_error_set(e, TFQ_EINVAL, "cannot connect to %s: %s",
                              a->cfg->connect, zmq_strerror(errno));
@@ -134,6 +134,11 @@ static int agent_recv(agent *a, proto_msg *m, int timeout_ms, zmq_msg_t *frame,
     zmq_pollitem_t item = {a->sock, 0, ZMQ_POLLIN, 0};
     int n = zmq_poll(&item, 1, timeout_ms);
     if (n <= 0 && timeout_ms > 0) {
+        /* Refused at the handshake (no CURVE, a key not allowed): asking
+         * again on a new socket would not change that. */
+        char why[256];
+        if (curve_handshake_refused(a->monitor, a->curve.on, why, sizeof why))
+            return tfq_error_set(e, TFQ_EPERM, "%s: %s", a->cfg->connect, why);
         /* A reply is lost: start over on a new socket, or every later
          * reply would be taken for the one still awaited. */
         tfq_error oe = {0};
@@ -233,8 +238,10 @@ static int hello(agent *a, zmq_msg_t *frame, tfq_error *e)
             return 0;
         }
         /* Refused keys and roles do not change by asking again. */
+        if (rc == TFQ_EPERM)
+            return rc;
         char why[256];
-        if (curve_refused(a->monitor, why, sizeof why))
+        if (curve_handshake_refused(a->monitor, a->curve.on, why, sizeof why))
             return tfq_error_set(e, TFQ_EPERM, "%s: %s", a->cfg->connect,
                                  why);
         if (rc == 0 && r.kind == PROTO_ERROR && r.code == TFQ_EPERM)
