@@ -48,6 +48,10 @@ class Failure(Exception):
     """A check that did not hold; its text says what was expected."""
 
 
+class Skip(Exception):
+    """What the case needs is not here (exit 77)."""
+
+
 def check(cond, what):
     if not cond:
         raise Failure(what)
@@ -78,19 +82,38 @@ def poll(seconds, cond, what):
 
 class Coordinator:
     """A real `tfq coordinator` process on DIR/st, bound to an ephemeral
-    loopback port.  Its log is DIR/coord.log."""
+    loopback port.  Its log is DIR/coord.log.  tmpfs_bytes: DIR/st is a
+    tmpfs of that size (needs root: Skip without)."""
 
-    def __init__(self, tfq, heartbeat_ms=250, args=(), state=None):
+    def __init__(self, tfq, heartbeat_ms=250, args=(), tmpfs_bytes=None):
         self.tfq = tfq
         self.dir = tempfile.mkdtemp(prefix="tfq-hostile-")
-        self.state = state or os.path.join(self.dir, "st")
+        self.state = os.path.join(self.dir, "st")
         self.heartbeat_ms = heartbeat_ms
         self.args = list(args)
         self.log_path = os.path.join(self.dir, "coord.log")
         self.proc = None
         self.ctx = zmq.Context()
         self.peers = []
-        self.start()
+        self.workers = []
+        self.mounted = False
+        try:
+            if tmpfs_bytes is not None:
+                self.mount_tmpfs(tmpfs_bytes)
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def mount_tmpfs(self, size):
+        os.mkdir(self.state)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}",
+                            "tfq-hostile", self.state],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Skip(f"cannot mount a tmpfs (root needed): "
+                       f"{r.stderr.strip()}")
+        self.mounted = True
 
     def start(self):
         endpoint = os.path.join(self.state, "endpoint")
@@ -138,9 +161,26 @@ class Coordinator:
         for p in self.peers:
             p.close()
         self.peers = []
+        for w in self.workers:
+            if w.poll() is None:
+                w.kill()
+            w.wait()
         self.stop()
         self.ctx.term()
+        if self.mounted:
+            if subprocess.run(["umount", self.state]).returncode != 0:
+                subprocess.run(["umount", "-l", self.state])
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def worker(self, name, *args):
+        """Starts a real `tfq worker` called name; its log is DIR/NAME.log."""
+        log = open(os.path.join(self.dir, f"{name}.log"), "ab")
+        w = subprocess.Popen([self.tfq, "worker", "--connect", self.endpoint,
+                              "--name", name] + list(args),
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log.close()
+        self.workers.append(w)
+        return w
 
     def log_tail(self, lines=20):
         try:
@@ -349,10 +389,20 @@ def main(cases):
     name, tfq = sys.argv[1], os.path.realpath(sys.argv[2])
     fn, opts = cases[name] if isinstance(cases[name], tuple) \
         else (cases[name], {})
-    c = Coordinator(tfq, **opts)
+    # A timeout's SIGTERM still cleans up (processes, mounts).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(f"FAIL: {name}: "
+                                                     f"terminated"))
+    try:
+        c = Coordinator(tfq, **opts)
+    except Skip as s:
+        print(f"SKIP: {name}: {s}")
+        sys.exit(77)
     try:
         fn(c)
         c.check_alive(f"case {name}")
+    except Skip as s:
+        print(f"SKIP: {name}: {s}")
+        sys.exit(77)
     except Failure as f:
         print(f"FAIL: {name}: {f}{c.log_tail()}", file=sys.stderr)
         sys.exit(1)

@@ -8,8 +8,8 @@ gets none of its replies; one peer holds at most 64 leases; workers that
 vanish with their leases do not make jobs fail, their attempts are counted
 as lost.
 
-These cases wait for the lease-ownership fix: until it is merged they are
-skipped (77) unless TFQ_TEST_OWNERSHIP=1.
+These cases wait for the coordinator's fixes of issue 10: until they are
+merged the cases are skipped (77) unless TFQ_TEST_ISSUE10=1.
 
 Usage: test_ownership.py CASE TFQ
 """
@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hostile import (EPERM, REPLY_S, Failure, check, code_name,  # noqa: E402
                      lease_of, main, poll, result_msg, sleep_grid, zmq)
 
-if os.environ.get("TFQ_TEST_OWNERSHIP") != "1":
-    print("SKIP: lease ownership is not enforced yet; TFQ_TEST_OWNERSHIP=1 "
+if os.environ.get("TFQ_TEST_ISSUE10") != "1":
+    print("SKIP: lease ownership is not enforced yet; TFQ_TEST_ISSUE10=1 "
           "runs these cases")
     sys.exit(77)
 
@@ -89,8 +89,8 @@ def victim_and_intruder(c, jobs=1):
 def refused(intruder, what, msg):
     r = intruder.request(msg)
     check(r["k"] == "error" and r.get("code") == EPERM,
-          f"the intruder's {what} was answered {r!r}, expected error "
-          f"TFQ_EPERM ({EPERM})")
+          f"{what} from an intruder (another routing id) was answered "
+          f"{r!r}, expected error TFQ_EPERM ({EPERM})")
 
 
 def intruder_result(c):
