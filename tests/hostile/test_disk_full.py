@@ -93,9 +93,12 @@ def fill(c):
     print(f"# filled: {len(before)} jobs succeeded; {filled} bytes of filler, "
           f"{st.f_bavail * st.f_frsize} bytes left")
     log_at = len(c.log_text())
-    # The coordinator meets the full disk at its next write; it says so.
-    poll(120, lambda: any(w in c.log_text()[log_at:] for w in FULL_WORDS)
-         or not c.alive(), "the coordinator logging that the disk is full")
+    # The coordinator meets the full disk at its next write and says so
+    # (or copes without a word: 20 more jobs succeed).
+    poll(300, lambda: any(w in c.log_text()[log_at:] for w in FULL_WORDS)
+         or len(succeeded(c)) >= len(before) + 20 or not c.alive(),
+         "the coordinator logging that the disk is full, or 20 more jobs "
+         "succeeding on the full disk")
     c.check_alive("the disk filled")
     for i in range(STATUS_TRIES):
         status_answers(c, f"disk full, status {i + 1} of {STATUS_TRIES}")
