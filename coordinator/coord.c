@@ -218,6 +218,11 @@ static void end_batch(coord *c)
     int rc = store_commit(c->st, &e);
     if (rc != 0)
         log_error("commit of %d requests failed: %s", c->nheld, e.msg);
+    if (rc == TFQ_ENOSPC) { /* give the WAL's room back, then go on */
+        tfq_error we = {0};
+        if (store_compact_wal(c->st, &we) != 0)
+            log_warn("%s", we.msg);
+    }
     for (int i = 0; i < c->nheld; i++) {
         held_reply *h = &c->held[i];
         if (rc == 0) {

@@ -3,12 +3,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include <sqlite3.h>
 
 /* How long a statement waits for a lock held by another connection (a
  * reader such as `sqlite3` or a status command) before failing. */
 #define STORE_BUSY_TIMEOUT_MS 5000
+
+/* SQLite's page size and default WAL checkpoint interval, in pages. */
+#define STORE_PAGE_BYTES 4096
+#define STORE_WAL_PAGES 1000
 
 /* The migrations, in order: s_migrations[v - 1] brings the schema from
  * version v - 1 to v.  Each is the exact text of schema/NNN_*.sql (a test
@@ -675,6 +680,37 @@ done:
     return ret;
 }
 
+/* The WAL grows until a checkpoint copies it into the database, by default
+ * every 1000 pages (4 MiB).  On a small file system that is room the store
+ * may not have when it needs it, and a full disk cannot be checkpointed
+ * out of: so the WAL is checkpointed before it takes an eighth of the file
+ * system, and truncated back to that after each checkpoint. */
+static int wal_bound(store *s, const char *path, tfq_error *e)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    struct statvfs fs;
+    int64_t pages = STORE_WAL_PAGES;
+    if (statvfs(dir, &fs) == 0) {
+        int64_t eighth = (int64_t)fs.f_blocks * (int64_t)fs.f_frsize / 8 /
+                         STORE_PAGE_BYTES;
+        if (eighth < pages)
+            pages = eighth < 16 ? 16 : eighth;
+    }
+    char sql[96];
+    snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint = %lld",
+             (long long)pages);
+    int ret = exec(s, sql, "setting wal_autocheckpoint", e);
+    snprintf(sql, sizeof sql, "PRAGMA journal_size_limit = %lld",
+             (long long)(pages * STORE_PAGE_BYTES));
+    return ret != TFQ_OK ? ret : exec(s, sql, "setting journal_size_limit", e);
+}
+
 store *store_open(const char *path, tfq_error *e)
 {
     store *s = calloc(1, sizeof *s);
@@ -735,6 +771,8 @@ store *store_open(const char *path, tfq_error *e)
         exec(s, "PRAGMA temp_store = MEMORY", "setting temp_store", e) ||
         exec(s, "PRAGMA cache_size = -65536", "setting cache_size", e))
         goto fail;
+    if (wal_bound(s, path, e) != TFQ_OK)
+        goto fail;
     if (migrate(s, e) != TFQ_OK)
         goto fail;
     return s;
@@ -770,6 +808,14 @@ const char *store_migration_sql(int version)
     if (version < 1 || version > STORE_SCHEMA_VERSION)
         return NULL;
     return s_migrations[version - 1];
+}
+
+int store_compact_wal(store *s, tfq_error *e)
+{
+    if (s->depth != 0)
+        return tfq_error_set(e, TFQ_EINVAL, "%s: a batch is open", s->path);
+    return exec(s, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing the WAL",
+                e);
 }
 
 int store_begin(store *s, tfq_error *e)

@@ -99,6 +99,12 @@ int store_begin(store *s, tfq_error *e);
 int store_commit(store *s, tfq_error *e);
 void store_rollback(store *s);
 
+/* Copies the WAL into the database and truncates it, giving its room back
+ * to the file system: what the coordinator does when a commit failed for
+ * want of space (the WAL grows to about 4 MiB between checkpoints).  Not
+ * inside a batch. */
+int store_compact_wal(store *s, tfq_error *e);
+
 /* Adds a grid; its id goes to *grid_id.  TFQ_EINVAL for a duplicate name. */
 int store_grid_add(store *s, const char *name, const char *spec,
                    int64_t *grid_id, int64_t now_ms, tfq_error *e);
