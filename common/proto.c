@@ -231,7 +231,7 @@ static bool s_present(const proto_msg *m, int f)
 {
     switch (s_fields[f].type) {
     case T_STR:
-        return *AT_C(m, f, const char *) != NULL;
+        return *AT_C(m, f, char *) != NULL;
     case T_SHA:
         return *AT_C(m, f, char) != '\0';
     case T_KIND:
@@ -271,7 +271,7 @@ static int s_pack_field(msgpack_packer *pk, const proto_msg *m, int f,
                                  : msgpack_pack_false(pk);
         break;
     case T_STR: {
-        const char *s = *AT_C(m, f, const char *);
+        const char *s = *AT_C(m, f, char *);
         if (s == NULL)
             return tfq_error_set(e, TFQ_EINVAL,
                                  "%s: required field \"%s\" is NULL",

@@ -1609,6 +1609,33 @@ static void on_readable(uv_poll_t *h, int status, int events)
     }
 }
 
+int coord_feed(coord *c, const void *id, size_t id_bytes, const void *frame,
+               size_t bytes)
+{
+    tfq_error be = {0};
+    int rc = 0;
+    if (!c->batching) {
+        rc = store_begin(c->st, &be);
+        c->batching = rc == 0;
+    }
+    peer p;
+    peer_of(&p, id, id_bytes);
+    p.roles = ROLE_WORKER | ROLE_CLIENT;
+    p.user = "";
+    p.address = "";
+    c->nrequests++;
+    handle(c, &p, frame, bytes);
+    end_batch(c);
+    while (c->nparsing > 0) /* a submit: until it is stored and answered */
+        uv_run(&c->loop, UV_RUN_ONCE);
+    return rc;
+}
+
+void *coord_zmq_context(coord *c)
+{
+    return c->zctx;
+}
+
 static void on_timer(uv_timer_t *t)
 {
     coord *c = t->data;

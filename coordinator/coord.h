@@ -6,6 +6,7 @@
 #ifndef TFQ_COORDINATOR_COORD_H
 #define TFQ_COORDINATOR_COORD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -40,6 +41,23 @@ coord *coord_new(const coord_config *cfg, tfq_error *e);
 
 /* Serves until SIGINT or SIGTERM (or coord_stop); returns 0. */
 int coord_run(coord *c);
+
+/* Handles frame as one message received from routing id id[0 ..
+ * id_bytes) with every role (no CURVE), in a batch of its own: the same
+ * path as a message read from the socket, without the read (for the
+ * fuzzer, fuzz/fuzz_handlers.c); a submit is waited for until its work
+ * thread has parsed it and it is stored and answered.  Replies go out on
+ * the socket, which drops those to a peer it does not know.  Returns 0, or
+ * the store's error when
+ * the batch's transaction could not begin (the message is then handled
+ * outside one, as the loop does). */
+int coord_feed(coord *c, const void *id, size_t id_bytes, const void *frame,
+               size_t bytes);
+
+/* The ZeroMQ context of the coordinator's socket, through which peers in
+ * the same process reach an inproc:// address it is bound to.  Their
+ * sockets must be closed before coord_destroy, which terminates it. */
+void *coord_zmq_context(coord *c);
 
 void coord_stop(coord *c);
 void coord_destroy(coord **c);

@@ -1547,6 +1547,9 @@ int store_finish(store *s, int64_t job, int attempt, const char *holder,
 {
     int ret = TFQ_OK;
     sqlite3_stmt *st;
+    /* Bound with SQLITE_STATIC to a statement run after the branch that
+     * fills it: it must live as long as the function. */
+    char why[64];
     if (!ok && error == NULL)
         error = "failed";
     if ((ret = txn_open(s, e)) != TFQ_OK)
@@ -1576,7 +1579,6 @@ int store_finish(store *s, int64_t job, int attempt, const char *holder,
         bind_text(st, 2, error);
         sqlite3_bind_int64(st, 3, now_ms);
         TRY(run(s, st, "finishing the job", e));
-        char why[64];
         snprintf(why, sizeof why, "attempt %d resumed from it and failed",
                  attempt);
         PREP(st, ST_CKPT_BAD_RESUMED);
