@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@ int cmd_coordinator(int argc, char **argv)
         {"heartbeat-ms", required_argument, 0, 'h'},
         {"allow-workers", required_argument, 0, 'w'},
         {"allow-clients", required_argument, 0, 'c'},
+        {"accept-rollback", no_argument, 0, 'r'},
         {"help", no_argument, 0, 'H'},
         {0, 0, 0, 0},
     };
@@ -41,6 +43,7 @@ int cmd_coordinator(int argc, char **argv)
         case 'b': cfg.bind = optarg; break;
         case 'w': cfg.allow_workers = optarg; break;
         case 'c': cfg.allow_clients = optarg; break;
+        case 'r': cfg.accept_rollback = 1; break;
         case 'h':
             if (cli_int("coordinator", "--heartbeat-ms", optarg, 10, 600000, &hb))
                 return CLI_USAGE;
@@ -62,7 +65,22 @@ int cmd_coordinator(int argc, char **argv)
                    "is listed in\n"
                    "  --allow-workers FILE  (may take and report jobs) or\n"
                    "  --allow-clients FILE  (may submit, cancel, retry); "
-                   "both may read\n",
+                   "both may read\n"
+                   "  --accept-rollback  serve a store that lost commits (see "
+                   "below) as it is\n\n"
+                   "At start-up the coordinator takes DIR/tfq.lock (a second "
+                   "coordinator on DIR\n"
+                   "is refused, naming the first one's pid), refuses a "
+                   "corrupt store (PRAGMA\n"
+                   "quick_check) and one that holds fewer commits than "
+                   "DIR/tfq.seq says were\n"
+                   "made (its WAL removed or cut short, tfq.db emptied or "
+                   "replaced by an older\n"
+                   "copy): restore what was lost, or give --accept-rollback "
+                   "to go on with what\n"
+                   "is left (finished jobs it lost would run again).  What it "
+                   "creates in DIR is\n"
+                   "private to its user (umask 077).\n",
                    DEFAULT_BIND, COORD_HEARTBEAT_MS);
             return CLI_OK;
         default: return CLI_USAGE;
@@ -77,6 +95,9 @@ int cmd_coordinator(int argc, char **argv)
                 "FILE (the coordinator's secret key)\n");
         return CLI_USAGE;
     }
+    /* The store, its checkpoints and its endpoint are this user's only
+     * (0600 files, 0700 directories), whatever umask started us. */
+    umask(077);
     tfq_error e = {0};
     coord *c = coord_new(&cfg, &e);
     if (c == NULL) {

@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/random.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -156,6 +159,7 @@ struct coord {
     upload uploads[COORD_MAX_UPLOADS];
     struct submit_work *parsing[COORD_MAX_PARSES]; /* submits off the loop */
     int nparsing;
+    int lock_fd; /* DIR/tfq.lock, flocked for the coordinator's life */
 };
 
 static int64_t now_ms(void)
@@ -1671,6 +1675,100 @@ static int endpoint_is_local(const char *ep)
     return 0;
 }
 
+/* ---- the state directory ------------------------------------------- */
+
+/* Takes DIR/tfq.lock (flock: exclusive, without waiting) for as long as
+ * c->lock_fd stays open and writes this process's id into it.  The kernel
+ * drops the lock when the process dies, so a coordinator killed with
+ * kill -9 leaves no stale lock.  TFQ_EPERM naming the holder's pid when
+ * another coordinator has it. */
+static int lock_state(coord *c, tfq_error *e)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tfq.lock", c->cfg.state_dir);
+    c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (c->lock_fd < 0)
+        return tfq_error_set(e, TFQ_EIO, "%s: %s", path, strerror(errno));
+    if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char pid[32] = "";
+        ssize_t n = pread(c->lock_fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (err != EWOULDBLOCK)
+            return tfq_error_set(e, TFQ_EIO, "%s: cannot lock: %s", path,
+                                 strerror(err));
+        return tfq_error_set(e, TFQ_EPERM,
+                             "%s is in use by another coordinator (pid %s, "
+                             "which holds %s); stop it first, or give this "
+                             "one another state directory", c->cfg.state_dir,
+                             pid[0] ? pid : "unknown", path);
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(c->lock_fd, 0) != 0 ||
+        pwrite(c->lock_fd, pid, (size_t)len, 0) != len)
+        return tfq_error_set(e, TFQ_EIO, "%s: %s", path, strerror(errno));
+    return TFQ_OK;
+}
+
+/* Takes the group's and others' permissions off path (the state directory,
+ * ckpt/, the store's files), which an older tfq left readable by all.  A
+ * missing path is fine; one this user cannot change is only warned
+ * about. */
+static void make_private(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || (st.st_mode & 077) == 0)
+        return;
+    mode_t mode = st.st_mode & 07700;
+    if (chmod(path, mode) != 0)
+        log_warn("%s is open to other users (mode %04o) and cannot be "
+                 "made private: %s", path, (unsigned)(st.st_mode & 07777),
+                 strerror(errno));
+    else
+        log_info("%s made private: mode %04o, was %04o", path,
+                 (unsigned)mode, (unsigned)(st.st_mode & 07777));
+}
+
+/* Opens the store with its start-up checks (schema/STORE.md); a store
+ * behind its mirror is refused with a hint, or served with a warning under
+ * accept_rollback. */
+static int open_store(coord *c, tfq_error *e)
+{
+    char path[4200], seq[4200];
+    snprintf(path, sizeof path, "%s/tfq.db", c->cfg.state_dir);
+    snprintf(seq, sizeof seq, "%s/tfq.seq", c->cfg.state_dir);
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char f[4300];
+        snprintf(f, sizeof f, "%s%s", path, suffixes[i]);
+        make_private(f);
+    }
+    store_opts o = {.seq_path = seq,
+                    .accept_rollback = c->cfg.accept_rollback};
+    c->st = store_open_opts(path, &o, e);
+    if (c->st == NULL) {
+        if (e != NULL && e->code == TFQ_EMISMATCH) {
+            char why[TFQ_ERROR_MSG_BYTES];
+            snprintf(why, sizeof why, "%s", e->msg);
+            tfq_error_set(e, TFQ_EMISMATCH,
+                          "%.300s. Restore what was lost, or start with "
+                          "--accept-rollback to serve the store as it is "
+                          "(finished jobs it lost would run again)", why);
+        }
+        return e ? e->code : TFQ_EIO;
+    }
+    int64_t from = store_rolled_back_from(c->st);
+    if (from > 0)
+        log_warn("--accept-rollback: serving %s as it is, at commit %" PRId64
+                 ", though %s said commit %" PRId64 " was made: what the "
+                 "lost commits recorded is gone, and finished jobs among "
+                 "them may run again", path, store_commit_seq(c->st), seq,
+                 from);
+    return TFQ_OK;
+}
+
 coord *coord_new(const coord_config *cfg, tfq_error *e)
 {
     coord *c = calloc(1, sizeof *c);
@@ -1684,23 +1782,24 @@ coord *coord_new(const coord_config *cfg, tfq_error *e)
     if (c->cfg.liveness <= 0)
         c->cfg.liveness = COORD_LIVENESS;
     proto_unpacked_init(&c->up);
-    if (mkdir(cfg->state_dir, 0755) != 0 && errno != EEXIST) {
+    c->lock_fd = -1;
+    if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {
         tfq_error_set(e, TFQ_EIO, "%s: %s", cfg->state_dir, strerror(errno));
         goto fail;
     }
+    make_private(cfg->state_dir);
     char path[4096];
-    snprintf(path, sizeof path, "%s/tfq.db", cfg->state_dir);
-    c->st = store_open(path, e);
-    if (c->st == NULL)
+    if (lock_state(c, e) != 0 || open_store(c, e) != 0)
         goto fail;
     if (store_recover(c->st, now_ms(), e) != 0)
         goto fail;
     snprintf(c->ckpt_dir, sizeof c->ckpt_dir, "%s/ckpt", cfg->state_dir);
-    if (mkdir(c->ckpt_dir, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(c->ckpt_dir, 0700) != 0 && errno != EEXIST) {
         tfq_error_set(e, TFQ_EIO, "%s: %s", c->ckpt_dir, strerror(errno));
         goto fail;
     }
     uploads_clean(c->ckpt_dir);
+    make_private(c->ckpt_dir);
     c->zctx = zmq_ctx_new();
     c->sock = c->zctx ? zmq_socket(c->zctx, ZMQ_ROUTER) : NULL;
     if (c->sock == NULL) {
@@ -1736,7 +1835,10 @@ coord *coord_new(const coord_config *cfg, tfq_error *e)
                  "(README.md, Scaling out)", c->endpoint);
     /* Tell scripts and tests where we listen (an ephemeral port included). */
     snprintf(path, sizeof path, "%s/endpoint", cfg->state_dir);
-    FILE *f = fopen(path, "w");
+    int efd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = efd >= 0 ? fdopen(efd, "w") : NULL;
+    if (f == NULL && efd >= 0)
+        close(efd);
     if (f != NULL) {
         fprintf(f, "%s\n", c->endpoint);
         fclose(f);
@@ -1767,6 +1869,8 @@ fail:
     if (c->zctx)
         zmq_ctx_term(c->zctx);
     store_close(&c->st);
+    if (c->lock_fd >= 0)
+        close(c->lock_fd);
     proto_unpacked_release(&c->up);
     free(c);
     return NULL;
@@ -1815,6 +1919,7 @@ void coord_destroy(coord **cp)
     zmq_close(c->sock);
     zmq_ctx_term(c->zctx);
     store_close(&c->st);
+    close(c->lock_fd); /* only now may another coordinator open the store */
     proto_unpacked_release(&c->up);
     free(c->held);
     free(c);

@@ -30,13 +30,22 @@ typedef struct {
     const char *curve_key;
     const char *allow_workers;
     const char *allow_clients;
+    /* Serve a store that holds fewer commits than its mirror says were
+     * made (DIR/tfq.seq: its WAL lost, an older copy restored), with a
+     * warning, instead of refusing to start. */
+    int accept_rollback;
 } coord_config;
 
 typedef struct coord coord;
 
-/* Opens the store (applying migrations, reconciling attempts left running
- * by a previous coordinator), binds the socket.  NULL with e set when the
- * state directory, the database or the address is unusable. */
+/* Takes the state directory (DIR/tfq.lock: one coordinator per
+ * directory), opens the store (checking that it is whole and holds every
+ * commit DIR/tfq.seq says was made, applying migrations, reconciling
+ * attempts left running by a previous coordinator), binds the socket.
+ * What it creates is private to its user (0700 directories, 0600 files
+ * under the process's umask).  NULL with e set when the state directory
+ * is unusable or held by another coordinator, the store is corrupt or has
+ * lost commits, or the address is unusable. */
 coord *coord_new(const coord_config *cfg, tfq_error *e);
 
 /* Serves until SIGINT or SIGTERM (or coord_stop); returns 0. */

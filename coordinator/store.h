@@ -77,9 +77,38 @@ typedef struct {
 
 /* Opens the store at path, creating it when missing, and applies pending
  * migrations (one transaction each).  Fails with TFQ_EFORMAT for a file that
- * is not an SQLite database and TFQ_EVERSION for a schema newer than
- * STORE_SCHEMA_VERSION.  Returns NULL on failure. */
+ * is not an SQLite database or is corrupt, and TFQ_EVERSION for a schema
+ * newer than STORE_SCHEMA_VERSION.  Returns NULL on failure. */
 store *store_open(const char *path, tfq_error *e);
+
+/* What store_open_opts checks beyond store_open. */
+typedef struct {
+    /* The file that mirrors the store's commit sequence outside it
+     * (schema/STORE.md), created when missing; NULL: none. */
+    const char *seq_path;
+    /* A store behind its mirror is opened as it is, and its sequence
+     * adopted, instead of refused. */
+    int accept_rollback;
+} store_opts;
+
+/* store_open, checking first that the store is whole and as new as it
+ * should be.  Fails with TFQ_EFORMAT when PRAGMA quick_check finds it
+ * corrupt (the message quotes what it found), and, with o->seq_path, with
+ * TFQ_EMISMATCH when the store holds fewer commits than the mirror says
+ * were made (its WAL removed or cut short, the database replaced by an
+ * older copy, emptied or removed), unless o->accept_rollback.  A store
+ * ahead of its mirror (the mirror lost or behind) is fine: the mirror is
+ * rewritten.  A refused store is left untouched.  o may be NULL (no
+ * mirror). */
+store *store_open_opts(const char *path, const store_opts *o, tfq_error *e);
+
+/* The store's commit sequence: how many top-level commits that changed
+ * something (and migrations) it has recorded. */
+int64_t store_commit_seq(store *s);
+
+/* The sequence the mirror said when accept_rollback let a store that was
+ * behind it open; 0 when none was behind. */
+int64_t store_rolled_back_from(store *s);
 
 /* Closes the store (NULL-safe) and sets *s to NULL.  An open batch is
  * rolled back. */

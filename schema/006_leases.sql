@@ -16,6 +16,11 @@ ALTER TABLE jobs ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
 -- checkpoints.bad: why the checkpoint is no longer offered to resume from
 -- (an attempt that resumed from it failed, or submit --force); NULL: good.
 ALTER TABLE checkpoints ADD COLUMN bad TEXT;
+-- The lease query: among ready jobs of the same priority the ones lost
+-- least go first, so that leases lost again and again (a worker that dies of
+-- a job, fake workers) spread over the queue, not onto the same job.
+DROP INDEX jobs_state_priority;
+CREATE INDEX jobs_state_priority ON jobs (state, priority DESC, lost);
 -- The leases one worker holds, counted at each ready.
 CREATE INDEX attempts_running_worker ON attempts (worker)
     WHERE state = 'running';

@@ -1,6 +1,7 @@
 /* The coordinator's store against a real SQLite file: migrations, leasing
  * order, dependencies, stale results, releases, retries, expiry, counts, a
- * bulk insert, paged reports and durability across a kill -9. */
+ * bulk insert, paged reports, durability across a kill -9, and the start-up
+ * checks (the commit sequence and its mirror, quick_check). */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -1149,7 +1150,180 @@ static int test_upgrade(void)
     return 0;
 }
 
+/* The whole of a small file as text (at most 255 bytes), "" when it cannot
+ * be read. */
+static const char *file_text(const char *path)
+{
+    static char buf[256];
+    buf[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (f != NULL) {
+        buf[fread(buf, 1, sizeof buf - 1, f)] = '\0';
+        fclose(f);
+    }
+    return buf;
+}
+
+/* v as the mirror file writes it ("12\n"); one of four static buffers. */
+static const char *seq_text(int64_t v)
+{
+    static char buf[4][32];
+    static int next;
+    char *p = buf[next++ % 4];
+    snprintf(p, sizeof buf[0], "%lld\n", (long long)v);
+    return p;
+}
+
+/* Copies a file of at most 1 MiB; 0 on success. */
+static int copy_file(const char *from, const char *to)
+{
+    static char buf[1 << 20];
+    FILE *f = fopen(from, "rb");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return n == sizeof buf ? -1 : test_write_file(to, buf, n);
+}
+
+/* The commit sequence: counted by each top-level commit that changed
+ * something, mirrored in a file; a store behind its mirror is refused
+ * (untouched) or, with accept_rollback, adopted; a store ahead of it, or
+ * without one, rewrites the mirror. */
+static int test_commit_seq(void)
+{
+    const char *dir = test_tmpdir();
+    char path[512], seq[512], old[512];
+    snprintf(path, sizeof path, "%s", path_in(dir, "tfq.db"));
+    snprintf(seq, sizeof seq, "%s", path_in(dir, "tfq.seq"));
+    snprintf(old, sizeof old, "%s", path_in(dir, "old.db"));
+    store_opts o = {.seq_path = seq};
+    tfq_error e = {0};
+    char want[128];
+
+    /* A new store: its migrations are its first commits. */
+    store *s = store_open_opts(path, &o, &e);
+    CHECK_MSG(s != NULL, "%s", e.msg);
+    int64_t n = store_commit_seq(s);
+    CHECK_EQ_INT(n, STORE_SCHEMA_VERSION);
+    CHECK_STR(file_text(seq), seq_text(n));
+    int64_t grid = 0;
+    CHECK_EQ_INT(store_grid_add(s, "g", "{}", &grid, 1, &e), TFQ_OK);
+    CHECK_EQ_INT(store_commit_seq(s), n + 1);
+    CHECK_STR(file_text(seq), seq_text(n + 1));
+    /* Nothing changed, nothing counted: a refused insert, an idle expiry. */
+    CHECK_EQ_INT(store_grid_add(s, "g", "{}", NULL, 1, &e), TFQ_EINVAL);
+    CHECK_EQ_INT(store_expire(s, 10, 5, NULL, &e), TFQ_OK);
+    CHECK_EQ_INT(store_commit_seq(s), n + 1);
+    /* A batch is one commit. */
+    CHECK_EQ_INT(store_begin(s, &e), TFQ_OK);
+    CHECK(add_job(s, grid, "a", 0, 0) > 0);
+    CHECK(add_job(s, grid, "b", 0, 0) > 0);
+    CHECK_EQ_INT(store_commit(s, &e), TFQ_OK);
+    CHECK_EQ_INT(store_commit_seq(s), n + 2);
+    store_close(&s);
+    snprintf(want, sizeof want, "%lld", (long long)(n + 2));
+    CHECK_STR(query(path, "SELECT value FROM meta WHERE key = 'commit_seq'"),
+              want);
+    CHECK(copy_file(path, old) == 0); /* a copy at commit n + 2 */
+
+    s = store_open_opts(path, &o, &e);
+    CHECK_MSG(s != NULL, "%s", e.msg);
+    CHECK(add_job(s, grid, "c", 0, 0) > 0);
+    CHECK_EQ_INT(store_commit_seq(s), n + 3);
+    store_close(&s);
+
+    /* The older copy put back: refused, and left as it was. */
+    CHECK(copy_file(old, path) == 0);
+    tfq_error_clear(&e);
+    CHECK(store_open_opts(path, &o, &e) == NULL);
+    CHECK_EQ_INT(e.code, TFQ_EMISMATCH);
+    snprintf(want, sizeof want, "holds commit %lld but", (long long)(n + 2));
+    CHECK_MSG(strstr(e.msg, want) != NULL, "%s", e.msg);
+    snprintf(want, sizeof want, "says commit %lld was made", (long long)(n + 3));
+    CHECK_MSG(strstr(e.msg, want) != NULL &&
+              strstr(e.msg, "lost its last 1 commits") != NULL &&
+              strstr(e.msg, seq) != NULL, "%s", e.msg);
+    CHECK_STR(file_text(seq), seq_text(n + 3));
+    CHECK_STR(query(path, "SELECT COUNT(*) FROM jobs"), "2");
+    /* Accepted: its number is adopted, and the next start is clean. */
+    o.accept_rollback = 1;
+    s = store_open_opts(path, &o, &e);
+    CHECK_MSG(s != NULL, "%s", e.msg);
+    CHECK_EQ_INT(store_rolled_back_from(s), n + 3);
+    CHECK_EQ_INT(store_commit_seq(s), n + 2);
+    CHECK_STR(file_text(seq), seq_text(n + 2));
+    store_close(&s);
+    o.accept_rollback = 0;
+    s = store_open_opts(path, &o, &e);
+    CHECK_MSG(s != NULL, "%s", e.msg);
+    CHECK_EQ_INT(store_rolled_back_from(s), 0);
+    store_close(&s);
+
+    /* A mirror lost or behind is written anew. */
+    CHECK(unlink(seq) == 0);
+    s = store_open_opts(path, &o, &e);
+    CHECK_MSG(s != NULL, "%s", e.msg);
+    store_close(&s);
+    CHECK_STR(file_text(seq), seq_text(n + 2));
+    CHECK(test_write_file(seq, "3\n", 2) == 0);
+    s = store_open_opts(path, &o, &e);
+    CHECK_MSG(s != NULL, "%s", e.msg);
+    store_close(&s);
+    CHECK_STR(file_text(seq), seq_text(n + 2));
+
+    /* A mirror that holds no number is refused. */
+    CHECK(test_write_file(seq, "seven\n", 6) == 0);
+    tfq_error_clear(&e);
+    CHECK(store_open_opts(path, &o, &e) == NULL);
+    CHECK_EQ_INT(e.code, TFQ_EMISMATCH);
+    CHECK_MSG(strstr(e.msg, "holds no commit number") != NULL, "%s", e.msg);
+
+    /* The store removed: refused, and not created empty. */
+    const char *text = seq_text(n + 2);
+    CHECK(test_write_file(seq, text, strlen(text)) == 0);
+    CHECK(unlink(path) == 0);
+    tfq_error_clear(&e);
+    CHECK(store_open_opts(path, &o, &e) == NULL);
+    CHECK_EQ_INT(e.code, TFQ_EMISMATCH);
+    snprintf(want, sizeof want, "says %lld commits were made", (long long)(n + 2));
+    CHECK_MSG(strstr(e.msg, "is missing") != NULL &&
+              strstr(e.msg, want) != NULL, "%s", e.msg);
+    CHECK(access(path, F_OK) != 0);
+    test_rmtree(dir);
+    return 0;
+}
+
+/* A page of a store overwritten: store_open refuses it, quoting what
+ * PRAGMA quick_check found. */
+static int test_quick_check(void)
+{
+    char path[512];
+    tfq_error e = {0};
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    store_close(&s);
+    /* Page 2 is the root of the first table (meta): a b-tree page. */
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL);
+    char junk[4096];
+    memset(junk, 0xa5, sizeof junk);
+    CHECK(fseek(f, 4096, SEEK_SET) == 0);
+    CHECK(fwrite(junk, 1, sizeof junk, f) == sizeof junk);
+    CHECK(fclose(f) == 0);
+    s = store_open(path, &e);
+    CHECK(s == NULL);
+    CHECK_EQ_INT(e.code, TFQ_EFORMAT);
+    CHECK_MSG(strstr(e.msg, "is corrupt (PRAGMA quick_check found:") != NULL &&
+              strstr(e.msg, "Page 2") != NULL && strchr(e.msg, '\n') == NULL,
+              "%s", e.msg);
+    test_rmtree(test_tmpdir());
+    return 0;
+}
+
 static const test_case cases[] = {
+    {"commit_seq", test_commit_seq},
+    {"quick_check", test_quick_check},
     {"upgrade", test_upgrade},
     {"open_migrate", test_open_migrate},
     {"schema_file_matches", test_schema_file_matches},
