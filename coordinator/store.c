@@ -157,9 +157,9 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     /* schema/006_leases.sql */
     "-- tfq coordinator store, schema version 6: a lease belongs to its holder,\n"
     "-- and a lost lease is not a failure.\n"
-    "-- attempts.holder: the SHA-256 (hex) of the lease token the coordinator\n"
-    "-- gave with the lease (and, under CURVE, of the worker's key); only a\n"
-    "-- message carrying that token may heartbeat, report, upload for, finish or\n"
+    "-- attempts.holder: the lease token the coordinator gave with the lease\n"
+    "-- (its first 128 bits, and under CURVE the worker key's fingerprint); only\n"
+    "-- a message carrying that token may heartbeat, report, upload for, finish or\n"
     "-- release the attempt.  attempts.resumed_from: the checkpoint the attempt\n"
     "-- was told to resume from.\n"
     "ALTER TABLE attempts ADD COLUMN holder TEXT;\n"
@@ -177,10 +177,7 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     "-- least go first, so that leases lost again and again (a worker that dies of\n"
     "-- a job, fake workers) spread over the queue, not onto the same job.\n"
     "DROP INDEX jobs_state_priority;\n"
-    "CREATE INDEX jobs_state_priority ON jobs (state, priority DESC, lost);\n"
-    "-- The leases one worker holds, counted at each ready.\n"
-    "CREATE INDEX attempts_running_worker ON attempts (worker)\n"
-    "    WHERE state = 'running';\n",
+    "CREATE INDEX jobs_state_priority ON jobs (state, priority DESC, lost);\n",
 };
 
 /* The cached statements: prepared on first use, kept for the life of the
@@ -267,8 +264,10 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
               "ORDER BY epoch DESC, attempt DESC LIMIT 1")                    \
     X(ATTEMPT_STATE, "SELECT state, holder IS ?3 FROM attempts WHERE "        \
                      "job_id = ?1 AND attempt = ?2")                          \
-    X(HELD, "SELECT count(*) FROM attempts WHERE worker = ? AND "             \
-            "state = 'running'")                                              \
+    /* Through the running attempts (the state index): no index of its    \
+     * own, which every lease and finish would pay to keep. */              \
+    X(HELD, "SELECT count(*) FROM attempts WHERE state = 'running' AND "      \
+            "+worker = ?")                                                    \
     X(HEARTBEAT, "UPDATE attempts SET heartbeat_ms = ?3 WHERE job_id = ?1 "   \
                  "AND attempt = ?2 AND state = 'running' AND holder IS ?4")   \
     X(METRIC_ADD, "INSERT OR REPLACE INTO metrics (job_id, attempt, epoch, "  \

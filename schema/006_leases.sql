@@ -1,8 +1,8 @@
 -- tfq coordinator store, schema version 6: a lease belongs to its holder,
 -- and a lost lease is not a failure.
--- attempts.holder: the SHA-256 (hex) of the lease token the coordinator
--- gave with the lease (and, under CURVE, of the worker's key); only a
--- message carrying that token may heartbeat, report, upload for, finish or
+-- attempts.holder: the lease token the coordinator gave with the lease
+-- (its first 128 bits, and under CURVE the worker key's fingerprint); only
+-- a message carrying that token may heartbeat, report, upload for, finish or
 -- release the attempt.  attempts.resumed_from: the checkpoint the attempt
 -- was told to resume from.
 ALTER TABLE attempts ADD COLUMN holder TEXT;
@@ -21,6 +21,3 @@ ALTER TABLE checkpoints ADD COLUMN bad TEXT;
 -- a job, fake workers) spread over the queue, not onto the same job.
 DROP INDEX jobs_state_priority;
 CREATE INDEX jobs_state_priority ON jobs (state, priority DESC, lost);
--- The leases one worker holds, counted at each ready.
-CREATE INDEX attempts_running_worker ON attempts (worker)
-    WHERE state = 'running';
