@@ -1224,21 +1224,30 @@ done:
     return ret;
 }
 
-int store_reusable(store *s, const char *identity, int64_t *id, tfq_error *e)
+/* The first column of statement id's first row, given text as its one
+ * parameter, into *out (0 for no row). */
+static int int_by_text(store *s, int id, const char *text, int64_t *out,
+                       const char *what, tfq_error *e)
 {
     int ret = TFQ_OK;
     sqlite3_stmt *st;
-    *id = 0;
-    PREP(st, ST_REUSABLE);
-    bind_text(st, 1, identity);
+    *out = 0;
+    PREP(st, id);
+    bind_text(st, 1, text);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
-        *id = sqlite3_column_int64(st, 0);
+        *out = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = db_fail(s, rc, "finding finished work", e);
+        ret = db_fail(s, rc, what, e);
 done:
     return ret;
+}
+
+int store_reusable(store *s, const char *identity, int64_t *id, tfq_error *e)
+{
+    return int_by_text(s, ST_REUSABLE, identity, id, "finding finished work",
+                       e);
 }
 
 int store_job_reset(store *s, int64_t id, int64_t now_ms, int *changed,
@@ -1535,18 +1544,9 @@ int store_check_lease(store *s, int64_t job, int attempt, const char *holder,
 
 int store_held(store *s, const char *worker, int *n, tfq_error *e)
 {
-    int ret = TFQ_OK;
-    sqlite3_stmt *st;
-    *n = 0;
-    PREP(st, ST_HELD);
-    bind_text(st, 1, worker);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *n = sqlite3_column_int(st, 0);
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW)
-        ret = db_fail(s, rc, "counting leases", e);
-done:
+    int64_t held = 0;
+    int ret = int_by_text(s, ST_HELD, worker, &held, "counting leases", e);
+    *n = (int)held;
     return ret;
 }
 
