@@ -659,38 +659,56 @@ static int exec(store *s, const char *sql, const char *what, tfq_error *e)
     return rc == SQLITE_OK ? TFQ_OK : db_fail(s, rc, what, e);
 }
 
-/* The schema version recorded in the file: 0 for an empty database. */
-static int read_version(store *s, int *version, tfq_error *e)
+/* meta.key into *value (0 when absent); *found is 1 for such a row, 0 for
+ * a meta table without it, -1 for a database without the meta table
+ * (empty, or not a tfq store). */
+static int meta_value(store *s, const char *key, int64_t *value, int *found,
+                      const char *what, tfq_error *e)
 {
     sqlite3_stmt *st = NULL;
+    *value = 0;
+    *found = -1;
     int rc = sqlite3_prepare_v2(s->db,
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
         "AND name = 'meta'", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_fail(s, rc, "reading the schema", e);
-    rc = sqlite3_step(st);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
     int has_meta = rc == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW)
-        return db_fail(s, rc, "reading the schema", e);
-    *version = 0;
+        return db_fail(s, rc, what, e);
     if (!has_meta)
         return TFQ_OK;
-    rc = sqlite3_prepare_v2(s->db,
-        "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_fail(s, rc, "reading the schema version", e);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *version = sqlite3_column_int(st, 0);
+    *found = 0;
+    rc = sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = ?",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    if (rc == SQLITE_ROW) {
+        *value = sqlite3_column_int64(st, 0);
+        *found = 1;
+    }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(s, rc, "reading the schema version", e);
-    if (rc == SQLITE_DONE)
+        return db_fail(s, rc, what, e);
+    return TFQ_OK;
+}
+
+/* The schema version recorded in the file: 0 for an empty database. */
+static int read_version(store *s, int *version, tfq_error *e)
+{
+    int64_t v;
+    int found;
+    int ret = meta_value(s, "schema_version", &v, &found,
+                         "reading the schema version", e);
+    *version = (int)v;
+    if (ret == TFQ_OK && found == 0)
         return tfq_error_set(e, TFQ_EFORMAT,
                              "%s: not a tfq store (no schema_version)",
                              s->path);
-    return TFQ_OK;
+    return ret;
 }
 
 /* Applies migrations above the recorded version, one transaction each. */
@@ -813,29 +831,9 @@ static int quick_check(store *s, tfq_error *e)
  * before the sequence). */
 static int read_seq(store *s, int64_t *seq, tfq_error *e)
 {
-    sqlite3_stmt *st = NULL;
-    *seq = 0;
-    int rc = sqlite3_prepare_v2(s->db,
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
-        "AND name = 'meta'", -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    int has_meta = rc == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW)
-        return db_fail(s, rc, "reading the commit sequence", e);
-    if (!has_meta)
-        return TFQ_OK;
-    rc = sqlite3_prepare_v2(s->db,
-        "SELECT value FROM meta WHERE key = 'commit_seq'", -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *seq = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(s, rc, "reading the commit sequence", e);
-    return TFQ_OK;
+    int found;
+    return meta_value(s, "commit_seq", seq, &found,
+                      "reading the commit sequence", e);
 }
 
 /* Opens (creates) the mirror file and reads the number in it into *mirror:
