@@ -338,13 +338,17 @@ static void refuse_lease(coord *c, const peer *p, const proto_msg *m, int rc,
     reply_error(c, p, rc, why, m->kind);
 }
 
-/* Whether m carries a lease token; answers TFQ_EPERM when not.  The
- * protocol lets it be absent so that the refusal is about the lease, not
- * the message's format. */
-static int lease_given(coord *c, const peer *p, const proto_msg *m)
+/* The holder m speaks for, from its lease token and the peer's key; when m
+ * carries no token, answers TFQ_EPERM and returns 0.  The protocol lets the
+ * token be absent so that the refusal is about the lease, not the message's
+ * format. */
+static int holder_of_msg(coord *c, const peer *p, const proto_msg *m,
+                         char holder[HASH_HEX_BYTES])
 {
-    if (m->lease[0] != '\0')
+    if (m->lease[0] != '\0') {
+        holder_of(p, m->lease, holder);
         return 1;
+    }
     refuse_lease(c, p, m, TFQ_EPERM, "no lease token: only the holder of a "
                  "lease, with the token its job came with, may report on it");
     return 0;
@@ -434,11 +438,10 @@ static void on_ready(coord *c, const peer *p, const proto_msg *m)
 /* Heartbeat and progress: ack a live attempt, cancel a stale one. */
 static void on_alive(coord *c, const peer *p, const proto_msg *m)
 {
-    if (!lease_given(c, p, m))
+    char holder[HASH_HEX_BYTES];
+    if (!holder_of_msg(c, p, m, holder))
         return;
     tfq_error e = {0};
-    char holder[HASH_HEX_BYTES];
-    holder_of(p, m->lease, holder);
     int rc = store_heartbeat(c->st, m->job, m->attempt, holder, now_ms(), &e);
     if (rc == 0 && m->kind == PROTO_PROGRESS)
         rc = store_metric_add(c->st, m->job, m->attempt, holder, m->epoch,
@@ -463,11 +466,10 @@ static void uploads_drop_attempt(coord *c, int64_t job, int attempt);
 
 static void on_result(coord *c, const peer *p, const proto_msg *m)
 {
-    if (!lease_given(c, p, m))
+    char holder[HASH_HEX_BYTES];
+    if (!holder_of_msg(c, p, m, holder))
         return;
     tfq_error e = {0};
-    char holder[HASH_HEX_BYTES];
-    holder_of(p, m->lease, holder);
     int rc = m->kind == PROTO_RESULT
                  ? store_finish(c->st, m->job, m->attempt, holder, m->ok,
                                 m->result, m->error, now_ms(), &e)
@@ -1104,11 +1106,10 @@ static upload *upload_start(coord *c, const peer *p, const proto_msg *m,
 
 static void on_ckpt_put(coord *c, const peer *p, const proto_msg *m)
 {
-    if (!lease_given(c, p, m))
+    char holder[HASH_HEX_BYTES];
+    if (!holder_of_msg(c, p, m, holder))
         return;
     tfq_error e = {0};
-    char holder[HASH_HEX_BYTES];
-    holder_of(p, m->lease, holder);
     upload *u = upload_find(c, m);
     if (u != NULL && strcmp(u->holder, holder) != 0) {
         refuse_lease(c, p, m, TFQ_EPERM, "this checkpoint upload belongs to "
@@ -1266,11 +1267,17 @@ static void handle(coord *c, const peer *p, const void *frame, size_t bytes)
         on_ckpt_get(c, p, &m);
         break;
     case PROTO_STATUS:
-        on_status(c, p, &m);
-        break;
     case PROTO_RESULTS:
     case PROTO_WORKERS:
-        on_report(c, p, &m);
+        /* A read is answered from what is committed, outside the batch of
+         * writes: a commit of that batch that then fails (a full disk)
+         * cannot take the answer with it, and the answer shows nothing
+         * that was not committed. */
+        end_batch(c);
+        if (m.kind == PROTO_STATUS)
+            on_status(c, p, &m);
+        else
+            on_report(c, p, &m);
         break;
     case PROTO_CANCEL_GRID:
     case PROTO_RETRY:

@@ -237,13 +237,10 @@ static int hello(agent *a, zmq_msg_t *frame, tfq_error *e)
                      m.threads, m.threads == 1 ? "" : "s");
             return 0;
         }
-        /* Refused keys and roles do not change by asking again. */
+        /* Refused keys and roles do not change by asking again (a refused
+         * handshake is found by agent_recv when the reply times out). */
         if (rc == TFQ_EPERM)
             return rc;
-        char why[256];
-        if (curve_handshake_refused(a->monitor, a->curve.on, why, sizeof why))
-            return tfq_error_set(e, TFQ_EPERM, "%s: %s", a->cfg->connect,
-                                 why);
         if (rc == 0 && r.kind == PROTO_ERROR && r.code == TFQ_EPERM)
             return tfq_error_set(e, TFQ_EPERM, "%s: %s", a->cfg->connect,
                                  r.msg);
