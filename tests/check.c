@@ -7,6 +7,24 @@
 #include <unistd.h>
 #include <zlib.h>
 
+/* The directories test_tmpdir made for the case running now. */
+#define MAX_CASE_DIRS 64
+static char case_dirs[MAX_CASE_DIRS][256];
+static int n_case_dirs;
+
+/* Removes the case's directories; keeps them, and says where, when it
+ * failed, for a look at what it left. */
+static void case_dirs_end(int failed)
+{
+    for (int i = 0; i < n_case_dirs; i++) {
+        if (failed)
+            fprintf(stderr, "kept %s\n", case_dirs[i]);
+        else
+            test_rmtree(case_dirs[i]);
+    }
+    n_case_dirs = 0;
+}
+
 int test_main(int argc, char **argv, const test_case *cases, int ncases)
 {
     int failed = 0, ran = 0, skipped = 0;
@@ -15,6 +33,7 @@ int test_main(int argc, char **argv, const test_case *cases, int ncases)
             continue;
         ran++;
         int rc = cases[i].fn();
+        case_dirs_end(rc != 0 && rc != TEST_SKIPPED);
         fprintf(stderr, "%s: %s\n", rc == 0 ? "PASS" : rc == TEST_SKIPPED
                 ? "SKIP" : "FAIL", cases[i].name);
         if (rc == TEST_SKIPPED)
@@ -32,13 +51,20 @@ int test_main(int argc, char **argv, const test_case *cases, int ncases)
 
 const char *test_tmpdir(void)
 {
-    static char path[256];
+    if (n_case_dirs == MAX_CASE_DIRS) {
+        fprintf(stderr, "test_tmpdir: more than %d directories in one case\n",
+                MAX_CASE_DIRS);
+        abort();
+    }
+    char *path = case_dirs[n_case_dirs];
     const char *base = getenv("TMPDIR");
-    snprintf(path, sizeof path, "%s/tfq-test-XXXXXX", base ? base : "/tmp");
+    snprintf(path, sizeof case_dirs[0], "%s/tfq-test-XXXXXX",
+             base ? base : "/tmp");
     if (mkdtemp(path) == NULL) {
         perror("mkdtemp");
         abort();
     }
+    n_case_dirs++;
     return path;
 }
 

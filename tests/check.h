@@ -62,8 +62,9 @@ typedef struct {
  * every one ran was skipped. */
 int test_main(int argc, char **argv, const test_case *cases, int ncases);
 
-/* A fresh temporary directory for this process; removed by the caller with
- * test_rmtree.  Returns a static buffer. */
+/* A fresh temporary directory, removed with all it holds when the running
+ * case ends (kept when it failed); a case may remove it sooner with
+ * test_rmtree.  The path stays valid until the case ends. */
 const char *test_tmpdir(void);
 void test_rmtree(const char *path);
 

@@ -140,7 +140,6 @@ static int test_open_migrate(void)
     CHECK(s == NULL);
     CHECK_EQ_INT(e.code, TFQ_EFORMAT);
     CHECK_MSG(strstr(e.msg, "not an SQLite database") != NULL, "%s", e.msg);
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
@@ -218,7 +217,6 @@ static int test_lease_order(void)
                           "job_id = 4"), "w2:50:50:running");
     CHECK_STR(query(path, "SELECT attempts || state FROM jobs WHERE id = 4"),
               "1running");
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
@@ -288,7 +286,6 @@ static int test_deps_ready_blocked(void)
     CHECK_EQ_INT(store_finish(s, t1, 1, NULL, 1, "{}", NULL, 10, &e), TFQ_OK);
     CHECK_STR(state_of(path, t2), "ready");
     store_close(&s);
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
@@ -379,7 +376,6 @@ static int test_stale_result_rejected(void)
                           "state = 'succeeded'"), "1");
     CHECK_STR(query(path, "SELECT COUNT(*) FROM events WHERE "
                           "kind = 'succeeded'"), "1");
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
@@ -417,7 +413,6 @@ static int test_release_requeues(void)
     store_leased_release(&l);
     CHECK_STR(query(path, "SELECT attempts FROM jobs"), "1");
     store_close(&s);
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
@@ -478,7 +473,6 @@ static int test_max_attempts_fail(void)
     CHECK_EQ_INT(c.failures, 2);
     CHECK_STR(query(path, "SELECT failures FROM jobs WHERE id = 1"), "2");
     store_close(&s);
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
@@ -538,7 +532,6 @@ static int test_lease_holder(void)
     CHECK_EQ_INT(store_held(s, "victim", &held, &e), TFQ_OK);
     CHECK_EQ_INT(held, 0);
     store_close(&s);
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
@@ -591,7 +584,6 @@ static int test_resume_fallback(void)
     CHECK_STR(query(path, "SELECT count(*) FROM checkpoints WHERE bad IS "
                           "NULL"), "0");
     store_close(&s);
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
@@ -630,7 +622,6 @@ static int test_bad_row_skipped(void)
     CHECK_MSG(strstr(json, "nan") == NULL, "%s", json);
     free(json);
     store_close(&s);
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
@@ -666,7 +657,6 @@ static int test_recover_then_expire(void)
     CHECK_STR(query(path, "SELECT COUNT(*) FROM events WHERE "
                           "kind = 'recover'"), "1");
     store_close(&s);
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
@@ -727,7 +717,6 @@ static int test_counts(void)
     CHECK_STR(query(path, "SELECT detail FROM events WHERE kind = 'note'"),
               "hello");
     CHECK_STR(query(path, "SELECT state FROM attempts"), "cancelled");
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
@@ -801,7 +790,6 @@ static int test_bulk_insert_100k(void)
     CHECK_EQ_INT(c.ready, N / 2);
     CHECK_EQ_INT(c.pending, N / 2 - 1);
     store_close(&s);
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
@@ -1038,7 +1026,6 @@ static int test_report_pages(void)
     CHECK_MSG(strstr(all, "\"running\":7,\"done\":0") != NULL, "%s", all);
     free(all);
     store_close(&s);
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
@@ -1110,7 +1097,6 @@ static int test_crash_durability(void)
                           "name = 'uncommitted'"), "0");
     CHECK_STR(query(path, "SELECT state FROM attempts WHERE job_id = 3"),
               "running");
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
@@ -1146,7 +1132,6 @@ static int test_upgrade(void)
     CHECK_STR(query(path, "SELECT eta_s FROM metrics"), "3.5");
     CHECK_STR(query(path, "SELECT value FROM meta WHERE key = "
                           "'schema_version'"), "6");
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
@@ -1317,7 +1302,6 @@ static int test_quick_check(void)
     CHECK_MSG(strstr(e.msg, "is corrupt (PRAGMA quick_check found:") != NULL &&
               strstr(e.msg, "Page 2") != NULL && strchr(e.msg, '\n') == NULL,
               "%s", e.msg);
-    test_rmtree(test_tmpdir());
     return 0;
 }
 
