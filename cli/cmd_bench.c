@@ -10,9 +10,9 @@
 #include "cli.h"
 #include "common/clock.h"
 #include "common/rng.h"
-#include "worker/gemm.h"
-#include "worker/kern.h"
-#include "worker/train.h"
+#include "worker/engine/gemm.h"
+#include "worker/engine/kern.h"
+#include "worker/engine/train.h"
 
 #define SGEMM_N 1024
 

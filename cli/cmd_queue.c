@@ -15,7 +15,7 @@
 #include "common/log.h"
 #include "coordinator/coord.h"
 #include "worker/agent.h"
-#include "worker/train.h"
+#include "worker/engine/train.h"
 
 #define DEFAULT_BIND "tcp://127.0.0.1:5555"
 

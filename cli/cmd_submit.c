@@ -10,7 +10,7 @@
 #include "common/text.h"
 #include "coordinator/gridspec.h"
 #include "coordinator/jobfile.h"
-#include "worker/data.h"
+#include "worker/engine/data.h"
 
 static char *read_file(const char *path, tfq_error *e)
 {

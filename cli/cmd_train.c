@@ -7,9 +7,9 @@
 
 #include "cli.h"
 #include "common/err.h"
-#include "worker/data.h"
-#include "worker/gemm.h"
-#include "worker/train.h"
+#include "worker/engine/data.h"
+#include "worker/engine/gemm.h"
+#include "worker/engine/train.h"
 
 #define DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
 

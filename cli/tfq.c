@@ -4,8 +4,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "worker/conv.h"
-#include "worker/kern.h"
+#include "worker/engine/conv.h"
+#include "worker/engine/kern.h"
+#include "worker/job.h"
 
 static const struct {
     const char *name;
@@ -82,6 +83,7 @@ int main(int argc, char **argv)
 {
     if (curve_options(&argc, argv) != 0)
         return CLI_USAGE;
+    job_engine_register(); /* the coordinator and submit check jobs with it */
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;

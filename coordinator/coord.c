@@ -29,8 +29,7 @@
 #include "gridspec.h"
 #include "jobfile.h"
 #include "store.h"
-#include "worker/job.h"
-#include "worker/jobspec.h"
+#include "common/jobspec.h"
 
 /* A worker told "no job" asks again after this long. */
 #define COORD_RETRY_MS 200
@@ -979,7 +978,7 @@ static int upload_admit(coord *c, const peer *p, const proto_msg *m,
         rc = jobspec_parse(text, spec, e);
     free(text);
     if (rc == 0)
-        rc = job_ckpt_max_bytes(spec, &max, e);
+        rc = jobspec_get_engine()->ckpt_max_bytes(spec, &max, e);
     if (rc != 0)
         return tfq_error_wrap(e, rc, "job %lld", (long long)m->job);
     int epochs = spec->kind == JOB_SLEEP ? JOB_SLEEP_EPOCHS : spec->epochs;
@@ -1058,7 +1057,8 @@ static int upload_finish(coord *c, upload *u, tfq_error *e)
     if (fread(buf, 1, (size_t)u->total, u->f) != (size_t)u->total)
         rc = tfq_error_set(e, TFQ_EIO, "%s: cannot read it back", u->tmp);
     if (rc == 0)
-        rc = job_ckpt_check(u->spec, buf, (size_t)u->total, u->epoch, e);
+        rc = jobspec_get_engine()->ckpt_check(u->spec, buf, (size_t)u->total,
+                                              u->epoch, e);
     free(buf);
     if (rc != 0)
         return tfq_error_wrap(e, rc, "checkpoint of job %lld",
@@ -1775,6 +1775,14 @@ static int open_store(coord *c, tfq_error *e)
 
 coord *coord_new(const coord_config *cfg, tfq_error *e)
 {
+    if (jobspec_get_engine() == NULL) {
+        /* The coordinator does not link the trainer: what checks a job's
+         * net and checkpoints comes from the program. */
+        tfq_error_set(e, TFQ_EINVAL, "no job engine registered "
+                      "(jobspec_set_engine): the coordinator cannot check "
+                      "jobs' nets and checkpoints without one");
+        return NULL;
+    }
     coord *c = calloc(1, sizeof *c);
     if (c == NULL) {
         tfq_error_set(e, TFQ_ENOMEM, "out of memory");

@@ -9,8 +9,8 @@
 
 #include "common/rng.h"
 #include "common/text.h"
-#include "worker/data.h"
-#include "worker/jobspec.h"
+#include "common/data_kind.h"
+#include "common/jobspec.h"
 
 /* The semantic partitions of PAPER.md, task A first. */
 static const int s_fashion_tops[] = {0, 2, 3, 4, 6}; /* upper-body garments */

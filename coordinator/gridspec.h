@@ -21,7 +21,7 @@
 
 #include "common/err.h"
 #include "common/hash.h"
-#include "worker/net.h"
+#include "common/netspec.h"
 
 #define GRID_MAX_CLASSES 256
 #define GRID_MAX_SPLITS 64

@@ -23,7 +23,7 @@
 #define TFQ_COORDINATOR_JOBFILE_H
 
 #include "common/err.h"
-#include "worker/jobspec.h"
+#include "common/jobspec.h"
 
 #define JOBFILE_NAME_BYTES 128
 #define JOBFILE_MAX_AFTER 16

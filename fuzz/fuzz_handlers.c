@@ -40,6 +40,7 @@
 #include "common/proto.h"
 #include "coordinator/coord.h"
 #include "handlers_input.h"
+#include "worker/job.h"
 
 #define RESET_DEFAULT 500
 #define RECENT 4          /* checkpoint hashes remembered */
@@ -808,6 +809,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         tfq_log_set_level(TFQ_LOG_ERROR);
     const char *every = getenv("TFQ_FUZZ_RESET");
     s_h.reset_every = every ? atol(every) : RESET_DEFAULT;
+    job_engine_register();
     if (s_h.reset_every < 1)
         s_h.reset_every = 1;
     const char *tmp = getenv("TMPDIR");

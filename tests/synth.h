@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "worker/data.h"
+#include "worker/engine/data.h"
 
 #define SYNTH_HW 28
 #define SYNTH_CLASSES 4

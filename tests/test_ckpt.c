@@ -10,9 +10,9 @@
 #include "synth.h"
 #include "common/hash.h"
 #include "common/rng.h"
-#include "worker/ckpt.h"
-#include "worker/gemm.h"
-#include "worker/train.h"
+#include "worker/engine/ckpt.h"
+#include "worker/engine/gemm.h"
+#include "worker/engine/train.h"
 
 
 /* A fingerprint as data_load would give one. */

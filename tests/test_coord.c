@@ -23,7 +23,8 @@
 #include "check.h"
 #include "common/hash.h"
 #include "common/proto.h"
-#include "worker/jobspec.h"
+#include "common/jobspec.h"
+#include "worker/job.h"
 
 /* Generous bounds: the coordinator answers in milliseconds, but a loaded
  * machine many times slower than this one (or a sanitizer build) can be
@@ -1575,6 +1576,7 @@ static int submit_off_loop(void)
 
 int main(int argc, char **argv)
 {
+    job_engine_register(); /* jobs are checked as the tfq executable checks them */
     s_tfq = argc > 2 ? argv[2] : getenv("TFQ_BIN");
     signal(SIGPIPE, SIG_IGN);
     static const test_case cases[] = {

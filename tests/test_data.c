@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
-#include "worker/data.h"
+#include "worker/engine/data.h"
 
 #define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 #define CIFAR_RECORD_PIXELS 3072

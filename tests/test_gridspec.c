@@ -8,6 +8,7 @@
 #include "check.h"
 #include "coordinator/gridspec.h"
 #include "coordinator/jobfile.h"
+#include "worker/job.h"
 
 #define FP "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
@@ -408,5 +409,6 @@ static const test_case cases[] = {
 
 int main(int argc, char **argv)
 {
+    job_engine_register(); /* jobs are checked as the tfq executable checks them */
     return test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }

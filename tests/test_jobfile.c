@@ -3,6 +3,7 @@
 
 #include "check.h"
 #include "coordinator/jobfile.h"
+#include "worker/job.h"
 
 static const char *s_grid =
     "# a base net and two jobs that copy it\n"
@@ -100,5 +101,6 @@ static const test_case cases[] = {
 
 int main(int argc, char **argv)
 {
+    job_engine_register(); /* jobs are checked as the tfq executable checks them */
     return test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "worker/job.h"
-#include "worker/jobspec.h"
+#include "common/jobspec.h"
 
 static int test_roundtrip_train(void)
 {
@@ -104,7 +104,7 @@ static int test_train_config(void)
     train_config want, got;
     train_config_default(&want);
     tfq_error e = {0};
-    CHECK(jobspec_train_config(&s, &got, &e) == 0);
+    CHECK(job_train_config(&s, &got, &e) == 0);
     CHECK(memcmp(&want.spec, &got.spec, sizeof want.spec) == 0);
     CHECK(got.epochs == want.epochs && got.batch == want.batch);
     CHECK(got.lr == want.lr && got.momentum == want.momentum);
@@ -112,11 +112,11 @@ static int test_train_config(void)
     CHECK(got.cache_bytes == want.cache_bytes && got.topk == want.topk);
     s.freeze_layers = 5;
     s.epochs = 3;
-    CHECK(jobspec_train_config(&s, &got, &e) == 0);
+    CHECK(job_train_config(&s, &got, &e) == 0);
     CHECK(got.freeze_layers == 5 && got.epochs == 3);
     job_spec sl;
     jobspec_default_sleep(&sl, 1);
-    CHECK(jobspec_train_config(&sl, &got, &e) == TFQ_EINVAL);
+    CHECK(job_train_config(&sl, &got, &e) == TFQ_EINVAL);
     return 0;
 }
 
@@ -259,5 +259,6 @@ static const test_case cases[] = {
 
 int main(int argc, char **argv)
 {
+    job_engine_register(); /* jobs are checked as the tfq executable checks them */
     return test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

@@ -4,16 +4,16 @@
 
 #include "check.h"
 #include "common/rng.h"
-#include "worker/conv.h"
-#include "worker/dropout.h"
-#include "worker/fc.h"
-#include "worker/gemm.h"
-#include "worker/kern.h"
-#include "worker/loss.h"
-#include "worker/lrn.h"
-#include "worker/par.h"
-#include "worker/pool.h"
-#include "worker/relu.h"
+#include "worker/engine/conv.h"
+#include "worker/engine/dropout.h"
+#include "worker/engine/fc.h"
+#include "worker/engine/gemm.h"
+#include "worker/engine/kern.h"
+#include "worker/engine/loss.h"
+#include "worker/engine/lrn.h"
+#include "worker/engine/par.h"
+#include "worker/engine/pool.h"
+#include "worker/engine/relu.h"
 
 static uint64_t s_draw;
 

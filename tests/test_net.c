@@ -7,10 +7,11 @@
 #include "check.h"
 #include "synth.h"
 #include "common/rng.h"
-#include "worker/gemm.h"
-#include "worker/loss.h"
-#include "worker/net.h"
-#include "worker/train.h"
+#include "worker/engine/gemm.h"
+#include "worker/engine/loss.h"
+#include "worker/engine/net.h"
+#include "worker/engine/train.h"
+#include "worker/job.h"
 
 
 static float *vec(long n)
@@ -786,5 +787,6 @@ static const test_case cases[] = {
 
 int main(int argc, char **argv)
 {
+    job_engine_register(); /* jobs are checked as the tfq executable checks them */
     return test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

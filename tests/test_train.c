@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 
 #include "check.h"
-#include "worker/data.h"
-#include "worker/train.h"
+#include "worker/engine/data.h"
+#include "worker/engine/train.h"
 
 #define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 #define SHORT_TRAIN 6000

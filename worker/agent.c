@@ -10,14 +10,14 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "../common/clock.h"
-#include "../common/curve.h"
-#include "../common/hash.h"
-#include "../common/log.h"
-#include "../common/proto.h"
+#include "common/clock.h"
+#include "common/curve.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "common/proto.h"
 #include "job.h"
-#include "jobspec.h"
-#include "kern.h"
+#include "common/jobspec.h"
+#include "worker/engine/kern.h"
 
 /* Hellos tried before giving up on a coordinator that never answers. */
 #define AGENT_HELLO_TRIES 20

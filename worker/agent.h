@@ -7,7 +7,7 @@
 
 #include <signal.h>
 
-#include "../common/err.h"
+#include "common/err.h"
 
 /* A request the coordinator does not answer within this long counts as a
  * lost connection: the worker reconnects, backing off from

@@ -6,11 +6,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "../common/log.h"
-#include "../common/rng.h"
-#include "ckpt.h"
-#include "data.h"
-#include "train.h"
+#include "common/log.h"
+#include "common/rng.h"
+#include "worker/engine/ckpt.h"
+#include "worker/engine/data.h"
+#include "worker/engine/train.h"
 
 
 static void sleep_ms(int64_t ms)
@@ -253,7 +253,7 @@ int job_run_train(const job_spec *s, const char *data_dir,
         train.n = s->limit_train;
     if (s->limit_test > 0 && s->limit_test < test.n)
         test.n = s->limit_test;
-    if ((rc = jobspec_train_config(s, &cfg, e)) != 0)
+    if ((rc = job_train_config(s, &cfg, e)) != 0)
         goto out;
     if (cfg.copy_layers > 0) {
         if (init == NULL) {
@@ -335,4 +335,57 @@ out:
     data_release(&ftrain);
     data_release(&ftest);
     return rc;
+}
+
+int job_train_config(const job_spec *s, train_config *cfg, tfq_error *e)
+{
+    if (s->kind != JOB_TRAIN)
+        return tfq_error_set(e, TFQ_EINVAL, "not a train job");
+    train_config_default(cfg);
+    int rc = net_spec_parse(s->net, &cfg->spec, e);
+    if (rc != 0)
+        return rc;
+    cfg->epochs = s->epochs;
+    cfg->batch = s->batch;
+    cfg->topk = s->topk;
+    cfg->lr = (float)s->lr;
+    cfg->momentum = (float)s->momentum;
+    cfg->weight_decay = (float)s->weight_decay;
+    cfg->lr_step_at = (float)s->lr_step;
+    cfg->lr_gamma = (float)s->lr_gamma;
+    cfg->bias_lr_mult = (float)s->bias_lr_mult;
+    cfg->bias_decay_mult = (float)s->bias_decay_mult;
+    cfg->seed = s->seed;
+    cfg->copy_layers = s->copy_layers;
+    cfg->freeze_layers = s->freeze_layers;
+    cfg->cache_bytes = (size_t)s->cache_mb << 20;
+    return 0;
+}
+
+/* A train job's net as the worker will build it, checked without building
+ * it (net_check): a net whose layers or arena are too large is refused
+ * where the job is submitted, not by every worker that leases it. */
+static int job_net_check(const job_spec *s, tfq_error *e)
+{
+    net_shape in;
+    int classes;
+    if (jobspec_net_input(s, &in, &classes) != 0)
+        return 0; /* an unknown kind is the worker's error to report */
+    net_spec spec;
+    tfq_error ne = {0};
+    if (net_spec_resolve(s->net, 1.0, &spec, &ne) != 0 ||
+        net_check(&spec, in, classes, s->batch, &ne) != 0)
+        return tfq_error_set(e, TFQ_EINVAL, "job spec: net: %s", ne.msg);
+    return 0;
+}
+
+static const jobspec_engine s_engine = {
+    .net_check = job_net_check,
+    .ckpt_max_bytes = job_ckpt_max_bytes,
+    .ckpt_check = job_ckpt_check,
+};
+
+void job_engine_register(void)
+{
+    jobspec_set_engine(&s_engine);
 }

@@ -8,8 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/err.h"
-#include "jobspec.h"
+#include "common/err.h"
+#include "common/jobspec.h"
+#include "worker/engine/train.h"
 
 /* The longest a job runs without calling the tick hook or noticing a stop
  * request. */
@@ -29,10 +30,6 @@ typedef struct {
     int (*checkpoint)(void *ud, int epoch, const uint8_t *blob, size_t bytes);
     void *ud;
 } job_hooks;
-
-/* Epochs of a sleep job: its time is cut into this many, each reported and
- * checkpointed like a training epoch. */
-#define JOB_SLEEP_EPOCHS 10
 
 /* Runs a sleep job: waits s->sleep_ms in JOB_SLEEP_EPOCHS epochs, reporting
  * and checkpointing each (a job of 0 ms has no epochs), then fails with probability s->fail_prob, decided
@@ -71,5 +68,14 @@ int job_run_train(const job_spec *s, const char *data_dir,
                   const uint8_t *init, size_t init_bytes, const job_hooks *h,
                   volatile sig_atomic_t *stop, char *result,
                   size_t result_bytes, tfq_error *e);
+
+/* The trainer configuration of a train job (init_path left NULL: the caller
+ * resolves `init` to a file). */
+int job_train_config(const job_spec *s, train_config *cfg, tfq_error *e);
+
+/* Registers job_ckpt_max_bytes, job_ckpt_check and the engine's net check
+ * with the job spec parser (common/jobspec.h), for every layer that checks
+ * jobs.  Call it once before parsing a job. */
+void job_engine_register(void);
 
 #endif

@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "../common/rng.h"
+#include "common/rng.h"
 #include "par.h"
 
 static float keep_scale(const dropout_layer *l, long i)

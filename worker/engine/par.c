@@ -4,8 +4,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "../common/clock.h"
-#include "../common/err.h"
+#include "common/clock.h"
+#include "common/err.h"
 
 /* A waiting thread spins this long for the next par_for before it sleeps:
  * the kernels of one training step follow each other within tens of

@@ -12,19 +12,22 @@
  *
  * Parsing is strict: an unknown key, a repeated key, a value of the wrong
  * kind or out of range is an error naming the line and the key. */
-#ifndef TFQ_WORKER_JOBSPEC_H
-#define TFQ_WORKER_JOBSPEC_H
+#ifndef TFQ_COMMON_JOBSPEC_H
+#define TFQ_COMMON_JOBSPEC_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/err.h"
-#include "../common/hash.h"
-#include "net.h"
-#include "train.h"
+#include "err.h"
+#include "hash.h"
+#include "netspec.h"
 
 #define JOBSPEC_TEXT_BYTES 8192
 #define JOBSPEC_MAX_CLASSES 256
+
+/* Epochs of a sleep job: its time is cut into this many, each reported and
+ * checkpointed like a training epoch. */
+#define JOB_SLEEP_EPOCHS 10
 
 typedef enum {
     JOB_TRAIN = 0, /* train one net (train.h) */
@@ -70,7 +73,8 @@ void jobspec_default_sleep(job_spec *s, int64_t ms);
 int jobspec_net_input(const job_spec *s, net_shape *in, int *classes);
 
 /* Parses text; keys not given keep the defaults of the kind named by the
- * "kind" line, which must come first. */
+ * "kind" line, which must come first.  A train job's net is then checked
+ * with the registered engine's net_check (without one, only its text). */
 int jobspec_parse(const char *text, job_spec *s, tfq_error *e);
 
 /* The canonical text (only the kind's keys).  Returns 0, or TFQ_ERANGE when
@@ -80,8 +84,26 @@ int jobspec_format(const job_spec *s, char *buf, size_t bytes);
 /* SHA-256 of the canonical text, as hex. */
 int jobspec_identity(const job_spec *s, char out[HASH_HEX_BYTES]);
 
-/* The trainer configuration of a train job (init_path left NULL: the caller
- * resolves `init` to a file). */
-int jobspec_train_config(const job_spec *s, train_config *cfg, tfq_error *e);
+/* What only the training engine knows of a job, for the layers that check
+ * jobs without training them (the coordinator, `tfq submit`).  The program
+ * registers worker/job.c's (job_engine_register) before it parses a job;
+ * common and the coordinator do not link the engine. */
+typedef struct {
+    /* 0 when a worker can build the train job's net (layer and arena
+     * sizes), else TFQ_EINVAL naming the operation. */
+    int (*net_check)(const job_spec *s, tfq_error *e);
+    /* The most bytes a checkpoint of the job can take. */
+    int (*ckpt_max_bytes)(const job_spec *s, int64_t *bytes, tfq_error *e);
+    /* 0 when buf is a checkpoint of the job written after `epoch`, else
+     * the error naming what differs. */
+    int (*ckpt_check)(const job_spec *s, const uint8_t *buf, size_t bytes,
+                      int epoch, tfq_error *e);
+} jobspec_engine;
+
+/* Registers the engine's checks (kept by pointer: a static table). */
+void jobspec_set_engine(const jobspec_engine *eng);
+
+/* The registered checks, or NULL when none were. */
+const jobspec_engine *jobspec_get_engine(void);
 
 #endif

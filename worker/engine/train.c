@@ -6,8 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../common/clock.h"
-#include "../common/rng.h"
+#include "common/clock.h"
+#include "common/rng.h"
+#include "common/settings.h"
 #include "gemm.h"
 #include "loss.h"
 #include "par.h"
@@ -45,46 +46,50 @@ int train_set_threads(int threads)
 
 void train_config_default(train_config *cfg)
 {
+    const setting *t = settings_table;
     memset(cfg, 0, sizeof *cfg);
     net_spec_preset("reference", 1.0, &cfg->spec, NULL);
-    cfg->epochs = 10;
-    cfg->batch = 64;
-    cfg->lr = 0.01f;
-    cfg->momentum = 0.9f;
-    cfg->weight_decay = 5e-4f;
-    cfg->lr_step_at = 0.75f;
-    cfg->lr_gamma = 0.1f;
-    cfg->bias_lr_mult = 2.0f;
-    cfg->bias_decay_mult = 0.0f;
-    cfg->seed = 1;
-    cfg->topk = 3;
-    cfg->cache_bytes = (size_t)96 << 20;
+    cfg->epochs = (int)t[SETTING_EPOCHS].def;
+    cfg->batch = (int)t[SETTING_BATCH].def;
+    cfg->lr = (float)t[SETTING_LR].def;
+    cfg->momentum = (float)t[SETTING_MOMENTUM].def;
+    cfg->weight_decay = (float)t[SETTING_WEIGHT_DECAY].def;
+    cfg->lr_step_at = (float)t[SETTING_LR_STEP].def;
+    cfg->lr_gamma = (float)t[SETTING_LR_GAMMA].def;
+    cfg->bias_lr_mult = (float)t[SETTING_BIAS_LR_MULT].def;
+    cfg->bias_decay_mult = (float)t[SETTING_BIAS_DECAY_MULT].def;
+    cfg->seed = (uint64_t)t[SETTING_SEED].def;
+    cfg->topk = (int)t[SETTING_TOPK].def;
+    cfg->cache_bytes = (size_t)t[SETTING_CACHE_MB].def << 20;
+}
+
+/* A value against its setting's range (common/settings.h).  The config
+ * holds floats, and a setting in range as a double is in range as the
+ * float nearest it: the bounds are compared as floats too. */
+static int check_setting(setting_id id, double v, tfq_error *e)
+{
+    const setting *s = &settings_table[id];
+    if (s->type == SETTING_DOUBLE ? v >= (float)s->lo && v <= (float)s->hi
+                                  : settings_valid(s, v))
+        return 0;
+    return tfq_error_set(e, TFQ_EINVAL, "%s %g is not in [%g, %g]", s->name,
+                         v, s->lo, s->hi);
 }
 
 static int check_config(const train_config *c, int nlearned, tfq_error *e)
 {
-    if (c->epochs < 1 || c->epochs > CKPT_MAX_EVALS)
-        return tfq_error_set(e, TFQ_EINVAL, "epochs must be 1..%d, not %d",
-                             CKPT_MAX_EVALS, c->epochs);
-    if (c->batch < 1 || c->batch > 65536)
-        return tfq_error_set(e, TFQ_EINVAL, "batch must be 1..65536, not %d",
-                             c->batch);
-    if (!(c->lr > 0.0f && c->lr < 100.0f))
-        return tfq_error_set(e, TFQ_EINVAL, "learning rate %g is not in "
-                             "(0, 100)", (double)c->lr);
-    if (!(c->momentum >= 0.0f && c->momentum < 1.0f))
-        return tfq_error_set(e, TFQ_EINVAL, "momentum %g is not in [0, 1)",
-                             (double)c->momentum);
-    if (!(c->weight_decay >= 0.0f && c->weight_decay < 1.0f))
-        return tfq_error_set(e, TFQ_EINVAL, "weight decay %g is not in [0, 1)",
-                             (double)c->weight_decay);
-    if (!(c->lr_step_at >= 0.0f && c->lr_step_at <= 1.0f) ||
-        !(c->lr_gamma > 0.0f && c->lr_gamma <= 1.0f))
-        return tfq_error_set(e, TFQ_EINVAL, "lr step %g / gamma %g out of "
-                             "range", (double)c->lr_step_at,
-                             (double)c->lr_gamma);
-    if (c->topk < 1)
-        return tfq_error_set(e, TFQ_EINVAL, "topk must be >= 1");
+    int rc;
+    if ((rc = check_setting(SETTING_EPOCHS, c->epochs, e)) != 0 ||
+        (rc = check_setting(SETTING_BATCH, c->batch, e)) != 0 ||
+        (rc = check_setting(SETTING_TOPK, c->topk, e)) != 0 ||
+        (rc = check_setting(SETTING_LR, c->lr, e)) != 0 ||
+        (rc = check_setting(SETTING_MOMENTUM, c->momentum, e)) != 0 ||
+        (rc = check_setting(SETTING_WEIGHT_DECAY, c->weight_decay, e)) != 0 ||
+        (rc = check_setting(SETTING_LR_STEP, c->lr_step_at, e)) != 0 ||
+        (rc = check_setting(SETTING_LR_GAMMA, c->lr_gamma, e)) != 0 ||
+        (rc = check_setting(SETTING_BIAS_LR_MULT, c->bias_lr_mult, e)) != 0 ||
+        (rc = check_setting(SETTING_BIAS_DECAY_MULT, c->bias_decay_mult, e)))
+        return rc;
     if (c->copy_layers < 0 || c->copy_layers > nlearned ||
         c->freeze_layers < 0 || c->freeze_layers > nlearned)
         return tfq_error_set(e, TFQ_EINVAL,

@@ -6,19 +6,14 @@
  * is converted to floats only when it is trained on.  Every reader validates
  * sizes and magic numbers and fails with a message that names the file and
  * the problem; none of them crashes on bad input. */
-#ifndef TFQ_WORKER_DATA_H
-#define TFQ_WORKER_DATA_H
+#ifndef TFQ_ENGINE_DATA_H
+#define TFQ_ENGINE_DATA_H
 
 #include <stdint.h>
 
-#include "../common/err.h"
-#include "../common/hash.h"
-
-typedef enum {
-    DATA_IDX = 0,    /* MNIST / Fashion-MNIST IDX files */
-    DATA_CIFAR10 = 1,
-    DATA_CIFAR100 = 2, /* coarse (20 super-class) labels */
-} data_kind;
+#include "common/data_kind.h"
+#include "common/err.h"
+#include "common/hash.h"
 
 /* A labelled image set. */
 typedef struct {
@@ -35,11 +30,6 @@ typedef struct {
     float mean[3]; /* (c) */
     float std[3];  /* (c) */
 } data_norm;
-
-/* Parses "idx", "mnist", "fashion-mnist", "cifar10", "cifar100"; returns 0
- * and sets *kind, or TFQ_EINVAL. */
-int data_kind_parse(const char *name, data_kind *kind);
-const char *data_kind_name(data_kind kind);
 
 /* Loads the training and test sets of a data set directory:
  *  - DATA_IDX: train-images-idx3-ubyte, train-labels-idx1-ubyte,

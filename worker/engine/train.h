@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/err.h"
+#include "common/err.h"
 #include "ckpt.h"
 #include "data.h"
 #include "net.h"

@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 
-#include "../common/err.h"
+#include "common/err.h"
 
 struct conv_layer_s;
 

@@ -48,42 +48,6 @@
 /* Longest path data_load builds from a directory and a file name. */
 #define DATA_PATH_BYTES 1024
 
-/* ---- kind names ---------------------------------------------------------- */
-
-int data_kind_parse(const char *name, data_kind *kind)
-{
-    static const struct {
-        const char *name;
-        data_kind kind;
-    } names[] = {
-        {"idx", DATA_IDX},         {"mnist", DATA_IDX},
-        {"fashion-mnist", DATA_IDX}, {"cifar10", DATA_CIFAR10},
-        {"cifar100", DATA_CIFAR100},
-    };
-    if (name == NULL)
-        return TFQ_EINVAL;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (strcmp(name, names[i].name) == 0) {
-            *kind = names[i].kind;
-            return 0;
-        }
-    }
-    return TFQ_EINVAL;
-}
-
-const char *data_kind_name(data_kind kind)
-{
-    switch (kind) {
-    case DATA_IDX:
-        return "idx";
-    case DATA_CIFAR10:
-        return "cifar10";
-    case DATA_CIFAR100:
-        return "cifar100";
-    }
-    return "unknown";
-}
-
 /* ---- reading a plain or gzip file ---------------------------------------- */
 
 /* One open input file, plain or gzip; zlib reads plain files unchanged. */

@@ -6,7 +6,7 @@
 #include <immintrin.h>
 #endif
 
-#include "../common/err.h"
+#include "common/err.h"
 #include "par.h"
 
 int pool_init(pool_layer *l, int c, int hin, int win, int k, int stride)

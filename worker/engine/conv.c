@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/clock.h"
-#include "../common/err.h"
-#include "../common/log.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
 #include "gemm.h"
 #include "par.h"
 #include "relu.h"

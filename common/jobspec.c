@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/text.h"
-#include "data.h"
+#include "data_kind.h"
+#include "settings.h"
+#include "text.h"
 
 typedef enum { V_KIND, V_INT, V_I64, V_U64, V_DBL, V_STR, V_HEX, V_NET,
                V_CLASSES } vtype;
@@ -16,50 +17,72 @@ typedef enum { V_KIND, V_INT, V_I64, V_U64, V_DBL, V_STR, V_HEX, V_NET,
 #define FOR_TRAIN 1u
 #define FOR_SLEEP 2u
 
-/* One key: where it lives in job_spec, its type, its range, and which job
- * kinds have it.  Canonical text lists keys in this order. */
+/* One key: where it lives in job_spec, its type, its range (a training
+ * setting's is in common/settings.h), and which job kinds have it.
+ * Canonical text lists keys in this order. */
 typedef struct {
     const char *key;
     vtype type;
     size_t off;
     size_t bytes; /* for strings */
     double lo, hi;
+    int setting;  /* its setting_id, or -1 */
     unsigned kinds;
 } field;
 
 #define F(key, type, member, lo, hi, kinds)                                   \
     {key, type, offsetof(job_spec, member),                                   \
-     sizeof(((job_spec *)0)->member), lo, hi, kinds}
+     sizeof(((job_spec *)0)->member), lo, hi, -1, kinds}
+/* A training setting: range and default from the settings table. */
+#define FS(type, member, id, kinds)                                           \
+    {NULL, type, offsetof(job_spec, member),                                  \
+     sizeof(((job_spec *)0)->member), 0, 0, id, kinds}
 
 static const field s_fields[] = {
     F("kind", V_KIND, kind, 0, 0, FOR_TRAIN | FOR_SLEEP),
-    F("seed", V_U64, seed, 0, 0, FOR_TRAIN | FOR_SLEEP),
-    F("ckpt_every", V_INT, ckpt_every, 1, 1000000, FOR_TRAIN | FOR_SLEEP),
+    FS(V_U64, seed, SETTING_SEED, FOR_TRAIN | FOR_SLEEP),
+    FS(V_INT, ckpt_every, SETTING_CKPT_EVERY, FOR_TRAIN | FOR_SLEEP),
     F("sleep_ms", V_I64, sleep_ms, 0, 1e9, FOR_SLEEP),
     F("fail_prob", V_DBL, fail_prob, 0, 1, FOR_SLEEP),
     F("dataset", V_STR, dataset, 0, 0, FOR_TRAIN),
     F("fingerprint", V_HEX, fingerprint, 0, 0, FOR_TRAIN),
     F("classes", V_CLASSES, classes, 0, 0, FOR_TRAIN),
-    F("limit_train", V_INT, limit_train, 0, 1 << 30, FOR_TRAIN),
-    F("limit_test", V_INT, limit_test, 0, 1 << 30, FOR_TRAIN),
+    FS(V_INT, limit_train, SETTING_LIMIT_TRAIN, FOR_TRAIN),
+    FS(V_INT, limit_test, SETTING_LIMIT_TEST, FOR_TRAIN),
     F("net", V_NET, net, 0, 0, FOR_TRAIN),
-    F("epochs", V_INT, epochs, 1, CKPT_MAX_EVALS, FOR_TRAIN),
-    F("batch", V_INT, batch, 1, 65536, FOR_TRAIN),
-    F("topk", V_INT, topk, 1, CKPT_MAX_EVALS, FOR_TRAIN),
-    F("lr", V_DBL, lr, 1e-9, 10, FOR_TRAIN),
-    F("momentum", V_DBL, momentum, 0, 0.999, FOR_TRAIN),
-    F("weight_decay", V_DBL, weight_decay, 0, 0.5, FOR_TRAIN),
-    F("lr_step", V_DBL, lr_step, 0, 1, FOR_TRAIN),
-    F("lr_gamma", V_DBL, lr_gamma, 1e-6, 1, FOR_TRAIN),
-    F("bias_lr_mult", V_DBL, bias_lr_mult, 0, 100, FOR_TRAIN),
-    F("bias_decay_mult", V_DBL, bias_decay_mult, 0, 100, FOR_TRAIN),
+    FS(V_INT, epochs, SETTING_EPOCHS, FOR_TRAIN),
+    FS(V_INT, batch, SETTING_BATCH, FOR_TRAIN),
+    FS(V_INT, topk, SETTING_TOPK, FOR_TRAIN),
+    FS(V_DBL, lr, SETTING_LR, FOR_TRAIN),
+    FS(V_DBL, momentum, SETTING_MOMENTUM, FOR_TRAIN),
+    FS(V_DBL, weight_decay, SETTING_WEIGHT_DECAY, FOR_TRAIN),
+    FS(V_DBL, lr_step, SETTING_LR_STEP, FOR_TRAIN),
+    FS(V_DBL, lr_gamma, SETTING_LR_GAMMA, FOR_TRAIN),
+    FS(V_DBL, bias_lr_mult, SETTING_BIAS_LR_MULT, FOR_TRAIN),
+    FS(V_DBL, bias_decay_mult, SETTING_BIAS_DECAY_MULT, FOR_TRAIN),
     F("init", V_HEX, init, 0, 0, FOR_TRAIN),
-    F("copy", V_INT, copy_layers, 0, NET_MAX_OPS, FOR_TRAIN),
-    F("freeze", V_INT, freeze_layers, 0, NET_MAX_OPS, FOR_TRAIN),
-    F("cache_mb", V_INT, cache_mb, 0, 1 << 20, FOR_TRAIN),
+    FS(V_INT, copy_layers, SETTING_COPY, FOR_TRAIN),
+    FS(V_INT, freeze_layers, SETTING_FREEZE, FOR_TRAIN),
+    FS(V_INT, cache_mb, SETTING_CACHE_MB, FOR_TRAIN),
 };
 
 #define NFIELDS (sizeof s_fields / sizeof s_fields[0])
+
+/* A field's key and range: its own, or its setting's. */
+static const char *field_key(const field *f)
+{
+    return f->setting >= 0 ? settings_table[f->setting].name : f->key;
+}
+
+static double field_lo(const field *f)
+{
+    return f->setting >= 0 ? settings_table[f->setting].lo : f->lo;
+}
+
+static double field_hi(const field *f)
+{
+    return f->setting >= 0 ? settings_table[f->setting].hi : f->hi;
+}
 
 static unsigned kind_bit(job_kind k)
 {
@@ -68,25 +91,26 @@ static unsigned kind_bit(job_kind k)
 
 void jobspec_default_train(job_spec *s)
 {
-    train_config cfg;
-    train_config_default(&cfg);
+    const setting *t = settings_table;
     memset(s, 0, sizeof *s);
     s->kind = JOB_TRAIN;
-    s->seed = cfg.seed;
-    s->ckpt_every = 1;
+    s->seed = (uint64_t)t[SETTING_SEED].def;
+    s->ckpt_every = (int)t[SETTING_CKPT_EVERY].def;
     snprintf(s->dataset, sizeof s->dataset, "fashion-mnist");
-    net_spec_format(&cfg.spec, s->net, sizeof s->net);
-    s->epochs = cfg.epochs;
-    s->batch = cfg.batch;
-    s->topk = cfg.topk;
-    s->lr = cfg.lr;
-    s->momentum = cfg.momentum;
-    s->weight_decay = cfg.weight_decay;
-    s->lr_step = cfg.lr_step_at;
-    s->lr_gamma = cfg.lr_gamma;
-    s->bias_lr_mult = cfg.bias_lr_mult;
-    s->bias_decay_mult = cfg.bias_decay_mult;
-    s->cache_mb = (int)(cfg.cache_bytes >> 20);
+    net_spec spec;
+    net_spec_preset("reference", 1.0, &spec, NULL);
+    net_spec_format(&spec, s->net, sizeof s->net);
+    s->epochs = (int)t[SETTING_EPOCHS].def;
+    s->batch = (int)t[SETTING_BATCH].def;
+    s->topk = (int)t[SETTING_TOPK].def;
+    s->lr = t[SETTING_LR].def;
+    s->momentum = t[SETTING_MOMENTUM].def;
+    s->weight_decay = t[SETTING_WEIGHT_DECAY].def;
+    s->lr_step = t[SETTING_LR_STEP].def;
+    s->lr_gamma = t[SETTING_LR_GAMMA].def;
+    s->bias_lr_mult = t[SETTING_BIAS_LR_MULT].def;
+    s->bias_decay_mult = t[SETTING_BIAS_DECAY_MULT].def;
+    s->cache_mb = (int)t[SETTING_CACHE_MB].def;
 }
 
 void jobspec_default_sleep(job_spec *s, int64_t ms)
@@ -155,9 +179,9 @@ static int set_field(const field *f, const char *v, job_spec *s,
     case V_INT:
     case V_I64: {
         long long x = strtoll(v, &end, 10);
-        if (errno || end == v || *end || x < f->lo || x > f->hi) {
+        if (errno || end == v || *end || x < field_lo(f) || x > field_hi(f)) {
             snprintf(why, whylen, "expected an integer from %.0f to %.0f",
-                     f->lo, f->hi);
+                     field_lo(f), field_hi(f));
             return -1;
         }
         if (f->type == V_INT)
@@ -177,9 +201,10 @@ static int set_field(const field *f, const char *v, job_spec *s,
     }
     case V_DBL: {
         double x = strtod(v, &end);
-        if (errno || end == v || *end || !(x >= f->lo && x <= f->hi)) {
-            snprintf(why, whylen, "expected a number from %g to %g", f->lo,
-                     f->hi);
+        if (errno || end == v || *end ||
+            !(x >= field_lo(f) && x <= field_hi(f))) {
+            snprintf(why, whylen, "expected a number from %g to %g",
+                     field_lo(f), field_hi(f));
             return -1;
         }
         *(double *)(void *)p = x;
@@ -222,10 +247,7 @@ static int set_field(const field *f, const char *v, job_spec *s,
     return -1;
 }
 
-/* A train job's net as the worker will build it, checked without
- * building it (net_check): a net whose layers or arena are too large is
- * refused where the job is submitted, not by every worker that leases it.
- * The input shape is the data set's (28x28 grey for IDX files, 32x32
+/* The input shape is the data set's (28x28 grey for IDX files, 32x32
  * colour for CIFAR). */
 int jobspec_net_input(const job_spec *s, net_shape *in, int *classes)
 {
@@ -238,18 +260,21 @@ int jobspec_net_input(const job_spec *s, net_shape *in, int *classes)
     return 0;
 }
 
+static const jobspec_engine *s_engine;
+
+void jobspec_set_engine(const jobspec_engine *eng)
+{
+    s_engine = eng;
+}
+
+const jobspec_engine *jobspec_get_engine(void)
+{
+    return s_engine;
+}
+
 static int check_net_size(const job_spec *s, tfq_error *e)
 {
-    net_shape in;
-    int classes;
-    if (jobspec_net_input(s, &in, &classes) != 0)
-        return 0; /* an unknown kind is the worker's error to report */
-    net_spec spec;
-    tfq_error ne = {0};
-    if (net_spec_resolve(s->net, 1.0, &spec, &ne) != 0 ||
-        net_check(&spec, in, classes, s->batch, &ne) != 0)
-        return tfq_error_set(e, TFQ_EINVAL, "job spec: net: %s", ne.msg);
-    return 0;
+    return s_engine != NULL ? s_engine->net_check(s, e) : 0;
 }
 
 int jobspec_parse(const char *text, job_spec *s, tfq_error *e)
@@ -277,7 +302,7 @@ int jobspec_parse(const char *text, job_spec *s, tfq_error *e)
         char *key = text_trim(l), *val = text_trim(eq + 1);
         size_t i;
         for (i = 0; i < NFIELDS; i++)
-            if (strcmp(key, s_fields[i].key) == 0)
+            if (strcmp(key, field_key(&s_fields[i])) == 0)
                 break;
         if (i == NFIELDS)
             return tfq_error_set(e, TFQ_EINVAL,
@@ -367,7 +392,7 @@ int jobspec_format(const job_spec *s, char *buf, size_t bytes)
         const field *f = &s_fields[i];
         if (!(f->kinds & kind_bit(s->kind)))
             continue;
-        int w = snprintf(buf + n, bytes - n, "%s = ", f->key);
+        int w = snprintf(buf + n, bytes - n, "%s = ", field_key(f));
         if (w < 0 || (size_t)w >= bytes - n)
             return TFQ_ERANGE;
         n += (size_t)w;
@@ -390,30 +415,5 @@ int jobspec_identity(const job_spec *s, char out[HASH_HEX_BYTES])
     uint8_t digest[HASH_BYTES];
     hash_sha256(text, strlen(text), digest);
     hash_hex(digest, out);
-    return 0;
-}
-
-int jobspec_train_config(const job_spec *s, train_config *cfg, tfq_error *e)
-{
-    if (s->kind != JOB_TRAIN)
-        return tfq_error_set(e, TFQ_EINVAL, "not a train job");
-    train_config_default(cfg);
-    int rc = net_spec_parse(s->net, &cfg->spec, e);
-    if (rc != 0)
-        return rc;
-    cfg->epochs = s->epochs;
-    cfg->batch = s->batch;
-    cfg->topk = s->topk;
-    cfg->lr = (float)s->lr;
-    cfg->momentum = (float)s->momentum;
-    cfg->weight_decay = (float)s->weight_decay;
-    cfg->lr_step_at = (float)s->lr_step;
-    cfg->lr_gamma = (float)s->lr_gamma;
-    cfg->bias_lr_mult = (float)s->bias_lr_mult;
-    cfg->bias_decay_mult = (float)s->bias_decay_mult;
-    cfg->seed = s->seed;
-    cfg->copy_layers = s->copy_layers;
-    cfg->freeze_layers = s->freeze_layers;
-    cfg->cache_bytes = (size_t)s->cache_mb << 20;
     return 0;
 }

@@ -21,13 +21,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/err.h"
-#include "../common/hash.h"
+#include "common/err.h"
+#include "common/hash.h"
+#include "common/settings.h"
 #include "net.h"
 
 #define CKPT_MAGIC "TFQCKPT"
 #define CKPT_VERSION 1u
-#define CKPT_MAX_EVALS 1024
+#define CKPT_MAX_EVALS SETTINGS_MAX_EPOCHS
 
 typedef struct {
     char net_text[NET_SPEC_TEXT_BYTES]; /* canonical net description */

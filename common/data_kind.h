@@ -1,0 +1,20 @@
+/* The kinds of image data set tfq reads, by name: what a job spec's
+ * "dataset" and a grid's "dataset:" say.  The readers are in
+ * worker/engine/data.h. */
+#ifndef TFQ_COMMON_DATA_KIND_H
+#define TFQ_COMMON_DATA_KIND_H
+
+#include "err.h"
+
+typedef enum {
+    DATA_IDX = 0,    /* MNIST / Fashion-MNIST IDX files */
+    DATA_CIFAR10 = 1,
+    DATA_CIFAR100 = 2, /* coarse (20 super-class) labels */
+} data_kind;
+
+/* Parses "idx", "mnist", "fashion-mnist", "cifar10", "cifar100"; returns 0
+ * and sets *kind, or TFQ_EINVAL. */
+int data_kind_parse(const char *name, data_kind *kind);
+const char *data_kind_name(data_kind kind);
+
+#endif
