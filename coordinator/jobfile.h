@@ -1,5 +1,5 @@
 /* The job file `tfq submit` takes until grid files exist: jobs separated by
- * lines of "---", each a job spec (worker/jobspec.h) plus two keys of its
+ * lines of "---", each a job spec (common/jobspec.h) plus two keys of its
  * own:
  *
  *   name = baseA            # required, unique in the file
