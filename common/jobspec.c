@@ -277,6 +277,62 @@ static int check_net_size(const job_spec *s, tfq_error *e)
     return s_engine != NULL ? s_engine->net_check(s, e) : 0;
 }
 
+_Static_assert(NFIELDS <= sizeof ((jobspec_parser *)0)->seen,
+               "jobspec_parser.seen holds a count for every key");
+
+void jobspec_parser_init(jobspec_parser *p, job_spec *s)
+{
+    memset(p, 0, sizeof *p);
+    p->s = s;
+}
+
+int jobspec_parser_line(jobspec_parser *p, char *line, tfq_error *e)
+{
+    job_spec *s = p->s;
+    char *l = text_trim(line);
+    if (*l == '\0' || *l == '#')
+        return 0;
+    char *eq = strchr(l, '=');
+    if (eq == NULL)
+        return tfq_error_set(e, TFQ_EINVAL, "expected 'key = value'");
+    *eq = '\0';
+    char *key = text_trim(l), *val = text_trim(eq + 1);
+    size_t i;
+    for (i = 0; i < NFIELDS; i++)
+        if (strcmp(key, field_key(&s_fields[i])) == 0)
+            break;
+    if (i == NFIELDS)
+        return tfq_error_set(e, TFQ_EINVAL, "unknown key '%s'", key);
+    if (p->seen[i]++)
+        return tfq_error_set(e, TFQ_EINVAL, "'%s' given twice", key);
+    if (s_fields[i].type == V_KIND) {
+        job_spec fresh;
+        if (strcmp(val, "sleep") == 0)
+            jobspec_default_sleep(&fresh, 0);
+        else
+            jobspec_default_train(&fresh);
+        *s = fresh;
+        p->have_kind = 1;
+    } else if (!p->have_kind) {
+        return tfq_error_set(e, TFQ_EINVAL, "'kind' must come first");
+    } else if (!(s_fields[i].kinds & kind_bit(s->kind))) {
+        return tfq_error_set(e, TFQ_EINVAL, "'%s' does not apply to a %s job",
+                             key, s->kind == JOB_SLEEP ? "sleep" : "train");
+    }
+    char why[TFQ_ERROR_MSG_BYTES / 2];
+    if (set_field(&s_fields[i], val, s, why, sizeof why) != 0)
+        return tfq_error_set(e, TFQ_EINVAL, "%s: bad value '%.64s': %s", key,
+                             val, why);
+    return 0;
+}
+
+int jobspec_parser_end(jobspec_parser *p, tfq_error *e)
+{
+    if (!p->have_kind)
+        return tfq_error_set(e, TFQ_EINVAL, "job spec has no 'kind' line");
+    return p->s->kind == JOB_TRAIN ? check_net_size(p->s, e) : 0;
+}
+
 int jobspec_parse(const char *text, job_spec *s, tfq_error *e)
 {
     if (strlen(text) >= JOBSPEC_TEXT_BYTES)
@@ -284,62 +340,15 @@ int jobspec_parse(const char *text, job_spec *s, tfq_error *e)
                              JOBSPEC_TEXT_BYTES);
     char buf[JOBSPEC_TEXT_BYTES];
     strcpy(buf, text);
-    int seen[NFIELDS] = {0};
-    int lineno = 0, have_kind = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(buf, "\n", &save); line != NULL;
-         line = strtok_r(NULL, "\n", &save)) {
-        lineno++;
-        char *l = text_trim(line);
-        if (*l == '\0' || *l == '#')
-            continue;
-        char *eq = strchr(l, '=');
-        if (eq == NULL)
-            return tfq_error_set(e, TFQ_EINVAL,
-                                 "job spec line %d: expected 'key = value'",
-                                 lineno);
-        *eq = '\0';
-        char *key = text_trim(l), *val = text_trim(eq + 1);
-        size_t i;
-        for (i = 0; i < NFIELDS; i++)
-            if (strcmp(key, field_key(&s_fields[i])) == 0)
-                break;
-        if (i == NFIELDS)
-            return tfq_error_set(e, TFQ_EINVAL,
-                                 "job spec line %d: unknown key '%s'", lineno,
-                                 key);
-        if (seen[i]++)
-            return tfq_error_set(e, TFQ_EINVAL,
-                                 "job spec line %d: '%s' given twice", lineno,
-                                 key);
-        if (s_fields[i].type == V_KIND) {
-            if (have_kind)
-                return tfq_error_set(e, TFQ_EINVAL, "job spec line %d: "
-                                     "'kind' given twice", lineno);
-            job_spec fresh;
-            if (strcmp(val, "sleep") == 0)
-                jobspec_default_sleep(&fresh, 0);
-            else
-                jobspec_default_train(&fresh);
-            *s = fresh;
-            have_kind = 1;
-        } else if (!have_kind) {
-            return tfq_error_set(e, TFQ_EINVAL, "job spec line %d: 'kind' "
-                                 "must come first", lineno);
-        } else if (!(s_fields[i].kinds & kind_bit(s->kind))) {
-            return tfq_error_set(e, TFQ_EINVAL, "job spec line %d: '%s' does "
-                                 "not apply to a %s job", lineno, key,
-                                 s->kind == JOB_SLEEP ? "sleep" : "train");
-        }
-        char why[TFQ_ERROR_MSG_BYTES / 2];
-        if (set_field(&s_fields[i], val, s, why, sizeof why) != 0)
-            return tfq_error_set(e, TFQ_EINVAL,
-                                 "job spec line %d: %s: bad value '%.64s': %s",
-                                 lineno, key, val, why);
+    jobspec_parser p;
+    jobspec_parser_init(&p, s);
+    char *rest = buf, *line;
+    for (int lineno = 1; (line = text_next_line(&rest)) != NULL; lineno++) {
+        int rc = jobspec_parser_line(&p, line, e);
+        if (rc != 0)
+            return tfq_error_wrap(e, rc, "job spec line %d", lineno);
     }
-    if (!have_kind)
-        return tfq_error_set(e, TFQ_EINVAL, "job spec has no 'kind' line");
-    return s->kind == JOB_TRAIN ? check_net_size(s, e) : 0;
+    return jobspec_parser_end(&p, e);
 }
 
 /* ---- formatting --------------------------------------------------------- */

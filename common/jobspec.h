@@ -77,6 +77,23 @@ int jobspec_net_input(const job_spec *s, net_shape *in, int *classes);
  * with the registered engine's net_check (without one, only its text). */
 int jobspec_parse(const char *text, job_spec *s, tfq_error *e);
 
+/* The same parse fed one line at a time, for a caller that reads the lines
+ * out of a larger text (a job file) and names them by its own line
+ * numbers.  init starts it into s (not owned); line parses one line (blank
+ * and '#' lines are skipped; line is changed in place) and returns 0 or
+ * TFQ_EINVAL with a message about that line that does not give its number:
+ * the caller says where the line is; end checks what needs the whole spec
+ * (a 'kind' line, the train job's net). */
+typedef struct {
+    job_spec *s;
+    unsigned char seen[32]; /* how often each key was given */
+    int have_kind;
+} jobspec_parser;
+
+void jobspec_parser_init(jobspec_parser *p, job_spec *s);
+int jobspec_parser_line(jobspec_parser *p, char *line, tfq_error *e);
+int jobspec_parser_end(jobspec_parser *p, tfq_error *e);
+
 /* The canonical text (only the kind's keys).  Returns 0, or TFQ_ERANGE when
  * bytes is too small. */
 int jobspec_format(const job_spec *s, char *buf, size_t bytes);

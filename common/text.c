@@ -13,6 +13,21 @@ char *text_trim(char *p)
     return p;
 }
 
+char *text_next_line(char **rest)
+{
+    char *line = *rest;
+    if (*line == '\0')
+        return NULL;
+    char *nl = strchr(line, '\n');
+    if (nl != NULL) {
+        *nl = '\0';
+        *rest = nl + 1;
+    } else {
+        *rest = line + strlen(line);
+    }
+    return line;
+}
+
 int text_check_nul(const char *text, size_t bytes, tfq_error *e)
 {
     const char *nul = memchr(text, '\0', bytes);

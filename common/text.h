@@ -11,6 +11,12 @@
  * character that is not white space (inside p). */
 char *text_trim(char *p);
 
+/* The next line of the text at *rest, cut off in place (its '\n' becomes
+ * NUL; a '\r' before it stays, for text_trim), *rest moved past it; NULL
+ * at the end of the text.  Unlike strtok_r it returns empty lines too, so
+ * a caller counting lines counts every line of the file. */
+char *text_next_line(char **rest);
+
 /* 0 when the bytes of a text file hold no NUL byte; else TFQ_EINVAL with
  * "line L (byte offset O): a NUL byte: ..." naming the first one (a C
  * string would end there and the rest be silently lost). */

@@ -18,7 +18,9 @@
  *   ---
  *   name = ...
  *
- * Errors name the line of the file. */
+ * Errors name the line of the file, as an editor numbers it (blank lines,
+ * comments and CRLF line ends count), also for an error in a job's spec
+ * lines: "line 7: job 'a': unknown key 'frob'". */
 #ifndef TFQ_COORDINATOR_JOBFILE_H
 #define TFQ_COORDINATOR_JOBFILE_H
 

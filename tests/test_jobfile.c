@@ -94,9 +94,30 @@ static int test_errors(void)
     return 0;
 }
 
+/* Errors name the line of the file as an editor numbers it: blank lines,
+ * comments, the job file's own keys and CRLF line ends all count. */
+static int test_error_lines(void)
+{
+    CHECK(rejects("name = a\n\nkind = sleep\n\n# c\n\nafter = nosuch\n",
+                  "line 7:", "does not exist") == 0);
+    CHECK(rejects("name = a\nkind = sleep\n\n---\n\nname = a\n"
+                  "kind = sleep\n", "line 6:", "twice") == 0);
+    /* spec lines: the file's line, not the line within the job's spec */
+    CHECK(rejects("name = a\nmax_attempts = 2\nkind = sleep\nepochs = 3\n",
+                  "line 4: job 'a'", "epochs") == 0);
+    CHECK(rejects("name = a\r\n\r\n# x\r\nkind = sleep\r\n\r\nfrob = 1\r\n",
+                  "line 6: job 'a'", "unknown key 'frob'") == 0);
+    CHECK(rejects("name = a\nkind = sleep\n---\n\nname = b\nseed = 1\n"
+                  "kind = sleep\n", "line 6: job 'b'", "first") == 0);
+    CHECK(rejects("# jobs\n\nname = a\r\nkind = sleep\r\n"
+                  "max_attempts = 0\r\n", "line 5:", "max_attempts") == 0);
+    return 0;
+}
+
 static const test_case cases[] = {
     {"parse", test_parse},
     {"errors", test_errors},
+    {"error_lines", test_error_lines},
 };
 
 int main(int argc, char **argv)

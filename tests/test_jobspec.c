@@ -97,6 +97,17 @@ static int test_errors(void)
     return 0;
 }
 
+/* Line numbers count every line: blank ones, comments, CRLF line ends. */
+static int test_error_lines(void)
+{
+    CHECK(rejects("kind = train\n\n# comment\n\nfrob = 1\n", "line 5:",
+                  "frob") == 0);
+    CHECK(rejects("kind = train\r\n\r\nseed = x\r\n", "line 3:",
+                  "seed") == 0);
+    CHECK(rejects("\n\nseed = 1\nkind = train\n", "line 3:", "first") == 0);
+    return 0;
+}
+
 static int test_train_config(void)
 {
     job_spec s;
@@ -254,6 +265,7 @@ static const test_case cases[] = {
     {"roundtrip_train", test_roundtrip_train},
     {"roundtrip_sleep", test_roundtrip_sleep},
     {"errors", test_errors},
+    {"error_lines", test_error_lines},
     {"train_config", test_train_config},
 };
 
