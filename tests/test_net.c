@@ -1,8 +1,12 @@
 /* Nets as a whole: descriptions, shapes, the backward pass of a whole net
  * against finite differences, freezing, and the trainer's determinism and
  * frozen-prefix cache. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "synth.h"
@@ -578,6 +582,96 @@ static int test_deterministic(void)
     return 0;
 }
 
+/* The bytes of address space this process has mapped, or 0. */
+static size_t mapped_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%lu", &pages) != 1)
+            pages = 0;
+        fclose(f);
+    }
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+#define OOM_BATCH 65536 /* the largest batch: 256 KiB of indexes */
+#define OOM_SLACK (64 * 1024) /* for the stack: less than those indexes */
+
+/* In a child process of one thread: trains and evaluates with the address
+ * space capped at what is mapped once the trainer is built and has taken a
+ * step, so the evaluation's indexes cannot be had.  Returns 0 when the run
+ * and the evaluation fail with TFQ_ENOMEM and record nothing, and an
+ * evaluation succeeds once the cap is lifted. */
+static int evaluate_capped(void)
+{
+    gemm_set_threads(1);
+    synth_sets d;
+    synth_sets_make(&d);
+    train_config cfg;
+    small_config(&cfg);
+    cfg.epochs = 1;
+    cfg.batch = OOM_BATCH;
+    tfq_error e = {0};
+    CHECK_MSG(net_spec_resolve("fc classes", 1.0, &cfg.spec, &e) == 0, "%s",
+              e.msg);
+    trainer *t = trainer_new(&cfg, &d.train, &d.test, &synth_norm, NULL, &e);
+    CHECK_MSG(t != NULL, "trainer_new: %s", e.msg);
+    trainer_time_steps(t, 1); /* whatever a step allocates on first use */
+    /* Fails only when no free block of the heap holds the indexes. */
+    size_t need = sizeof(int) * OOM_BATCH;
+    struct mallinfo2 mi = mallinfo2();
+    CHECK_MSG(mi.fordblks + OOM_SLACK < need, "%zu bytes free in the heap: "
+              "the indexes would fit without a new mapping", mi.fordblks);
+    struct rlimit old, cap;
+    CHECK(getrlimit(RLIMIT_AS, &old) == 0);
+    cap = old;
+    cap.rlim_cur = mapped_bytes() + OOM_SLACK;
+    CHECK(cap.rlim_cur > OOM_SLACK && cap.rlim_cur < old.rlim_cur);
+    CHECK(setrlimit(RLIMIT_AS, &cap) == 0);
+    int run_rc = trainer_run(t, NULL, NULL, NULL, NULL, 0, &e);
+    tfq_error ee = {0};
+    double acc = 42.0;
+    int eval_rc = trainer_evaluate(t, &acc, &ee);
+    CHECK(setrlimit(RLIMIT_AS, &old) == 0);
+    CHECK_MSG(run_rc == TFQ_ENOMEM, "trainer_run returned %d: %s", run_rc,
+              e.msg);
+    CHECK_MSG(strstr(e.msg, "epoch 1: evaluating on the test set: out of "
+                     "memory") != NULL, "message '%s'", e.msg);
+    CHECK_EQ_INT(trainer_meta(t)->nevals, 0); /* no accuracy recorded */
+    CHECK_EQ_INT(trainer_meta(t)->epoch, 0);
+    CHECK_EQ_INT(eval_rc, TFQ_ENOMEM);
+    CHECK(acc == 42.0);
+    CHECK(trainer_evaluate(t, &acc, &ee) == 0);
+    CHECK_MSG(acc >= 0.0 && acc <= 1.0, "accuracy %g", acc);
+    trainer_destroy(&t);
+    synth_sets_release(&d);
+    return 0;
+}
+
+/* Evaluation out of memory fails the run with the error instead of
+ * recording an accuracy of -1.  The memory runs out for real, under
+ * RLIMIT_AS in a child (a process of its own: the cap and a one-thread
+ * engine do not leak into other cases).  AddressSanitizer maps its own
+ * memory and aborts when it cannot, so that build skips it. */
+static int test_evaluate_oom(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+    return TEST_SKIPPED;
+#endif
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0)
+        _exit(evaluate_capped());
+    int st = 0;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECK_MSG(WIFEXITED(st), "the capped child died of signal %d",
+              WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    CHECK_MSG(WEXITSTATUS(st) == 0, "the capped child failed (above)");
+    return 0;
+}
+
 /* Largest |a - b| over the largest |a|, per learned layer; the worst. */
 static double max_rel_layer_diff(net *a, net *b)
 {
@@ -781,6 +875,7 @@ static const test_case cases[] = {
     {"grad_net", test_grad_net},
     {"freeze_no_backward", test_freeze_no_backward},
     {"deterministic", test_deterministic},
+    {"evaluate_oom", test_evaluate_oom},
     {"cache_equivalence", test_cache_equivalence},
     {"random_control", test_random_control},
 };

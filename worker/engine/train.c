@@ -336,13 +336,14 @@ static double train_step(trainer *t, const int *idx, int n)
     return loss;
 }
 
-double trainer_evaluate(trainer *t)
+int trainer_evaluate(trainer *t, double *acc, tfq_error *e)
 {
     int b = t->cfg.batch, correct = 0;
     const float *cache = t->cache_built ? t->cache_test : NULL;
     int *idx = malloc(sizeof(int) * (size_t)b);
     if (idx == NULL)
-        return -1.0;
+        return tfq_error_set(e, TFQ_ENOMEM, "evaluating on the test set: out "
+                             "of memory for a batch of %d indexes", b);
     for (int i0 = 0; i0 < t->test->n; i0 += b) {
         int n = t->test->n - i0 < b ? t->test->n - i0 : b;
         for (int i = 0; i < n; i++)
@@ -352,7 +353,8 @@ double trainer_evaluate(trainer *t)
         loss_count_correct(logits, t->labels, t->m->classes, n, &correct);
     }
     free(idx);
-    return (double)correct / t->test->n;
+    *acc = (double)correct / t->test->n;
+    return 0;
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -415,7 +417,12 @@ int trainer_run(trainer *t, train_progress_fn progress, void *ud,
             mt->step_in_epoch++;
             t->train_images += n;
         }
-        double acc = trainer_evaluate(t);
+        double acc;
+        int rc = trainer_evaluate(t, &acc, e);
+        if (rc != 0) {
+            t->train_seconds += clock_mono_s() - t0;
+            return tfq_error_wrap(e, rc, "epoch %d", mt->epoch + 1);
+        }
         mt->test_acc[mt->nevals] = (float)acc;
         mt->train_loss[mt->nevals] =
             (float)(mt->loss_count ? mt->loss_sum / mt->loss_count : 0.0);
@@ -428,7 +435,7 @@ int trainer_run(trainer *t, train_progress_fn progress, void *ud,
         t->train_seconds += dt;
         if (save_path != NULL && save_every > 0 &&
             (mt->epoch % save_every == 0 || mt->epoch == t->cfg.epochs)) {
-            int rc = trainer_save(t, save_path, e);
+            rc = trainer_save(t, save_path, e);
             if (rc != 0)
                 return rc;
         }

@@ -101,7 +101,10 @@ int trainer_resume_ckpt(trainer *t, const ckpt *c, const char *what,
 /* Trains until cfg->epochs are done, calling progress after each epoch
  * (may be NULL).  When *stop becomes non-zero the current step finishes and
  * TFQ_EINTR is returned; trainer_save then records the exact position.
- * save_path (may be NULL) receives a checkpoint every save_every epochs. */
+ * save_path (may be NULL) receives a checkpoint every save_every epochs.
+ * Any other failure (an evaluation out of memory, a checkpoint not written)
+ * returns its error, naming the epoch or the file; nothing is recorded for
+ * an epoch whose evaluation failed. */
 int trainer_run(trainer *t, train_progress_fn progress, void *ud,
                 volatile sig_atomic_t *stop, const char *save_path,
                 int save_every, tfq_error *e);
@@ -122,7 +125,9 @@ const ckpt_meta *trainer_meta(const trainer *t);
  * position in training (and so the schedule) does not. */
 double trainer_time_steps(trainer *t, int steps);
 
-/* Evaluates the current net on the test set; returns accuracy in [0, 1]. */
-double trainer_evaluate(trainer *t);
+/* Evaluates the current net on the test set: *acc gets the accuracy, in
+ * [0, 1].  Returns 0, or TFQ_ENOMEM (with *acc untouched) when the batch's
+ * indexes cannot be allocated. */
+int trainer_evaluate(trainer *t, double *acc, tfq_error *e);
 
 #endif
