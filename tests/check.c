@@ -28,6 +28,11 @@ static void case_dirs_end(int failed)
 int test_main(int argc, char **argv, const test_case *cases, int ncases)
 {
     int failed = 0, ran = 0, skipped = 0;
+    if (argc > 1 && strcmp(argv[1], "--list") == 0) {
+        for (int i = 0; i < ncases; i++)
+            printf("%s\n", cases[i].name);
+        return 0;
+    }
     for (int i = 0; i < ncases; i++) {
         if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
             continue;

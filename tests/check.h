@@ -59,7 +59,10 @@ typedef struct {
 
 /* Runs the case named argv[1] (or every case when none is named) and returns
  * the process exit status: 0 when all ran cases passed, TEST_SKIPPED when
- * every one ran was skipped. */
+ * every one ran was skipped.  "--list" prints the case names, one a line,
+ * and runs none.  Each test file has one table of cases, `test_case
+ * cases[] = {{"name", fn}, ...}`: tests/meson.build reads the names from
+ * it (tools/test_cases.py), and test 'case_lists' checks --list agrees. */
 int test_main(int argc, char **argv, const test_case *cases, int ncases);
 
 /* A fresh temporary directory, removed with all it holds when the running
