@@ -15,8 +15,8 @@
  * Reading checks magic, version, checksum and every length before use, and
  * refuses a checkpoint whose net does not match with a message saying what
  * differs. */
-#ifndef TFQ_WORKER_CKPT_H
-#define TFQ_WORKER_CKPT_H
+#ifndef TFQ_ENGINE_CKPT_H
+#define TFQ_ENGINE_CKPT_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,10 +1,29 @@
-/* 2-D convolution by im2col + GEMM, on activations stored channel-major for
- * the whole batch: x (cin, n, hin, win), y (cout, n, hout, wout).  In that
- * layout the GEMM output of a chunk of images is a column block of y, so no
- * transposes are needed.  The im2col workspace holds `chunk` images at a time,
- * which keeps it inside the cache and its size independent of the batch. */
-#ifndef TFQ_WORKER_CONV_H
-#define TFQ_WORKER_CONV_H
+/* 2-D convolution on activations stored channel-major for the whole batch:
+ * x (cin, n, hin, win), y (cout, n, hout, wout).  Each pass (forward, input
+ * gradient, weight gradient) runs one of two algorithms (conv_algo), which
+ * conv_tune picks per layer:
+ *
+ *   im2col + GEMM (OpenBLAS sgemm), for any geometry.  In this layout the
+ *   GEMM output of a chunk of images is a column block of y, so no
+ *   transposes are needed.  The im2col workspace holds `chunk` images at a
+ *   time, which keeps it inside the cache and its size independent of the
+ *   batch; with stride 1 and "same" padding each tap's patch rows are one
+ *   shifted copy of the input planes.
+ *
+ *   direct: the register-blocked loops of the kernel set in use (kern.h),
+ *   for stride 1, "same" padding and output channels in whole vectors.  The
+ *   weights are rearranged so output channels are contiguous; the input
+ *   gradient runs as the forward pass of the transposed geometry (channels
+ *   swapped, kernel rotated 180 degrees); the weight gradient reads dy
+ *   transposed to (n, h*w, cout), the images cut into slices when a layer
+ *   has too few tasks for the threads.
+ *
+ * A ReLU after the layer (relu_after) and the backward of one below it
+ * (dx_mask) are folded into its passes.  conv_forward_naive and
+ * conv_backward_naive, plain loops, are the reference both algorithms are
+ * tested against. */
+#ifndef TFQ_ENGINE_CONV_H
+#define TFQ_ENGINE_CONV_H
 
 #include <stddef.h>
 

@@ -3,9 +3,9 @@
  * conversion from bytes to normalised floats.
  *
  * Images stay as bytes in memory (one byte per pixel per channel); a batch
- * is converted to floats only when it is trained on.  Every reader validates
- * sizes and magic numbers and fails with a message that names the file and
- * the problem; none of them crashes on bad input. */
+ * is converted to floats only when it is used (trained on or evaluated).
+ * Every reader validates sizes and magic numbers and fails with a message
+ * that names the file and the problem; none of them crashes on bad input. */
 #ifndef TFQ_ENGINE_DATA_H
 #define TFQ_ENGINE_DATA_H
 

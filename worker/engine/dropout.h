@@ -2,8 +2,8 @@
  * 1 - p and scaled by 1 / (1 - p); at test time it is the identity.  The mask
  * is a pure function of `key` (set per step by the net), so the backward
  * pass regenerates it instead of storing it.  May run in place. */
-#ifndef TFQ_WORKER_DROPOUT_H
-#define TFQ_WORKER_DROPOUT_H
+#ifndef TFQ_ENGINE_DROPOUT_H
+#define TFQ_ENGINE_DROPOUT_H
 
 #include <stdint.h>
 

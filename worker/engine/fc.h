@@ -2,8 +2,8 @@
  * y (out, n), so y = W x + b is one GEMM with the batch as columns.  When
  * the input comes from a spatial layer, stored (c, n, hw), the layer
  * transposes it into (c * hw, n) in the workspace first. */
-#ifndef TFQ_WORKER_FC_H
-#define TFQ_WORKER_FC_H
+#ifndef TFQ_ENGINE_FC_H
+#define TFQ_ENGINE_FC_H
 
 #include "sgd.h"
 

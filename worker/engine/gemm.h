@@ -1,8 +1,9 @@
-/* Matrix products for the layers: a thin wrapper over OpenBLAS sgemm, and the
- * slow, obvious reference it is tested against.  Row-major throughout:
+/* Matrix products for the layers: OpenBLAS sgemm, shared out over the
+ * engine's threads (par.h) in bands of C, and the slow, obvious reference
+ * it is tested against.  Row-major throughout:
  * C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C. */
-#ifndef TFQ_WORKER_GEMM_H
-#define TFQ_WORKER_GEMM_H
+#ifndef TFQ_ENGINE_GEMM_H
+#define TFQ_ENGINE_GEMM_H
 
 /* Large products are shared out over the engine's threads (par.h), each
  * running single-threaded sgemm on a band of C. */

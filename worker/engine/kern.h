@@ -9,8 +9,8 @@
  * channels stays in registers while every (input channel, tap) step adds
  * one weight vector times one broadcast input value.  The block is sized
  * for the set's register file so the inner loop never spills. */
-#ifndef TFQ_WORKER_KERN_H
-#define TFQ_WORKER_KERN_H
+#ifndef TFQ_ENGINE_KERN_H
+#define TFQ_ENGINE_KERN_H
 
 #include <stddef.h>
 

@@ -1,6 +1,6 @@
 /* Softmax cross-entropy on feature-major logits (classes, n). */
-#ifndef TFQ_WORKER_LOSS_H
-#define TFQ_WORKER_LOSS_H
+#ifndef TFQ_ENGINE_LOSS_H
+#define TFQ_ENGINE_LOSS_H
 
 /* Returns the mean loss over the n images; writes dL/dlogits (classes, n)
  * into dlogits when not NULL, and adds the number of images whose largest

@@ -1,8 +1,8 @@
 /* Local response normalisation across channels (Krizhevsky et al., as in
  * Caffe): scale_c = k + alpha / size * sum over the `size` channels centred
  * on c of x^2, and y_c = x_c * scale_c^-beta.  x, y: (c, n, h, w). */
-#ifndef TFQ_WORKER_LRN_H
-#define TFQ_WORKER_LRN_H
+#ifndef TFQ_ENGINE_LRN_H
+#define TFQ_ENGINE_LRN_H
 
 typedef struct {
     int c;        /* channels */

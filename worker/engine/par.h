@@ -3,8 +3,8 @@
  * ReLU over planes).  The calling thread works as thread 0, so a pool of N
  * threads starts N - 1 of its own.  par_for called from inside a task runs
  * its tasks serially on that thread. */
-#ifndef TFQ_WORKER_PAR_H
-#define TFQ_WORKER_PAR_H
+#ifndef TFQ_ENGINE_PAR_H
+#define TFQ_ENGINE_PAR_H
 
 #define PAR_MAX_THREADS 256
 

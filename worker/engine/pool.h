@@ -2,8 +2,8 @@
  * y (c, n, hout, wout), hout = ceil((hin - k) / stride) + 1 as in Caffe: a
  * last window that hangs over the edge covers what is left.  The gradient goes to
  * the first input of each window that holds its maximum. */
-#ifndef TFQ_WORKER_POOL_H
-#define TFQ_WORKER_POOL_H
+#ifndef TFQ_ENGINE_POOL_H
+#define TFQ_ENGINE_POOL_H
 
 #include <stdint.h>
 

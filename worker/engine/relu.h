@@ -1,6 +1,6 @@
 /* Rectified linear unit, elementwise; may run in place (x == y, dy == dx). */
-#ifndef TFQ_WORKER_RELU_H
-#define TFQ_WORKER_RELU_H
+#ifndef TFQ_ENGINE_RELU_H
+#define TFQ_ENGINE_RELU_H
 
 typedef struct {
     long size; /* elements per image */

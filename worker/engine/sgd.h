@@ -2,8 +2,8 @@
  * layer kind shares (Caffe's rule, as in the paper):
  *   v = momentum * v - lr * (g + decay * w);  w = w + v
  * with lr and decay scaled by per-tensor multipliers for the bias. */
-#ifndef TFQ_WORKER_SGD_H
-#define TFQ_WORKER_SGD_H
+#ifndef TFQ_ENGINE_SGD_H
+#define TFQ_ENGINE_SGD_H
 
 typedef struct {
     float *w;  /* weights; the layer says their shape */

@@ -4,8 +4,8 @@
  * (GCC's or clang's): unpack and move instructions on SSE2 and wider, plain
  * moves elsewhere.
  * Rows may sit anywhere (no alignment needed). */
-#ifndef TFQ_WORKER_TILE_H
-#define TFQ_WORKER_TILE_H
+#ifndef TFQ_ENGINE_TILE_H
+#define TFQ_ENGINE_TILE_H
 
 typedef float tile_v4 __attribute__((vector_size(16), aligned(4)));
 typedef float tile_v4a __attribute__((vector_size(16)));

@@ -7,8 +7,8 @@
  * and each conv pass's algorithm, which the trainer's net logs), give
  * bit-identical weights, and a run resumed from a checkpoint at any step
  * finishes exactly like an uninterrupted one. */
-#ifndef TFQ_WORKER_TRAIN_H
-#define TFQ_WORKER_TRAIN_H
+#ifndef TFQ_ENGINE_TRAIN_H
+#define TFQ_ENGINE_TRAIN_H
 
 #include <signal.h>
 #include <stddef.h>
