@@ -218,7 +218,8 @@ void coord_read(coord *c)
             handlers_dispatch(c, &p, zmq_msg_data(&body), zmq_msg_size(&body));
         else
             coord_reply_error(c, &p, TFQ_EFORMAT,
-                              "a message is exactly one frame", PROTO_KIND_NONE);
+                              "a message is exactly one frame",
+                              PROTO_KIND_NONE);
         zmq_msg_close(&id);
         zmq_msg_close(&body);
     }

@@ -18,8 +18,8 @@
 static void on_hello(coord *c, const peer *p, const proto_msg *m)
 {
     tfq_error e = {0};
-    if (store_worker_seen(c->st, p->name, m->worker, 0, m->threads, coord_now_ms(),
-                          &e) != 0)
+    if (store_worker_seen(c->st, p->name, m->worker, 0, m->threads,
+                          coord_now_ms(), &e) != 0)
         log_error("worker %s: %s", p->name, e.msg);
     log_info("worker %s (%s, %d threads) joined", p->name, m->worker,
              m->threads);
@@ -66,7 +66,8 @@ static void on_ready(coord *c, const peer *p, const proto_msg *m)
         lease_holder(p, tokens[i], holders[i]);
         hp[i] = holders[i];
     }
-    if (store_lease_many(c->st, p->name, hp, coord_now_ms(), want, l, &n, &e) != 0) {
+    if (store_lease_many(c->st, p->name, hp, coord_now_ms(), want, l, &n,
+                         &e) != 0) {
         coord_reply_error(c, p, e.code, e.msg, PROTO_READY);
         return;
     }
@@ -101,7 +102,8 @@ static void on_alive(coord *c, const peer *p, const proto_msg *m)
     if (!lease_holder_of_msg(c, p, m, holder))
         return;
     tfq_error e = {0};
-    int rc = store_heartbeat(c->st, m->job, m->attempt, holder, coord_now_ms(), &e);
+    int rc = store_heartbeat(c->st, m->job, m->attempt, holder,
+                             coord_now_ms(), &e);
     if (rc == 0 && m->kind == PROTO_PROGRESS)
         rc = store_metric_add(c->st, m->job, m->attempt, holder, m->epoch,
                               m->loss, m->test_acc, m->images_per_s, m->eta_s,
@@ -131,8 +133,8 @@ static void on_result(coord *c, const peer *p, const proto_msg *m)
     int rc = m->kind == PROTO_RESULT
                  ? store_finish(c->st, m->job, m->attempt, holder, m->ok,
                                 m->result, m->error, coord_now_ms(), &e)
-                 : store_release(c->st, m->job, m->attempt, holder, coord_now_ms(),
-                                 &e);
+                 : store_release(c->st, m->job, m->attempt, holder,
+                                 coord_now_ms(), &e);
     if (rc != 0) {
         if (rc != TFQ_EPERM)
             log_warn("%s of job %lld attempt %d from %s refused: %s",

@@ -153,8 +153,8 @@ static int submitted_jobs(const char *spec, const char *fingerprint,
     return rc;
 }
 
-/* A submit parsed in a work thread.  The request's frame is gone once
- * handle returns, so it keeps copies of what it needs; the thread fills
+/* A submit parsed in a work thread.  The request's frame is gone once its
+ * handler returns, so it keeps copies of what it needs; the thread fills
  * the results and the loop, in submit_done, stores them and replies. */
 typedef struct submit_work {
     uv_work_t req;
@@ -245,7 +245,8 @@ void submit_queue(coord *c, const peer *p, const proto_msg *m)
     }
     submit_work *w = calloc(1, sizeof *w);
     if (w != NULL && p->bytes > sizeof w->id) { /* ZeroMQ's are <= 255 */
-        coord_reply_error(c, p, TFQ_ERANGE, "routing id too long", PROTO_SUBMIT);
+        coord_reply_error(c, p, TFQ_ERANGE, "routing id too long",
+                          PROTO_SUBMIT);
         free(w);
         return;
     }

@@ -228,7 +228,8 @@ static int upload_finish(coord *c, upload *u, tfq_error *e)
     if (rename(u->tmp, path) != 0)
         return write_error(e, path);
     return store_checkpoint_add(c->st, u->job, u->attempt, u->holder,
-                                u->epoch, u->sha256, u->total, coord_now_ms(), e);
+                                u->epoch, u->sha256, u->total,
+                                coord_now_ms(), e);
 }
 
 /* Starts an upload for the first chunk of a checkpoint. */
@@ -281,8 +282,9 @@ void uploads_put(coord *c, const peer *p, const proto_msg *m)
         return;
     }
     if (u == NULL && m->offset != 0) {
-        coord_reply_error(c, p, TFQ_EINVAL, "checkpoint chunk out of order (no "
-                          "upload in progress at this offset)", PROTO_CKPT_PUT);
+        coord_reply_error(c, p, TFQ_EINVAL, "checkpoint chunk out of order "
+                          "(no upload in progress at this offset)",
+                          PROTO_CKPT_PUT);
         return;
     }
     if (u == NULL && (u = upload_start(c, p, m, holder, &e)) == NULL) {
@@ -296,8 +298,9 @@ void uploads_put(coord *c, const peer *p, const proto_msg *m)
     if (m->offset != u->got || m->total != u->total || m->epoch != u->epoch ||
         (int64_t)m->data_bytes > u->total - u->got) {
         upload_drop(u);
-        coord_reply_error(c, p, TFQ_EINVAL, "checkpoint chunk does not continue "
-                          "its upload (offset, total or epoch changed)",
+        coord_reply_error(c, p, TFQ_EINVAL, "checkpoint chunk does not "
+                          "continue its upload (offset, total or epoch "
+                          "changed)",
                           PROTO_CKPT_PUT);
         return;
     }
