@@ -21,164 +21,16 @@
 #define STORE_WAL_PAGES 1000
 
 /* The migrations, in order: s_migrations[v - 1] brings the schema from
- * version v - 1 to v.  Each is the exact text of schema/NNN_*.sql (a test
- * compares them). */
-static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
-    /* schema/001_initial.sql */
-    "-- tfq coordinator store, schema version 1.  The coordinator is the only\n"
-    "-- writer.  Times are milliseconds since the Unix epoch (*_ms).\n"
-    "CREATE TABLE meta (\n"
-    "    key TEXT PRIMARY KEY,\n"
-    "    value\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE grids (\n"
-    "    id INTEGER PRIMARY KEY,\n"
-    "    name TEXT UNIQUE NOT NULL,\n"
-    "    spec TEXT NOT NULL,\n"
-    "    created_ms INTEGER NOT NULL\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE jobs (\n"
-    "    id INTEGER PRIMARY KEY,\n"
-    "    grid_id INTEGER REFERENCES grids(id),\n"
-    "    name TEXT NOT NULL,\n"
-    "    kind TEXT NOT NULL CHECK (kind IN ('train', 'sleep')),\n"
-    "    spec TEXT NOT NULL,\n"
-    "    identity TEXT NOT NULL,\n"
-    "    state TEXT NOT NULL CHECK (state IN ('pending', 'ready', 'running',\n"
-    "        'succeeded', 'failed', 'blocked', 'cancelled')),\n"
-    "    priority INTEGER NOT NULL DEFAULT 0,\n"
-    "    attempts INTEGER NOT NULL DEFAULT 0,\n"
-    "    max_attempts INTEGER NOT NULL DEFAULT 3,\n"
-    "    last_error TEXT,\n"
-    "    split TEXT,\n"
-    "    similarity TEXT,\n"
-    "    target TEXT,\n"
-    "    n INTEGER,\n"
-    "    variant TEXT,\n"
-    "    finetune INTEGER,\n"
-    "    seed INTEGER,\n"
-    "    result TEXT,\n"
-    "    created_ms INTEGER,\n"
-    "    updated_ms INTEGER,\n"
-    "    UNIQUE (grid_id, name)\n"
-    ");\n"
-    "-- The lease query: ready jobs, highest priority first, then lowest id (the\n"
-    "-- rowid is the index's implicit last column).\n"
-    "CREATE INDEX jobs_state_priority ON jobs (state, priority DESC);\n"
-    "-- Counts per state of one grid.\n"
-    "CREATE INDEX jobs_grid_state ON jobs (grid_id, state);\n"
-    "CREATE INDEX jobs_identity ON jobs (identity);\n"
-    "\n"
-    "CREATE TABLE deps (\n"
-    "    job_id INTEGER NOT NULL REFERENCES jobs(id),\n"
-    "    depends_on INTEGER NOT NULL REFERENCES jobs(id),\n"
-    "    PRIMARY KEY (job_id, depends_on)\n"
-    ") WITHOUT ROWID;\n"
-    "-- Walking from a job to its dependents (retry, blocking).\n"
-    "CREATE INDEX deps_depends_on ON deps (depends_on, job_id);\n"
-    "\n"
-    "CREATE TABLE attempts (\n"
-    "    job_id INTEGER NOT NULL REFERENCES jobs(id),\n"
-    "    attempt INTEGER NOT NULL,\n"
-    "    worker TEXT,\n"
-    "    state TEXT NOT NULL CHECK (state IN ('running', 'succeeded', 'failed',\n"
-    "        'lost', 'released', 'cancelled')),\n"
-    "    started_ms INTEGER,\n"
-    "    heartbeat_ms INTEGER,\n"
-    "    finished_ms INTEGER,\n"
-    "    error TEXT,\n"
-    "    PRIMARY KEY (job_id, attempt)\n"
-    ");\n"
-    "-- Expiry scans the running attempts by heartbeat.\n"
-    "CREATE INDEX attempts_state_heartbeat ON attempts (state, heartbeat_ms);\n"
-    "\n"
-    "CREATE TABLE workers (\n"
-    "    id TEXT PRIMARY KEY,\n"
-    "    host TEXT,\n"
-    "    pid INTEGER,\n"
-    "    threads INTEGER,\n"
-    "    first_seen_ms INTEGER,\n"
-    "    last_seen_ms INTEGER,\n"
-    "    state TEXT\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE metrics (\n"
-    "    job_id INTEGER NOT NULL REFERENCES jobs(id),\n"
-    "    attempt INTEGER NOT NULL,\n"
-    "    epoch INTEGER NOT NULL,\n"
-    "    loss REAL,\n"
-    "    test_acc REAL,\n"
-    "    images_per_s REAL,\n"
-    "    PRIMARY KEY (job_id, attempt, epoch)\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE checkpoints (\n"
-    "    job_id INTEGER NOT NULL REFERENCES jobs(id),\n"
-    "    attempt INTEGER NOT NULL,\n"
-    "    epoch INTEGER NOT NULL,\n"
-    "    sha256 TEXT NOT NULL,\n"
-    "    bytes INTEGER,\n"
-    "    created_ms INTEGER,\n"
-    "    PRIMARY KEY (job_id, attempt, epoch)\n"
-    ");\n"
-    "\n"
-    "CREATE TABLE events (\n"
-    "    id INTEGER PRIMARY KEY,\n"
-    "    at_ms INTEGER,\n"
-    "    job_id INTEGER,\n"
-    "    attempt INTEGER,\n"
-    "    worker TEXT,\n"
-    "    kind TEXT,\n"
-    "    detail TEXT\n"
-    ");\n"
-    "CREATE INDEX events_job ON events (job_id);\n",
-    /* schema/002_init_from.sql */
-    "-- tfq coordinator store, schema version 2: a transfer job names the job\n"
-    "-- whose final checkpoint it copies layers from (it also depends on it).\n"
-    "ALTER TABLE jobs ADD COLUMN init_from INTEGER REFERENCES jobs (id);\n",
-    /* schema/003_metrics_eta.sql */
-    "-- tfq coordinator store, schema version 3: each epoch's report carries the\n"
-    "-- worker's estimate of the time left, for `tfq status`.\n"
-    "ALTER TABLE metrics ADD COLUMN eta_s REAL;\n",
-    /* schema/004_grid_spec.sql */
-    "-- tfq coordinator store, schema version 4: grids written as grid specs.\n"
-    "-- A grid keeps the metric its report uses; a job whose identity matched a\n"
-    "-- job that had already succeeded is stored as succeeded and names that job\n"
-    "-- (its result and final checkpoint are that job's).\n"
-    "ALTER TABLE grids ADD COLUMN metric TEXT;\n"
-    "ALTER TABLE jobs ADD COLUMN reused_from INTEGER REFERENCES jobs (id);\n",
-    /* schema/005_reuse_index.sql */
-    "-- tfq coordinator store, schema version 5: finding finished work by\n"
-    "-- identity is one index probe, however many jobs share the identity.\n"
-    "CREATE INDEX jobs_identity_state ON jobs (identity, state);\n"
-    "DROP INDEX jobs_identity;\n",
-    /* schema/006_leases.sql */
-    "-- tfq coordinator store, schema version 6: a lease belongs to its holder,\n"
-    "-- and a lost lease is not a failure.\n"
-    "-- attempts.holder: the lease token the coordinator gave with the lease\n"
-    "-- (its first 128 bits, and under CURVE the worker key's fingerprint); only\n"
-    "-- a message carrying that token may heartbeat, report, upload for, finish or\n"
-    "-- release the attempt.  attempts.resumed_from: the checkpoint the attempt\n"
-    "-- was told to resume from.\n"
-    "ALTER TABLE attempts ADD COLUMN holder TEXT;\n"
-    "ALTER TABLE attempts ADD COLUMN resumed_from TEXT;\n"
-    "-- jobs.lost: attempts lost (worker silent, killed, cut off), counted apart\n"
-    "-- from failures; a job is failed once lost reaches max_lost.\n"
-    "-- jobs.failures: attempts that ended with the job's own error.\n"
-    "ALTER TABLE jobs ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;\n"
-    "ALTER TABLE jobs ADD COLUMN max_lost INTEGER NOT NULL DEFAULT 20;\n"
-    "ALTER TABLE jobs ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;\n"
-    "-- checkpoints.bad: why the checkpoint is no longer offered to resume from\n"
-    "-- (an attempt that resumed from it failed, or submit --force); NULL: good.\n"
-    "ALTER TABLE checkpoints ADD COLUMN bad TEXT;\n"
-    "-- The lease query: among ready jobs of the same priority the ones lost\n"
-    "-- least go first, so that leases lost again and again (a worker that dies of\n"
-    "-- a job, fake workers) spread over the queue, not onto the same job.\n"
-    "DROP INDEX jobs_state_priority;\n"
-    "CREATE INDEX jobs_state_priority ON jobs (state, priority DESC, lost);\n",
-};
+ * version v - 1 to v.  Generated from schema/NNN_*.sql (coordinator/
+ * meson.build); SCHEMA_FILES_VERSION is the newest file's number. */
+#include "schema.h"
+
+_Static_assert(SCHEMA_FILES_VERSION == STORE_SCHEMA_VERSION,
+               "STORE_SCHEMA_VERSION (store.h) is not the newest migration "
+               "in schema/ (or one is missing from coordinator/meson.build)");
+_Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
+                   STORE_SCHEMA_VERSION,
+               "one migration per schema version");
 
 /* The cached statements: prepared on first use, kept for the life of the
  * handle. */
@@ -345,12 +197,6 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     X(CANCEL_JOBS_GRID, "UPDATE jobs SET state = 'cancelled', updated_ms = ?2"\
                         " WHERE grid_id = ?1 AND state IN ('pending', "       \
                         "'ready', 'running', 'blocked')")                     \
-    X(CANCEL_ATTEMPTS_JOB, "UPDATE attempts SET state = 'cancelled', "        \
-                           "finished_ms = ?2 WHERE state = 'running' AND "    \
-                           "job_id = ?1")                                     \
-    X(CANCEL_JOB, "UPDATE jobs SET state = 'cancelled', updated_ms = ?2 "     \
-                  "WHERE id = ?1 AND state IN ('pending', 'ready', "          \
-                  "'running', 'blocked')")                                    \
     X(COUNTS_ALL, "SELECT state, COUNT(*) FROM jobs GROUP BY state")          \
     /* Lost and failed attempts: a range of the state index each. */       \
     X(ATTEMPT_COUNTS, "SELECT a.state, count(*) FROM attempts a JOIN jobs j " \
@@ -1481,13 +1327,6 @@ done:
     return ret;
 }
 
-int store_lease(store *s, const char *worker, int64_t now_ms,
-                store_leased *out, tfq_error *e)
-{
-    int n;
-    return store_lease_many(s, worker, NULL, now_ms, 1, out, &n, e);
-}
-
 void store_leased_release(store_leased *l)
 {
     if (l == NULL)
@@ -1966,18 +1805,19 @@ done:
     return txn_close(s, ret, e);
 }
 
-/* Cancels through the two statements (attempts, then jobs) bound to id. */
-static int cancel(store *s, int64_t id, int st_attempts, int st_jobs,
-                  int64_t now_ms, int *cancelled, tfq_error *e)
+/* Cancels the grid's running attempts, then its unfinished jobs; *cancelled
+ * (may be NULL): how many jobs. */
+static int cancel(store *s, int64_t grid_id, int64_t now_ms, int *cancelled,
+                  tfq_error *e)
 {
     int ret = TFQ_OK;
     sqlite3_stmt *st;
-    PREP(st, st_attempts);
-    sqlite3_bind_int64(st, 1, id);
+    PREP(st, ST_CANCEL_ATTEMPTS_GRID);
+    sqlite3_bind_int64(st, 1, grid_id);
     sqlite3_bind_int64(st, 2, now_ms);
     TRY(run(s, st, "cancelling attempts", e));
-    PREP(st, st_jobs);
-    sqlite3_bind_int64(st, 1, id);
+    PREP(st, ST_CANCEL_JOBS_GRID);
+    sqlite3_bind_int64(st, 1, grid_id);
     sqlite3_bind_int64(st, 2, now_ms);
     TRY(run(s, st, "cancelling jobs", e));
     int n = sqlite3_changes(s->db);
@@ -2009,30 +1849,11 @@ int store_cancel_grid(store *s, int64_t grid_id, int64_t now_ms,
         ret = db_fail(s, rc, "reading the grid", e);
         goto done;
     }
-    TRY(cancel(s, grid_id, ST_CANCEL_ATTEMPTS_GRID, ST_CANCEL_JOBS_GRID,
-               now_ms, &n, e));
+    TRY(cancel(s, grid_id, now_ms, &n, e));
     char detail[64];
     snprintf(detail, sizeof detail, "grid %lld: %d jobs", (long long)grid_id,
              n);
     ret = event_add(s, now_ms, 0, 0, NULL, "cancel", detail, e);
-done:
-    ret = txn_close(s, ret, e);
-    if (cancelled != NULL)
-        *cancelled = ret == TFQ_OK ? n : 0;
-    return ret;
-}
-
-int store_cancel_job(store *s, int64_t job, int64_t now_ms, int *cancelled,
-                     tfq_error *e)
-{
-    int ret = TFQ_OK;
-    char state[16];
-    int n = 0;
-    if ((ret = txn_open(s, e)) != TFQ_OK)
-        return ret;
-    TRY(job_state(s, job, state, sizeof state, e));
-    TRY(cancel(s, job, ST_CANCEL_ATTEMPTS_JOB, ST_CANCEL_JOB, now_ms, &n, e));
-    ret = event_add(s, now_ms, job, 0, NULL, "cancel", state, e);
 done:
     ret = txn_close(s, ret, e);
     if (cancelled != NULL)
@@ -2223,17 +2044,6 @@ int store_retry_grid(store *s, int64_t grid_id, int64_t now_ms, int *count,
 done:
     free(ids);
     return ret;
-}
-
-int store_event(store *s, int64_t now_ms, int64_t job, int attempt,
-                const char *worker, const char *kind, const char *detail,
-                tfq_error *e)
-{
-    int ret = txn_open(s, e);
-    if (ret != TFQ_OK)
-        return ret;
-    ret = event_add(s, now_ms, job, attempt, worker, kind, detail, e);
-    return txn_close(s, ret, e);
 }
 
 int store_worker_seen(store *s, const char *id, const char *host, int pid,

@@ -49,7 +49,7 @@ typedef struct {
                              the job is added as succeeded with its result */
 } store_job;
 
-/* A job handed to a worker by store_lease.  The caller owns it and frees
+/* A job handed to a worker by store_lease_many.  The caller owns it and frees
  * its strings with store_leased_release. */
 typedef struct {
     int64_t job_id;        /* 0: no job was ready */
@@ -117,8 +117,8 @@ void store_close(store **s);
 /* The schema version recorded in the open store. */
 int store_schema_version(store *s);
 
-/* The embedded text of migration version (1..STORE_SCHEMA_VERSION), as in
- * schema/; NULL for any other version. */
+/* The text of migration version (1..STORE_SCHEMA_VERSION) compiled in
+ * from schema/; NULL for any other version. */
 const char *store_migration_sql(int version);
 
 /* A batch: store_begin opens a transaction (BEGIN IMMEDIATE), or a
@@ -138,22 +138,20 @@ int store_compact_wal(store *s, tfq_error *e);
 int store_grid_add(store *s, const char *name, const char *spec,
                    int64_t *grid_id, int64_t now_ms, tfq_error *e);
 
-/* Adds a job in state pending; its id goes to *job_id.  TFQ_EINVAL for an
- * invalid kind, a duplicate name within the grid or an unknown grid.  Call
- * store_refresh_ready after adding jobs and their dependencies. */
-/* The id of the grid called name; TFQ_ENOENT when there is none. */
 /* Sets the metric the grid's report uses ("final", "best", "top10"). */
 int store_grid_set_metric(store *s, int64_t grid_id, const char *metric,
                           tfq_error *e);
 
+/* The id of the grid called name; TFQ_ENOENT when there is none. */
 int store_grid_find(store *s, const char *name, int64_t *grid_id,
                     tfq_error *e);
 
+/* Adds a job in state pending; its id goes to *job_id.  TFQ_EINVAL for an
+ * invalid kind, a duplicate name within the grid or an unknown grid.  Call
+ * store_refresh_ready after adding jobs and their dependencies. */
 int store_job_add(store *s, const store_job *job, int64_t *job_id,
                   int64_t now_ms, tfq_error *e);
 
-/* Records that job cannot start before depends_on has succeeded.
- * TFQ_EINVAL for an unknown job or a job depending on itself. */
 /* The job called name in the grid: *id (0: none), its identity and state.
  * Used inside the caller's transaction. */
 int store_job_find(store *s, int64_t grid_id, const char *name, int64_t *id,
@@ -168,6 +166,8 @@ int store_reusable(store *s, const char *identity, int64_t *id, tfq_error *e);
 int store_job_reset(store *s, int64_t id, int64_t now_ms, int *changed,
                     tfq_error *e);
 
+/* Records that job cannot start before depends_on has succeeded.
+ * TFQ_EINVAL for an unknown job or a job depending on itself. */
 int store_dep_add(store *s, int64_t job, int64_t depends_on, tfq_error *e);
 
 /* Moves pending jobs on: to ready when every dependency has succeeded, to
@@ -175,25 +175,24 @@ int store_dep_add(store *s, int64_t job, int64_t depends_on, tfq_error *e);
  * follows chains of dependents). */
 int store_refresh_ready(store *s, int64_t now_ms, tfq_error *e);
 
-/* Leases the ready job with the highest priority (then the lowest id) to
- * worker: the job becomes running, its attempts counter grows by one and a
- * running attempt row is added with its heartbeat at now_ms.  Fills out
- * (release it with store_leased_release); out->job_id is 0 when no job is
- * ready, which is not an error. */
-int store_lease(store *s, const char *worker, int64_t now_ms,
-                store_leased *out, tfq_error *e);
-
 /* Jobs one store_lease_many call leases at most. */
 #define STORE_MAX_LEASE 64
 
-/* store_lease for up to max (at most STORE_MAX_LEASE) jobs at once, in the
- * same order, in one transaction: out[0 .. *n) are filled (*n is 0 when no
- * job is ready).  Lease i is held by holders[i] (holders may be NULL: no
+/* Leases up to max (at most STORE_MAX_LEASE) ready jobs to worker, in one
+ * transaction, in the order of their priority (highest first), then of
+ * their losses (fewest first), then of their ids: each job becomes
+ * running, its attempts counter grows by one and a running attempt row is
+ * added with its heartbeat at now_ms.  out[0 .. *n) are filled (release
+ * each with store_leased_release); *n is 0 when no job is ready, which is
+ * not an error.  Lease i is held by holders[i] (holders may be NULL: no
  * holder, for tests); the calls below must name the same holder.  On
  * failure nothing is leased and *n is 0. */
 int store_lease_many(store *s, const char *worker,
                      const char *const *holders, int64_t now_ms, int max,
                      store_leased *out, int *n, tfq_error *e);
+
+/* Frees the strings of l and clears it; NULL-safe. */
+void store_leased_release(store_leased *l);
 
 /* The leases worker holds (its running attempts). */
 int store_held(store *s, const char *worker, int *n, tfq_error *e);
@@ -201,9 +200,6 @@ int store_held(store *s, const char *worker, int *n, tfq_error *e);
 /* The job's configuration text (*spec malloc'd, the caller's);
  * TFQ_ENOENT for an unknown job. */
 int store_job_spec(store *s, int64_t job, char **spec, tfq_error *e);
-
-/* Frees the strings of l and clears it; NULL-safe. */
-void store_leased_release(store_leased *l);
 
 /* The calls a worker makes about its attempt: each requires that holder
  * holds the attempt (the string given to store_lease_many; NULL matches a
@@ -276,20 +272,16 @@ int store_recover(store *s, int64_t now_ms, tfq_error *e);
 int store_retry(store *s, int64_t job, int64_t now_ms, tfq_error *e);
 
 /* Cancels every unfinished job (pending, ready, running, blocked) of a
- * grid, or one job; their running attempts become 'cancelled'.  Dependents
- * elsewhere become blocked.  *cancelled (may be NULL) gets the number of
- * jobs cancelled.  TFQ_ENOENT for an unknown grid or job. */
+ * grid; their running attempts become 'cancelled'.  Dependents elsewhere
+ * become blocked.  *cancelled (may be NULL) gets the number of jobs
+ * cancelled.  TFQ_ENOENT for an unknown grid. */
 int store_cancel_grid(store *s, int64_t grid_id, int64_t now_ms,
                       int *cancelled, tfq_error *e);
-int store_cancel_job(store *s, int64_t job, int64_t now_ms, int *cancelled,
-                     tfq_error *e);
 
 /* Counts jobs per state, of one grid or of all (grid_id 0). */
 int store_counts_get(store *s, int64_t grid_id, store_counts *out,
                      tfq_error *e);
 
-/* Appends to the event log; job and attempt 0 and worker/detail NULL stand
- * for none. */
 /* Reports as JSON arrays (*json malloc'd, the caller's); grid_id 0: every
  * grid.  Results: one object per job (job, grid, name, kind, state,
  * attempts, error, result, checkpoint: its latest checkpoint's SHA-256).
@@ -318,10 +310,6 @@ int store_workers_json(store *s, int64_t after, size_t max_bytes,
  * *count: how many went back to the queue. */
 int store_retry_grid(store *s, int64_t grid_id, int64_t now_ms, int *count,
                      tfq_error *e);
-
-int store_event(store *s, int64_t now_ms, int64_t job, int attempt,
-                const char *worker, const char *kind, const char *detail,
-                tfq_error *e);
 
 /* Records that a worker was seen (first_seen_ms is kept from the first
  * call; state becomes "alive"). */

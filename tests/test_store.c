@@ -2,6 +2,7 @@
  * order, dependencies, stale results, releases, retries, expiry, counts, a
  * bulk insert, paged reports, durability across a kill -9, and the start-up
  * checks (the commit sequence and its mirror, quick_check). */
+#include <dirent.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -54,6 +55,15 @@ static int64_t add_job(store *s, int64_t grid, const char *name, int priority,
         return 0;
     }
     return id;
+}
+
+/* Leases one job to worker (no holder) through store_lease_many; l->job_id
+ * is 0 when none was ready. */
+static int lease_one(store *s, const char *worker, int64_t now_ms,
+                     store_leased *l, tfq_error *e)
+{
+    int n = 0;
+    return store_lease_many(s, worker, NULL, now_ms, 1, l, &n, e);
 }
 
 /* The first column of the first row of sql (a printf format) as text, read
@@ -143,31 +153,104 @@ static int test_open_migrate(void)
     return 0;
 }
 
+/* The whole of a text file of at most 64 KiB into buf; 0 on success. */
+static int read_text(const char *path, char *buf, size_t bytes)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, bytes - 1, f);
+    int whole = feof(f) && !ferror(f);
+    fclose(f);
+    buf[n] = '\0';
+    return whole ? 0 : -1;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The tables schema/STORE.md describes (the rows "| `name` | ..." of its
+ * "## Tables" section), sorted and joined by spaces into out. */
+static int documented_tables(char *out, size_t bytes)
+{
+    static char doc[65536];
+    char *names[64];
+    int n = 0;
+    if (read_text(TFQ_SCHEMA_DIR "/STORE.md", doc, sizeof doc) != 0)
+        return -1;
+    char *p = strstr(doc, "\n## Tables\n");
+    char *end = p ? strstr(p + 1, "\n## ") : NULL;
+    if (p == NULL)
+        return -1;
+    if (end != NULL)
+        *end = '\0';
+    for (char *line = strstr(p, "\n| `"); line && n < 64;
+         line = strstr(line + 1, "\n| `")) {
+        char *name = line + 4, *tick = strchr(name, '`');
+        if (tick == NULL)
+            return -1;
+        *tick = '\0';
+        names[n++] = name;
+        line = tick;
+    }
+    qsort(names, (size_t)n, sizeof names[0], by_name);
+    size_t len = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(out + len, bytes - len, "%s%s", i ? " " : "",
+                                names[i]);
+    return len < bytes ? 0 : -1;
+}
+
+/* The migrations compiled in are schema/'s files, all of them: every
+ * NNN_*.sql there has a version from 1 to STORE_SCHEMA_VERSION, none twice
+ * and none missing, and holds the text compiled in for it (a file added
+ * but not listed in coordinator/meson.build fails here; a gap, or a
+ * version the code does not know, fails the build).  And a new store has
+ * the tables schema/STORE.md describes, no more and no fewer. */
 static int test_schema_file_matches(void)
 {
-    static const char *const files[] = {"001_initial.sql",
-                                        "002_init_from.sql",
-                                        "003_metrics_eta.sql",
-                                        "004_grid_spec.sql",
-                                        "005_reuse_index.sql",
-                                        "006_leases.sql"};
-    CHECK_EQ_INT(sizeof files / sizeof files[0], STORE_SCHEMA_VERSION);
-    for (int v = 1; v <= STORE_SCHEMA_VERSION; v++) {
+    int seen[STORE_SCHEMA_VERSION + 1] = {0};
+    DIR *d = opendir(TFQ_SCHEMA_DIR);
+    CHECK_MSG(d != NULL, "cannot open %s", TFQ_SCHEMA_DIR);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len < 4 || strcmp(de->d_name + len - 4, ".sql") != 0)
+            continue;
+        int v = atoi(de->d_name);
+        CHECK_MSG(v >= 1 && v <= STORE_SCHEMA_VERSION,
+                  "schema/%s: version %d, but STORE_SCHEMA_VERSION is %d",
+                  de->d_name, v, STORE_SCHEMA_VERSION);
+        CHECK_MSG(seen[v]++ == 0, "schema/%s: a second file of version %d",
+                  de->d_name, v);
         char file[1024];
-        snprintf(file, sizeof file, "%s/%s", TFQ_SCHEMA_DIR, files[v - 1]);
-        FILE *f = fopen(file, "rb");
-        CHECK_MSG(f != NULL, "cannot open %s", file);
         static char text[65536];
-        size_t n = fread(text, 1, sizeof text - 1, f);
-        fclose(f);
-        text[n] = '\0';
-        const char *embedded = store_migration_sql(v);
-        CHECK(embedded != NULL);
-        CHECK_MSG(strcmp(text, embedded) == 0,
-                  "%s differs from the migration embedded in store.c", file);
+        snprintf(file, sizeof file, "%s/%s", TFQ_SCHEMA_DIR, de->d_name);
+        CHECK_MSG(read_text(file, text, sizeof text) == 0, "cannot read %s",
+                  file);
+        CHECK_MSG(strcmp(text, store_migration_sql(v)) == 0,
+                  "schema/%s is not the migration compiled in for version "
+                  "%d (is it listed in coordinator/meson.build?)",
+                  de->d_name, v);
     }
+    closedir(d);
+    for (int v = 1; v <= STORE_SCHEMA_VERSION; v++)
+        CHECK_MSG(seen[v] == 1, "schema/ has no migration of version %d", v);
     CHECK(store_migration_sql(0) == NULL);
     CHECK(store_migration_sql(STORE_SCHEMA_VERSION + 1) == NULL);
+
+    char path[512], doc[1024];
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    store_close(&s);
+    CHECK_MSG(documented_tables(doc, sizeof doc) == 0,
+              "cannot read the tables of %s/STORE.md", TFQ_SCHEMA_DIR);
+    CHECK_STR(query(path, "SELECT group_concat(name, ' ') FROM (SELECT name "
+                          "FROM sqlite_master WHERE type = 'table' AND name "
+                          "NOT LIKE 'sqlite_%%' ORDER BY name)"), doc);
     return 0;
 }
 
@@ -188,13 +271,13 @@ static int test_lease_order(void)
 
     store_leased l;
     /* Nothing is ready before a refresh: jobs start pending. */
-    CHECK_EQ_INT(store_lease(s, "w1", 10, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w1", 10, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, 0);
     CHECK_EQ_INT(store_refresh_ready(s, 10, &e), TFQ_OK);
 
     int64_t want[] = {b, c, a};
     for (int i = 0; i < 3; i++) {
-        CHECK_EQ_INT(store_lease(s, "w1", 20 + i, &l, &e), TFQ_OK);
+        CHECK_EQ_INT(lease_one(s, "w1", 20 + i, &l, &e), TFQ_OK);
         CHECK_EQ_INT(l.job_id, want[i]);
         CHECK_EQ_INT(l.attempt, 1);
         CHECK_STR(l.kind, "sleep");
@@ -203,11 +286,11 @@ static int test_lease_order(void)
         store_leased_release(&l);
     }
     /* d waits for a, which is running. */
-    CHECK_EQ_INT(store_lease(s, "w1", 30, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w1", 30, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, 0);
     CHECK_EQ_INT(store_finish(s, a, 1, NULL, 1, "{\"final_acc\":1}", NULL, 40, &e),
                  TFQ_OK);
-    CHECK_EQ_INT(store_lease(s, "w2", 50, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w2", 50, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, d);
     CHECK_STR(l.name, "d");
     store_leased_release(&l);
@@ -247,10 +330,10 @@ static int test_deps_ready_blocked(void)
 
     /* other succeeds: t2 still waits for t1. */
     store_leased l;
-    CHECK_EQ_INT(store_lease(s, "w", 2, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w", 2, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, base);
     store_leased_release(&l);
-    CHECK_EQ_INT(store_lease(s, "w", 2, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w", 2, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, other);
     store_leased_release(&l);
     CHECK_EQ_INT(store_finish(s, other, 1, NULL, 1, "{}", NULL, 3, &e), TFQ_OK);
@@ -273,14 +356,14 @@ static int test_deps_ready_blocked(void)
     CHECK_STR(query(path, "SELECT attempts FROM jobs WHERE id = 1"), "0");
     CHECK_STR(state_of(path, t1), "pending");
     CHECK_STR(state_of(path, t2), "pending");
-    CHECK_EQ_INT(store_lease(s, "w", 7, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w", 7, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, base);
     CHECK_EQ_INT(l.attempt, 2); /* attempt numbers are never reused */
     store_leased_release(&l);
     CHECK_EQ_INT(store_finish(s, base, 2, NULL, 1, "{}", NULL, 8, &e), TFQ_OK);
     CHECK_STR(state_of(path, t1), "ready");
     CHECK_STR(state_of(path, t2), "pending");
-    CHECK_EQ_INT(store_lease(s, "w", 9, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w", 9, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, t1);
     store_leased_release(&l);
     CHECK_EQ_INT(store_finish(s, t1, 1, NULL, 1, "{}", NULL, 10, &e), TFQ_OK);
@@ -299,7 +382,7 @@ static int test_stale_result_rejected(void)
     CHECK(j > 0);
     CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
     store_leased l;
-    CHECK_EQ_INT(store_lease(s, "w1", 1000, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w1", 1000, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.attempt, 1);
     store_leased_release(&l);
     CHECK_EQ_INT(store_heartbeat(s, j, 1, NULL, 2000, &e), TFQ_OK);
@@ -317,7 +400,7 @@ static int test_stale_result_rejected(void)
     CHECK_EQ_INT(store_heartbeat(s, j, 1, NULL, 40001, &e), TFQ_EMISMATCH);
     CHECK_MSG(strstr(e.msg, "attempt 1 is not running (its state is lost)")
               != NULL, "%s", e.msg);
-    CHECK_EQ_INT(store_lease(s, "w2", 41000, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w2", 41000, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, j);
     CHECK_EQ_INT(l.attempt, 2);
     store_leased_release(&l);
@@ -388,7 +471,7 @@ static int test_release_requeues(void)
     int64_t j = add_job(s, 0, "cell", 0, 1);
     CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
     store_leased l;
-    CHECK_EQ_INT(store_lease(s, "w1", 10, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w1", 10, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, j);
     store_leased_release(&l);
     CHECK_EQ_INT(store_checkpoint_add(s, j, 1, NULL, 3, SHA_A, 1234, 11, &e),
@@ -403,7 +486,7 @@ static int test_release_requeues(void)
 
     /* max_attempts is 1, yet the release cost nothing; the new attempt
      * resumes from the checkpoint. */
-    CHECK_EQ_INT(store_lease(s, "w2", 20, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w2", 20, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, j);
     CHECK_EQ_INT(l.attempt, 2);
     CHECK_STR(l.resume_sha256, SHA_A);
@@ -426,14 +509,14 @@ static int test_max_attempts_fail(void)
     int64_t k = add_job(s, 0, "lost", 0, 1);
     CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
     store_leased l;
-    CHECK_EQ_INT(store_lease(s, "w", 1, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w", 1, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, j);
     store_leased_release(&l);
     CHECK_EQ_INT(store_finish(s, j, 1, NULL, 0, NULL, "boom 1", 2, &e), TFQ_OK);
     CHECK_STR(state_of(path, j), "ready");
     CHECK_STR(query(path, "SELECT last_error FROM jobs WHERE id = 1"),
               "boom 1");
-    CHECK_EQ_INT(store_lease(s, "w", 3, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w", 3, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, j);
     CHECK_EQ_INT(l.attempt, 2);
     store_leased_release(&l);
@@ -448,7 +531,7 @@ static int test_max_attempts_fail(void)
      * back to the queue until it has been lost STORE_MAX_LOST times. */
     int64_t t = 5;
     for (int lost = 1; lost <= STORE_MAX_LOST; lost++) {
-        CHECK_EQ_INT(store_lease(s, "w", t, &l, &e), TFQ_OK);
+        CHECK_EQ_INT(lease_one(s, "w", t, &l, &e), TFQ_OK);
         CHECK_EQ_INT(l.job_id, k);
         CHECK_EQ_INT(l.attempt, lost);
         store_leased_release(&l);
@@ -547,28 +630,28 @@ static int test_resume_fallback(void)
     int64_t j = add_job(s, 0, "a", 0, 5);
     CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
     store_leased l;
-    CHECK_EQ_INT(store_lease(s, "w", 1, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w", 1, &l, &e), TFQ_OK);
     store_leased_release(&l);
     CHECK_EQ_INT(store_checkpoint_add(s, j, 1, NULL, 1, SHA_A, 10, 2, &e),
                  TFQ_OK);
     CHECK_EQ_INT(store_checkpoint_add(s, j, 1, NULL, 2, SHA_B, 10, 3, &e),
                  TFQ_OK);
     CHECK_EQ_INT(store_finish(s, j, 1, NULL, 0, NULL, "oom", 4, &e), TFQ_OK);
-    CHECK_EQ_INT(store_lease(s, "w", 5, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w", 5, &l, &e), TFQ_OK);
     CHECK_STR(l.resume_sha256, SHA_B);
     store_leased_release(&l);
     CHECK_EQ_INT(store_finish(s, j, 2, NULL, 0, NULL, "bad resume", 6, &e),
                  TFQ_OK);
     CHECK_STR(query(path, "SELECT bad FROM checkpoints WHERE epoch = 2"),
               "attempt 2 resumed from it and failed");
-    CHECK_EQ_INT(store_lease(s, "w", 7, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w", 7, &l, &e), TFQ_OK);
     CHECK_STR(l.resume_sha256, SHA_A);
     store_leased_release(&l);
     /* Lost before any progress after resuming: that one goes too. */
     int n = 0;
     CHECK_EQ_INT(store_expire(s, 100, 10, &n, &e), TFQ_OK);
     CHECK_EQ_INT(n, 1);
-    CHECK_EQ_INT(store_lease(s, "w", 101, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w", 101, &l, &e), TFQ_OK);
     CHECK_STR(l.resume_sha256, "");
     store_leased_release(&l);
     CHECK_EQ_INT(store_checkpoint_add(s, j, 4, NULL, 1, SHA_A, 10, 102, &e),
@@ -578,7 +661,7 @@ static int test_resume_fallback(void)
     CHECK_EQ_INT(store_job_reset(s, j, 104, &changed, &e), TFQ_OK);
     CHECK_EQ_INT(changed, 1);
     CHECK_EQ_INT(store_refresh_ready(s, 105, &e), TFQ_OK);
-    CHECK_EQ_INT(store_lease(s, "w", 106, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w", 106, &l, &e), TFQ_OK);
     CHECK_STR(l.resume_sha256, "");
     store_leased_release(&l);
     CHECK_STR(query(path, "SELECT count(*) FROM checkpoints WHERE bad IS "
@@ -600,7 +683,7 @@ static int test_bad_row_skipped(void)
     CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
     store_leased l;
     for (int i = 0; i < 2; i++) {
-        CHECK_EQ_INT(store_lease(s, "w", 1, &l, &e), TFQ_OK);
+        CHECK_EQ_INT(lease_one(s, "w", 1, &l, &e), TFQ_OK);
         store_leased_release(&l);
     }
     CHECK_EQ_INT(store_finish(s, j, 1, NULL, 1, "{\"final_acc\":0.5}", NULL,
@@ -634,7 +717,7 @@ static int test_recover_then_expire(void)
     int64_t j = add_job(s, 0, "cell", 0, 0);
     CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
     store_leased l;
-    CHECK_EQ_INT(store_lease(s, "w", 0, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w", 0, &l, &e), TFQ_OK);
     store_leased_release(&l);
     store_close(&s);
 
@@ -666,20 +749,22 @@ static int test_counts(void)
     tfq_error e = {0};
     store *s = fresh(path, sizeof path);
     CHECK(s != NULL);
-    int64_t ga = 0, gb = 0;
+    int64_t ga = 0, gb = 0, gc = 0;
     CHECK_EQ_INT(store_grid_add(s, "a", "{}", &ga, 0, &e), TFQ_OK);
     CHECK_EQ_INT(store_grid_add(s, "b", "{}", &gb, 0, &e), TFQ_OK);
+    CHECK_EQ_INT(store_grid_add(s, "c", "{}", &gc, 0, &e), TFQ_OK);
     int64_t a1 = add_job(s, ga, "1", 0, 0);
     int64_t a2 = add_job(s, ga, "2", 0, 0);
     int64_t a3 = add_job(s, ga, "3", 0, 0);
     int64_t b1 = add_job(s, gb, "1", 9, 0);
     int64_t b2 = add_job(s, gb, "2", 0, 0);
-    CHECK(a1 && a2 && a3 && b1 && b2);
+    int64_t c1 = add_job(s, gc, "1", 0, 0);
+    CHECK(a1 && a2 && a3 && b1 && b2 && c1);
     CHECK(add_job(s, 99, "nogrid", 0, 0) == 0);
     CHECK_EQ_INT(store_dep_add(s, a3, b2, &e), TFQ_OK);
     CHECK_EQ_INT(store_refresh_ready(s, 0, &e), TFQ_OK);
     store_leased l;
-    CHECK_EQ_INT(store_lease(s, "w", 1, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w", 1, &l, &e), TFQ_OK);
     CHECK_EQ_INT(l.job_id, b1);
     store_leased_release(&l);
 
@@ -700,22 +785,22 @@ static int test_counts(void)
     CHECK_EQ_INT(store_cancel_grid(s, 77, 2, &n, &e), TFQ_ENOENT);
     CHECK_EQ_INT(store_heartbeat(s, b1, 1, NULL, 3, &e), TFQ_EMISMATCH);
     CHECK(strstr(e.msg, "its state is cancelled") != NULL);
-    CHECK_EQ_INT(store_cancel_job(s, a1, 3, &n, &e), TFQ_OK);
+    CHECK_EQ_INT(store_cancel_grid(s, gc, 3, &n, &e), TFQ_OK);
     CHECK_EQ_INT(n, 1);
     CHECK_EQ_INT(store_counts_get(s, 0, &c, &e), TFQ_OK);
     CHECK_EQ_INT(c.cancelled, 3);
     CHECK_EQ_INT(c.blocked, 1);
-    CHECK_EQ_INT(c.ready, 1);
-    CHECK_EQ_INT(c.total, 5);
+    CHECK_EQ_INT(c.ready, 2);
+    CHECK_EQ_INT(c.total, 6);
 
     CHECK_EQ_INT(store_worker_seen(s, "w", "host1", 42, 8, 5, &e), TFQ_OK);
     CHECK_EQ_INT(store_worker_seen(s, "w", "host1", 43, 8, 9, &e), TFQ_OK);
-    CHECK_EQ_INT(store_event(s, 10, a2, 0, "w", "note", "hello", &e), TFQ_OK);
     store_close(&s);
     CHECK_STR(query(path, "SELECT first_seen_ms || ':' || last_seen_ms || "
                           "':' || pid FROM workers"), "5:9:43");
-    CHECK_STR(query(path, "SELECT detail FROM events WHERE kind = 'note'"),
-              "hello");
+    CHECK_STR(query(path, "SELECT group_concat(detail, '; ') FROM (SELECT "
+                          "detail FROM events WHERE kind = 'cancel' ORDER "
+                          "BY id)"), "grid 2: 2 jobs; grid 3: 1 jobs");
     CHECK_STR(query(path, "SELECT state FROM attempts"), "cancelled");
     return 0;
 }
@@ -778,7 +863,7 @@ static int test_bulk_insert_100k(void)
     CHECK_MSG(t1 - t0 < BULK_INSERT_MAX_S, "bulk insert took %.1f s, over "
               "%.0f s", t1 - t0, BULK_INSERT_MAX_S);
     store_leased l;
-    CHECK_EQ_INT(store_lease(s, "w", 1, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w", 1, &l, &e), TFQ_OK);
     CHECK_STR(l.name, "job000000");
     store_leased_release(&l);
     double t3 = now_s();
@@ -1048,7 +1133,7 @@ static void crash_child(const char *path)
         _exit(2);
     for (int i = 0; i < 3; i++) {
         store_leased l;
-        if (store_lease(s, "w", 10, &l, &e) || l.job_id != i + 1)
+        if (lease_one(s, "w", 10, &l, &e) || l.job_id != i + 1)
             _exit(2);
         store_leased_release(&l);
     }
@@ -1123,7 +1208,7 @@ static int test_upgrade(void)
     CHECK_EQ_INT(store_schema_version(s), STORE_SCHEMA_VERSION);
     store_leased l;
     memset(&l, 0, sizeof l);
-    CHECK_EQ_INT(store_lease(s, "w", 2, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(lease_one(s, "w", 2, &l, &e), TFQ_OK);
     CHECK(l.job_id == 1 && strcmp(l.name, "old") == 0);
     CHECK(l.init_sha256[0] == '\0');
     CHECK_EQ_INT(store_metric_add(s, 1, 1, NULL, 1, 0.1, 0.9, 10, 3.5, &e), TFQ_OK);

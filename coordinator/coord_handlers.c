@@ -1,0 +1,342 @@
+/* The handlers of the messages workers and clients send, and the one table
+ * that says, for each kind, who may send it and what answers it. */
+#include "coord_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+/* A worker told "no job" asks again after this long. */
+#define COORD_RETRY_MS 200
+
+/* Leases one worker (one routing id) may hold at once: what a worker
+ * asks for at most, so that one peer cannot take the whole queue. */
+#define COORD_MAX_HELD STORE_MAX_LEASE
+
+static void on_hello(coord *c, const peer *p, const proto_msg *m)
+{
+    tfq_error e = {0};
+    if (store_worker_seen(c->st, p->name, m->worker, 0, m->threads,
+                          coord_now_ms(), &e) != 0)
+        log_error("worker %s: %s", p->name, e.msg);
+    log_info("worker %s (%s, %d threads) joined", p->name, m->worker,
+             m->threads);
+    proto_msg r;
+    proto_msg_init(&r, PROTO_WELCOME);
+    r.heartbeat_ms = c->cfg.heartbeat_ms;
+    coord_reply(c, p, &r);
+}
+
+/* Leases up to m->max jobs (at least 1, at most COORD_MAX_LEASE) and
+ * answers with one "job" per job, each saying how many more follow, or
+ * with "no_job". */
+static void on_ready(coord *c, const peer *p, const proto_msg *m)
+{
+    store_leased l[COORD_MAX_LEASE];
+    char tokens[COORD_MAX_LEASE][HASH_HEX_BYTES];
+    char holders[COORD_MAX_LEASE][HASH_HEX_BYTES];
+    const char *hp[COORD_MAX_LEASE];
+    int want = m->max < 1 ? 1 : m->max > COORD_MAX_LEASE ? COORD_MAX_LEASE
+                                                           : m->max;
+    int n = 0, held = 0;
+    tfq_error e = {0};
+    proto_msg r;
+    if (store_held(c->st, p->name, &held, &e) != 0) {
+        coord_reply_error(c, p, e.code, e.msg, PROTO_READY);
+        return;
+    }
+    if (held >= COORD_MAX_HELD) {
+        char msg[PROTO_MAX_NAME_BYTES + 128];
+        snprintf(msg, sizeof msg, "worker %s already holds %d leases, the "
+                 "most one worker may hold: finish or release some first",
+                 p->name, held);
+        coord_reply_error(c, p, TFQ_ERANGE, msg, PROTO_READY);
+        return;
+    }
+    if (want > COORD_MAX_HELD - held)
+        want = COORD_MAX_HELD - held;
+    if (lease_tokens(tokens, want) != 0) {
+        coord_reply_error(c, p, TFQ_EIO, "no random bytes for lease tokens",
+                          PROTO_READY);
+        return;
+    }
+    for (int i = 0; i < want; i++) {
+        lease_holder(p, tokens[i], holders[i]);
+        hp[i] = holders[i];
+    }
+    if (store_lease_many(c->st, p->name, hp, coord_now_ms(), want, l, &n,
+                         &e) != 0) {
+        coord_reply_error(c, p, e.code, e.msg, PROTO_READY);
+        return;
+    }
+    if (n == 0) {
+        proto_msg_init(&r, PROTO_NO_JOB);
+        r.retry_ms = COORD_RETRY_MS;
+        coord_reply(c, p, &r);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        proto_msg_init(&r, PROTO_JOB);
+        r.job = l[i].job_id;
+        r.attempt = l[i].attempt;
+        r.spec = l[i].spec;
+        r.more = n - 1 - i;
+        memcpy(r.lease, tokens[i], sizeof r.lease);
+        if (l[i].resume_sha256[0])
+            memcpy(r.sha256, l[i].resume_sha256, sizeof r.sha256);
+        if (l[i].init_sha256[0])
+            memcpy(r.init, l[i].init_sha256, sizeof r.init);
+        log_debug("job %lld (%s) attempt %d -> %s", (long long)l[i].job_id,
+                  l[i].name, l[i].attempt, p->name);
+        coord_reply(c, p, &r);
+        store_leased_release(&l[i]);
+    }
+}
+
+/* Heartbeat and progress: ack a live attempt, cancel a stale one. */
+static void on_alive(coord *c, const peer *p, const proto_msg *m)
+{
+    char holder[HASH_HEX_BYTES];
+    if (!lease_holder_of_msg(c, p, m, holder))
+        return;
+    tfq_error e = {0};
+    int rc = store_heartbeat(c->st, m->job, m->attempt, holder,
+                             coord_now_ms(), &e);
+    if (rc == 0 && m->kind == PROTO_PROGRESS)
+        rc = store_metric_add(c->st, m->job, m->attempt, holder, m->epoch,
+                              m->loss, m->test_acc, m->images_per_s, m->eta_s,
+                              &e);
+    if (rc == TFQ_EMISMATCH) {
+        proto_msg r;
+        proto_msg_init(&r, PROTO_CANCEL);
+        r.job = m->job;
+        r.attempt = m->attempt;
+        coord_reply(c, p, &r);
+        return;
+    }
+    if (rc != 0) {
+        lease_refuse(c, p, m, rc, e.msg);
+        return;
+    }
+    coord_reply_kind(c, p, PROTO_ACK);
+}
+
+
+static void on_result(coord *c, const peer *p, const proto_msg *m)
+{
+    char holder[HASH_HEX_BYTES];
+    if (!lease_holder_of_msg(c, p, m, holder))
+        return;
+    tfq_error e = {0};
+    int rc = m->kind == PROTO_RESULT
+                 ? store_finish(c->st, m->job, m->attempt, holder, m->ok,
+                                m->result, m->error, coord_now_ms(), &e)
+                 : store_release(c->st, m->job, m->attempt, holder,
+                                 coord_now_ms(), &e);
+    if (rc != 0) {
+        if (rc != TFQ_EPERM)
+            log_warn("%s of job %lld attempt %d from %s refused: %s",
+                     proto_kind_name(m->kind), (long long)m->job, m->attempt,
+                     p->name, e.msg);
+        lease_refuse(c, p, m, rc, e.msg);
+        return;
+    }
+    uploads_drop_attempt(c, m->job, m->attempt);
+    tfq_log(m->kind == PROTO_RESULT && m->ok ? TFQ_LOG_DEBUG : TFQ_LOG_INFO,
+            "job %lld attempt %d %s (%s)%s%s", (long long)m->job, m->attempt,
+            m->kind == PROTO_RELEASE ? "handed back"
+            : m->ok                  ? "succeeded"
+                                     : "failed",
+            p->name, m->error ? ": " : "", m->error ? m->error : "");
+    coord_reply_kind(c, p, PROTO_ACK);
+}
+
+
+/* The JSON of one page of a report (status, results, workers): the limit
+ * of its "items" field; a frame may be a MiB larger, room for the rest. */
+#define COORD_PAGE_BYTES PROTO_MAX_ITEMS_BYTES
+
+/* status, results and workers each answer one page, the rows after
+ * m->after; the counts of a status reply are the whole grid's. */
+static void on_status(coord *c, const peer *p, const proto_msg *m)
+{
+    store_counts n;
+    tfq_error e = {0};
+    int64_t grid_id = 0;
+    if ((m->grid != NULL && store_grid_find(c->st, m->grid, &grid_id, &e)) ||
+        store_counts_get(c->st, grid_id, &n, &e) != 0) {
+        coord_reply_error(c, p, e.code, e.msg, PROTO_STATUS);
+        return;
+    }
+    char *running = NULL;
+    int64_t next = 0;
+    if (store_running_json(c->st, grid_id, m->after, COORD_PAGE_BYTES,
+                           &running, &next, &e) != 0) {
+        coord_reply_error(c, p, e.code, e.msg, PROTO_STATUS);
+        return;
+    }
+    proto_msg r;
+    proto_msg_init(&r, PROTO_STATUS_REPLY);
+    r.grid = m->grid;
+    r.queued = n.pending + n.ready;
+    r.running = n.running;
+    r.done = n.succeeded;
+    r.failed = n.failed + n.blocked + n.cancelled;
+    r.lost = n.lost;
+    r.failures = n.failures;
+    r.items = running;
+    r.next = next;
+    coord_reply(c, p, &r);
+    free(running);
+}
+
+/* The grid a client names, or an error reply. */
+static int grid_of(coord *c, const peer *p, const proto_msg *m,
+                   int64_t *grid_id)
+{
+    tfq_error e = {0};
+    if (store_grid_find(c->st, m->grid, grid_id, &e) != 0) {
+        coord_reply_error(c, p, e.code, e.msg, m->kind);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_report(coord *c, const peer *p, const proto_msg *m)
+{
+    int64_t grid_id = 0;
+    tfq_error e = {0};
+    char *json = NULL;
+    int64_t next = 0;
+    proto_msg r;
+    if (m->kind == PROTO_RESULTS) {
+        if (m->grid[0] != '\0' && grid_of(c, p, m, &grid_id) != 0)
+            return;
+        if (store_results_json(c->st, grid_id, m->after, COORD_PAGE_BYTES,
+                               &json, &next, &e) != 0) {
+            coord_reply_error(c, p, e.code, e.msg, m->kind);
+            return;
+        }
+        proto_msg_init(&r, PROTO_RESULTS_REPLY);
+    } else {
+        if (store_workers_json(c->st, m->after, COORD_PAGE_BYTES, &json,
+                               &next, &e) != 0) {
+            coord_reply_error(c, p, e.code, e.msg, m->kind);
+            return;
+        }
+        proto_msg_init(&r, PROTO_WORKERS_REPLY);
+    }
+    r.items = json;
+    r.next = next;
+    coord_reply(c, p, &r);
+    free(json);
+}
+
+static void on_change(coord *c, const peer *p, const proto_msg *m)
+{
+    int64_t grid_id = 0;
+    int count = 0, rc;
+    tfq_error e = {0};
+    if (grid_of(c, p, m, &grid_id) != 0)
+        return;
+    if (m->kind == PROTO_CANCEL_GRID)
+        rc = store_cancel_grid(c->st, grid_id, coord_now_ms(), &count, &e);
+    else
+        rc = store_retry_grid(c->st, grid_id, coord_now_ms(), &count, &e);
+    if (rc != 0) {
+        coord_reply_error(c, p, rc, e.msg, m->kind);
+        return;
+    }
+    log_info("grid '%s': %d jobs %s", m->grid, count,
+             m->kind == PROTO_CANCEL_GRID ? "cancelled" : "queued again");
+    proto_msg r;
+    proto_msg_init(&r, PROTO_CHANGED);
+    r.count = count;
+    coord_reply(c, p, &r);
+}
+
+static void on_bye(coord *c, const peer *p, const proto_msg *m)
+{
+    (void)c;
+    (void)m;
+    log_info("%s said bye", p->name);
+}
+
+/* Never answer an error with an error: two peers would bounce. */
+static void on_error(coord *c, const peer *p, const proto_msg *m)
+{
+    (void)c;
+    log_warn("error from %s: %s", p->name, m->msg);
+}
+
+#define ANYONE (ROLE_WORKER | ROLE_CLIENT)
+
+/* Every kind the coordinator serves, by kind: who may send it (workers
+ * take and report jobs, clients change grids, both may read), whether it
+ * is a read, and its handler.  A read is answered from what is committed,
+ * outside the batch of writes (which is committed first): a commit of
+ * that batch that then fails (a full disk) cannot take the answer with
+ * it, and the answer shows nothing that was not committed.  A kind
+ * without a handler may be sent by anyone and is answered that the
+ * coordinator does not serve it. */
+static const struct {
+    unsigned roles;
+    int read;
+    handler_fn *fn;
+} s_kinds[PROTO_KIND_COUNT] = {
+    [PROTO_HELLO] = {ROLE_WORKER, 0, on_hello},
+    [PROTO_READY] = {ROLE_WORKER, 0, on_ready},
+    [PROTO_HEARTBEAT] = {ROLE_WORKER, 0, on_alive},
+    [PROTO_PROGRESS] = {ROLE_WORKER, 0, on_alive},
+    [PROTO_RESULT] = {ROLE_WORKER, 0, on_result},
+    [PROTO_RELEASE] = {ROLE_WORKER, 0, on_result},
+    [PROTO_CKPT_PUT] = {ROLE_WORKER, 0, uploads_put},
+    [PROTO_BYE] = {ROLE_WORKER, 0, on_bye},
+    [PROTO_SUBMIT] = {ROLE_CLIENT, 0, submit_queue},
+    [PROTO_CANCEL_GRID] = {ROLE_CLIENT, 0, on_change},
+    [PROTO_RETRY] = {ROLE_CLIENT, 0, on_change},
+    [PROTO_CKPT_GET] = {ANYONE, 0, uploads_get},
+    [PROTO_STATUS] = {ANYONE, 1, on_status},
+    [PROTO_RESULTS] = {ANYONE, 1, on_report},
+    [PROTO_WORKERS] = {ANYONE, 1, on_report},
+    [PROTO_ERROR] = {ANYONE, 0, on_error},
+};
+
+void handlers_dispatch(coord *c, const peer *p, const void *frame,
+                       size_t bytes)
+{
+    proto_msg m;
+    tfq_error e = {0};
+    int rc = proto_decode(frame, bytes, &m, &c->up, &e);
+    if (rc != 0) {
+        log_warn("bad message from %s: %s", p->name, e.msg);
+        coord_reply_error(c, p, rc, e.msg, PROTO_KIND_NONE);
+        return;
+    }
+    int known = m.kind > PROTO_KIND_NONE && m.kind < PROTO_KIND_COUNT &&
+                s_kinds[m.kind].fn != NULL;
+    unsigned roles = known ? s_kinds[m.kind].roles : ANYONE;
+    if (!(p->roles & roles)) {
+        log_warn("refused %s from %s at %s (CURVE key %s): not allowed for "
+                 "this key", proto_kind_name(m.kind), p->name, p->address,
+                 p->user);
+        char msg[160];
+        snprintf(msg, sizeof msg, "this key may not send %s (it is not in "
+                 "the coordinator's %s allow-list)", proto_kind_name(m.kind),
+                 roles == ROLE_CLIENT ? "client" : "worker");
+        coord_reply_error(c, p, TFQ_EPERM, msg, m.kind);
+        return;
+    }
+    if (!known) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the coordinator does not serve '%s'",
+                 proto_kind_name(m.kind));
+        coord_reply_error(c, p, TFQ_EINVAL, msg, m.kind);
+        return;
+    }
+    if (s_kinds[m.kind].read)
+        coord_end_batch(c);
+    s_kinds[m.kind].fn(c, p, &m);
+}
