@@ -14,7 +14,9 @@
 
 #include "cli.h"
 #include "client.h"
+#include "common/data_kind.h"
 #include "common/hash.h"
+#include "common/stop.h"
 #include "report.h"
 
 static const report_column s_result_cols[] = {
@@ -336,14 +338,6 @@ out:
 
 /* ---- tfq run ------------------------------------------------------------ */
 
-static volatile sig_atomic_t s_stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    s_stop = 1;
-}
-
 static pid_t spawn(char *const args[], const char *log)
 {
     pid_t pid = fork();
@@ -370,7 +364,7 @@ int cmd_run(int argc, char **argv)
         {0, 0, 0, 0},
     };
     long nworkers = 2;
-    const char *state = NULL, *data = "/usr/share/datasets/fashion-mnist";
+    const char *state = NULL, *data = DATA_KIND_DEFAULT_DIR;
     int csv = 0, json = 0, o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -418,10 +412,7 @@ int cmd_run(int argc, char **argv)
             return CLI_FAIL;
         }
     }
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    volatile sig_atomic_t *stop = stop_on_signals();
     char endpoint_file[4200], log[4200], ep[256] = "";
     snprintf(endpoint_file, sizeof endpoint_file, "%s/endpoint", dir);
     unlink(endpoint_file);
@@ -469,7 +460,7 @@ int cmd_run(int argc, char **argv)
     long alive = nworkers;
     time_t last = 0;
     while (alive > 0) {
-        if (s_stop) {
+        if (*stop) {
             for (long i = 0; i < nworkers; i++)
                 if (workers[i] > 0)
                     kill(workers[i], SIGTERM);
@@ -495,7 +486,7 @@ int cmd_run(int argc, char **argv)
                      json ? "--json" : csv ? "--csv" : NULL, NULL};
     pid_t rp = spawn(rargs, NULL);
     waitpid(rp, &ws, 0);
-    status = s_stop ? CLI_INTERRUPTED
+    status = *stop ? CLI_INTERRUPTED
                     : (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) ? CLI_OK
                                                               : CLI_FAIL;
     if (status == CLI_OK && is_grid && !json && !csv) {
