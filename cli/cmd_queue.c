@@ -1,6 +1,5 @@
 /* The queue's commands: tfq coordinator, worker, submit, status. */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
