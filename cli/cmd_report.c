@@ -2,7 +2,6 @@
  * Table 1, from the finished jobs of a grid (report_grid.h says how). */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,8 +223,10 @@ int cmd_report(int argc, char **argv)
                               : client_results(connect, grid, &e);
     grid_report g = {0};
     figure f2, f3;
-    char title2[REPORT_PATH_BYTES + 64] = "", title3[REPORT_PATH_BYTES + 64] = "";
-    char ylabel2[REPORT_NAME_BYTES + 32] = "", ylabel3[REPORT_NAME_BYTES + 48] = "";
+    char title2[REPORT_PATH_BYTES + 64] = "";
+    char title3[REPORT_PATH_BYTES + 64] = "";
+    char ylabel2[REPORT_NAME_BYTES + 32] = "";
+    char ylabel3[REPORT_NAME_BYTES + 48] = "";
     figure_init(&f2, title2, "layer n at which the net is chopped", ylabel2);
     figure_init(&f3, title3, "layer n at which the net is chopped", ylabel3);
     const char *source = from == NULL              ? "the coordinator's reply"

@@ -45,10 +45,11 @@ static const struct {
 
 static int build_figure2(grid_report *g, figure *f, tfq_error *e)
 {
-    sqlite3_stmt *st = ingest_prepare(g->db, "SELECT n, acc FROM runs WHERE "
-                               "similarity = 'random' AND variant = ?1 AND "
-                               "finetune = ?2 ORDER BY split, target, seed, "
-                               "job", e);
+    sqlite3_stmt *st = ingest_prepare(
+            g->db, "SELECT n, acc FROM runs WHERE "
+            "similarity = 'random' AND variant = ?1 AND "
+            "finetune = ?2 ORDER BY split, target, seed, "
+            "job", e);
     if (st == NULL)
         return TFQ_EIO;
     long skipped = 0;
@@ -74,13 +75,14 @@ static int random_control(grid_report *g, char *label, size_t bytes,
                           char *sim, size_t sim_bytes, tfq_error *e)
 {
     char on[REPORT_NAME_BYTES];
-    int rc = ingest_query_text(g->db, "SELECT CASE WHEN EXISTS (SELECT 1 FROM runs "
-                        "WHERE variant = 'random' AND finetune = 0 AND "
-                        "similarity = 'random') THEN 'random' ELSE "
-                        "(SELECT group_concat(s, ', ') FROM (SELECT DISTINCT "
-                        "similarity AS s FROM runs WHERE variant = 'random' "
-                        "AND finetune = 0 ORDER BY s)) END", NULL, on,
-                        sizeof on, e);
+    int rc = ingest_query_text(
+            g->db, "SELECT CASE WHEN EXISTS (SELECT 1 FROM runs "
+            "WHERE variant = 'random' AND finetune = 0 AND "
+            "similarity = 'random') THEN 'random' ELSE "
+            "(SELECT group_concat(s, ', ') FROM (SELECT DISTINCT "
+            "similarity AS s FROM runs WHERE variant = 'random' "
+            "AND finetune = 0 ORDER BY s)) END", NULL, on,
+            sizeof on, e);
     if (rc != 0)
         return rc;
     if (on[0] == '\0' || strcmp(on, "random") == 0) {
@@ -112,12 +114,13 @@ static int build_figure3(grid_report *g, figure *f, tfq_error *e)
         {control, "random", control_sim, "#b0b0b0", "#4d4d4d",
          FIGURE_DIAMOND},
     };
-    sqlite3_stmt *st = ingest_prepare(g->db, "SELECT r.n, r.acc / b.acc FROM runs r "
-                               "LEFT JOIN bases b ON b.split = r.split AND "
-                               "b.target = r.target AND b.seed = r.seed "
-                               "WHERE r.variant = ?1 AND r.finetune = 0 AND "
-                               "(?2 = '' OR r.similarity = ?2) ORDER BY "
-                               "r.split, r.target, r.seed, r.job", e);
+    sqlite3_stmt *st = ingest_prepare(
+            g->db, "SELECT r.n, r.acc / b.acc FROM runs r "
+            "LEFT JOIN bases b ON b.split = r.split AND "
+            "b.target = r.target AND b.seed = r.seed "
+            "WHERE r.variant = ?1 AND r.finetune = 0 AND "
+            "(?2 = '' OR r.similarity = ?2) ORDER BY "
+            "r.split, r.target, r.seed, r.job", e);
     if (st == NULL)
         return TFQ_EIO;
     for (size_t i = 0; rc == 0 && i < sizeof series / sizeof *series; i++) {

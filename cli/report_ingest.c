@@ -78,11 +78,12 @@ static int check_json(sqlite3 *db, const char *json, const char *source,
                       tfq_error *e)
 {
     char what[REPORT_NAME_BYTES];
-    int rc = ingest_query_text(db,
-        "SELECT CASE WHEN NOT json_valid(?1) THEN 'invalid' "
-        "WHEN json_type(?1) <> 'array' THEN json_type(?1) "
-        "ELSE coalesce((SELECT min(key) FROM json_each(?1) "
-        "WHERE type <> 'object'), 'ok') END", json, what, sizeof what, e);
+    int rc = ingest_query_text(
+            db,
+            "SELECT CASE WHEN NOT json_valid(?1) THEN 'invalid' "
+            "WHEN json_type(?1) <> 'array' THEN json_type(?1) "
+            "ELSE coalesce((SELECT min(key) FROM json_each(?1) "
+            "WHERE type <> 'object'), 'ok') END", json, what, sizeof what, e);
     if (rc != 0 || strcmp(what, "ok") == 0)
         return rc;
     if (strcmp(what, "invalid") == 0)
@@ -137,11 +138,12 @@ static int choose_metric(grid_report *g, const char *json, const char *opt,
     if (opt != NULL) {
         snprintf(name, sizeof name, "%s", opt);
     } else {
-        int rc = ingest_query_text(g->db, "SELECT coalesce((SELECT json_extract("
-                            "j.value, '$.metric') FROM json_each(?1) j WHERE "
-                            "json_extract(j.value, '$.metric') IS NOT NULL "
-                            "LIMIT 1), '" REPORT_DEFAULT_METRIC "')", json, name,
-                            sizeof name, e);
+        int rc = ingest_query_text(
+                g->db, "SELECT coalesce((SELECT json_extract("
+                "j.value, '$.metric') FROM json_each(?1) j WHERE "
+                "json_extract(j.value, '$.metric') IS NOT NULL "
+                "LIMIT 1), '" REPORT_DEFAULT_METRIC "')", json, name,
+                sizeof name, e);
         if (rc != 0)
             return rc;
     }
@@ -191,10 +193,11 @@ static int load_runs(grid_report *g, const char *json, tfq_error *e)
     if (sqlite3_exec(g->db, "DELETE FROM runs WHERE typeof(acc) NOT IN "
                      "('real', 'integer')", NULL, NULL, NULL) == SQLITE_OK)
         g->no_value = sqlite3_changes(g->db);
-    st = ingest_prepare(g->db, "SELECT count(*), coalesce(sum(NOT " HAS_COORDS
-                 "), 0), coalesce(sum(" HAS_COORDS " AND NOT " FINISHED
-                 "), 0), (SELECT count(*) FROM runs), (SELECT max(n) FROM "
-                 "runs) FROM json_each(?1) j", e);
+    st = ingest_prepare(
+            g->db, "SELECT count(*), coalesce(sum(NOT " HAS_COORDS
+            "), 0), coalesce(sum(" HAS_COORDS " AND NOT " FINISHED
+            "), 0), (SELECT count(*) FROM runs), (SELECT max(n) FROM "
+            "runs) FROM json_each(?1) j", e);
     if (st == NULL)
         return TFQ_EIO;
     sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
@@ -204,7 +207,9 @@ static int load_runs(grid_report *g, const char *json, tfq_error *e)
         g->unfinished = sqlite3_column_int64(st, 2);
         g->runs = sqlite3_column_int64(st, 3);
         int xmax = sqlite3_column_int(st, 4);
-        g->xmax = xmax < 1 ? 1 : xmax > REPORT_MAX_LAYER ? REPORT_MAX_LAYER : xmax;
+        g->xmax = xmax < 1                  ? 1
+                  : xmax > REPORT_MAX_LAYER ? REPORT_MAX_LAYER
+                                            : xmax;
     }
     sqlite3_finalize(st);
     return TFQ_OK;
@@ -214,11 +219,12 @@ static int load_runs(grid_report *g, const char *json, tfq_error *e)
  * read (a row of an old database): the report leaves them out and goes on. */
 static void warn_bad_results(sqlite3 *db, const char *json)
 {
-    sqlite3_stmt *st = ingest_prepare(db, "SELECT json_extract(value, '$.job'), "
-                               "json_extract(value, '$.name'), json_extract("
-                               "value, '$.bad_result') FROM json_each(?1) "
-                               "WHERE json_extract(value, '$.bad_result') IS "
-                               "NOT NULL", NULL);
+    sqlite3_stmt *st = ingest_prepare(
+            db, "SELECT json_extract(value, '$.job'), "
+            "json_extract(value, '$.name'), json_extract("
+            "value, '$.bad_result') FROM json_each(?1) "
+            "WHERE json_extract(value, '$.bad_result') IS "
+            "NOT NULL", NULL);
     if (st == NULL)
         return;
     sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
@@ -241,10 +247,11 @@ int ingest_runs(grid_report *g, const char *json, const char *source,
     if (rc == 0)
         rc = choose_metric(g, json, metric_opt, e);
     if (rc == 0 && grid == NULL)
-        rc = ingest_query_text(g->db, "SELECT coalesce((SELECT json_extract(j.value,"
-                        " '$.grid') FROM json_each(?1) j WHERE json_extract("
-                        "j.value, '$.grid') IS NOT NULL LIMIT 1), '')", json,
-                        g->grid, sizeof g->grid, e);
+        rc = ingest_query_text(
+                g->db, "SELECT coalesce((SELECT json_extract(j.value,"
+                " '$.grid') FROM json_each(?1) j WHERE json_extract("
+                "j.value, '$.grid') IS NOT NULL LIMIT 1), '')", json,
+                g->grid, sizeof g->grid, e);
     else if (rc == 0)
         snprintf(g->grid, sizeof g->grid, "%s", grid);
     if (rc == 0 && g->grid[0] == '\0')

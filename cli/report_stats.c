@@ -10,17 +10,18 @@
  * then base, selffer, transfer, random control. */
 static int load_points(grid_report *g, tfq_error *e)
 {
-    sqlite3_stmt *st = ingest_prepare(g->db,
-        "SELECT r.similarity, r.variant, r.finetune, r.n, p.m, count(*), "
-        "sum((r.acc - p.m) * (r.acc - p.m)) FROM runs r JOIN "
-        "(SELECT similarity, variant, finetune, n, avg(acc) AS m FROM runs "
-        "GROUP BY similarity, variant, finetune, n) p ON "
-        "p.similarity = r.similarity AND p.variant = r.variant AND "
-        "p.finetune = r.finetune AND p.n = r.n "
-        "GROUP BY r.similarity, r.variant, r.finetune, r.n "
-        "ORDER BY r.similarity <> 'random', r.similarity, CASE r.variant "
-        "WHEN 'base' THEN 0 WHEN 'selffer' THEN 1 WHEN 'transfer' THEN 2 "
-        "WHEN 'random' THEN 3 ELSE 4 END, r.variant, r.finetune, r.n", e);
+    sqlite3_stmt *st = ingest_prepare(
+            g->db,
+            "SELECT r.similarity, r.variant, r.finetune, r.n, p.m, count(*), "
+            "sum((r.acc - p.m) * (r.acc - p.m)) FROM runs r JOIN "
+            "(SELECT similarity, variant, finetune, n, avg(acc) AS m FROM runs "
+            "GROUP BY similarity, variant, finetune, n) p ON "
+            "p.similarity = r.similarity AND p.variant = r.variant AND "
+            "p.finetune = r.finetune AND p.n = r.n "
+            "GROUP BY r.similarity, r.variant, r.finetune, r.n "
+            "ORDER BY r.similarity <> 'random', r.similarity, CASE r.variant "
+            "WHEN 'base' THEN 0 WHEN 'selffer' THEN 1 WHEN 'transfer' THEN 2 "
+            "WHEN 'random' THEN 3 ELSE 4 END, r.variant, r.finetune, r.n", e);
     if (st == NULL)
         return TFQ_EIO;
     int cap = 0, step;
@@ -53,8 +54,9 @@ static int load_points(grid_report *g, tfq_error *e)
     return TFQ_OK;
 }
 
-static const report_point *find_point(const grid_report *g, const char *similarity,
-                               const char *variant, int finetune, int n)
+static const report_point *find_point(const grid_report *g,
+                                      const char *similarity,
+                                      const char *variant, int finetune, int n)
 {
     for (int i = 0; i < g->npoints; i++) {
         const report_point *p = &g->points[i];
@@ -102,7 +104,8 @@ static void compute_gain(const grid_report *g, int lo, int hi,
                          int over_selffer, report_gain *out)
 {
     const report_point *base = find_point(g, "random", "base", 0, 0);
-    int no_transfer[REPORT_MAX_LAYER + 1] = {0}, no_other[REPORT_MAX_LAYER + 1] = {0};
+    int no_transfer[REPORT_MAX_LAYER + 1] = {0};
+    int no_other[REPORT_MAX_LAYER + 1] = {0};
     double sum = 0;
     memset(out, 0, sizeof *out);
     out->lo = lo;
