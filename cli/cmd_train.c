@@ -17,7 +17,7 @@
 
 /* Settings tfq train has no option for: ckpt_every is its --save-every,
  * which also names where the checkpoint goes. */
-static int s_no_option(int id)
+static int no_option(int id)
 {
     return id == SETTING_CKPT_EVERY;
 }
@@ -37,7 +37,7 @@ static void help_settings(void)
 {
     for (int i = 0; i < SETTING_COUNT; i++) {
         const setting *s = &settings_table[i];
-        if (s_no_option(i))
+        if (no_option(i))
             continue;
         char name[OPTION_NAME_BYTES], label[64], text[256];
         option_name(s, name);
@@ -123,7 +123,7 @@ static const struct option *options(void)
     memcpy(opts, s_fixed_opts, sizeof s_fixed_opts);
     size_t n = NFIXED;
     for (int i = 0; i < SETTING_COUNT; i++) {
-        if (s_no_option(i))
+        if (no_option(i))
             continue;
         option_name(&settings_table[i], names[i]);
         opts[n++] = (struct option){names[i] + 2, required_argument, 0,
