@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 int cli_int(const char *cmd, const char *flag, const char *v, long lo,
             long hi, long *out)
@@ -47,3 +49,27 @@ int cli_u64(const char *cmd, const char *flag, const char *v, uint64_t *out)
     *out = (uint64_t)x;
     return 0;
 }
+
+int cli_mkdir_p(const char *dir, tfq_error *e)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return tfq_error_set(e, TFQ_ERANGE, "%s: path too long", dir);
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return tfq_error_set(e, TFQ_EIO, "%s: cannot create directory: "
+                                 "%s", path, strerror(errno));
+        *p = c;
+        if (c == '\0')
+            break;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return tfq_error_set(e, TFQ_EIO, "%s: not a directory", dir);
+    return TFQ_OK;
+}
+

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/err.h"
+
 /* Each subcommand: argc/argv start at the subcommand name; returns the
  * process exit status. */
 int cmd_train(int argc, char **argv);
@@ -34,6 +36,10 @@ int cli_int(const char *cmd, const char *flag, const char *v, long lo,
 int cli_double(const char *cmd, const char *flag, const char *v, double lo,
                double hi, double *out);
 int cli_u64(const char *cmd, const char *flag, const char *v, uint64_t *out);
+
+/* Creates dir and its missing parents, like mkdir -p: 0, or TFQ_EIO (or
+ * TFQ_ERANGE for a path over 4095 bytes) naming the directory in e. */
+int cli_mkdir_p(const char *dir, tfq_error *e);
 
 /* Exit statuses. */
 #define CLI_OK 0

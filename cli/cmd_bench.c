@@ -127,7 +127,14 @@ static void help(void)
 "timed per layer when the net is built).\n");
 }
 
-int cmd_bench(int argc, char **argv)
+typedef struct {
+    const char *net_arg;
+    long batch, threads, freeze, steps, repeats;
+    int json;
+} bench_args;
+
+/* 0: go on; 1: --help was printed; -1: a bad command line. */
+static int parse_args(int argc, char **argv, bench_args *a)
 {
     static const struct option opts[] = {
         {"net", required_argument, 0, 'n'},
@@ -140,102 +147,78 @@ int cmd_bench(int argc, char **argv)
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *net_arg = "reference";
-    long batch = 64, threads = 1, freeze = 0, steps = 30, repeats = 7;
-    int json = 0, o;
+    int o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         int bad = 0;
         switch (o) {
-        case 'n': net_arg = optarg; break;
-        case 'b': bad = cli_int("bench", "--batch", optarg, 1, 4096, &batch); break;
-        case 't': bad = cli_int("bench", "--threads", optarg, 1, 256, &threads); break;
-        case 'f': bad = cli_int("bench", "--freeze", optarg, 0, NET_MAX_OPS, &freeze); break;
-        case 's': bad = cli_int("bench", "--steps", optarg, 1, 100000, &steps); break;
-        case 'r': bad = cli_int("bench", "--repeats", optarg, 1, 1000, &repeats); break;
-        case 'j': json = 1; break;
-        case 'h': help(); return CLI_OK;
-        default: return CLI_USAGE;
+        case 'n': a->net_arg = optarg; break;
+        case 'b': bad = cli_int("bench", "--batch", optarg, 1, 4096, &a->batch); break;
+        case 't': bad = cli_int("bench", "--threads", optarg, 1, 256, &a->threads); break;
+        case 'f': bad = cli_int("bench", "--freeze", optarg, 0, NET_MAX_OPS, &a->freeze); break;
+        case 's': bad = cli_int("bench", "--steps", optarg, 1, 100000, &a->steps); break;
+        case 'r': bad = cli_int("bench", "--repeats", optarg, 1, 1000, &a->repeats); break;
+        case 'j': a->json = 1; break;
+        case 'h': help(); return 1;
+        default: return -1;
         }
         if (bad)
-            return CLI_USAGE;
+            return -1;
     }
-    train_config cfg;
-    train_config_default(&cfg);
-    cfg.batch = (int)batch;
-    tfq_error e = {0};
-    if (net_spec_resolve(net_arg, 1.0, &cfg.spec, &e) != 0) {
-        fprintf(stderr, "tfq bench: --net: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    train_set_threads((int)threads);
-    /* The repeats alternate between the reference and the nets, so both
-     * see the same machine: the ratio is the median of per-repeat ratios. */
+    return 0;
+}
+
+/* The medians a bench reports. */
+typedef struct {
+    double sgemm;      /* GFLOP/s */
+    double ips;        /* training images/s of the full net */
+    double ratio;      /* median of the per-repeat train/sgemm ratios */
+    double ips_frozen; /* with layers 1..freeze frozen; 0 without --freeze */
+    double flops;      /* nominal FLOPs per image */
+    char kernels[2048];
+} bench_result;
+
+/* Times sgemm and the nets, a->repeats times each.  The repeats alternate
+ * between the reference and the nets, so both see the same machine: the
+ * ratio is the median of per-repeat ratios.  TFQ_ENOMEM or the trainer's
+ * error in e. */
+static int measure(const bench_args *a, const train_config *cfg,
+                   bench_result *out, tfq_error *e)
+{
     sgemm_bench g = {0};
     train_bench full = {0}, frozen = {0};
-    double *sg = calloc((size_t)repeats, sizeof(double));
-    double *ips_v = calloc((size_t)repeats, sizeof(double));
-    double *ratio_v = calloc((size_t)repeats, sizeof(double));
-    double *frz_v = calloc((size_t)repeats, sizeof(double));
-    int status = CLI_FAIL;
+    size_t n = (size_t)a->repeats;
+    double *sg = calloc(n, sizeof(double));
+    double *ips_v = calloc(n, sizeof(double));
+    double *ratio_v = calloc(n, sizeof(double));
+    double *frz_v = calloc(n, sizeof(double));
+    train_config fz = *cfg;
+    fz.freeze_layers = (int)a->freeze;
+    int rc = TFQ_OK;
     if (sg == NULL || ips_v == NULL || ratio_v == NULL || frz_v == NULL ||
-        sgemm_init(&g) != 0) {
-        fprintf(stderr, "tfq bench: out of memory\n");
+        sgemm_init(&g) != 0)
+        rc = tfq_error_set(e, TFQ_ENOMEM, "out of memory");
+    else if ((rc = train_bench_init(&full, cfg, e)) == 0 && a->freeze > 0)
+        rc = train_bench_init(&frozen, &fz, e);
+    if (rc != 0)
         goto out;
-    }
-    if (train_bench_init(&full, &cfg, &e) != 0)
-        goto fail;
-    train_config fz = cfg;
-    fz.freeze_layers = (int)freeze;
-    if (freeze > 0 && train_bench_init(&frozen, &fz, &e) != 0)
-        goto fail;
     double macs = net_macs(trainer_net(full.t));
-    char kernels[2048];
-    net_describe_kernels(trainer_net(full.t), kernels, sizeof kernels);
+    net_describe_kernels(trainer_net(full.t), out->kernels,
+                         sizeof out->kernels);
+    int steps = (int)a->steps;
     sgemm_gflops(&g, 1); /* warm-up */
-    for (long r = 0; r < repeats; r++) {
+    for (size_t r = 0; r < n; r++) {
         sg[r] = sgemm_gflops(&g, 5);
-        ips_v[r] = steps * cfg.batch / trainer_time_steps(full.t, (int)steps);
+        ips_v[r] = steps * cfg->batch / trainer_time_steps(full.t, steps);
         ratio_v[r] = ips_v[r] * 6.0 * macs * 1e-9 / sg[r];
-        if (freeze > 0)
-            frz_v[r] = steps * cfg.batch / trainer_time_steps(frozen.t, (int)steps);
+        if (a->freeze > 0)
+            frz_v[r] = steps * cfg->batch / trainer_time_steps(frozen.t, steps);
     }
-    double sgemm = median(sg, (int)repeats);
-    double ips = median(ips_v, (int)repeats);
-    double ratio = median(ratio_v, (int)repeats);
-    double ips_frozen = freeze > 0 ? median(frz_v, (int)repeats) : 0.0;
-    double flops = 6.0 * macs; /* per image */
-    double gflops = ips * flops * 1e-9;
-    if (json) {
-        printf("{\"kernels\": \"%s\", \"threads\": %ld, \"batch\": %ld, "
-               "\"sgemm_gflops\": %.2f, "
-               "\"train_images_per_s\": %.1f, \"train_gflops\": %.2f, "
-               "\"ratio\": %.3f, \"nominal_flops_per_image\": %.0f",
-               kern_active()->name, threads, batch, sgemm, ips, gflops, ratio,
-               flops);
-        if (freeze > 0)
-            printf(", \"frozen_layers\": %ld, \"frozen_images_per_s\": %.1f, "
-                   "\"frozen_speedup\": %.2f", freeze, ips_frozen,
-                   ips_frozen / ips);
-        printf("}\n");
-    } else {
-        printf("%s\n", kernels);
-        printf("threads %ld, batch %ld, medians of %ld repeats\n", threads,
-               batch, repeats);
-        printf("sgemm 1024^3          %8.2f GFLOP/s\n", sgemm);
-        printf("train %-15s %8.2f GFLOP/s  %8.1f images/s  "
-               "(%.2f MFLOP/image nominal)\n", net_arg, gflops, ips,
-               flops * 1e-6);
-        printf("ratio train/sgemm     %8.3f  (median of per-repeat ratios)\n",
-               ratio);
-        if (freeze > 0)
-            printf("frozen 1..%ld (cached)  %8.1f images/s  (%.1fx the full "
-                   "net per step)\n", freeze, ips_frozen, ips_frozen / ips);
-    }
-    status = CLI_OK;
-    goto out;
-fail:
-    fprintf(stderr, "tfq bench: %s\n", e.msg);
+    out->sgemm = median(sg, (int)n);
+    out->ips = median(ips_v, (int)n);
+    out->ratio = median(ratio_v, (int)n);
+    out->ips_frozen = a->freeze > 0 ? median(frz_v, (int)n) : 0.0;
+    out->flops = 6.0 * macs;
 out:
     train_bench_release(&full);
     train_bench_release(&frozen);
@@ -244,5 +227,62 @@ out:
     free(ips_v);
     free(ratio_v);
     free(frz_v);
-    return status;
+    return rc;
+}
+
+static void print_result(const bench_args *a, const bench_result *b)
+{
+    double gflops = b->ips * b->flops * 1e-9;
+    if (a->json) {
+        printf("{\"kernels\": \"%s\", \"threads\": %ld, \"batch\": %ld, "
+               "\"sgemm_gflops\": %.2f, "
+               "\"train_images_per_s\": %.1f, \"train_gflops\": %.2f, "
+               "\"ratio\": %.3f, \"nominal_flops_per_image\": %.0f",
+               kern_active()->name, a->threads, a->batch, b->sgemm, b->ips,
+               gflops, b->ratio, b->flops);
+        if (a->freeze > 0)
+            printf(", \"frozen_layers\": %ld, \"frozen_images_per_s\": %.1f, "
+                   "\"frozen_speedup\": %.2f", a->freeze, b->ips_frozen,
+                   b->ips_frozen / b->ips);
+        printf("}\n");
+        return;
+    }
+    printf("%s\n", b->kernels);
+    printf("threads %ld, batch %ld, medians of %ld repeats\n", a->threads,
+           a->batch, a->repeats);
+    printf("sgemm 1024^3          %8.2f GFLOP/s\n", b->sgemm);
+    printf("train %-15s %8.2f GFLOP/s  %8.1f images/s  "
+           "(%.2f MFLOP/image nominal)\n", a->net_arg, gflops, b->ips,
+           b->flops * 1e-6);
+    printf("ratio train/sgemm     %8.3f  (median of per-repeat ratios)\n",
+           b->ratio);
+    if (a->freeze > 0)
+        printf("frozen 1..%ld (cached)  %8.1f images/s  (%.1fx the full "
+               "net per step)\n", a->freeze, b->ips_frozen,
+               b->ips_frozen / b->ips);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    bench_args a = {.net_arg = "reference", .batch = 64, .threads = 1,
+                    .steps = 30, .repeats = 7};
+    int prc = parse_args(argc, argv, &a);
+    if (prc != 0)
+        return prc > 0 ? CLI_OK : CLI_USAGE;
+    train_config cfg;
+    train_config_default(&cfg);
+    cfg.batch = (int)a.batch;
+    tfq_error e = {0};
+    if (net_spec_resolve(a.net_arg, 1.0, &cfg.spec, &e) != 0) {
+        fprintf(stderr, "tfq bench: --net: %s\n", e.msg);
+        return CLI_USAGE;
+    }
+    train_set_threads((int)a.threads);
+    static bench_result b;
+    if (measure(&a, &cfg, &b, &e) != 0) {
+        fprintf(stderr, "tfq bench: %s\n", e.msg);
+        return CLI_FAIL;
+    }
+    print_result(&a, &b);
+    return CLI_OK;
 }

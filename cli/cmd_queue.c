@@ -1,6 +1,5 @@
 /* The queue's commands: tfq coordinator, worker, submit, status. */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +11,9 @@
 #include "client.h"
 #include "report.h"
 #include "common/curve.h"
+#include "common/data_kind.h"
 #include "common/log.h"
+#include "common/stop.h"
 #include "coordinator/coord.h"
 #include "worker/agent.h"
 #include "worker/engine/train.h"
@@ -109,14 +110,6 @@ int cmd_coordinator(int argc, char **argv)
     return CLI_OK;
 }
 
-static volatile sig_atomic_t s_stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    s_stop = 1;
-}
-
 int cmd_worker(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -130,7 +123,7 @@ int cmd_worker(int argc, char **argv)
         {0, 0, 0, 0},
     };
     agent_config cfg = {.connect = CLIENT_DEFAULT_ENDPOINT, .threads = 1,
-                        .data_dir = "/usr/share/datasets/fashion-mnist"};
+                        .data_dir = DATA_KIND_DEFAULT_DIR};
     long v;
     int o;
     optind = 1;
@@ -160,8 +153,7 @@ int cmd_worker(int argc, char **argv)
                    "  --exit-when-idle  exit when the queue is drained (batch "
                    "schedulers)\n"
                    "  --data DIR        data set directory for train jobs\n"
-                   "                    (default "
-                   "/usr/share/datasets/fashion-mnist)\n"
+                   "                    (default " DATA_KIND_DEFAULT_DIR ")\n"
                    "SIGTERM/SIGINT: the job in hand is handed back, then the "
                    "worker exits.\n", CLIENT_DEFAULT_ENDPOINT);
             return CLI_OK;
@@ -169,12 +161,9 @@ int cmd_worker(int argc, char **argv)
         }
     }
     train_set_threads(cfg.threads);
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    volatile sig_atomic_t *stop = stop_on_signals();
     tfq_error e = {0};
-    int rc = agent_run(&cfg, &s_stop, &e);
+    int rc = agent_run(&cfg, stop, &e);
     if (rc == TFQ_EINTR)
         return CLI_INTERRUPTED;
     if (rc != 0) {

@@ -1,24 +1,60 @@
 /* tfq train: one job of a grid, run by hand. */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "common/data_kind.h"
 #include "common/err.h"
+#include "common/settings.h"
+#include "common/stop.h"
 #include "worker/engine/data.h"
 #include "worker/engine/gemm.h"
 #include "worker/engine/train.h"
 
-#define DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
+#define OPTION_NAME_BYTES 40
 
-static volatile sig_atomic_t s_stop;
-
-static void on_signal(int sig)
+/* Settings tfq train has no option for: ckpt_every is its --save-every,
+ * which also names where the checkpoint goes. */
+static int no_option(int id)
 {
-    (void)sig;
-    s_stop = 1;
+    return id == SETTING_CKPT_EVERY;
+}
+
+/* The option of setting s: "--weight-decay" for weight_decay. */
+static void option_name(const setting *s, char buf[OPTION_NAME_BYTES])
+{
+    snprintf(buf, OPTION_NAME_BYTES, "--%s", s->name);
+    for (char *c = buf; *c != '\0'; c++)
+        if (*c == '_')
+            *c = '-';
+}
+
+/* The settings' lines of --help: the table's help and default, wrapped
+ * under the help column at 79 characters. */
+static void help_settings(void)
+{
+    for (int i = 0; i < SETTING_COUNT; i++) {
+        const setting *s = &settings_table[i];
+        if (no_option(i))
+            continue;
+        char name[OPTION_NAME_BYTES], label[64], text[256];
+        option_name(s, name);
+        snprintf(label, sizeof label, "  %s %-*s ", name,
+                 (int)(18 - strlen(name)), s->type == SETTING_DOUBLE ? "F" : "N");
+        snprintf(text, sizeof text, "%s (%g)", s->help, s->def);
+        size_t indent = strlen(label), col = indent;
+        fputs(label, stdout);
+        for (char *w = strtok(text, " "); w != NULL; w = strtok(NULL, " ")) {
+            if (col > indent && col + 1 + strlen(w) > 79) {
+                printf("\n%*s", (int)indent, "");
+                col = indent;
+            }
+            col += (size_t)printf("%s%s", col > indent ? " " : "", w);
+        }
+        putchar('\n');
+    }
 }
 
 static void help(void)
@@ -30,79 +66,71 @@ static void help(void)
 "\n"
 "data:\n"
 "  --dataset KIND      fashion-mnist (default), mnist, idx, cifar10, cifar100\n"
-"  --data DIR          data set directory (default " DEFAULT_DATA_DIR ")\n"
+"  --data DIR          data set directory (default " DATA_KIND_DEFAULT_DIR ")\n"
 "  --classes LIST      keep these classes, relabelled 0.. in this order,\n"
 "                      e.g. 0,2,3,4,6 (default: all)\n"
-"  --limit-train N     use only the first N training images\n"
-"  --limit-test N      use only the first N test images\n"
 "net:\n"
 "  --net NAME|SPEC     reference (default), wide, caffenet, or a layer list\n"
 "                      such as 'conv 16 5 pad=2; relu; maxpool 2; fc classes'\n"
 "  --width F           multiply a preset's channel counts by F (default 1)\n"
-"training:\n"
-"  --epochs N          (10)          --batch N          (64)\n"
-"  --lr F              (0.01)        --momentum F       (0.9)\n"
-"  --weight-decay F    (5e-4)        --lr-step F        (0.75: lr x gamma\n"
-"  --lr-gamma F        (0.1)                            after 75%% of steps)\n"
-"  --bias-lr-mult F    (2)           --bias-decay-mult F (0)\n"
-"  --seed N            (1)           --threads N        (1, training threads)\n"
-"  --topk K            report the mean of the K best test evaluations (3)\n"
+"  --threads N         training threads (1)\n"
 "transfer:\n"
-"  --init CKPT         checkpoint to copy layers from\n"
-"  --copy N            copy learned layers 1..N from --init\n"
-"  --freeze N          freeze learned layers 1..N (no update, no decay, no\n"
-"                      backward pass); without --init: the random control\n"
-"  --cache-mb N        memory budget for caching the frozen layers' output\n"
-"                      (96; 0 disables the cache)\n"
+"  --init CKPT         checkpoint to copy layers from (--copy); --freeze\n"
+"                      without --init: the random control\n"
 "checkpoints:\n"
 "  --save FILE         write a checkpoint after training (and on SIGINT/TERM)\n"
 "  --save-every N      also after every N epochs\n"
 "  --resume FILE       continue from a checkpoint of this same job\n"
 "output:\n"
 "  --json              print one JSON object with the results at the end\n"
-"  --quiet             no per-epoch lines\n");
+"  --quiet             no per-epoch lines\n"
+"settings (a job spec's keys, '-' for '_'; the default in parentheses):\n");
+    help_settings();
 }
 
+/* Option values: the settings are OPT_SETTING + their setting_id. */
 enum {
-    OPT_DATASET = 256, OPT_DATA, OPT_CLASSES, OPT_LIMIT_TRAIN, OPT_LIMIT_TEST,
-    OPT_NET, OPT_WIDTH, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_MOMENTUM, OPT_WD,
-    OPT_LR_STEP, OPT_LR_GAMMA, OPT_BIAS_LR, OPT_BIAS_DECAY, OPT_SEED,
-    OPT_THREADS, OPT_TOPK, OPT_INIT, OPT_COPY, OPT_FREEZE, OPT_CACHE,
-    OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_JSON, OPT_QUIET, OPT_HELP,
+    OPT_DATASET = 256, OPT_DATA, OPT_CLASSES, OPT_NET, OPT_WIDTH,
+    OPT_THREADS, OPT_INIT, OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_JSON,
+    OPT_QUIET, OPT_HELP, OPT_SETTING,
 };
 
-static const struct option s_opts[] = {
+static const struct option s_fixed_opts[] = {
     {"dataset", required_argument, 0, OPT_DATASET},
     {"data", required_argument, 0, OPT_DATA},
     {"classes", required_argument, 0, OPT_CLASSES},
-    {"limit-train", required_argument, 0, OPT_LIMIT_TRAIN},
-    {"limit-test", required_argument, 0, OPT_LIMIT_TEST},
     {"net", required_argument, 0, OPT_NET},
     {"width", required_argument, 0, OPT_WIDTH},
-    {"epochs", required_argument, 0, OPT_EPOCHS},
-    {"batch", required_argument, 0, OPT_BATCH},
-    {"lr", required_argument, 0, OPT_LR},
-    {"momentum", required_argument, 0, OPT_MOMENTUM},
-    {"weight-decay", required_argument, 0, OPT_WD},
-    {"lr-step", required_argument, 0, OPT_LR_STEP},
-    {"lr-gamma", required_argument, 0, OPT_LR_GAMMA},
-    {"bias-lr-mult", required_argument, 0, OPT_BIAS_LR},
-    {"bias-decay-mult", required_argument, 0, OPT_BIAS_DECAY},
-    {"seed", required_argument, 0, OPT_SEED},
     {"threads", required_argument, 0, OPT_THREADS},
-    {"topk", required_argument, 0, OPT_TOPK},
     {"init", required_argument, 0, OPT_INIT},
-    {"copy", required_argument, 0, OPT_COPY},
-    {"freeze", required_argument, 0, OPT_FREEZE},
-    {"cache-mb", required_argument, 0, OPT_CACHE},
     {"save", required_argument, 0, OPT_SAVE},
     {"save-every", required_argument, 0, OPT_SAVE_EVERY},
     {"resume", required_argument, 0, OPT_RESUME},
     {"json", no_argument, 0, OPT_JSON},
     {"quiet", no_argument, 0, OPT_QUIET},
     {"help", no_argument, 0, OPT_HELP},
-    {0, 0, 0, 0},
 };
+
+#define NFIXED (sizeof s_fixed_opts / sizeof s_fixed_opts[0])
+
+/* The fixed options, then one per setting: --NAME with '-' for '_'. */
+static const struct option *options(void)
+{
+    static struct option opts[NFIXED + SETTING_COUNT + 1];
+    static char names[SETTING_COUNT][OPTION_NAME_BYTES];
+    if (opts[0].name != NULL)
+        return opts;
+    memcpy(opts, s_fixed_opts, sizeof s_fixed_opts);
+    size_t n = NFIXED;
+    for (int i = 0; i < SETTING_COUNT; i++) {
+        if (no_option(i))
+            continue;
+        option_name(&settings_table[i], names[i]);
+        opts[n++] = (struct option){names[i] + 2, required_argument, 0,
+                                    OPT_SETTING + i};
+    }
+    return opts;
+}
 
 typedef struct {
     train_config cfg;
@@ -110,7 +138,7 @@ typedef struct {
     const char *dir;
     int classes[256];
     int nclasses;
-    long limit_train, limit_test;
+    long limit_train, limit_test; /* 0: all */
     const char *net_arg;
     double width;
     long threads;
@@ -140,15 +168,53 @@ static int parse_classes(const char *v, train_args *a)
     return 0;
 }
 
+/* Parses v, the value of the option of setting id, against the settings
+ * table and stores it where the trainer or load_data reads it; -1 (with a
+ * message) when it is not a value of the setting. */
+static int set_setting(train_args *a, int id, const char *v)
+{
+    const setting *s = &settings_table[id];
+    char flag[OPTION_NAME_BYTES];
+    option_name(s, flag);
+    train_config *c = &a->cfg;
+    long n = 0;
+    double d = 0;
+    if (s->type == SETTING_U64) /* the seed, every bit of it */
+        return cli_u64("train", flag, v, &c->seed);
+    if (s->type == SETTING_INT
+            ? cli_int("train", flag, v, (long)s->lo, (long)s->hi, &n)
+            : cli_double("train", flag, v, s->lo, s->hi, &d))
+        return -1;
+    switch ((setting_id)id) {
+    case SETTING_EPOCHS: c->epochs = (int)n; break;
+    case SETTING_BATCH: c->batch = (int)n; break;
+    case SETTING_TOPK: c->topk = (int)n; break;
+    case SETTING_LR: c->lr = (float)d; break;
+    case SETTING_MOMENTUM: c->momentum = (float)d; break;
+    case SETTING_WEIGHT_DECAY: c->weight_decay = (float)d; break;
+    case SETTING_LR_STEP: c->lr_step_at = (float)d; break;
+    case SETTING_LR_GAMMA: c->lr_gamma = (float)d; break;
+    case SETTING_BIAS_LR_MULT: c->bias_lr_mult = (float)d; break;
+    case SETTING_BIAS_DECAY_MULT: c->bias_decay_mult = (float)d; break;
+    case SETTING_CACHE_MB: c->cache_bytes = (size_t)n << 20; break;
+    case SETTING_LIMIT_TRAIN: a->limit_train = n; break;
+    case SETTING_LIMIT_TEST: a->limit_test = n; break;
+    case SETTING_COPY: c->copy_layers = (int)n; break;
+    case SETTING_FREEZE: c->freeze_layers = (int)n; break;
+    case SETTING_SEED:
+    case SETTING_CKPT_EVERY:
+    case SETTING_COUNT: break;
+    }
+    return 0;
+}
+
+/* 0: go on; 1: --help was printed; -1: a bad command line (said on
+ * stderr). */
 static int parse_args(int argc, char **argv, train_args *a)
 {
-    long v;
-    double d;
-    uint64_t u;
-    train_config *c = &a->cfg;
     optind = 1;
     int o;
-    while ((o = getopt_long(argc, argv, "", s_opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "", options(), NULL)) != -1) {
         int bad = 0;
         switch (o) {
         case OPT_DATASET:
@@ -160,85 +226,27 @@ static int parse_args(int argc, char **argv, train_args *a)
             break;
         case OPT_DATA: a->dir = optarg; break;
         case OPT_CLASSES: bad = parse_classes(optarg, a); break;
-        case OPT_LIMIT_TRAIN:
-            bad = cli_int("train", "--limit-train", optarg, 1, 1L << 30, &a->limit_train);
-            break;
-        case OPT_LIMIT_TEST:
-            bad = cli_int("train", "--limit-test", optarg, 1, 1L << 30, &a->limit_test);
-            break;
         case OPT_NET: a->net_arg = optarg; break;
         case OPT_WIDTH:
             bad = cli_double("train", "--width", optarg, 1e-3, 64, &a->width);
             break;
-        case OPT_EPOCHS:
-            bad = cli_int("train", "--epochs", optarg, 1, CKPT_MAX_EVALS, &v);
-            c->epochs = (int)v;
-            break;
-        case OPT_BATCH:
-            bad = cli_int("train", "--batch", optarg, 1, 65536, &v);
-            c->batch = (int)v;
-            break;
-        case OPT_LR:
-            bad = cli_double("train", "--lr", optarg, 1e-9, 10, &d);
-            c->lr = (float)d;
-            break;
-        case OPT_MOMENTUM:
-            bad = cli_double("train", "--momentum", optarg, 0, 0.999, &d);
-            c->momentum = (float)d;
-            break;
-        case OPT_WD:
-            bad = cli_double("train", "--weight-decay", optarg, 0, 0.5, &d);
-            c->weight_decay = (float)d;
-            break;
-        case OPT_LR_STEP:
-            bad = cli_double("train", "--lr-step", optarg, 0, 1, &d);
-            c->lr_step_at = (float)d;
-            break;
-        case OPT_LR_GAMMA:
-            bad = cli_double("train", "--lr-gamma", optarg, 1e-6, 1, &d);
-            c->lr_gamma = (float)d;
-            break;
-        case OPT_BIAS_LR:
-            bad = cli_double("train", "--bias-lr-mult", optarg, 0, 100, &d);
-            c->bias_lr_mult = (float)d;
-            break;
-        case OPT_BIAS_DECAY:
-            bad = cli_double("train", "--bias-decay-mult", optarg, 0, 100, &d);
-            c->bias_decay_mult = (float)d;
-            break;
-        case OPT_SEED:
-            bad = cli_u64("train", "--seed", optarg, &u);
-            c->seed = u;
-            break;
         case OPT_THREADS:
             bad = cli_int("train", "--threads", optarg, 1, 256, &a->threads);
             break;
-        case OPT_TOPK:
-            bad = cli_int("train", "--topk", optarg, 1, CKPT_MAX_EVALS, &v);
-            c->topk = (int)v;
-            break;
-        case OPT_INIT: c->init_path = optarg; break;
-        case OPT_COPY:
-            bad = cli_int("train", "--copy", optarg, 0, NET_MAX_OPS, &v);
-            c->copy_layers = (int)v;
-            break;
-        case OPT_FREEZE:
-            bad = cli_int("train", "--freeze", optarg, 0, NET_MAX_OPS, &v);
-            c->freeze_layers = (int)v;
-            break;
-        case OPT_CACHE:
-            bad = cli_int("train", "--cache-mb", optarg, 0, 1L << 20, &v);
-            c->cache_bytes = (size_t)v << 20;
-            break;
+        case OPT_INIT: a->cfg.init_path = optarg; break;
         case OPT_SAVE: a->save = optarg; break;
         case OPT_SAVE_EVERY:
-            bad = cli_int("train", "--save-every", optarg, 1, CKPT_MAX_EVALS, &a->save_every);
+            bad = cli_int("train", "--save-every", optarg, 1, CKPT_MAX_EVALS,
+                          &a->save_every);
             break;
         case OPT_RESUME: a->resume = optarg; break;
         case OPT_JSON: a->json = 1; break;
         case OPT_QUIET: a->quiet = 1; break;
         case OPT_HELP: help(); return 1;
-        default: return -1;
+        default:
+            if (o < OPT_SETTING || o >= OPT_SETTING + SETTING_COUNT)
+                return -1;
+            bad = set_setting(a, o - OPT_SETTING, optarg);
         }
         if (bad)
             return -1;
@@ -326,7 +334,7 @@ static void print_json(const train_args *a, const trainer *t,
 
 int cmd_train(int argc, char **argv)
 {
-    train_args a = {.dir = DEFAULT_DATA_DIR, .kind = DATA_IDX,
+    train_args a = {.dir = DATA_KIND_DEFAULT_DIR, .kind = DATA_IDX,
                     .net_arg = "reference", .width = 1.0, .threads = 1};
     train_config_default(&a.cfg);
     int prc = parse_args(argc, argv, &a);
@@ -340,10 +348,7 @@ int cmd_train(int argc, char **argv)
     train_set_threads((int)a.threads);
     /* From here a signal asks for a clean stop: before training starts it
      * is noticed at the first step, and nothing is lost. */
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    volatile sig_atomic_t *stop = stop_on_signals();
     data_set full_train = {0}, full_test = {0}, train = {0}, test = {0};
     data_norm norm;
     char fp[HASH_HEX_BYTES] = "";
@@ -365,7 +370,7 @@ int cmd_train(int argc, char **argv)
                 train.num_classes, test.n, fp, a.cfg.epochs,
                 trainer_meta(t)->epoch + 1);
     }
-    int rc = trainer_run(t, on_epoch, &a, &s_stop, a.save,
+    int rc = trainer_run(t, on_epoch, &a, stop, a.save,
                          (int)a.save_every, &e);
     if (rc == TFQ_EINTR) {
         if (a.save != NULL && trainer_save(t, a.save, &e) == 0)

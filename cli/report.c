@@ -1,31 +1,44 @@
 #include "report.h"
 
 #include <sqlite3.h>
-#include <stdlib.h>
 #include <string.h>
 
-#define REPORT_MAX_COLS 16
+#include "table.h"
+
+/* A cell is cut to this many bytes less one, as tfq status always has. */
 #define REPORT_CELL_BYTES 96
 
-void report_csv_field(FILE *out, const char *v)
+/* The rows of st (bound) into t, one cell per column, a float with 4
+ * decimals. */
+static int fill(sqlite3 *db, sqlite3_stmt *st, table *t, tfq_error *e)
 {
-    if (strpbrk(v, ",\"\n") == NULL) {
-        fputs(v, out);
-        return;
+    char cells[TABLE_MAX_COLS][REPORT_CELL_BYTES];
+    const char *row[TABLE_MAX_COLS];
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int i = 0; i < t->ncols; i++) {
+            const char *v = (const char *)sqlite3_column_text(st, i);
+            if (sqlite3_column_type(st, i) == SQLITE_FLOAT)
+                snprintf(cells[i], REPORT_CELL_BYTES, "%.4f",
+                         sqlite3_column_double(st, i));
+            else
+                snprintf(cells[i], REPORT_CELL_BYTES, "%s",
+                         v != NULL ? v : "");
+            row[i] = cells[i];
+        }
+        if (table_add(t, row) != 0)
+            return tfq_error_set(e, TFQ_ENOMEM, "report: out of memory");
     }
-    fputc('"', out);
-    for (const char *p = v; *p; p++) {
-        if (*p == '"')
-            fputc('"', out);
-        fputc(*p, out);
-    }
-    fputc('"', out);
+    if (step != SQLITE_DONE)
+        return tfq_error_set(e, TFQ_EFORMAT, "report: the coordinator sent "
+                             "malformed JSON (%s)", sqlite3_errmsg(db));
+    return TFQ_OK;
 }
 
 int report_print(const char *json, const report_column *cols, int ncols,
                  int csv, FILE *out, tfq_error *e)
 {
-    if (ncols < 1 || ncols > REPORT_MAX_COLS)
+    if (ncols < 1 || ncols > TABLE_MAX_COLS)
         return tfq_error_set(e, TFQ_EINVAL, "report: bad column count");
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
@@ -36,74 +49,29 @@ int report_print(const char *json, const report_column *cols, int ncols,
                               "%sjson_extract(value, ?%d)", i ? ", " : "",
                               i + 2);
     snprintf(sql + n, sizeof sql - n, " FROM json_each(?1)");
-    int rc = TFQ_OK;
-    char (*cells)[REPORT_MAX_COLS][REPORT_CELL_BYTES] = NULL;
-    size_t rows = 0, cap = 0;
-    int width[REPORT_MAX_COLS];
+    table t;
+    table_init(&t, ncols);
+    const char *header[TABLE_MAX_COLS];
+    for (int i = 0; i < ncols; i++)
+        header[i] = cols[i].header;
+    int rc = table_add(&t, header);
+    if (rc != 0) {
+        rc = tfq_error_set(e, TFQ_ENOMEM, "report: out of memory");
+        goto out;
+    }
     if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
         sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         rc = tfq_error_set(e, TFQ_EIO, "report: %s", sqlite3_errmsg(db));
         goto out;
     }
     sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
-    for (int i = 0; i < ncols; i++) {
+    for (int i = 0; i < ncols; i++)
         sqlite3_bind_text(st, i + 2, cols[i].path, -1, SQLITE_STATIC);
-        width[i] = (int)strlen(cols[i].header);
-    }
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (rows == cap) {
-            cap = cap ? cap * 2 : 256;
-            void *nc = realloc(cells, cap * sizeof *cells);
-            if (nc == NULL) {
-                rc = tfq_error_set(e, TFQ_ENOMEM, "report: out of memory");
-                goto out;
-            }
-            cells = nc;
-        }
-        for (int i = 0; i < ncols; i++) {
-            const char *v = (const char *)sqlite3_column_text(st, i);
-            if (sqlite3_column_type(st, i) == SQLITE_FLOAT)
-                snprintf(cells[rows][i], REPORT_CELL_BYTES, "%.4f",
-                         sqlite3_column_double(st, i));
-            else
-                snprintf(cells[rows][i], REPORT_CELL_BYTES, "%s",
-                         v != NULL ? v : "");
-            int w = (int)strlen(cells[rows][i]);
-            if (w > width[i])
-                width[i] = w;
-        }
-        rows++;
-    }
-    if (step != SQLITE_DONE) {
-        rc = tfq_error_set(e, TFQ_EFORMAT, "report: the coordinator sent "
-                           "malformed JSON (%s)", sqlite3_errmsg(db));
-        goto out;
-    }
-    for (int i = 0; i < ncols; i++) {
-        if (csv) {
-            fputs(i ? "," : "", out);
-            report_csv_field(out, cols[i].header);
-        } else {
-            fprintf(out, "%s%-*s", i ? "  " : "",
-                    i == ncols - 1 ? 0 : width[i], cols[i].header);
-        }
-    }
-    fputc('\n', out);
-    for (size_t r = 0; r < rows; r++) {
-        for (int i = 0; i < ncols; i++) {
-            if (csv) {
-                fputs(i ? "," : "", out);
-                report_csv_field(out, cells[r][i]);
-            } else {
-                fprintf(out, "%s%-*s", i ? "  " : "",
-                        i == ncols - 1 ? 0 : width[i], cells[r][i]);
-            }
-        }
-        fputc('\n', out);
-    }
+    rc = fill(db, st, &t, e);
+    if (rc == 0)
+        table_write(&t, csv ? TABLE_CSV : TABLE_TEXT, out);
 out:
-    free(cells);
+    table_release(&t);
     sqlite3_finalize(st);
     sqlite3_close(db);
     return rc;

@@ -13,13 +13,10 @@ typedef struct {
     const char *path;   /* JSON path in each object, e.g. "$.result.best_acc" */
 } report_column;
 
-/* Prints json's objects, one row each, as a table (csv 0) or CSV (csv 1). */
+/* Prints json's objects, one row each, as a table (csv 0) or CSV (csv 1)
+ * (table.h).  TFQ_EFORMAT when json is not an array of objects. */
 int report_print(const char *json, const report_column *cols, int ncols,
                  int csv, FILE *out, tfq_error *e);
-
-/* Writes v as one CSV field: quoted when it holds a comma, quote or
- * newline. */
-void report_csv_field(FILE *out, const char *v);
 
 /* The value at want_path of the first object whose match_path equals
  * match (compared as text), into out.  TFQ_ENOENT when none matches. */

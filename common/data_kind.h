@@ -17,4 +17,10 @@ typedef enum {
 int data_kind_parse(const char *name, data_kind *kind);
 const char *data_kind_name(data_kind kind);
 
+/* Where the data sets are unless told otherwise: a grid's data set in
+ * DATA_KIND_ROOT/<its dataset name>; tfq train's and a worker's data
+ * directory is DATA_KIND_DEFAULT_DIR. */
+#define DATA_KIND_ROOT "/usr/share/datasets"
+#define DATA_KIND_DEFAULT_DIR DATA_KIND_ROOT "/fashion-mnist"
+
 #endif

@@ -56,6 +56,15 @@ const setting *settings_find(const char *name)
     return NULL;
 }
 
+void settings_grid_keys(const char *keys[SETTING_COUNT + 1])
+{
+    int n = 0;
+    for (int i = 0; i < SETTING_COUNT; i++)
+        if (settings_table[i].grid)
+            keys[n++] = settings_table[i].name;
+    keys[n] = NULL;
+}
+
 int settings_valid(const setting *s, double v)
 {
     if (s->type == SETTING_U64)

@@ -69,6 +69,10 @@ int settings_parse(const setting *s, const char *what, const char *text,
 int settings_parse_u64(const char *what, const char *text, uint64_t *out,
                        tfq_error *e);
 
+/* The names of the settings a grid's train: section may set, in the
+ * table's order, then NULL. */
+void settings_grid_keys(const char *keys[SETTING_COUNT + 1]);
+
 /* Whether v is a value of s (in range, and integral for integers). */
 int settings_valid(const setting *s, double v);
 

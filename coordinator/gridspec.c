@@ -11,16 +11,12 @@
 #include "common/text.h"
 #include "common/data_kind.h"
 #include "common/jobspec.h"
+#include "common/metric.h"
+#include "common/settings.h"
 
 /* The semantic partitions of PAPER.md, task A first. */
 static const int s_fashion_tops[] = {0, 2, 3, 4, 6}; /* upper-body garments */
 static const int s_cifar100_made[] = {3, 5, 6, 9, 18, 19}; /* man-made */
-
-/* Keys of the train section: job spec keys every net of the grid shares. */
-static const char *const s_train_keys[] = {
-    "epochs", "batch", "lr", "momentum", "weight_decay", "lr_step",
-    "lr_gamma", "bias_lr_mult", "bias_decay_mult", "cache_mb", "ckpt_every",
-    NULL};
 
 /* ---- reading the YAML tree ---------------------------------------------- */
 
@@ -526,13 +522,10 @@ static int on_top(reader *r, gridspec *g, const char *key,
         return 0;
     }
     if (strcmp(key, "metric") == 0) {
+        metric m;
         if (get_str(r, v, key, g->metric, sizeof g->metric) != 0)
             return TFQ_EINVAL;
-        char *end;
-        long k2 = strncmp(g->metric, "top", 3) == 0
-                      ? strtol(g->metric + 3, &end, 10) : 0;
-        if (strcmp(g->metric, "final") != 0 && strcmp(g->metric, "best") != 0 &&
-            (k2 < 1 || k2 > 1000 || *end != '\0'))
+        if (metric_parse(g->metric, &m) != 0)
             return fail(r, v, key, "'%s' is not final, best or topK (the mean "
                         "of the K highest evaluations, e.g. top10)", g->metric);
         return 0;
@@ -612,7 +605,7 @@ static int parse_doc(reader *r, gridspec *g)
     data_kind_parse(g->dataset, &kind);
     g->classes = kind == DATA_CIFAR100 ? 20 : 10;
     if (g->data_path[0] == '\0')
-        snprintf(g->data_path, sizeof g->data_path, "/usr/share/datasets/%s",
+        snprintf(g->data_path, sizeof g->data_path, DATA_KIND_ROOT "/%s",
                  g->dataset);
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
          p < root->data.mapping.pairs.top; p++) {
@@ -635,8 +628,10 @@ static int parse_doc(reader *r, gridspec *g)
         int rc = 0;
         if (strcmp(key, "dataset") == 0)
             continue;
+        const char *train_keys[SETTING_COUNT + 1];
+        settings_grid_keys(train_keys);
         if (strcmp(key, "train") == 0)
-            rc = each_key(r, g, v, "train", s_train_keys, on_train);
+            rc = each_key(r, g, v, "train", train_keys, on_train);
         else if (strcmp(key, "splits") == 0)
             rc = each_key(r, g, v, "splits", splits, on_splits);
         else

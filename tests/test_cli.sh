@@ -52,6 +52,17 @@ expect "unknown command" 2 "frobnicate" -- frobnicate
 expect "--epochs 0" 2 "--epochs" -- train --epochs 0
 expect "--lr x" 2 "--lr" -- train --lr x
 expect "stray argument" 2 "extra" -- train extra
+# tfq train's settings are the table's (common/settings.c), as a job spec's
+# and a grid's (test_gridspec settings_agree): lr 10 is taken (and the run
+# goes on to fail on the data), 10.5 is not; --limit-train 0 means all, as
+# limit_train = 0 does in a job spec (it was refused: a bug).
+expect "--lr 10" 1 "/nonexistent" -- train --lr 10 --data /nonexistent
+expect "--lr 10.5" 2 "tfq train: --lr: bad value '10.5' (expected a number from 1e-09 to 10)" -- train --lr 10.5
+expect "--limit-train 0" 1 "/nonexistent" -- train --limit-train 0 --data /nonexistent
+expect "--limit-test -1" 2 "expected an integer from 0 to" -- train --limit-test -1
+expect "--weight-decay in --help" 0 -- train --help
+grep -q -- "--weight-decay F    L2 weight decay (0.0005)" "$TMP/out" ||
+    fail "tfq train --help lacks the table's line for --weight-decay"
 expect "--data missing" 1 "/nonexistent" -- train --data /nonexistent
 expect "--net unknown kind" 2 "frob" -- train --net 'conv 16 5; frob'
 expect "--net not ending in fc" 2 "--net" -- train --net 'conv 16 5; relu'

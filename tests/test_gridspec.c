@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "common/settings.h"
 #include "coordinator/gridspec.h"
 #include "coordinator/jobfile.h"
 #include "worker/job.h"
@@ -254,6 +255,9 @@ static int test_errors(void)
         {"splits: {random: [0]}\nlayers: 1\ntrain:\n  epochs: -2\n", "line 4: train.epochs:"},
         {"splits: {random: [0]}\nlayers: 1\ntrain:\n  momentun: 0.9\n", "line 4: train: unknown key 'momentun'"},
         {"splits: {random: [0]}\nlayers: 1\nmetric: top0\n", "line 3: metric: 'top0' is not final, best or topK"},
+        /* tfq report refuses these: so must the grid (a bug: it took them) */
+        {"splits: {random: [0]}\nlayers: 1\nmetric: top05\n", "line 3: metric: 'top05' is not final, best or topK"},
+        {"splits: {random: [0]}\nlayers: 1\nmetric: top+5\n", "line 3: metric: 'top+5' is not final, best or topK"},
         {"splits: {random: [0]}\nlayers: 1\nseeds: [1]\nrepeats: 2\n", "line 3: seeds: give seeds or repeats, not both"},
         {"splits: {random: [0]}\nlayers: 1\nlayers: 2\n", "line 3: grid: 'layers' is given twice"},
         {"splits: {random: [0, 0]}\nlayers: 1\n", "line 1: splits.random: 0 is listed twice"},
@@ -398,6 +402,72 @@ static int test_hostile(void)
     return 0;
 }
 
+/* One value of a setting in a job spec and in a grid's train: section:
+ * both take it, or both refuse it with a message naming the setting. */
+static int check_value(const char *name, double v, int want_ok)
+{
+    char text[128], grid[256];
+    snprintf(text, sizeof text, "kind = train\n%s = %.17g\n", name, v);
+    snprintf(grid, sizeof grid, "splits: {random: [0]}\nlayers: 1\n"
+             "train:\n  %s: %.17g\n", name, v);
+    static job_spec js;
+    static gridspec g;
+    tfq_error je = {0}, ge = {0};
+    int spec_ok = jobspec_parse(text, &js, &je) == 0;
+    int grid_ok = gridspec_parse(grid, &g, &ge) == 0;
+    CHECK_MSG(spec_ok == want_ok, "job spec %s = %.17g: %s", name, v,
+              spec_ok ? "taken" : je.msg);
+    CHECK_MSG(grid_ok == want_ok, "grid train.%s: %.17g: %s", name, v,
+              grid_ok ? "taken" : ge.msg);
+    if (!want_ok) {
+        char where[64];
+        snprintf(where, sizeof where, "line 4: train.%s:", name);
+        CHECK_MSG(strstr(je.msg, name) && strstr(je.msg, "bad value"),
+                  "job spec %s: %s", name, je.msg);
+        CHECK_MSG(strstr(ge.msg, where) && strstr(ge.msg, "bad value"),
+                  "grid %s: %s", name, ge.msg);
+    }
+    return 0;
+}
+
+/* The settings table (common/settings.c) is the one range of every entry
+ * point: a grid's train: keys are its grid settings, the same set as
+ * always, and each takes its range's ends and refuses what lies past them
+ * exactly as a job spec does (tfq train: tests/test_cli.sh). */
+static int test_settings_agree(void)
+{
+    static const char *const keys[] = {
+        "epochs", "batch", "lr", "momentum", "weight_decay", "lr_step",
+        "lr_gamma", "bias_lr_mult", "bias_decay_mult", "cache_mb",
+        "ckpt_every", NULL};
+    const char *got[SETTING_COUNT + 1];
+    settings_grid_keys(got);
+    for (int i = 0; keys[i] != NULL || got[i] != NULL; i++)
+        CHECK_MSG(keys[i] && got[i] && strcmp(keys[i], got[i]) == 0,
+                  "grid key %d: %s, expected %s", i, got[i] ? got[i] : "end",
+                  keys[i] ? keys[i] : "end");
+    for (int i = 0; got[i] != NULL; i++) {
+        const setting *s = settings_find(got[i]);
+        double step = s->type == SETTING_DOUBLE ? 0.5 : 1;
+        /* a grid checks a train: key with the reference net, which at
+         * batch 65536 is over the memory budget: a smaller batch there */
+        double top = s == &settings_table[SETTING_BATCH] ? 256 : s->hi;
+        if (check_value(s->name, s->lo, 1) || check_value(s->name, top, 1) ||
+            check_value(s->name, s->hi + step, 0) ||
+            check_value(s->name, s->lo - step, 0))
+            return 1;
+    }
+    /* the example of the issue: lr 10 is taken, 10.5 is not */
+    if (check_value("lr", 10, 1) || check_value("lr", 10.5, 0))
+        return 1;
+    /* a metric tfq report takes, the grid takes too */
+    static gridspec g;
+    tfq_error e = {0};
+    CHECK_MSG(gridspec_parse("splits: {random: [0]}\nlayers: 1\n"
+                             "metric: top2000\n", &g, &e) == 0, "%s", e.msg);
+    return 0;
+}
+
 static const test_case cases[] = {
     {"expand_table", test_expand_table},
     {"random_split", test_random_split},
@@ -405,6 +475,7 @@ static const test_case cases[] = {
     {"identity", test_identity},
     {"errors", test_errors},
     {"hostile", test_hostile},
+    {"settings_agree", test_settings_agree},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,24 @@
+/* tfq report's statistics of the runs (report_grid.h): every point's mean,
+ * sample sd and count, and the paper's Table 1, and the two as tables. */
+#ifndef TFQ_CLI_REPORT_STATS_H
+#define TFQ_CLI_REPORT_STATS_H
+
+#include "report_grid.h"
+#include "table.h"
+
+/* Fills g->points (random splits first, then base, selffer, transfer,
+ * random control) and g->gains from the runs table.  TFQ_ENOMEM or TFQ_EIO
+ * (SQLite's message) in e. */
+int stats_load(grid_report *g, tfq_error *e);
+
+/* t (initialised here; the caller releases it): the points with decimals
+ * digits, none standing for a missing sd.  TFQ_ENOMEM when it cannot grow. */
+int stats_points_table(const grid_report *g, int decimals, const char *none,
+                       table *t);
+
+/* t, as stats_points_table: Table 1, none standing for a gain without
+ * points. */
+int stats_gains_table(const grid_report *g, int decimals, const char *none,
+                      table *t);
+
+#endif
