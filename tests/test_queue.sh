@@ -353,6 +353,29 @@ YAML
     [ "$(q "select count(*) from attempts a join jobs j on j.id = a.job_id where j.name = 'random0/1/baseA' and a.state = 'succeeded'")" = 2 ] || fail "--force did not run baseA again"
     [ "$(q "select count(*) from jobs where state != 'succeeded'")" = 0 ] || fail "jobs left unfinished after --force"
     ;;
+heartbeat_fds)
+    # A worker whose heartbeat connection cannot be opened (here: no file
+    # descriptor left for its socket, under a lower and lower limit) stops
+    # and says why; it never runs a job that nothing heartbeats, whose
+    # lease the coordinator would take back while it runs.
+    command -v prlimit >/dev/null || { echo "no prlimit: skipped"; exit 77; }
+    start_coord
+    printf 'name = s\nkind = sleep\nsleep_ms = 2000\n' >"$DIR/s.txt"
+    "$TFQ" submit "$DIR/s.txt" --connect "$EP" >/dev/null || fail "submit"
+    for n in $(seq 8 40); do
+        timeout 8 prlimit --nofile="$n" "$TFQ" worker --connect "$EP" --name "f$n" \
+            --max-jobs 1 2>"$DIR/f$n.err"
+        rc=$?
+        [ "$(q "select count(*) from attempts where state = 'lost'")" = 0 ] ||
+            fail "with $n file descriptors a worker ran a job without heartbeats (exit $rc): $(cat "$DIR/f$n.err")"
+        if [ "$rc" = 1 ] && grep -q "heartbeat" "$DIR/f$n.err"; then
+            grep -q "tfq worker: the heartbeat connection: .*Too many open files" "$DIR/f$n.err" ||
+                fail "the heartbeat failure is not named: $(cat "$DIR/f$n.err")"
+        fi
+        is "select state from jobs" succeeded && break
+    done
+    is "select state from jobs" succeeded || fail "no worker ran the job, up to $n file descriptors"
+    ;;
 *)
     echo "unknown case $CASE" >&2
     exit 2
