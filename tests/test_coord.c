@@ -1233,15 +1233,22 @@ static int json_array_stats(const char *json, const char *path,
                    "\"train_seconds\": 1, \"data_fingerprint\": \"\", "     \
                    "\"accs\": [0.5, 0.625]}"
 
+/* Submits BIG_JOBS long_jobs as grid. */
+static int submit_big(conn *client, const char *grid)
+{
+    for (int lo = 0; lo < BIG_JOBS; lo += BIG_CHUNK) {
+        const char *text = long_jobs(lo, lo + BIG_CHUNK);
+        CHECK(text != NULL && submit(client, grid, text, BIG_CHUNK) == 0);
+    }
+    return 0;
+}
+
 static int big_results_body(fixture *fx)
 {
     conn *client = conn_open(fx, "client");
     conn *w = conn_open(fx, "w");
     CHECK(client && w);
-    for (int lo = 0; lo < BIG_JOBS; lo += BIG_CHUNK) {
-        const char *text = long_jobs(lo, lo + BIG_CHUNK);
-        CHECK(text != NULL && submit(client, "big", text, BIG_CHUNK) == 0);
-    }
+    CHECK(submit_big(client, "big") == 0);
     /* Some finish, with results, so that tfq report has runs. */
     for (int done = 0; done < BIG_FINISHED; done += 64) {
         static leased got[64];
@@ -1339,10 +1346,7 @@ static int checkpoint_by_name_body(fixture *fx)
     conn *client = conn_open(fx, "client");
     conn *w = conn_open(fx, "w");
     CHECK(client && w);
-    for (int lo = 0; lo < BIG_JOBS; lo += BIG_CHUNK) {
-        const char *text = long_jobs(lo, lo + BIG_CHUNK);
-        CHECK(text != NULL && submit(client, "big", text, BIG_CHUNK) == 0);
-    }
+    CHECK(submit_big(client, "big") == 0);
     /* The first job's name in a second grid too. */
     const char *text = long_jobs(0, 1);
     CHECK(text != NULL && submit(client, "other", text, 1) == 0);

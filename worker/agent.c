@@ -325,19 +325,31 @@ static void *beat_main(void *arg)
     return NULL;
 }
 
-/* Opens the heartbeat connection and starts its thread.  Fails, with the
- * reason in e, when either cannot be had: a worker must not run jobs that
- * nothing heartbeats (the coordinator would take them back). */
+/* Opens the heartbeat connection, sees it answered, and starts its thread.
+ * Fails, with the reason in e, when any of them cannot be had: a worker
+ * must not run jobs that nothing heartbeats (the coordinator would take
+ * them back).  ZeroMQ connects in the background, so a socket made is not
+ * yet a connection: one round trip proves it, a "status" of the grid ""
+ * (which no grid is called), answered "error" from one index lookup. */
 static int beater_start(beater *b, agent *a, tfq_error *e)
 {
     char id[PROTO_MAX_NAME_BYTES + 8];
     snprintf(id, sizeof id, "%s/beat", a->name);
     client_opts o = {.endpoint = a->cfg->connect, .routing_id = id,
-                     .ctx = a->ctx, .curve = &a->curve};
+                     .ctx = a->ctx, .curve = &a->curve,
+                     .reply_timeout_ms = AGENT_REPLY_TIMEOUT_MS};
     b->a = a;
     b->conn = client_open(&o, e);
     if (b->conn == NULL)
         return tfq_error_wrap(e, e->code, "the heartbeat connection");
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_STATUS);
+    m.grid = "";
+    int rc = client_call(b->conn, &m, &r, e);
+    if (rc != 0) {
+        client_destroy(&b->conn);
+        return tfq_error_wrap(e, rc, "the heartbeat connection");
+    }
     atomic_init(&b->running, 1);
     if (pthread_create(&b->thread, NULL, beat_main, b) != 0) {
         client_destroy(&b->conn);
