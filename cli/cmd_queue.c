@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "client.h"
+#include "common/client.h"
 #include "report.h"
 #include "common/curve.h"
 #include "common/data_kind.h"

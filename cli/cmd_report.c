@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "client.h"
+#include "common/client.h"
 #include "report_figures.h"
 #include "report_grid.h"
 #include "report_stats.h"

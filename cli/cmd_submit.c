@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "client.h"
+#include "common/client.h"
 #include "common/text.h"
 #include "coordinator/gridspec.h"
 #include "coordinator/jobfile.h"

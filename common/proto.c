@@ -59,7 +59,9 @@ typedef struct {
     X(LOST, "lost", T_I64, lost, 0, INT64_MAX)                             \
     X(FAILURES, "failures", T_I64, failures, 0, INT64_MAX)                 \
     X(AFTER, "after", T_I64, after, 0, INT64_MAX)                          \
-    X(NEXT, "next", T_I64, next, 0, INT64_MAX)
+    X(NEXT, "next", T_I64, next, 0, INT64_MAX)                             \
+    X(NAME, "name", T_STR, name, 0, PROTO_MAX_NAME_BYTES)                  \
+    X(STATE, "state", T_STR, state, 0, PROTO_MAX_STATE_BYTES)
 
 enum {
 #define F_ENUM(e, key, type, member, lo, hi) F_##e,
@@ -122,6 +124,9 @@ static const kind_def s_kinds[PROTO_KIND_COUNT] = {
     [PROTO_CHANGED] = {"changed", B(COUNT), 0},
     [PROTO_WORKERS] = {"workers", 0, B(AFTER)},
     [PROTO_WORKERS_REPLY] = {"workers_reply", B(ITEMS), B(NEXT)},
+    [PROTO_JOB_GET] = {"job_get", 0, B(JOB) | B(NAME) | B(GRID)},
+    [PROTO_JOB_INFO] = {"job_info", B(JOB) | B(NAME) | B(GRID) | B(STATE),
+                        B(SHA256) | B(EPOCH)},
     [PROTO_ERROR] = {"error", B(CODE) | B(MSG), B(RE)},
 };
 
@@ -221,6 +226,12 @@ static int s_check_cross(const proto_msg *m, uint64_t fields, tfq_error *e)
                 "field \"data\": %zu bytes at offset %lld run past \"total\" %lld",
                 m->data_bytes, (long long)m->offset, (long long)m->total);
     }
+    /* job_get names its job one way: by id or by name. */
+    if (m->kind == PROTO_JOB_GET &&
+        !(fields & B(JOB)) == !(fields & B(NAME)))
+        return tfq_error_set(e, TFQ_EFORMAT, "job_get: give \"job\" or "
+                             "\"name\", not %s",
+                             (fields & B(JOB)) ? "both" : "neither");
     return 0;
 }
 
@@ -236,6 +247,12 @@ static bool s_present(const proto_msg *m, int f)
         return *AT_C(m, f, char) != '\0';
     case T_KIND:
         return m->re != PROTO_KIND_NONE;
+    case T_INT:
+    case T_I64:
+        /* 0 in a field whose range starts at 1 (an id): absent. */
+        return s_fields[f].min < 1 ||
+               (s_fields[f].type == T_INT ? *AT_C(m, f, int)
+                                          : *AT_C(m, f, int64_t)) != 0;
     default:
         return true;
     }

@@ -23,7 +23,8 @@
 #define PROTO_MAX_FRAME_BYTES (4u << 20)
 #define PROTO_MAX_CHUNK_BYTES (1u << 20)             /* "data" of a chunk */
 #define PROTO_MAX_CKPT_BYTES ((int64_t)1 << 34)     /* "total": 16 GiB */
-#define PROTO_MAX_NAME_BYTES 128                     /* "worker", "grid" */
+#define PROTO_MAX_NAME_BYTES 128             /* "worker", "grid", "name" */
+#define PROTO_MAX_STATE_BYTES 16                     /* "state" */
 #define PROTO_MAX_MSG_BYTES 4096                     /* "msg", "error" */
 #define PROTO_MAX_TEXT_BYTES (1u << 20)              /* "spec", "result" */
 #define PROTO_MAX_ITEMS_BYTES (3u << 20)             /* "items" (JSON) */
@@ -65,6 +66,8 @@
     X(CHANGED, "changed")                  \
     X(WORKERS, "workers")                  \
     X(WORKERS_REPLY, "workers_reply")      \
+    X(JOB_GET, "job_get")                  \
+    X(JOB_INFO, "job_info")                \
     X(ERROR, "error")
 
 typedef enum {
@@ -126,6 +129,8 @@ typedef struct {
                                attempts failed (the job reported an error) */
     int64_t count;
     const char *items; /* JSON array text */
+    const char *name;  /* job_get, job_info: a job's name in its grid */
+    const char *state; /* job_info: the job's state ("succeeded", ...) */
 
     /* error */
     int code;         /* a TFQ_E* value */

@@ -234,6 +234,56 @@ static void on_report(coord *c, const peer *p, const proto_msg *m)
     free(json);
 }
 
+/* job_get: one job, by id or by name (in m->grid, else in every grid),
+ * and its latest checkpoint not found bad.  A name that jobs of several
+ * grids have is refused, naming the grids (at most 8, then "and more"). */
+static void on_job_get(coord *c, const peer *p, const proto_msg *m)
+{
+    enum { GRIDS_NAMED = 8 };
+    store_job_info j[GRIDS_NAMED + 1];
+    int64_t grid_id = 0;
+    int n = 0;
+    tfq_error e = {0};
+    char what[PROTO_MAX_NAME_BYTES * 2 + 64], msg[PROTO_MAX_MSG_BYTES];
+    int in_grid = m->grid != NULL && m->grid[0] != '\0';
+    if (in_grid && grid_of(c, p, m, &grid_id) != 0)
+        return;
+    if (store_job_get(c->st, m->job, m->name, grid_id, j, GRIDS_NAMED + 1,
+                      &n, &e) != 0) {
+        coord_reply_error(c, p, e.code, e.msg, PROTO_JOB_GET);
+        return;
+    }
+    if (m->name != NULL)
+        snprintf(what, sizeof what, "job named '%s'", m->name);
+    else
+        snprintf(what, sizeof what, "job %lld", (long long)m->job);
+    if (n != 1) {
+        size_t len = (size_t)snprintf(msg, sizeof msg, n == 0
+                                      ? "no %s%s%s%s" : "a %s is in several "
+                                      "grids (name one):", what,
+                                      n == 0 && in_grid ? " in grid '" : "",
+                                      n == 0 && in_grid ? m->grid : "",
+                                      n == 0 && in_grid ? "'" : "");
+        for (int i = 0; i < n && i < GRIDS_NAMED && len < sizeof msg; i++)
+            len += (size_t)snprintf(msg + len, sizeof msg - len, "%s '%s'",
+                                    i ? "," : "", j[i].grid);
+        if (n > GRIDS_NAMED && len < sizeof msg)
+            snprintf(msg + len, sizeof msg - len, ", and more");
+        coord_reply_error(c, p, n == 0 ? TFQ_ENOENT : TFQ_EINVAL, msg,
+                          PROTO_JOB_GET);
+        return;
+    }
+    proto_msg r;
+    proto_msg_init(&r, PROTO_JOB_INFO);
+    r.job = j[0].job;
+    r.name = j[0].name;
+    r.grid = j[0].grid;
+    r.state = j[0].state;
+    memcpy(r.sha256, j[0].sha256, sizeof r.sha256);
+    r.epoch = j[0].epoch;
+    coord_reply(c, p, &r);
+}
+
 static void on_change(coord *c, const peer *p, const proto_msg *m)
 {
     int64_t grid_id = 0;
@@ -301,6 +351,7 @@ static const struct {
     [PROTO_STATUS] = {ANYONE, 1, on_status},
     [PROTO_RESULTS] = {ANYONE, 1, on_report},
     [PROTO_WORKERS] = {ANYONE, 1, on_report},
+    [PROTO_JOB_GET] = {ANYONE, 1, on_job_get},
     [PROTO_ERROR] = {ANYONE, 0, on_error},
 };
 

@@ -239,6 +239,16 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
                "worker, sum(state = 'running') AS running, sum(state = "      \
                "'succeeded') AS done FROM attempts GROUP BY worker) n ON "    \
                "n.worker = w.id WHERE w.rowid > ?2 ORDER BY w.rowid")         \
+    /* One job by id (?1) or by name (?2) in every grid or in grid ?3, and \
+     * its latest checkpoint not found bad (a reused job's: its source's). */\
+    X(JOB_GET, "SELECT j.id, j.name, coalesce(g.name, ''), j.state, "          \
+               "c.sha256, c.epoch FROM jobs j LEFT JOIN grids g ON g.id = "   \
+               "j.grid_id LEFT JOIN checkpoints c ON c.rowid = (SELECT rowid "\
+               "FROM checkpoints WHERE job_id = coalesce(j.reused_from, j.id)"\
+               " AND bad IS NULL ORDER BY epoch DESC, attempt DESC LIMIT 1) " \
+               "WHERE (j.id = ?1 OR (j.name = ?2 AND j.grid_id IN (SELECT id "\
+               "FROM grids WHERE ?3 = 0 OR id = ?3))) AND (?3 = 0 OR "        \
+               "j.grid_id = ?3) ORDER BY j.id LIMIT ?4")                      \
     X(RETRYABLE, "SELECT id FROM jobs WHERE grid_id = ? AND state IN "        \
                  "('failed', 'blocked', 'cancelled') ORDER BY id")            \
     X(COUNTS_GRID, "SELECT state, COUNT(*) FROM jobs WHERE grid_id = ? "      \
@@ -2005,6 +2015,34 @@ int store_workers_json(store *s, int64_t after, size_t max_bytes,
                        char **json, int64_t *next, tfq_error *e)
 {
     return report(s, ST_WORKERS, 0, after, max_bytes, json, next, e);
+}
+
+int store_job_get(store *s, int64_t job, const char *name, int64_t grid_id,
+                  store_job_info *out, int max, int *n, tfq_error *e)
+{
+    int ret = TFQ_OK, rc;
+    sqlite3_stmt *st;
+    *n = 0;
+    PREP(st, ST_JOB_GET);
+    sqlite3_bind_int64(st, 1, job);
+    bind_text(st, 2, name);
+    sqlite3_bind_int64(st, 3, grid_id);
+    sqlite3_bind_int(st, 4, max);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_job_info *j = &out[(*n)++];
+        const char *sha = (const char *)sqlite3_column_text(st, 4);
+        j->job = sqlite3_column_int64(st, 0);
+        snprintf(j->name, sizeof j->name, "%s", sqlite3_column_text(st, 1));
+        snprintf(j->grid, sizeof j->grid, "%s", sqlite3_column_text(st, 2));
+        snprintf(j->state, sizeof j->state, "%s", sqlite3_column_text(st, 3));
+        snprintf(j->sha256, sizeof j->sha256, "%s", sha ? sha : "");
+        j->epoch = sqlite3_column_int(st, 5);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        ret = db_fail(s, rc, "finding a job", e);
+done:
+    return ret;
 }
 
 int store_retry_grid(store *s, int64_t grid_id, int64_t now_ms, int *count,

@@ -306,6 +306,23 @@ int store_running_json(store *s, int64_t grid_id, int64_t after,
 int store_workers_json(store *s, int64_t after, size_t max_bytes,
                        char **json, int64_t *next, tfq_error *e);
 
+/* One job as a client asks for it. */
+typedef struct {
+    int64_t job;
+    char name[129];  /* PROTO_MAX_NAME_BYTES and a NUL */
+    char grid[129];  /* "" for a job of no grid */
+    char state[16];
+    char sha256[65]; /* its latest checkpoint not found bad; "" none */
+    int epoch;       /* that checkpoint's; 0 none */
+} store_job_info;
+
+/* The job whose id is job (0: none), or the jobs called name (NULL: none)
+ * in grid grid_id (0: in every grid), in id order: out[0 .. *n), at most
+ * max.  With both an id and a grid, the job must be in that grid.  *n is
+ * 0 when none matches, which is not an error. */
+int store_job_get(store *s, int64_t job, const char *name, int64_t grid_id,
+                  store_job_info *out, int max, int *n, tfq_error *e);
+
 /* store_retry for every failed, blocked or cancelled job of the grid;
  * *count: how many went back to the queue. */
 int store_retry_grid(store *s, int64_t grid_id, int64_t now_ms, int *count,

@@ -1233,15 +1233,22 @@ static int json_array_stats(const char *json, const char *path,
                    "\"train_seconds\": 1, \"data_fingerprint\": \"\", "     \
                    "\"accs\": [0.5, 0.625]}"
 
+/* Submits BIG_JOBS long_jobs as grid. */
+static int submit_big(conn *client, const char *grid)
+{
+    for (int lo = 0; lo < BIG_JOBS; lo += BIG_CHUNK) {
+        const char *text = long_jobs(lo, lo + BIG_CHUNK);
+        CHECK(text != NULL && submit(client, grid, text, BIG_CHUNK) == 0);
+    }
+    return 0;
+}
+
 static int big_results_body(fixture *fx)
 {
     conn *client = conn_open(fx, "client");
     conn *w = conn_open(fx, "w");
     CHECK(client && w);
-    for (int lo = 0; lo < BIG_JOBS; lo += BIG_CHUNK) {
-        const char *text = long_jobs(lo, lo + BIG_CHUNK);
-        CHECK(text != NULL && submit(client, "big", text, BIG_CHUNK) == 0);
-    }
+    CHECK(submit_big(client, "big") == 0);
     /* Some finish, with results, so that tfq report has runs. */
     for (int done = 0; done < BIG_FINISHED; done += 64) {
         static leased got[64];
@@ -1313,6 +1320,103 @@ static int big_results_body(fixture *fx)
 static int big_results(void)
 {
     return with_coordinator(big_results_body, HOLD_HEARTBEAT_MS);
+}
+
+/* ---- checkpoint_by_name ------------------------------------------------
+ * One job of a grid whose results are larger than a page: found with one
+ * job_get by id or by name, and its checkpoint fetched with tfq checkpoint
+ * get either way; a name no job has, and one jobs of two grids have. */
+
+/* job_get for the job called name (NULL: by id) in grid (NULL: all). */
+static int job_get(conn *c, int64_t id, const char *name, const char *grid,
+                   proto_msg *r)
+{
+    proto_msg m;
+    proto_msg_init(&m, PROTO_JOB_GET);
+    m.job = id;
+    m.name = name;
+    m.grid = grid;
+    CHECK(send_msg(c, &m) == 0);
+    CHECK(recv_msg(c, r, REPLY_TIMEOUT_MS) == 0);
+    return 0;
+}
+
+static int checkpoint_by_name_body(fixture *fx)
+{
+    conn *client = conn_open(fx, "client");
+    conn *w = conn_open(fx, "w");
+    CHECK(client && w);
+    CHECK(submit_big(client, "big") == 0);
+    /* The first job's name in a second grid too. */
+    const char *text = long_jobs(0, 1);
+    CHECK(text != NULL && submit(client, "other", text, 1) == 0);
+    proto_msg r;
+    proto_msg_init(&r, PROTO_RESULTS);
+    r.grid = "big";
+    CHECK(request(client, &r, &r, PROTO_RESULTS_REPLY) == 0);
+    CHECK_MSG(r.next > 0, "the results of the grid fit one page");
+
+    /* A job with a checkpoint. */
+    CHECK(hello(w, "w", fx->heartbeat_ms) == 0);
+    leased l;
+    CHECK(ready_job(w, &l) == 0);
+    const char ck[] = "tfq sleep checkpoint 1 epoch 3\n";
+    CHECK(ckpt_put(w, &l, l.lease, 3, ck, sizeof ck - 1, sizeof ck - 1,
+                   &r) == 0);
+    CHECK_MSG(r.kind == PROTO_ACK, "%s", r.kind == PROTO_ERROR ? r.msg : "?");
+    CHECK(result_ok(w, &l) == 0);
+
+    CHECK(job_get(client, l.job, NULL, NULL, &r) == 0);
+    CHECK_MSG(r.kind == PROTO_JOB_INFO, "%s",
+              r.kind == PROTO_ERROR ? r.msg : proto_kind_name(r.kind));
+    CHECK_EQ_INT(r.job, l.job);
+    CHECK_EQ_INT(r.epoch, 3);
+    CHECK(strcmp(r.grid, "big") == 0 && strcmp(r.state, "succeeded") == 0);
+    CHECK(r.sha256[0] != '\0');
+    char name[PROTO_MAX_NAME_BYTES + 1], id[32];
+    snprintf(name, sizeof name, "%s", r.name);
+    snprintf(id, sizeof id, "%lld", (long long)l.job);
+
+    /* The name is in both grids: refused, naming them, unless one is. */
+    CHECK(job_get(client, 0, name, NULL, &r) == 0);
+    CHECK_EQ_INT(r.kind, PROTO_ERROR);
+    CHECK_EQ_INT(r.code, TFQ_EINVAL);
+    CHECK_MSG(strstr(r.msg, "'big'") && strstr(r.msg, "'other'"), "%s",
+              r.msg);
+    CHECK(job_get(client, 0, "no-such-job", NULL, &r) == 0);
+    CHECK_EQ_INT(r.kind, PROTO_ERROR);
+    CHECK_EQ_INT(r.code, TFQ_ENOENT);
+    CHECK_MSG(strstr(r.msg, "no job named 'no-such-job'"), "%s", r.msg);
+
+    char out[400];
+    snprintf(out, sizeof out, "%s/job.ckpt", fx->dir);
+    const char *by_name[] = {"checkpoint", "get", name, "--grid", "big", "-o",
+                             out, "--connect", fx->ep, NULL};
+    const char *by_id[] = {"checkpoint", "get", id, "-o", out, "--connect",
+                           fx->ep, NULL};
+    const char *ambiguous[] = {"checkpoint", "get", name, "-o", out,
+                               "--connect", fx->ep, NULL};
+    const char *unknown[] = {"checkpoint", "get", "no-such-job", "-o", out,
+                             "--connect", fx->ep, NULL};
+    char listing[450];
+    snprintf(listing, sizeof listing, "%s/out.txt", fx->dir);
+    const char *const *ok_runs[] = {by_name, by_id};
+    for (int i = 0; i < 2; i++) {
+        unlink(out);
+        CHECK_EQ_INT(run_tfq(fx, listing, ok_runs[i]), 0);
+        char *got = slurp(out);
+        CHECK_MSG(got != NULL && strcmp(got, ck) == 0, "checkpoint %s: %s",
+                  i ? "by id" : "by name", got ? got : "(none)");
+        free(got);
+    }
+    CHECK_EQ_INT(run_tfq(fx, listing, ambiguous), 1);
+    CHECK_EQ_INT(run_tfq(fx, listing, unknown), 1);
+    return 0;
+}
+
+static int checkpoint_by_name(void)
+{
+    return with_coordinator(checkpoint_by_name_body, HOLD_HEARTBEAT_MS);
 }
 
 #define BIG_HOLDERS 150 /* routing ids, 64 leases each */
@@ -1588,6 +1692,7 @@ int main(int argc, char **argv)
         {"uploads_owned", uploads_owned},
         {"big_results", big_results},
         {"big_status", big_status},
+        {"checkpoint_by_name", checkpoint_by_name},
         {"submit_hostile", submit_hostile},
         {"submit_off_loop", submit_off_loop},
     };

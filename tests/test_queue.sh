@@ -353,6 +353,46 @@ YAML
     [ "$(q "select count(*) from attempts a join jobs j on j.id = a.job_id where j.name = 'random0/1/baseA' and a.state = 'succeeded'")" = 2 ] || fail "--force did not run baseA again"
     [ "$(q "select count(*) from jobs where state != 'succeeded'")" = 0 ] || fail "jobs left unfinished after --force"
     ;;
+heartbeat_fds)
+    # A worker whose heartbeat connection cannot be opened (here: no file
+    # descriptor left for its socket, under a lower and lower limit) stops
+    # and says why; it never runs a job that nothing heartbeats, whose
+    # lease the coordinator takes back while it runs (the job reports
+    # progress every 3 s, far apart for a lease of 1 s).
+    command -v prlimit >/dev/null || { echo "no prlimit: skipped"; exit 77; }
+    start_coord
+    printf 'name = s\nkind = sleep\nsleep_ms = 30000\n' >"$DIR/s.txt"
+    "$TFQ" submit "$DIR/s.txt" --connect "$EP" >/dev/null || fail "submit"
+    for n in $(seq 8 40); do
+        prlimit --nofile="$n" "$TFQ" worker --connect "$EP" --name "f$n" \
+            --max-jobs 1 2>"$DIR/f$n.err" &
+        W=$!
+        PIDS+=("$W")
+        # Too few for its requests: it never says hello, and is stopped.
+        if ! poll 10 eval 'gone $W || is "select count(*) from attempts" 1'; then
+            kill "$W"
+            wait "$W"
+            continue
+        fi
+        if ! gone "$W"; then
+            # It runs the job: with its heartbeats, to the end.
+            poll 120 eval 'gone $W || ! is "select count(*) from attempts where state = '"'lost'"'" 0' ||
+                fail "with $n file descriptors the job did not end within 120 s"
+            is "select count(*) from attempts where state = 'lost'" 0 ||
+                fail "with $n file descriptors a worker ran a job without heartbeats: $(cat "$DIR/f$n.err")"
+            wait "$W" || fail "with $n file descriptors the worker exited $?: $(cat "$DIR/f$n.err")"
+            break
+        fi
+        wait "$W"
+        rc=$?
+        # It stopped, naming why: its connection or its heartbeat one.
+        [ "$rc" = 1 ] && grep -Eq "^tfq worker: .*(Too many open files|no reply from)" "$DIR/f$n.err" ||
+            fail "with $n file descriptors the worker exited $rc: $(cat "$DIR/f$n.err")"
+        grep -q "^tfq worker: the heartbeat connection: " "$DIR/f$n.err" && HB_REFUSED=$n
+    done
+    is "select state from jobs" succeeded || fail "no worker ran the job, up to $n file descriptors"
+    echo "the heartbeat connection refused with ${HB_REFUSED:-no} file descriptor limit; the job ran with $n"
+    ;;
 *)
     echo "unknown case $CASE" >&2
     exit 2

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "common/client.h"
 #include "common/clock.h"
 #include "common/curve.h"
 #include "common/hash.h"
@@ -59,110 +61,41 @@ typedef struct {
 typedef struct {
     const agent_config *cfg;
     char name[PROTO_MAX_NAME_BYTES];
-    void *ctx, *sock;
-    int pending;      /* replies owed to the requests sent */
-    int batch_left;   /* "job" replies still to come for the last "ready" */
-    int heartbeat_ms; /* from the welcome */
-    proto_unpacked up;
+    void *ctx;          /* the worker's, for both of its connections */
+    client *conn;       /* the requests and their replies */
+    int heartbeat_ms;   /* from the welcome */
     curve_config curve; /* from TFQ_CURVE_KEY / TFQ_SERVER_KEY */
-    void *monitor;      /* CURVE: sock's handshakes */
     volatile sig_atomic_t *stop;
     /* the job in hand */
     int64_t job;
     int attempt;
     char lease[HASH_HEX_BYTES];
-    volatile sig_atomic_t job_stop; /* cancel, or the process stop */
-    struct beater_s *beat;
-    /* the jobs held, oldest first; the heartbeat thread reads it */
+    /* The running job's stop flag, which the engine reads between steps
+     * (hence its type, the engine's): set to 1 by either thread, for a
+     * cancel or the process stop; reset by the main thread as a job
+     * starts. */
+    volatile sig_atomic_t job_stop;
+    /* lock guards held[] and nheld, which both threads read and change
+     * (the heartbeat thread marks jobs cancelled); nothing else. */
     pthread_mutex_t lock;
     held_job held[AGENT_MAX_BATCH];
     int nheld;
     outcome sent[AGENT_MAX_BATCH + 1];
     int nsent;
     double mean_us; /* run time of recent jobs; 0: none run yet */
+    char result[16384]; /* the running train job's result JSON */
 } agent;
 
-static void agent_close(agent *a)
-{
-    curve_monitor_close(a->monitor);
-    a->monitor = NULL;
-    if (a->sock != NULL)
-        zmq_close(a->sock);
-    a->sock = NULL;
-    a->pending = 0;
-    a->batch_left = 0;
-}
-
+/* (Re)connects the requests' connection. */
 static int agent_open(agent *a, tfq_error *e)
 {
-    agent_close(a);
-    a->sock = zmq_socket(a->ctx, ZMQ_DEALER);
-    if (a->sock == NULL)
-        return tfq_error_set(e, TFQ_EIO, "zmq: %s", zmq_strerror(errno));
-    int zero = 0;
-    zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(a->sock, ZMQ_ROUTING_ID, a->name, strlen(a->name));
-    int rc = curve_socket_client(a->sock, &a->curve, e);
-    if (rc != 0)
-        return rc;
-    /* Plaintext too: a coordinator that wants CURVE then says so. */
-    a->monitor = curve_monitor_open(a->ctx, a->sock);
-    if (zmq_connect(a->sock, a->cfg->connect) != 0)
-        return tfq_error_set(e, TFQ_EINVAL, "cannot connect to %s: %s",
-                             a->cfg->connect, zmq_strerror(errno));
-    return 0;
-}
-
-static int agent_send(agent *a, const proto_msg *m, tfq_error *e)
-{
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    int rc = proto_encode(m, &b, e);
-    if (rc == 0 && zmq_send(a->sock, b.data, b.size, 0) < 0)
-        rc = tfq_error_set(e, TFQ_EIO, "send: %s", zmq_strerror(errno));
-    if (rc == 0)
-        a->pending++;
-    msgpack_sbuffer_destroy(&b);
-    return rc;
-}
-
-/* Receives one reply within timeout_ms into m (pointers valid until the
- * next receive).  TFQ_EIO on timeout. */
-static int agent_recv(agent *a, proto_msg *m, int timeout_ms, zmq_msg_t *frame,
-                      tfq_error *e)
-{
-    zmq_pollitem_t item = {a->sock, 0, ZMQ_POLLIN, 0};
-    int n = zmq_poll(&item, 1, timeout_ms);
-    if (n <= 0 && timeout_ms > 0) {
-        /* Refused at the handshake (no CURVE, a key not allowed): asking
-         * again on a new socket would not change that. */
-        char why[256];
-        if (curve_handshake_refused(a->monitor, a->curve.on, why, sizeof why))
-            return tfq_error_set(e, TFQ_EPERM, "%s: %s", a->cfg->connect, why);
-        /* A reply is lost: start over on a new socket, or every later
-         * reply would be taken for the one still awaited. */
-        tfq_error oe = {0};
-        agent_open(a, &oe);
-        return tfq_error_set(e, TFQ_EIO, "no reply from %s within %d ms",
-                             a->cfg->connect, timeout_ms);
-    }
-    if (n <= 0)
-        return tfq_error_set(e, TFQ_EIO, "no reply yet");
-    zmq_msg_close(frame);
-    zmq_msg_init(frame);
-    if (zmq_msg_recv(frame, a->sock, 0) < 0)
-        return tfq_error_set(e, TFQ_EIO, "recv: %s", zmq_strerror(errno));
-    if (a->pending > 0)
-        a->pending--;
-    int rc = proto_decode(zmq_msg_data(frame), zmq_msg_size(frame), m,
-                          &a->up, e);
-    if (rc == 0 && m->kind == PROTO_JOB) {
-        /* One "ready", several replies: the first says how many follow. */
-        if (a->batch_left == 0)
-            a->pending += m->more;
-        a->batch_left = m->more;
-    }
-    return rc;
+    if (a->conn != NULL)
+        return client_reconnect(a->conn, e);
+    client_opts o = {.endpoint = a->cfg->connect, .routing_id = a->name,
+                     .ctx = a->ctx, .curve = &a->curve,
+                     .reply_timeout_ms = AGENT_REPLY_TIMEOUT_MS};
+    a->conn = client_open(&o, e);
+    return a->conn != NULL ? 0 : e->code;
 }
 
 /* Marks the held attempt (job, attempt) cancelled; stops it if it runs.
@@ -173,7 +106,7 @@ static void cancel_held(agent *a, int64_t job, int attempt)
     for (int i = 0; i < a->nheld; i++)
         if (a->held[i].job == job && a->held[i].attempt == attempt &&
             !a->held[i].cancelled) {
-            __atomic_store_n(&a->held[i].cancelled, 1, __ATOMIC_RELAXED);
+            a->held[i].cancelled = 1;
             log_warn("job %lld attempt %d cancelled by the coordinator",
                      (long long)job, attempt);
             if (job == a->job && attempt == a->attempt)
@@ -193,29 +126,15 @@ static void note_reply(agent *a, const proto_msg *m)
 }
 
 /* Handles replies that arrived while a job runs: acks, and cancels. */
-static void drain(agent *a, zmq_msg_t *frame)
+static void drain(agent *a)
 {
     proto_msg m;
     tfq_error e = {0};
-    while (a->pending > 0 && agent_recv(a, &m, 0, frame, &e) == 0)
+    while (client_pending(a->conn) > 0 && client_recv(a->conn, &m, 0, &e) == 0)
         note_reply(a, &m);
 }
 
-/* Sends m and waits for the reply to it, skipping replies to earlier
- * messages (replies come in order). */
-static int request(agent *a, const proto_msg *m, proto_msg *reply,
-                   zmq_msg_t *frame, tfq_error *e)
-{
-    int rc = agent_send(a, m, e);
-    while (rc == 0) {
-        rc = agent_recv(a, reply, AGENT_REPLY_TIMEOUT_MS, frame, e);
-        if (rc == 0 && a->pending == 0)
-            return 0;
-    }
-    return rc;
-}
-
-static int hello(agent *a, zmq_msg_t *frame, tfq_error *e)
+static int hello(agent *a, tfq_error *e)
 {
     int backoff = AGENT_BACKOFF_MIN_MS;
     for (int tries = 0; tries < AGENT_HELLO_TRIES; tries++) {
@@ -228,7 +147,7 @@ static int hello(agent *a, zmq_msg_t *frame, tfq_error *e)
         proto_msg_init(&m, PROTO_HELLO);
         m.worker = a->name;
         m.threads = a->cfg->threads > 0 ? a->cfg->threads : 1;
-        rc = request(a, &m, &r, frame, e);
+        rc = client_call(a->conn, &m, &r, e);
         if (rc == 0 && r.kind == PROTO_WELCOME) {
             a->heartbeat_ms = r.heartbeat_ms > 0 ? r.heartbeat_ms : 1000;
             log_info("worker %s connected to %s%s; kernels: %s, %d "
@@ -238,7 +157,7 @@ static int hello(agent *a, zmq_msg_t *frame, tfq_error *e)
             return 0;
         }
         /* Refused keys and roles do not change by asking again (a refused
-         * handshake is found by agent_recv when the reply times out). */
+         * handshake is said by the connection's monitor). */
         if (rc == TFQ_EPERM)
             return rc;
         if (rc == 0 && r.kind == PROTO_ERROR && r.code == TFQ_EPERM)
@@ -254,17 +173,11 @@ static int hello(agent *a, zmq_msg_t *frame, tfq_error *e)
                          "hellos", a->cfg->connect, AGENT_HELLO_TRIES);
 }
 
-typedef struct {
-    agent *a;
-    zmq_msg_t *frame;
-} hook_ctx;
-
 static void on_progress(void *ud, int epoch, int epochs, double loss,
                         double test_acc, double images_per_s, double eta_s)
 {
     (void)epochs;
-    hook_ctx *h = ud;
-    agent *a = h->a;
+    agent *a = ud;
     if (*a->stop)
         a->job_stop = 1;
     proto_msg m;
@@ -278,25 +191,23 @@ static void on_progress(void *ud, int epoch, int epochs, double loss,
     m.images_per_s = images_per_s;
     m.eta_s = eta_s;
     tfq_error e = {0};
-    agent_send(a, &m, &e);
-    drain(a, h->frame);
+    client_send(a->conn, &m, 0, &e);
+    drain(a);
 }
 
 static void on_tick(void *ud)
 {
-    hook_ctx *h = ud;
-    agent *a = h->a;
+    agent *a = ud;
     if (*a->stop)
         a->job_stop = 1;
-    drain(a, h->frame);
+    drain(a);
 }
 
 /* Uploads a checkpoint in chunks, each acknowledged before the next. */
 static int on_checkpoint(void *ud, int epoch, const uint8_t *blob,
                          size_t bytes)
 {
-    hook_ctx *h = ud;
-    agent *a = h->a;
+    agent *a = ud;
     uint8_t digest[HASH_BYTES];
     char hex[HASH_HEX_BYTES];
     hash_sha256(blob, bytes, digest);
@@ -317,7 +228,7 @@ static int on_checkpoint(void *ud, int epoch, const uint8_t *blob,
         m.data = blob + off;
         m.data_bytes = n;
         tfq_error e = {0};
-        int rc = request(a, &m, &r, h->frame, &e);
+        int rc = client_call(a->conn, &m, &r, &e);
         if (rc == 0 && r.kind == PROTO_ERROR)
             rc = tfq_error_set(&e, r.code, "%s", r.msg);
         if (rc != 0) {
@@ -331,162 +242,128 @@ static int on_checkpoint(void *ud, int epoch, const uint8_t *blob,
     return 0;
 }
 
-/* Fetches the checkpoint with this SHA-256 from the coordinator into a
- * malloc'd buffer and checks its hash. */
-static int fetch_checkpoint(agent *a, const char *sha, uint8_t **out,
-                            size_t *bytes, zmq_msg_t *frame, tfq_error *e)
-{
-    uint8_t *buf = NULL;
-    int64_t total = -1, got = 0;
-    int rc = 0;
-    while (rc == 0 && (total < 0 || got < total)) {
-        proto_msg m, r;
-        proto_msg_init(&m, PROTO_CKPT_GET);
-        memcpy(m.sha256, sha, sizeof m.sha256);
-        m.offset = got;
-        rc = request(a, &m, &r, frame, e);
-        if (rc != 0)
-            break;
-        if (r.kind == PROTO_ERROR) {
-            rc = tfq_error_set(e, r.code, "checkpoint %.12s: %s", sha, r.msg);
-            break;
-        }
-        if (r.kind != PROTO_CKPT_CHUNK || r.offset != got ||
-            (total >= 0 && r.total != total) ||
-            r.total > (int64_t)PROTO_MAX_CKPT_BYTES ||
-            (int64_t)r.data_bytes > r.total - got ||
-            (r.data_bytes == 0 && r.total > got)) {
-            rc = tfq_error_set(e, TFQ_EFORMAT, "checkpoint %.12s: bad chunk "
-                               "at offset %lld", sha, (long long)got);
-            break;
-        }
-        if (total < 0) {
-            total = r.total;
-            buf = malloc(total > 0 ? (size_t)total : 1);
-            if (buf == NULL) {
-                rc = tfq_error_set(e, TFQ_ENOMEM, "checkpoint of %lld bytes",
-                                   (long long)total);
-                break;
-            }
-        }
-        memcpy(buf + got, r.data, r.data_bytes);
-        got += (int64_t)r.data_bytes;
-    }
-    if (rc == 0) {
-        uint8_t digest[HASH_BYTES];
-        char hex[HASH_HEX_BYTES];
-        hash_sha256(buf, (size_t)total, digest);
-        hash_hex(digest, hex);
-        if (strcmp(hex, sha) != 0)
-            rc = tfq_error_set(e, TFQ_ECHECKSUM, "checkpoint %.12s arrived "
-                               "with hash %.12s", sha, hex);
-    }
-    if (rc != 0) {
-        free(buf);
-        return rc;
-    }
-    *out = buf;
-    *bytes = (size_t)total;
-    return 0;
-}
-
 /* ---- heartbeats ---------------------------------------------------------
  * A thread with its own socket, started once per worker, beats every
  * heartbeat_ms for each job the worker holds (the one it runs and those
  * leased behind it), however long one training step takes; a "cancel"
  * reply marks the job cancelled, and stops it if it runs. */
 
-typedef struct beater_s {
+typedef struct {
     agent *a;
+    client *conn; /* its own; the thread's once started */
     pthread_t thread;
-    volatile int running;
+    atomic_int running; /* cleared by the main thread to end it */
 } beater;
+
+/* Sends a heartbeat for each job held, not cancelled; never blocks. */
+static void beat_held(beater *b)
+{
+    agent *a = b->a;
+    struct {
+        int64_t job;
+        int attempt;
+        char lease[HASH_HEX_BYTES];
+    } due[AGENT_MAX_BATCH];
+    int n = 0;
+    pthread_mutex_lock(&a->lock);
+    for (int i = 0; i < a->nheld; i++)
+        if (!a->held[i].cancelled) {
+            due[n].job = a->held[i].job;
+            memcpy(due[n].lease, a->held[i].lease, sizeof due[n].lease);
+            due[n++].attempt = a->held[i].attempt;
+        }
+    pthread_mutex_unlock(&a->lock);
+    for (int i = 0; i < n; i++) {
+        proto_msg m;
+        proto_msg_init(&m, PROTO_HEARTBEAT);
+        m.job = due[i].job;
+        m.attempt = due[i].attempt;
+        memcpy(m.lease, due[i].lease, sizeof m.lease);
+        tfq_error e = {0};
+        client_send(b->conn, &m, ZMQ_DONTWAIT, &e);
+    }
+}
+
+/* Whether the worker holds a job the coordinator has not cancelled. */
+static int holds_any(agent *a)
+{
+    pthread_mutex_lock(&a->lock);
+    int n = 0;
+    for (int i = 0; i < a->nheld; i++)
+        n += !a->held[i].cancelled;
+    pthread_mutex_unlock(&a->lock);
+    return n > 0;
+}
 
 static void *beat_main(void *arg)
 {
     beater *b = arg;
     agent *a = b->a;
-    void *sock = zmq_socket(a->ctx, ZMQ_DEALER);
-    if (sock == NULL)
-        return NULL;
-    int zero = 0;
-    char id[PROTO_MAX_NAME_BYTES + 8];
-    snprintf(id, sizeof id, "%s/beat", a->name);
-    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(sock, ZMQ_ROUTING_ID, id, strlen(id));
-    tfq_error ce = {0};
-    curve_socket_client(sock, &a->curve, &ce);
-    zmq_connect(sock, a->cfg->connect);
-    proto_unpacked up;
-    proto_unpacked_init(&up);
     int64_t next_ms = 0;
     int holding = 0;
-    while (b->running) {
+    while (atomic_load(&b->running)) {
         if (*a->stop)
             a->job_stop = 1; /* SIGTERM: the job stops after its step */
-        struct {
-            int64_t job;
-            int attempt;
-            char lease[HASH_HEX_BYTES];
-        } due[AGENT_MAX_BATCH];
-        int n = 0;
-        pthread_mutex_lock(&a->lock);
-        for (int i = 0; i < a->nheld; i++)
-            if (!a->held[i].cancelled) {
-                due[n].job = a->held[i].job;
-                memcpy(due[n].lease, a->held[i].lease, sizeof due[n].lease);
-                due[n++].attempt = a->held[i].attempt;
-            }
-        pthread_mutex_unlock(&a->lock);
-        if (n > 0 && !holding) /* newly leased: the lease is fresh */
+        int now_holding = holds_any(a);
+        if (now_holding && !holding) /* newly leased: the lease is fresh */
             next_ms = clock_mono_ms() + a->heartbeat_ms;
-        holding = n > 0;
-        if (n > 0 && clock_mono_ms() >= next_ms) {
-            for (int i = 0; i < n; i++) {
-                proto_msg m;
-                proto_msg_init(&m, PROTO_HEARTBEAT);
-                m.job = due[i].job;
-                m.attempt = due[i].attempt;
-                memcpy(m.lease, due[i].lease, sizeof m.lease);
-                msgpack_sbuffer buf;
-                msgpack_sbuffer_init(&buf);
-                tfq_error e = {0};
-                if (proto_encode(&m, &buf, &e) == 0)
-                    zmq_send(sock, buf.data, buf.size, ZMQ_DONTWAIT);
-                msgpack_sbuffer_destroy(&buf);
-            }
+        holding = now_holding;
+        if (holding && clock_mono_ms() >= next_ms) {
+            beat_held(b);
             next_ms = clock_mono_ms() + a->heartbeat_ms;
         }
-        zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, 20) <= 0)
-            continue;
-        zmq_msg_t f;
-        zmq_msg_init(&f);
         proto_msg r;
         tfq_error e = {0};
-        if (zmq_msg_recv(&f, sock, 0) >= 0 &&
-            proto_decode(zmq_msg_data(&f), zmq_msg_size(&f), &r, &up,
-                         &e) == 0 &&
-            r.kind == PROTO_CANCEL)
+        int rc = client_recv(b->conn, &r, 20, &e);
+        if (rc == TFQ_EPERM) {
+            log_error("heartbeats: %s; no more heartbeats", e.msg);
+            break;
+        }
+        if (rc == 0 && r.kind == PROTO_CANCEL)
             cancel_held(a, r.job, r.attempt);
-        zmq_msg_close(&f);
     }
-    proto_unpacked_release(&up);
-    zmq_close(sock);
     return NULL;
 }
 
-static int beater_start(beater *b, agent *a)
+/* Opens the heartbeat connection, sees it answered, and starts its thread.
+ * Fails, with the reason in e, when any of them cannot be had: a worker
+ * must not run jobs that nothing heartbeats (the coordinator would take
+ * them back).  ZeroMQ connects in the background, so a socket made is not
+ * yet a connection: one round trip proves it, a "status" of the grid ""
+ * (which no grid is called), answered "error" from one index lookup. */
+static int beater_start(beater *b, agent *a, tfq_error *e)
 {
+    char id[PROTO_MAX_NAME_BYTES + 8];
+    snprintf(id, sizeof id, "%s/beat", a->name);
+    client_opts o = {.endpoint = a->cfg->connect, .routing_id = id,
+                     .ctx = a->ctx, .curve = &a->curve,
+                     .reply_timeout_ms = AGENT_REPLY_TIMEOUT_MS};
     b->a = a;
-    b->running = 1;
-    return pthread_create(&b->thread, NULL, beat_main, b) == 0 ? 0 : -1;
+    b->conn = client_open(&o, e);
+    if (b->conn == NULL)
+        return tfq_error_wrap(e, e->code, "the heartbeat connection");
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_STATUS);
+    m.grid = "";
+    int rc = client_call(b->conn, &m, &r, e);
+    if (rc != 0) {
+        client_destroy(&b->conn);
+        return tfq_error_wrap(e, rc, "the heartbeat connection");
+    }
+    atomic_init(&b->running, 1);
+    if (pthread_create(&b->thread, NULL, beat_main, b) != 0) {
+        client_destroy(&b->conn);
+        return tfq_error_set(e, TFQ_ENOMEM, "cannot start the heartbeat "
+                             "thread: %s", strerror(errno));
+    }
+    return 0;
 }
 
 static void beater_stop(beater *b)
 {
-    b->running = 0;
+    atomic_store(&b->running, 0);
     pthread_join(b->thread, NULL);
+    client_destroy(&b->conn);
 }
 
 /* ---- the held jobs and the outcomes in flight --------------------------- */
@@ -517,7 +394,10 @@ static int hold(agent *a, const proto_msg *r, tfq_error *e)
  * it at any time). */
 static int held_cancelled(agent *a)
 {
-    return __atomic_load_n(&a->held[0].cancelled, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&a->lock);
+    int cancelled = a->held[0].cancelled;
+    pthread_mutex_unlock(&a->lock);
+    return cancelled;
 }
 
 /* Drops the oldest held job (the one that ran). */
@@ -549,7 +429,7 @@ static int send_outcome(agent *a, const outcome *o, tfq_error *e)
         m.result = o->ok ? o->text : NULL;
         m.error = o->ok ? NULL : o->text;
     }
-    return agent_send(a, &m, e);
+    return client_send(a->conn, &m, 0, e);
 }
 
 /* Sends an outcome and keeps it until its reply is seen. */
@@ -585,8 +465,7 @@ static int batch_want(const agent *a, int done)
  * > 0: jobs join the held ones, *retry_ms is set by a "no_job" (else -1).
  * Every outcome sent before is answered then.  A lost connection is
  * reconnected, the outcomes sent again, and the wait repeated. */
-static int settle(agent *a, int want, int *retry_ms, zmq_msg_t *frame,
-                  tfq_error *e)
+static int settle(agent *a, int want, int *retry_ms, tfq_error *e)
 {
     int rc = 0;
     for (int tries = 0; tries <= AGENT_HELLO_TRIES; tries++) {
@@ -598,12 +477,12 @@ static int settle(agent *a, int want, int *retry_ms, zmq_msg_t *frame,
             proto_msg m;
             proto_msg_init(&m, PROTO_READY);
             m.max = want;
-            rc = agent_send(a, &m, e);
+            rc = client_send(a->conn, &m, 0, e);
         }
-        while (rc == 0 && a->pending > 0) {
+        while (rc == 0 && client_pending(a->conn) > 0) {
             proto_msg r;
-            rc = agent_recv(a, &r, AGENT_REPLY_TIMEOUT_MS, frame, e);
-            if (rc == TFQ_EIO)
+            rc = client_recv(a->conn, &r, AGENT_REPLY_TIMEOUT_MS, e);
+            if (rc == TFQ_EIO || rc == TFQ_EPERM)
                 break;
             if (rc != 0) {
                 log_warn("a bad reply from the coordinator: %s", e->msg);
@@ -622,7 +501,7 @@ static int settle(agent *a, int want, int *retry_ms, zmq_msg_t *frame,
             return rc;
         }
         log_warn("%s; reconnecting", e->msg);
-        if (hello(a, frame, e) != 0)
+        if (hello(a, e) != 0)
             return rc;
         for (int i = 0; i < a->nsent; i++)
             send_outcome(a, &a->sent[i], e);
@@ -632,7 +511,7 @@ static int settle(agent *a, int want, int *retry_ms, zmq_msg_t *frame,
 
 /* Runs the held job at the head of the queue and sends how it ended (not
  * waiting for the reply).  Returns TFQ_EINTR when the job was stopped. */
-static int run_head(agent *a, zmq_msg_t *frame, tfq_error *e)
+static int run_head(agent *a, tfq_error *e)
 {
     held_job *h = &a->held[0];
     a->job = h->job;
@@ -643,33 +522,35 @@ static int run_head(agent *a, zmq_msg_t *frame, tfq_error *e)
     tfq_error je = {0};
     uint8_t *resume = NULL, *init = NULL;
     size_t resume_bytes = 0, init_bytes = 0;
-    static char result[16384];
-    snprintf(result, sizeof result, "{}");
+    snprintf(a->result, sizeof a->result, "{}");
     int64_t t0 = clock_mono_us();
     int rc = jobspec_parse(h->spec, &spec, &je);
     if (rc == 0 && h->sha256[0] != '\0') {
-        rc = fetch_checkpoint(a, h->sha256, &resume, &resume_bytes, frame,
-                              &je);
+        int64_t max = 0;
+        tfq_error me = {0};
+        job_ckpt_max_bytes(&spec, &max, &me); /* 0: the protocol's bound */
+        rc = client_ckpt_get_mem(a->conn, h->sha256, max, &resume,
+                                 &resume_bytes, &je);
         if (rc == 0)
             log_info("job %lld attempt %d resumes from checkpoint %.12s",
                      (long long)a->job, a->attempt, h->sha256);
     }
     if (rc == 0 && h->init[0] != '\0') {
-        rc = fetch_checkpoint(a, h->init, &init, &init_bytes, frame, &je);
+        rc = client_ckpt_get_mem(a->conn, h->init, 0, &init, &init_bytes,
+                                 &je);
         if (rc == 0)
             log_info("job %lld attempt %d copies layers from checkpoint %.12s",
                      (long long)a->job, a->attempt, h->init);
     }
     if (rc == 0) {
-        hook_ctx hc = {a, frame};
-        job_hooks hooks = {on_progress, on_tick, on_checkpoint, &hc};
+        job_hooks hooks = {on_progress, on_tick, on_checkpoint, a};
         if (spec.kind == JOB_SLEEP)
             rc = job_run_sleep(&spec, a->attempt, resume, resume_bytes,
                                &hooks, &a->job_stop, &je);
         else
             rc = job_run_train(&spec, a->cfg->data_dir, resume, resume_bytes,
-                               init, init_bytes, &hooks, &a->job_stop, result,
-                               sizeof result, &je);
+                               init, init_bytes, &hooks, &a->job_stop,
+                               a->result, sizeof a->result, &je);
     }
     free(resume);
     free(init);
@@ -690,18 +571,19 @@ static int run_head(agent *a, zmq_msg_t *frame, tfq_error *e)
         return TFQ_EINTR;
     }
     return report(a, PROTO_RESULT, job, attempt, lease, rc == 0,
-                  rc == 0 ? result : je.msg, e);
+                  rc == 0 ? a->result : je.msg, e);
 }
 
 /* Whether the queue has nothing waiting and nothing running: then an idle
  * worker started with --exit-when-idle may go.  While jobs run elsewhere it
  * stays, since a lost one comes back to the queue. */
-static int queue_drained(agent *a, zmq_msg_t *frame)
+static int queue_drained(agent *a)
 {
     proto_msg m, r;
     tfq_error e = {0};
     proto_msg_init(&m, PROTO_STATUS);
-    if (request(a, &m, &r, frame, &e) != 0 || r.kind != PROTO_STATUS_REPLY)
+    if (client_call(a->conn, &m, &r, &e) != 0 ||
+        r.kind != PROTO_STATUS_REPLY)
         return 0;
     return r.queued == 0 && r.running == 0;
 }
@@ -719,30 +601,26 @@ int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
         snprintf(a.name, sizeof a.name, "%s-%d", host, (int)getpid());
     }
     pthread_mutex_init(&a.lock, NULL);
-    proto_unpacked_init(&a.up);
-    zmq_msg_t frame;
-    zmq_msg_init(&frame);
     a.ctx = zmq_ctx_new();
     int rc = curve_client_from_env(&a.curve, e);
     if (rc == 0)
-        rc = a.ctx ? hello(&a, &frame, e)
+        rc = a.ctx ? hello(&a, e)
                    : tfq_error_set(e, TFQ_EIO, "zmq context");
     beater beat;
-    int beating = rc == 0 && beater_start(&beat, &a) == 0;
-    if (rc == 0 && !beating)
-        rc = tfq_error_set(e, TFQ_ENOMEM, "cannot start the heartbeat thread");
-    a.beat = &beat;
+    if (rc == 0)
+        rc = beater_start(&beat, &a, e);
+    int beating = rc == 0;
     int done = 0;
     while (rc == 0 && !*stop && (cfg->max_jobs == 0 || done < cfg->max_jobs)) {
         if (a.nheld == 0) {
             /* Ask, after the outcomes sent behind the last job: the asking
              * shares their round trip and their commit. */
             int retry_ms;
-            rc = settle(&a, batch_want(&a, done), &retry_ms, &frame, e);
+            rc = settle(&a, batch_want(&a, done), &retry_ms, e);
             if (rc != 0)
                 break;
             if (a.nheld == 0) {
-                if (cfg->exit_when_idle && queue_drained(&a, &frame))
+                if (cfg->exit_when_idle && queue_drained(&a))
                     break;
                 usleep((useconds_t)(retry_ms > 0 ? retry_ms : 200) * 1000);
                 continue;
@@ -754,10 +632,10 @@ int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
         }
         log_debug("running job %lld attempt %d", (long long)a.held[0].job,
                   a.held[0].attempt);
-        if (run_head(&a, &frame, e) == TFQ_EINTR)
+        if (run_head(&a, e) == TFQ_EINTR)
             break;
         done++;
-        drain(&a, &frame);
+        drain(&a);
     }
     /* Stopping: the jobs leased and not started go back, and every outcome
      * sent is seen answered before the worker goes. */
@@ -767,10 +645,10 @@ int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
                    a.held[0].lease, 0, NULL, e);
         unhold(&a);
     }
-    if (a.sock != NULL && (a.nsent > 0 || a.pending > 0)) {
+    if (a.conn != NULL && (a.nsent > 0 || client_pending(a.conn) > 0)) {
         int retry_ms;
         tfq_error se = {0};
-        if (settle(&a, 0, &retry_ms, &frame, &se) != 0)
+        if (settle(&a, 0, &retry_ms, &se) != 0)
             log_warn("outcomes not confirmed: %s", se.msg);
     }
     sent_clear(&a);
@@ -778,11 +656,9 @@ int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
         rc = tfq_error_set(e, TFQ_EINTR, "stopped");
     if (beating)
         beater_stop(&beat);
-    zmq_msg_close(&frame);
-    agent_close(&a);
+    client_destroy(&a.conn);
     if (a.ctx)
         zmq_ctx_term(a.ctx);
-    proto_unpacked_release(&a.up);
     pthread_mutex_destroy(&a.lock);
     return rc;
 }

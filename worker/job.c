@@ -211,6 +211,38 @@ static void log_kernels(const net *m)
     }
 }
 
+/* The result of a finished train job as JSON (PROTOCOL.md, `result`) into
+ * result; TFQ_ERANGE when it does not fit in result_bytes. */
+static int result_json(trainer *t, int topk, const char *fp, char *result,
+                       size_t result_bytes, tfq_error *e)
+{
+    train_result r;
+    trainer_result_get(t, &r);
+    /* JSON has no NaN: a loss that diverged is null. */
+    char loss[32] = "null";
+    if (isfinite(r.final_loss))
+        snprintf(loss, sizeof loss, "%.6f", r.final_loss);
+    size_t n = (size_t)snprintf(
+        result, result_bytes,
+        "{\"final_acc\": %.6f, \"best_acc\": %.6f, \"topk_acc\": "
+        "%.6f, \"topk\": %d, \"epochs\": %d, \"final_loss\": %s, "
+        "\"train_seconds\": %.3f, \"data_fingerprint\": \"%s\", "
+        "\"accs\": [",
+        r.final_acc, r.best_acc, r.topk_acc, topk, r.epochs_done, loss,
+        r.seconds, fp);
+    /* Every evaluation, so that a report may use any metric. */
+    const ckpt_meta *mt = trainer_meta(t);
+    for (int i = 0; i < mt->nevals && n < result_bytes; i++)
+        n += (size_t)snprintf(result + n, result_bytes - n, "%s%.6f",
+                              i ? ", " : "", mt->test_acc[i]);
+    if (n < result_bytes)
+        n += (size_t)snprintf(result + n, result_bytes - n, "]}");
+    if (n >= result_bytes)
+        return tfq_error_set(e, TFQ_ERANGE, "the result does not fit in %zu "
+                             "bytes", result_bytes);
+    return 0;
+}
+
 int job_run_train(const job_spec *s, const char *data_dir,
                   const uint8_t *resume, size_t resume_bytes,
                   const uint8_t *init, size_t init_bytes, const job_hooks *h,
@@ -298,34 +330,8 @@ int job_run_train(const job_spec *s, const char *data_dir,
                      mt->epoch + 1, mt->step_in_epoch);
         free(buf);
     }
-    if (rc == 0) {
-        train_result r;
-        trainer_result_get(t, &r);
-        /* JSON has no NaN: a loss that diverged is null. */
-        char loss[32] = "null";
-        if (isfinite(r.final_loss))
-            snprintf(loss, sizeof loss, "%.6f", r.final_loss);
-        size_t n = (size_t)snprintf(
-            result, result_bytes,
-            "{\"final_acc\": %.6f, \"best_acc\": %.6f, \"topk_acc\": "
-            "%.6f, \"topk\": %d, \"epochs\": %d, \"final_loss\": %s, "
-            "\"train_seconds\": %.3f, \"data_fingerprint\": \"%s\", "
-            "\"accs\": [",
-            r.final_acc, r.best_acc, r.topk_acc, cfg.topk, r.epochs_done,
-            loss, r.seconds, fp);
-        /* Every evaluation, so that a report may use any metric. */
-        const ckpt_meta *mt = trainer_meta(t);
-        for (int i = 0; i < mt->nevals && n < result_bytes; i++)
-            n += (size_t)snprintf(result + n, result_bytes - n, "%s%.6f",
-                                  i ? ", " : "", mt->test_acc[i]);
-        if (n < result_bytes)
-            n += (size_t)snprintf(result + n, result_bytes - n, "]}");
-        if (n >= result_bytes) {
-            rc = tfq_error_set(e, TFQ_ERANGE, "the result does not fit in "
-                               "%zu bytes", result_bytes);
-            goto out;
-        }
-    }
+    if (rc == 0)
+        rc = result_json(t, cfg.topk, fp, result, result_bytes, e);
 out:
     trainer_destroy(&t);
     ckpt_destroy(&init_ck);
