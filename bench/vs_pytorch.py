@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# The presets of common/netspec.c (net_spec_preset), in its layer-list syntax.
+# The presets of common/netspec.c (netspec_preset), in its layer-list syntax.
 PRESET = ("conv {0} 5 pad=2; relu; maxpool 2; "
           "conv {1} 5 pad=2; relu; maxpool 2; "
           "conv {2} 3 pad=1; relu; conv {3} 3 pad=1; relu; "

@@ -155,7 +155,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
         case 'n': a->net_arg = optarg; break;
         case 'b': bad = cli_int("bench", "--batch", optarg, 1, 4096, &a->batch); break;
         case 't': bad = cli_int("bench", "--threads", optarg, 1, 256, &a->threads); break;
-        case 'f': bad = cli_int("bench", "--freeze", optarg, 0, NET_MAX_OPS, &a->freeze); break;
+        case 'f': bad = cli_int("bench", "--freeze", optarg, 0, NETSPEC_MAX_OPS, &a->freeze); break;
         case 's': bad = cli_int("bench", "--steps", optarg, 1, 100000, &a->steps); break;
         case 'r': bad = cli_int("bench", "--repeats", optarg, 1, 1000, &a->repeats); break;
         case 'j': a->json = 1; break;
@@ -273,7 +273,7 @@ int cmd_bench(int argc, char **argv)
     train_config_default(&cfg);
     cfg.batch = (int)a.batch;
     tfq_error e = {0};
-    if (net_spec_resolve(a.net_arg, 1.0, &cfg.spec, &e) != 0) {
+    if (netspec_resolve(a.net_arg, 1.0, &cfg.spec, &e) != 0) {
         fprintf(stderr, "tfq bench: --net: %s\n", e.msg);
         return CLI_USAGE;
     }

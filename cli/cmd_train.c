@@ -334,14 +334,14 @@ static void print_json(const train_args *a, const trainer *t,
 
 int cmd_train(int argc, char **argv)
 {
-    train_args a = {.dir = DATA_KIND_DEFAULT_DIR, .kind = DATA_IDX,
+    train_args a = {.dir = DATA_KIND_DEFAULT_DIR, .kind = DATA_KIND_IDX,
                     .net_arg = "reference", .width = 1.0, .threads = 1};
     train_config_default(&a.cfg);
     int prc = parse_args(argc, argv, &a);
     if (prc != 0)
         return prc > 0 ? CLI_OK : CLI_USAGE;
     tfq_error e = {0};
-    if (net_spec_resolve(a.net_arg, a.width, &a.cfg.spec, &e) != 0) {
+    if (netspec_resolve(a.net_arg, a.width, &a.cfg.spec, &e) != 0) {
         fprintf(stderr, "tfq train: --net: %s\n", e.msg);
         return CLI_USAGE;
     }

@@ -9,9 +9,9 @@ int data_kind_parse(const char *name, data_kind *kind)
         const char *name;
         data_kind kind;
     } names[] = {
-        {"idx", DATA_IDX},         {"mnist", DATA_IDX},
-        {"fashion-mnist", DATA_IDX}, {"cifar10", DATA_CIFAR10},
-        {"cifar100", DATA_CIFAR100},
+        {"idx", DATA_KIND_IDX},         {"mnist", DATA_KIND_IDX},
+        {"fashion-mnist", DATA_KIND_IDX}, {"cifar10", DATA_KIND_CIFAR10},
+        {"cifar100", DATA_KIND_CIFAR100},
     };
     if (name == NULL)
         return TFQ_EINVAL;
@@ -27,11 +27,11 @@ int data_kind_parse(const char *name, data_kind *kind)
 const char *data_kind_name(data_kind kind)
 {
     switch (kind) {
-    case DATA_IDX:
+    case DATA_KIND_IDX:
         return "idx";
-    case DATA_CIFAR10:
+    case DATA_KIND_CIFAR10:
         return "cifar10";
-    case DATA_CIFAR100:
+    case DATA_KIND_CIFAR100:
         return "cifar100";
     }
     return "unknown";

@@ -7,9 +7,9 @@
 #include "err.h"
 
 typedef enum {
-    DATA_IDX = 0,    /* MNIST / Fashion-MNIST IDX files */
-    DATA_CIFAR10 = 1,
-    DATA_CIFAR100 = 2, /* coarse (20 super-class) labels */
+    DATA_KIND_IDX = 0,    /* MNIST / Fashion-MNIST IDX files */
+    DATA_KIND_CIFAR10 = 1,
+    DATA_KIND_CIFAR100 = 2, /* coarse (20 super-class) labels */
 } data_kind;
 
 /* Parses "idx", "mnist", "fashion-mnist", "cifar10", "cifar100"; returns 0

@@ -17,7 +17,7 @@ typedef enum { V_KIND, V_INT, V_I64, V_U64, V_DBL, V_STR, V_HEX, V_NET,
 #define FOR_TRAIN 1u
 #define FOR_SLEEP 2u
 
-/* One key: where it lives in job_spec, its type, its range (a training
+/* One key: where it lives in jobspec, its type, its range (a training
  * setting's is in common/settings.h), and which job kinds have it.
  * Canonical text lists keys in this order. */
 typedef struct {
@@ -31,12 +31,12 @@ typedef struct {
 } field;
 
 #define F(key, type, member, lo, hi, kinds)                                   \
-    {key, type, offsetof(job_spec, member),                                   \
-     sizeof(((job_spec *)0)->member), lo, hi, -1, kinds}
+    {key, type, offsetof(jobspec, member),                                    \
+     sizeof(((jobspec *)0)->member), lo, hi, -1, kinds}
 /* A training setting: range and default from the settings table. */
 #define FS(type, member, id, kinds)                                           \
-    {NULL, type, offsetof(job_spec, member),                                  \
-     sizeof(((job_spec *)0)->member), 0, 0, id, kinds}
+    {NULL, type, offsetof(jobspec, member),                                   \
+     sizeof(((jobspec *)0)->member), 0, 0, id, kinds}
 
 static const field s_fields[] = {
     F("kind", V_KIND, kind, 0, 0, FOR_TRAIN | FOR_SLEEP),
@@ -84,22 +84,22 @@ static double field_hi(const field *f)
     return f->setting >= 0 ? settings_table[f->setting].hi : f->hi;
 }
 
-static unsigned kind_bit(job_kind k)
+static unsigned kind_bit(jobspec_kind k)
 {
-    return k == JOB_SLEEP ? FOR_SLEEP : FOR_TRAIN;
+    return k == JOBSPEC_SLEEP ? FOR_SLEEP : FOR_TRAIN;
 }
 
-void jobspec_default_train(job_spec *s)
+void jobspec_default_train(jobspec *s)
 {
     const setting *t = settings_table;
     memset(s, 0, sizeof *s);
-    s->kind = JOB_TRAIN;
+    s->kind = JOBSPEC_TRAIN;
     s->seed = (uint64_t)t[SETTING_SEED].def;
     s->ckpt_every = (int)t[SETTING_CKPT_EVERY].def;
     snprintf(s->dataset, sizeof s->dataset, "fashion-mnist");
-    net_spec spec;
-    net_spec_preset("reference", 1.0, &spec, NULL);
-    net_spec_format(&spec, s->net, sizeof s->net);
+    netspec spec;
+    netspec_preset("reference", 1.0, &spec, NULL);
+    netspec_format(&spec, s->net, sizeof s->net);
     s->epochs = (int)t[SETTING_EPOCHS].def;
     s->batch = (int)t[SETTING_BATCH].def;
     s->topk = (int)t[SETTING_TOPK].def;
@@ -113,17 +113,17 @@ void jobspec_default_train(job_spec *s)
     s->cache_mb = (int)t[SETTING_CACHE_MB].def;
 }
 
-void jobspec_default_sleep(job_spec *s, int64_t ms)
+void jobspec_default_sleep(jobspec *s, int64_t ms)
 {
     memset(s, 0, sizeof *s);
-    s->kind = JOB_SLEEP;
+    s->kind = JOBSPEC_SLEEP;
     s->sleep_ms = ms;
     s->ckpt_every = 1;
 }
 
 /* ---- parsing ------------------------------------------------------------ */
 
-static int parse_classes(const char *v, job_spec *s)
+static int parse_classes(const char *v, jobspec *s)
 {
     char buf[JOBSPEC_MAX_CLASSES * 4 + 8];
     if (strlen(v) >= sizeof buf)
@@ -159,7 +159,7 @@ static int is_hex64(const char *v)
 }
 
 /* Sets field f of s from text v; returns 0 or -1 with why filled in. */
-static int set_field(const field *f, const char *v, job_spec *s,
+static int set_field(const field *f, const char *v, jobspec *s,
                      char *why, size_t whylen)
 {
     char *p = (char *)s + f->off;
@@ -168,9 +168,9 @@ static int set_field(const field *f, const char *v, job_spec *s,
     switch (f->type) {
     case V_KIND:
         if (strcmp(v, "train") == 0)
-            *(job_kind *)(void *)p = JOB_TRAIN;
+            *(jobspec_kind *)(void *)p = JOBSPEC_TRAIN;
         else if (strcmp(v, "sleep") == 0)
-            *(job_kind *)(void *)p = JOB_SLEEP;
+            *(jobspec_kind *)(void *)p = JOBSPEC_SLEEP;
         else {
             snprintf(why, whylen, "expected train or sleep");
             return -1;
@@ -227,13 +227,13 @@ static int set_field(const field *f, const char *v, job_spec *s,
         snprintf(p, f->bytes, "%s", v);
         return 0;
     case V_NET: {
-        net_spec spec;
+        netspec spec;
         tfq_error ne = {0};
-        if (net_spec_resolve(v, 1.0, &spec, &ne) != 0) {
+        if (netspec_resolve(v, 1.0, &spec, &ne) != 0) {
             snprintf(why, whylen, "%.200s", ne.msg);
             return -1;
         }
-        net_spec_format(&spec, p, f->bytes);
+        netspec_format(&spec, p, f->bytes);
         return 0;
     }
     case V_CLASSES:
@@ -249,14 +249,14 @@ static int set_field(const field *f, const char *v, job_spec *s,
 
 /* The input shape is the data set's (28x28 grey for IDX files, 32x32
  * colour for CIFAR). */
-int jobspec_net_input(const job_spec *s, net_shape *in, int *classes)
+int jobspec_net_input(const jobspec *s, netspec_shape *in, int *classes)
 {
     data_kind kind;
     if (data_kind_parse(s->dataset, &kind) != 0)
         return -1;
-    *in = kind == DATA_IDX ? (net_shape){1, 28, 28} : (net_shape){3, 32, 32};
+    *in = kind == DATA_KIND_IDX ? (netspec_shape){1, 28, 28} : (netspec_shape){3, 32, 32};
     *classes = s->nclasses > 0 ? s->nclasses
-               : kind == DATA_CIFAR100 ? 20 : 10;
+               : kind == DATA_KIND_CIFAR100 ? 20 : 10;
     return 0;
 }
 
@@ -272,7 +272,7 @@ const jobspec_engine *jobspec_get_engine(void)
     return s_engine;
 }
 
-static int check_net_size(const job_spec *s, tfq_error *e)
+static int check_net_size(const jobspec *s, tfq_error *e)
 {
     return s_engine != NULL ? s_engine->net_check(s, e) : 0;
 }
@@ -280,7 +280,7 @@ static int check_net_size(const job_spec *s, tfq_error *e)
 _Static_assert(NFIELDS <= sizeof ((jobspec_parser *)0)->seen,
                "jobspec_parser.seen holds a count for every key");
 
-void jobspec_parser_init(jobspec_parser *p, job_spec *s)
+void jobspec_parser_init(jobspec_parser *p, jobspec *s)
 {
     memset(p, 0, sizeof *p);
     p->s = s;
@@ -288,7 +288,7 @@ void jobspec_parser_init(jobspec_parser *p, job_spec *s)
 
 int jobspec_parser_line(jobspec_parser *p, char *line, tfq_error *e)
 {
-    job_spec *s = p->s;
+    jobspec *s = p->s;
     char *l = text_trim(line);
     if (*l == '\0' || *l == '#')
         return 0;
@@ -306,7 +306,7 @@ int jobspec_parser_line(jobspec_parser *p, char *line, tfq_error *e)
     if (p->seen[i]++)
         return tfq_error_set(e, TFQ_EINVAL, "'%s' given twice", key);
     if (s_fields[i].type == V_KIND) {
-        job_spec fresh;
+        jobspec fresh;
         if (strcmp(val, "sleep") == 0)
             jobspec_default_sleep(&fresh, 0);
         else
@@ -317,7 +317,7 @@ int jobspec_parser_line(jobspec_parser *p, char *line, tfq_error *e)
         return tfq_error_set(e, TFQ_EINVAL, "'kind' must come first");
     } else if (!(s_fields[i].kinds & kind_bit(s->kind))) {
         return tfq_error_set(e, TFQ_EINVAL, "'%s' does not apply to a %s job",
-                             key, s->kind == JOB_SLEEP ? "sleep" : "train");
+                             key, s->kind == JOBSPEC_SLEEP ? "sleep" : "train");
     }
     char why[TFQ_ERROR_MSG_BYTES / 2];
     if (set_field(&s_fields[i], val, s, why, sizeof why) != 0)
@@ -330,10 +330,10 @@ int jobspec_parser_end(jobspec_parser *p, tfq_error *e)
 {
     if (!p->have_kind)
         return tfq_error_set(e, TFQ_EINVAL, "job spec has no 'kind' line");
-    return p->s->kind == JOB_TRAIN ? check_net_size(p->s, e) : 0;
+    return p->s->kind == JOBSPEC_TRAIN ? check_net_size(p->s, e) : 0;
 }
 
-int jobspec_parse(const char *text, job_spec *s, tfq_error *e)
+int jobspec_parse(const char *text, jobspec *s, tfq_error *e)
 {
     if (strlen(text) >= JOBSPEC_TEXT_BYTES)
         return tfq_error_set(e, TFQ_EINVAL, "job spec longer than %d bytes",
@@ -353,14 +353,14 @@ int jobspec_parse(const char *text, job_spec *s, tfq_error *e)
 
 /* ---- formatting --------------------------------------------------------- */
 
-static int format_value(const field *f, const job_spec *s, char *out,
+static int format_value(const field *f, const jobspec *s, char *out,
                         size_t bytes)
 {
     const char *p = (const char *)s + f->off;
     switch (f->type) {
     case V_KIND:
         return snprintf(out, bytes, "%s",
-                        s->kind == JOB_SLEEP ? "sleep" : "train");
+                        s->kind == JOBSPEC_SLEEP ? "sleep" : "train");
     case V_INT:
         return snprintf(out, bytes, "%d", *(const int *)(const void *)p);
     case V_I64:
@@ -393,7 +393,7 @@ static int format_value(const field *f, const job_spec *s, char *out,
     return -1;
 }
 
-int jobspec_format(const job_spec *s, char *buf, size_t bytes)
+int jobspec_format(const jobspec *s, char *buf, size_t bytes)
 {
     size_t n = 0;
     buf[0] = '\0';
@@ -415,7 +415,7 @@ int jobspec_format(const job_spec *s, char *buf, size_t bytes)
     return 0;
 }
 
-int jobspec_identity(const job_spec *s, char out[HASH_HEX_BYTES])
+int jobspec_identity(const jobspec *s, char out[HASH_HEX_BYTES])
 {
     char text[JOBSPEC_TEXT_BYTES];
     int rc = jobspec_format(s, text, sizeof text);

@@ -27,15 +27,15 @@
 
 /* Epochs of a sleep job: its time is cut into this many, each reported and
  * checkpointed like a training epoch. */
-#define JOB_SLEEP_EPOCHS 10
+#define JOBSPEC_SLEEP_EPOCHS 10
 
 typedef enum {
-    JOB_TRAIN = 0, /* train one net (train.h) */
-    JOB_SLEEP = 1, /* wait, then succeed or fail: exercises the queue */
-} job_kind;
+    JOBSPEC_TRAIN = 0, /* train one net (train.h) */
+    JOBSPEC_SLEEP = 1, /* wait, then succeed or fail: exercises the queue */
+} jobspec_kind;
 
 typedef struct {
-    job_kind kind;
+    jobspec_kind kind;
     uint64_t seed;
     /* sleep */
     int ckpt_every;    /* checkpoint every N epochs (and after the last) */
@@ -49,7 +49,7 @@ typedef struct {
     int limit_train, limit_test;       /* use only the first N images; 0:
                                           all */
     /* train: net and training (train_config's meaning and ranges) */
-    char net[NET_SPEC_TEXT_BYTES];     /* canonical net description */
+    char net[NETSPEC_TEXT_BYTES];     /* canonical net description */
     int epochs, batch, topk;
     double lr, momentum, weight_decay, lr_step, lr_gamma;
     double bias_lr_mult, bias_decay_mult;
@@ -59,23 +59,23 @@ typedef struct {
                                   init_from) */
     int copy_layers, freeze_layers;
     int cache_mb;
-} job_spec;
+} jobspec;
 
 /* A train job with tfq train's defaults (reference net, all classes). */
-void jobspec_default_train(job_spec *s);
+void jobspec_default_train(jobspec *s);
 
 /* A sleep job of ms milliseconds that never fails. */
-void jobspec_default_sleep(job_spec *s, int64_t ms);
+void jobspec_default_sleep(jobspec *s, int64_t ms);
 
 /* The input shape and class count of a train job's net, as the worker
  * builds it: its data set's images (28x28 grey for IDX files, 32x32 colour
  * for CIFAR) and kept classes.  -1 for an unknown data set kind. */
-int jobspec_net_input(const job_spec *s, net_shape *in, int *classes);
+int jobspec_net_input(const jobspec *s, netspec_shape *in, int *classes);
 
 /* Parses text; keys not given keep the defaults of the kind named by the
  * "kind" line, which must come first.  A train job's net is then checked
  * with the registered engine's net_check (without one, only its text). */
-int jobspec_parse(const char *text, job_spec *s, tfq_error *e);
+int jobspec_parse(const char *text, jobspec *s, tfq_error *e);
 
 /* The same parse fed one line at a time, for a caller that reads the lines
  * out of a larger text (a job file) and names them by its own line
@@ -85,21 +85,21 @@ int jobspec_parse(const char *text, job_spec *s, tfq_error *e);
  * the caller says where the line is; end checks what needs the whole spec
  * (a 'kind' line, the train job's net). */
 typedef struct {
-    job_spec *s;
+    jobspec *s;
     unsigned char seen[32]; /* how often each key was given */
     int have_kind;
 } jobspec_parser;
 
-void jobspec_parser_init(jobspec_parser *p, job_spec *s);
+void jobspec_parser_init(jobspec_parser *p, jobspec *s);
 int jobspec_parser_line(jobspec_parser *p, char *line, tfq_error *e);
 int jobspec_parser_end(jobspec_parser *p, tfq_error *e);
 
 /* The canonical text (only the kind's keys).  Returns 0, or TFQ_ERANGE when
  * bytes is too small. */
-int jobspec_format(const job_spec *s, char *buf, size_t bytes);
+int jobspec_format(const jobspec *s, char *buf, size_t bytes);
 
 /* SHA-256 of the canonical text, as hex. */
-int jobspec_identity(const job_spec *s, char out[HASH_HEX_BYTES]);
+int jobspec_identity(const jobspec *s, char out[HASH_HEX_BYTES]);
 
 /* What only the training engine knows of a job, for the layers that check
  * jobs without training them (the coordinator, `tfq submit`).  The program
@@ -108,12 +108,12 @@ int jobspec_identity(const job_spec *s, char out[HASH_HEX_BYTES]);
 typedef struct {
     /* 0 when a worker can build the train job's net (layer and arena
      * sizes), else TFQ_EINVAL naming the operation. */
-    int (*net_check)(const job_spec *s, tfq_error *e);
+    int (*net_check)(const jobspec *s, tfq_error *e);
     /* The most bytes a checkpoint of the job can take. */
-    int (*ckpt_max_bytes)(const job_spec *s, int64_t *bytes, tfq_error *e);
+    int (*ckpt_max_bytes)(const jobspec *s, int64_t *bytes, tfq_error *e);
     /* 0 when buf is a checkpoint of the job written after `epoch`, else
      * the error naming what differs. */
-    int (*ckpt_check)(const job_spec *s, const uint8_t *buf, size_t bytes,
+    int (*ckpt_check)(const jobspec *s, const uint8_t *buf, size_t bytes,
                       int epoch, tfq_error *e);
 } jobspec_engine;
 

@@ -7,28 +7,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *netspec_op_name(op_kind k)
+const char *netspec_op_name(netspec_op_kind k)
 {
     switch (k) {
-    case OP_CONV:
+    case NETSPEC_CONV:
         return "conv";
-    case OP_RELU:
+    case NETSPEC_RELU:
         return "relu";
-    case OP_MAXPOOL:
+    case NETSPEC_MAXPOOL:
         return "maxpool";
-    case OP_LRN:
+    case NETSPEC_LRN:
         return "lrn";
-    case OP_FC:
+    case NETSPEC_FC:
         return "fc";
-    case OP_DROPOUT:
+    case NETSPEC_DROPOUT:
         return "dropout";
     }
     return "?";
 }
 
-int netspec_op_is_learned(op_kind k)
+int netspec_op_is_learned(netspec_op_kind k)
 {
-    return k == OP_CONV || k == OP_FC;
+    return k == NETSPEC_CONV || k == NETSPEC_FC;
 }
 
 /* ---- parsing ------------------------------------------------------------ */
@@ -55,7 +55,7 @@ static int parse_float(const char *w, double lo, double hi, float *out)
     return 0;
 }
 
-static void spec_defaults(op_spec *o, op_kind kind)
+static void spec_defaults(netspec_op *o, netspec_op_kind kind)
 {
     memset(o, 0, sizeof *o);
     o->kind = kind;
@@ -67,7 +67,7 @@ static void spec_defaults(op_spec *o, op_kind kind)
 }
 
 /* Applies word number pos (0 = first after the kind) of one operation. */
-static int apply_word(op_spec *o, int pos, char *word, int opno,
+static int apply_word(netspec_op *o, int pos, char *word, int opno,
                       tfq_error *e)
 {
     char *eq = strchr(word, '=');
@@ -79,7 +79,7 @@ static int apply_word(op_spec *o, int pos, char *word, int opno,
     }
     int bad = 0;
     switch (o->kind) {
-    case OP_CONV:
+    case NETSPEC_CONV:
         if ((key == NULL && pos == 0) || (key && strcmp(key, "out") == 0))
             bad = parse_int(val, 1, 1 << 16, &o->out);
         else if ((key == NULL && pos == 1) || (key && strcmp(key, "k") == 0))
@@ -91,7 +91,7 @@ static int apply_word(op_spec *o, int pos, char *word, int opno,
         else
             bad = 1;
         break;
-    case OP_MAXPOOL:
+    case NETSPEC_MAXPOOL:
         if ((key == NULL && pos == 0) || (key && strcmp(key, "k") == 0))
             bad = parse_int(val, 1, 64, &o->k);
         else if (key && strcmp(key, "stride") == 0)
@@ -99,23 +99,23 @@ static int apply_word(op_spec *o, int pos, char *word, int opno,
         else
             bad = 1;
         break;
-    case OP_FC:
+    case NETSPEC_FC:
         if ((key == NULL && pos == 0) || (key && strcmp(key, "out") == 0)) {
             if (strcmp(val, "classes") == 0)
-                o->out = NET_CLASSES;
+                o->out = NETSPEC_CLASSES;
             else
                 bad = parse_int(val, 1, 1 << 20, &o->out);
         } else {
             bad = 1;
         }
         break;
-    case OP_DROPOUT:
+    case NETSPEC_DROPOUT:
         if ((key == NULL && pos == 0) || (key && strcmp(key, "p") == 0))
             bad = parse_float(val, 0.0, 0.99, &o->p);
         else
             bad = 1;
         break;
-    case OP_LRN:
+    case NETSPEC_LRN:
         if (key && strcmp(key, "size") == 0)
             bad = parse_int(val, 1, 63, &o->size) || o->size % 2 == 0;
         else if (key && strcmp(key, "alpha") == 0)
@@ -127,7 +127,7 @@ static int apply_word(op_spec *o, int pos, char *word, int opno,
         else
             bad = 1;
         break;
-    case OP_RELU:
+    case NETSPEC_RELU:
         bad = 1;
         break;
     }
@@ -139,17 +139,17 @@ static int apply_word(op_spec *o, int pos, char *word, int opno,
     return 0;
 }
 
-static int parse_op(char *item, int opno, op_spec *o, tfq_error *e)
+static int parse_op(char *item, int opno, netspec_op *o, tfq_error *e)
 {
     char *save = NULL;
     char *word = strtok_r(item, " \t\r", &save);
     static const struct {
         const char *name;
-        op_kind kind;
+        netspec_op_kind kind;
     } kinds[] = {
-        {"conv", OP_CONV},   {"relu", OP_RELU}, {"maxpool", OP_MAXPOOL},
-        {"pool", OP_MAXPOOL}, {"lrn", OP_LRN},  {"fc", OP_FC},
-        {"dropout", OP_DROPOUT},
+        {"conv", NETSPEC_CONV},   {"relu", NETSPEC_RELU}, {"maxpool", NETSPEC_MAXPOOL},
+        {"pool", NETSPEC_MAXPOOL}, {"lrn", NETSPEC_LRN},  {"fc", NETSPEC_FC},
+        {"dropout", NETSPEC_DROPOUT},
     };
     size_t i;
     for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
@@ -161,17 +161,17 @@ static int parse_op(char *item, int opno, op_spec *o, tfq_error *e)
                              "conv, relu, maxpool, lrn, fc or dropout)",
                              opno, word);
     spec_defaults(o, kinds[i].kind);
-    if (o->kind == OP_MAXPOOL)
+    if (o->kind == NETSPEC_MAXPOOL)
         o->stride = 0; /* "not given": defaults to the window below */
     int pos = 0, rc;
     while ((word = strtok_r(NULL, " \t\r", &save)) != NULL)
         if ((rc = apply_word(o, pos++, word, opno, e)) != 0)
             return rc;
-    if (o->kind == OP_MAXPOOL && o->stride == 0)
+    if (o->kind == NETSPEC_MAXPOOL && o->stride == 0)
         o->stride = o->k; /* non-overlapping windows unless told */
-    int missing = (o->kind == OP_CONV && (o->out == 0 || o->k == 0)) ||
-                  (o->kind == OP_MAXPOOL && o->k == 0) ||
-                  (o->kind == OP_FC && o->out == 0);
+    int missing = (o->kind == NETSPEC_CONV && (o->out == 0 || o->k == 0)) ||
+                  (o->kind == NETSPEC_MAXPOOL && o->k == 0) ||
+                  (o->kind == NETSPEC_FC && o->out == 0);
     if (missing)
         return tfq_error_set(e, TFQ_EINVAL,
                              "net operation %d (%s): missing size (e.g. "
@@ -180,9 +180,9 @@ static int parse_op(char *item, int opno, op_spec *o, tfq_error *e)
     return 0;
 }
 
-int net_spec_parse(const char *text, net_spec *spec, tfq_error *e)
+int netspec_parse(const char *text, netspec *spec, tfq_error *e)
 {
-    char buf[NET_SPEC_TEXT_BYTES * 2];
+    char buf[NETSPEC_TEXT_BYTES * 2];
     if (strlen(text) >= sizeof buf)
         return tfq_error_set(e, TFQ_EINVAL, "net description too long");
     strcpy(buf, text);
@@ -195,10 +195,10 @@ int net_spec_parse(const char *text, net_spec *spec, tfq_error *e)
             item++;
         if (*item == '\0')
             continue;
-        if (spec->nops == NET_MAX_OPS)
+        if (spec->nops == NETSPEC_MAX_OPS)
             return tfq_error_set(e, TFQ_EINVAL,
                                  "net has more than %d operations",
-                                 NET_MAX_OPS);
+                                 NETSPEC_MAX_OPS);
         if ((rc = parse_op(item, spec->nops + 1, &spec->ops[spec->nops], e)))
             return rc;
         spec->nops++;
@@ -209,19 +209,19 @@ int net_spec_parse(const char *text, net_spec *spec, tfq_error *e)
         return tfq_error_set(e, TFQ_EINVAL,
                              "net operation 1 must be conv or fc, not %s",
                              netspec_op_name(spec->ops[0].kind));
-    const op_spec *last = &spec->ops[spec->nops - 1];
-    if (last->kind != OP_FC)
+    const netspec_op *last = &spec->ops[spec->nops - 1];
+    if (last->kind != NETSPEC_FC)
         return tfq_error_set(e, TFQ_EINVAL,
                              "net operation %d: the last operation must be "
                              "'fc classes', not %s", spec->nops,
                              netspec_op_name(last->kind));
     for (int i = 0; i < spec->nops; i++) {
-        if (spec->ops[i].out == NET_CLASSES && i != spec->nops - 1)
+        if (spec->ops[i].out == NETSPEC_CLASSES && i != spec->nops - 1)
             return tfq_error_set(e, TFQ_EINVAL,
                                  "net operation %d: only the last fc may have "
                                  "'classes' outputs", i + 1);
-        if (spec->ops[i].kind == OP_CONV && i > 0 &&
-            spec->ops[i - 1].kind == OP_FC)
+        if (spec->ops[i].kind == NETSPEC_CONV && i > 0 &&
+            spec->ops[i - 1].kind == NETSPEC_FC)
             return tfq_error_set(e, TFQ_EINVAL,
                                  "net operation %d: conv cannot follow fc",
                                  i + 1);
@@ -235,7 +235,7 @@ static int scaled(int channels, double width)
     return v < 1 ? 1 : v;
 }
 
-int net_spec_preset(const char *name, double width, net_spec *spec,
+int netspec_preset(const char *name, double width, netspec *spec,
                     tfq_error *e)
 {
     const int *ch;
@@ -258,7 +258,7 @@ int net_spec_preset(const char *name, double width, net_spec *spec,
     int c[7];
     for (int i = 0; i < 7; i++)
         c[i] = scaled(ch[i], width);
-    char text[NET_SPEC_TEXT_BYTES];
+    char text[NETSPEC_TEXT_BYTES];
     if (ch == caffenet)
         /* CaffeNet's layer order (pool before LRN) and its 3x3 stride-2
          * pooling; conv1 is 5x5 stride 1 instead of 11x11 stride 4 so that a
@@ -280,49 +280,49 @@ int net_spec_preset(const char *name, double width, net_spec *spec,
                  "fc %d; relu; dropout 0.5; fc %d; relu; dropout 0.5; "
                  "fc classes",
                  c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
-    return net_spec_parse(text, spec, e);
+    return netspec_parse(text, spec, e);
 }
 
-int net_spec_resolve(const char *name_or_text, double width, net_spec *spec,
+int netspec_resolve(const char *name_or_text, double width, netspec *spec,
                      tfq_error *e)
 {
     if (strcmp(name_or_text, "reference") == 0 ||
         strcmp(name_or_text, "wide") == 0 ||
         strcmp(name_or_text, "caffenet") == 0)
-        return net_spec_preset(name_or_text, width, spec, e);
-    return net_spec_parse(name_or_text, spec, e);
+        return netspec_preset(name_or_text, width, spec, e);
+    return netspec_parse(name_or_text, spec, e);
 }
 
-int net_spec_format(const net_spec *spec, char *buf, size_t bytes)
+int netspec_format(const netspec *spec, char *buf, size_t bytes)
 {
     size_t n = 0;
     buf[0] = '\0';
     for (int i = 0; i < spec->nops; i++) {
-        const op_spec *o = &spec->ops[i];
+        const netspec_op *o = &spec->ops[i];
         char one[128];
         switch (o->kind) {
-        case OP_CONV:
+        case NETSPEC_CONV:
             snprintf(one, sizeof one, "conv %d %d stride=%d pad=%d", o->out,
                      o->k, o->stride, o->pad);
             break;
-        case OP_MAXPOOL:
+        case NETSPEC_MAXPOOL:
             snprintf(one, sizeof one, "maxpool %d stride=%d", o->k, o->stride);
             break;
-        case OP_LRN:
+        case NETSPEC_LRN:
             snprintf(one, sizeof one, "lrn size=%d alpha=%.9g beta=%.9g k=%.9g",
                      o->size, (double)o->alpha, (double)o->beta,
                      (double)o->lrn_k);
             break;
-        case OP_FC:
-            if (o->out == NET_CLASSES)
+        case NETSPEC_FC:
+            if (o->out == NETSPEC_CLASSES)
                 snprintf(one, sizeof one, "fc classes");
             else
                 snprintf(one, sizeof one, "fc %d", o->out);
             break;
-        case OP_DROPOUT:
+        case NETSPEC_DROPOUT:
             snprintf(one, sizeof one, "dropout %.9g", (double)o->p);
             break;
-        case OP_RELU:
+        case NETSPEC_RELU:
             snprintf(one, sizeof one, "relu");
             break;
         }
@@ -334,7 +334,7 @@ int net_spec_format(const net_spec *spec, char *buf, size_t bytes)
     return 0;
 }
 
-int net_spec_learned_layers(const net_spec *spec)
+int netspec_learned_layers(const netspec *spec)
 {
     int n = 0;
     for (int i = 0; i < spec->nops; i++)

@@ -18,66 +18,66 @@
 
 #include "err.h"
 
-#define NET_MAX_OPS 64
-#define NET_CLASSES (-1) /* "fc classes": as many outputs as the task has */
-#define NET_SPEC_TEXT_BYTES 2048
+#define NETSPEC_MAX_OPS 64
+#define NETSPEC_CLASSES (-1) /* "fc classes": as many outputs as the task has */
+#define NETSPEC_TEXT_BYTES 2048
 
 typedef enum {
-    OP_CONV = 0,
-    OP_RELU,
-    OP_MAXPOOL,
-    OP_LRN,
-    OP_FC,
-    OP_DROPOUT,
-} op_kind;
+    NETSPEC_CONV = 0,
+    NETSPEC_RELU,
+    NETSPEC_MAXPOOL,
+    NETSPEC_LRN,
+    NETSPEC_FC,
+    NETSPEC_DROPOUT,
+} netspec_op_kind;
 
 /* One operation as written in a net description. */
 typedef struct {
-    op_kind kind;
-    int out;          /* conv channels / fc outputs, or NET_CLASSES */
+    netspec_op_kind kind;
+    int out;          /* conv channels / fc outputs, or NETSPEC_CLASSES */
     int k;            /* conv kernel / pooling window */
     int stride;       /* conv / pool stride */
     int pad;          /* conv zero padding */
     float p;          /* dropout probability */
     int size;         /* lrn window (channels) */
     float alpha, beta, lrn_k; /* lrn constants */
-} op_spec;
+} netspec_op;
 
 typedef struct {
     int nops;
-    op_spec ops[NET_MAX_OPS];
-} net_spec;
+    netspec_op ops[NETSPEC_MAX_OPS];
+} netspec;
 
 /* An image or feature map: channels, height, width. */
 typedef struct {
     int c, h, w;
-} net_shape;
+} netspec_shape;
 
 /* Parses a net description (operations separated by ';', ',' or newlines).
  * Errors name the operation number and the offending word. */
-int net_spec_parse(const char *text, net_spec *spec, tfq_error *e);
+int netspec_parse(const char *text, netspec *spec, tfq_error *e);
 
 /* The built-in nets: "reference", "wide" and "caffenet" (the paper's
  * CaffeNet, with LRN, re-shaped for 32x32 inputs); channel and fc widths are
  * multiplied by width (> 0). */
-int net_spec_preset(const char *name, double width, net_spec *spec,
+int netspec_preset(const char *name, double width, netspec *spec,
                     tfq_error *e);
 
 /* A preset name, or else a description to parse. */
-int net_spec_resolve(const char *name_or_text, double width, net_spec *spec,
+int netspec_resolve(const char *name_or_text, double width, netspec *spec,
                      tfq_error *e);
 
 /* The canonical text of spec (parses back to the same spec).  Returns 0 or
  * TFQ_ERANGE when buf is too small. */
-int net_spec_format(const net_spec *spec, char *buf, size_t bytes);
+int netspec_format(const netspec *spec, char *buf, size_t bytes);
 
 /* Number of learned (conv + fc) layers. */
-int net_spec_learned_layers(const net_spec *spec);
+int netspec_learned_layers(const netspec *spec);
 
 /* The operation's word in a description ("conv", "relu", ...). */
-const char *netspec_op_name(op_kind k);
+const char *netspec_op_name(netspec_op_kind k);
 
 /* Whether operations of kind k have learned parameters (conv and fc). */
-int netspec_op_is_learned(op_kind k);
+int netspec_op_is_learned(netspec_op_kind k);
 
 #endif

@@ -526,7 +526,7 @@ fail:
         zmq_close(c->sock);
     if (c->zctx)
         zmq_ctx_term(c->zctx);
-    store_close(&c->st);
+    store_destroy(&c->st);
     if (c->lock_fd >= 0)
         close(c->lock_fd);
     proto_unpacked_release(&c->up);
@@ -573,7 +573,7 @@ void coord_destroy(coord **cp)
     auth_stop(&c->auth);
     zmq_close(c->sock);
     zmq_ctx_term(c->zctx);
-    store_close(&c->st);
+    store_destroy(&c->st);
     close(c->lock_fd); /* only now may another coordinator open the store */
     proto_unpacked_release(&c->up);
     free(c->held);

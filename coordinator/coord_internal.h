@@ -57,7 +57,7 @@ typedef struct {
     char tmp[4200];
     hash_sha256_ctx hash;
     int64_t started_ms, last_ms;
-    job_spec *spec; /* the job's, to check the checkpoint against */
+    jobspec *spec; /* the job's, to check the checkpoint against */
 } upload;
 
 /* A reply held until the batch that produced it is committed. */

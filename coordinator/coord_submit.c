@@ -28,7 +28,7 @@ static int add_job(coord *c, const jobfile_job *j, int64_t grid_id,
     store_job sj = {
         .grid_id = grid_id,
         .name = j->name,
-        .kind = j->spec.kind == JOB_SLEEP ? "sleep" : "train",
+        .kind = j->spec.kind == JOBSPEC_SLEEP ? "sleep" : "train",
         .spec = j->text,
         .identity = j->identity,
         .priority = j->depth,

@@ -124,7 +124,7 @@ static upload *upload_slot(coord *c)
  * fits the job's net, the peer's and the coordinator's quotas and the free
  * disk space.  Fills spec with the job's configuration. */
 static int upload_admit(coord *c, const peer *p, const proto_msg *m,
-                        const char *holder, job_spec *spec, tfq_error *e)
+                        const char *holder, jobspec *spec, tfq_error *e)
 {
     int rc = store_check_lease(c->st, m->job, m->attempt, holder, e);
     if (rc != 0)
@@ -139,7 +139,7 @@ static int upload_admit(coord *c, const peer *p, const proto_msg *m,
         rc = jobspec_get_engine()->ckpt_max_bytes(spec, &max, e);
     if (rc != 0)
         return tfq_error_wrap(e, rc, "job %lld", (long long)m->job);
-    int epochs = spec->kind == JOB_SLEEP ? JOB_SLEEP_EPOCHS : spec->epochs;
+    int epochs = spec->kind == JOBSPEC_SLEEP ? JOBSPEC_SLEEP_EPOCHS : spec->epochs;
     if (m->total > max)
         return tfq_error_set(e, TFQ_ERANGE, "a checkpoint of %lld bytes was "
                              "announced; job %lld's net implies at most %lld",
@@ -236,7 +236,7 @@ static int upload_finish(coord *c, upload *u, tfq_error *e)
 static upload *upload_start(coord *c, const peer *p, const proto_msg *m,
                             const char *holder, tfq_error *e)
 {
-    job_spec *spec = malloc(sizeof *spec);
+    jobspec *spec = malloc(sizeof *spec);
     if (spec == NULL) {
         tfq_error_set(e, TFQ_ENOMEM, "out of memory");
         return NULL;

@@ -237,7 +237,7 @@ static int on_train(reader *r, gridspec *g, const char *key,
         return fail(r, v, path, "expected a number");
     snprintf(line, sizeof line, "%s = %s\n", key, val);
     snprintf(spec, sizeof spec, "kind = train\n%s", line);
-    job_spec js;
+    jobspec js;
     tfq_error je = {0};
     if (jobspec_parse(spec, &js, &je) != 0)
         return fail(r, v, path, "%s", je.msg);
@@ -470,11 +470,11 @@ static int on_top(reader *r, gridspec *g, const char *key,
         } else if (get_str(r, v, key, g->net, sizeof g->net) != 0) {
             return TFQ_EINVAL;
         }
-        net_spec ns;
+        netspec ns;
         tfq_error ne = {0};
-        if (net_spec_resolve(g->net, 1.0, &ns, &ne) != 0)
+        if (netspec_resolve(g->net, 1.0, &ns, &ne) != 0)
             return fail(r, v, key, "%s", ne.msg);
-        g->learned = net_spec_learned_layers(&ns);
+        g->learned = netspec_learned_layers(&ns);
         return 0;
     }
     if (strcmp(key, "directions") == 0) {
@@ -603,7 +603,7 @@ static int parse_doc(reader *r, gridspec *g)
         return TFQ_EINVAL;
     data_kind kind;
     data_kind_parse(g->dataset, &kind);
-    g->classes = kind == DATA_CIFAR100 ? 20 : 10;
+    g->classes = kind == DATA_KIND_CIFAR100 ? 20 : 10;
     if (g->data_path[0] == '\0')
         snprintf(g->data_path, sizeof g->data_path, DATA_KIND_ROOT "/%s",
                  g->dataset);

@@ -60,7 +60,7 @@ typedef struct {
     int classes;                   /* classes in the data set */
     int limit_train, limit_test;   /* 0: all */
     /* net and training */
-    char net[NET_SPEC_TEXT_BYTES]; /* a preset name or operations */
+    char net[NETSPEC_TEXT_BYTES]; /* a preset name or operations */
     int learned;                   /* its learned layers */
     char train[2048];              /* "key = value" lines of the job spec */
     /* the grid */

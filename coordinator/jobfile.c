@@ -338,7 +338,7 @@ static int resolve_init_from(jobfile_job *jobs, int i, pending_refs *pr,
     jobfile_job *j = &jobs[i];
     j->init_from = -1;
     if (pr->init_from[0] == '\0') {
-        if (j->spec.kind == JOB_TRAIN && j->spec.copy_layers > 0 &&
+        if (j->spec.kind == JOBSPEC_TRAIN && j->spec.copy_layers > 0 &&
             j->spec.init[0] == '\0')
             return tfq_error_set(e, TFQ_EINVAL, "job '%s': copy = %d needs "
                                  "init_from = <job>", j->name,
@@ -351,7 +351,7 @@ static int resolve_init_from(jobfile_job *jobs, int i, pending_refs *pr,
                              "'%s', %s", pr->init_line, j->name,
                              pr->init_from,
                              k == i ? "itself" : "which does not exist");
-    if (j->spec.kind != JOB_TRAIN || jobs[k].spec.kind != JOB_TRAIN)
+    if (j->spec.kind != JOBSPEC_TRAIN || jobs[k].spec.kind != JOBSPEC_TRAIN)
         return tfq_error_set(e, TFQ_EINVAL, "line %d: init_from joins two "
                              "train jobs", pr->init_line);
     j->init_from = k;

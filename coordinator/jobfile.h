@@ -43,7 +43,7 @@ typedef struct {
     char split[JOBFILE_WORD_BYTES], similarity[JOBFILE_WORD_BYTES];
     char target[JOBFILE_WORD_BYTES], variant[JOBFILE_WORD_BYTES];
     int n, finetune;
-    job_spec spec;
+    jobspec spec;
     char *text;                    /* canonical spec text (owned) */
     char identity[HASH_HEX_BYTES]; /* hash of the canonical text and, for
                                       a transfer job, its source's identity */

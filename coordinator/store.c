@@ -878,11 +878,11 @@ fail:
      * database and remove it: a refused store is left as it was found. */
     if (s->db != NULL)
         sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-    store_close(&s);
+    store_destroy(&s);
     return NULL;
 }
 
-void store_close(store **sp)
+void store_destroy(store **sp)
 {
     if (sp == NULL || *sp == NULL)
         return;

@@ -112,7 +112,7 @@ int64_t store_rolled_back_from(store *s);
 
 /* Closes the store (NULL-safe) and sets *s to NULL.  An open batch is
  * rolled back. */
-void store_close(store **s);
+void store_destroy(store **s);
 
 /* The schema version recorded in the open store. */
 int store_schema_version(store *s);

@@ -115,8 +115,8 @@ static int test_roundtrip(void)
     int moments_used = 0;
     for (long i = 0; i < src->nparams; i++)
         moments_used |= src->moments[i] != 0.0f;
-    char text[NET_SPEC_TEXT_BYTES];
-    net_spec_format(&cfg.spec, text, sizeof text);
+    char text[NETSPEC_TEXT_BYTES];
+    netspec_format(&cfg.spec, text, sizeof text);
     int meta_ok = cm->epoch == 1 && cm->step_in_epoch == 0 &&
                   cm->step == SYNTH_TRAIN / 32 && cm->step == tm->step &&
                   cm->seed == 21 && cm->frozen == 0 && cm->nevals == 1 &&
@@ -302,10 +302,10 @@ static int test_resume_identical(void)
 /* A checkpoint of a small net with some history, written to path. */
 static int write_small(const char *path, tfq_error *e)
 {
-    net_spec s;
-    if (net_spec_parse("conv 2 3; relu; maxpool 2; fc 3; fc classes", &s, e))
+    netspec s;
+    if (netspec_parse("conv 2 3; relu; maxpool 2; fc 3; fc classes", &s, e))
         return -1;
-    net *m = net_new(&s, (net_shape){1, 6, 6}, 3, 1, e);
+    net *m = net_new(&s, (netspec_shape){1, 6, 6}, 3, 1, e);
     if (m == NULL)
         return -1;
     net_init_layers(m, 1, m->nlearned, 4);
@@ -420,10 +420,10 @@ static int test_corruption(void)
             prefix_bad = (int)len;
         ckpt_destroy(&c);
     }
-    net_spec s;
-    CHECK(net_spec_parse("conv 2 3; relu; maxpool 2; fc 3; fc classes", &s,
+    netspec s;
+    CHECK(netspec_parse("conv 2 3; relu; maxpool 2; fc 3; fc classes", &s,
                          &e) == 0);
-    net *m = net_new(&s, (net_shape){1, 6, 6}, 3, 1, &e);
+    net *m = net_new(&s, (netspec_shape){1, 6, 6}, 3, 1, &e);
     CHECK(m != NULL);
     for (size_t i = 12; i < body; i++) {
         memcpy(buf, orig, body);
@@ -463,16 +463,16 @@ static int test_corruption(void)
 /* ---- transfer ----------------------------------------------------------- */
 
 /* The reference net's description with conv2's width and fc8's classes. */
-static net *reference_like(int conv2, int classes, net_shape in, tfq_error *e)
+static net *reference_like(int conv2, int classes, netspec_shape in, tfq_error *e)
 {
-    char text[NET_SPEC_TEXT_BYTES];
+    char text[NETSPEC_TEXT_BYTES];
     snprintf(text, sizeof text,
              "conv 16 5 pad=2; relu; maxpool 2; conv %d 5 pad=2; relu; "
              "maxpool 2; conv 48 3 pad=1; relu; conv 48 3 pad=1; relu; "
              "conv 32 3 pad=1; relu; maxpool 2; fc 128; relu; dropout 0.5; "
              "fc 128; relu; dropout 0.5; fc classes", conv2);
-    net_spec s;
-    if (net_spec_parse(text, &s, e) != 0)
+    netspec s;
+    if (netspec_parse(text, &s, e) != 0)
         return NULL;
     return net_new(&s, in, classes, 1, e);
 }
@@ -480,7 +480,7 @@ static net *reference_like(int conv2, int classes, net_shape in, tfq_error *e)
 /* A source net with every parameter and momentum non-trivial, saved. */
 static int write_source(const char *path, tfq_error *e)
 {
-    net *m = reference_like(32, 10, (net_shape){1, 28, 28}, e);
+    net *m = reference_like(32, 10, (netspec_shape){1, 28, 28}, e);
     if (m == NULL)
         return -1;
     net_init_layers(m, 1, m->nlearned, 1);
@@ -508,7 +508,7 @@ static int test_mismatch(void)
     CHECK_MSG(write_source(path, &e) == 0, "%s", e.msg);
     ckpt *c = ckpt_read(path, &e);
     CHECK_MSG(c != NULL, "%s", e.msg);
-    net_shape mnist = {1, 28, 28};
+    netspec_shape mnist = {1, 28, 28};
 
     /* Restoring needs the same net, inputs and classes. */
     net *other = reference_like(24, 10, mnist, &e);
@@ -553,7 +553,7 @@ static int test_mismatch(void)
     net_destroy(&src);
 
     /* Other input shapes are refused outright. */
-    net *cifar = reference_like(32, 10, (net_shape){3, 28, 28}, &e);
+    net *cifar = reference_like(32, 10, (netspec_shape){3, 28, 28}, &e);
     CHECK(cifar != NULL);
     tfq_error_clear(&e);
     CHECK_EQ_INT(ckpt_copy_layers(c, cifar, 1, &e), TFQ_EMISMATCH);
@@ -597,7 +597,7 @@ static int test_transfer_copy(void)
     CHECK_MSG(write_source(path, &e) == 0, "%s", e.msg);
     ckpt *c = ckpt_read(path, &e);
     CHECK_MSG(c != NULL, "%s", e.msg);
-    net_shape mnist = {1, 28, 28};
+    netspec_shape mnist = {1, 28, 28};
     net *src = reference_like(32, 10, mnist, &e);
     net *m = reference_like(32, 10, mnist, &e);
     CHECK(src != NULL && m != NULL);

@@ -409,11 +409,11 @@ static int ready_job(conn *c, leased *l)
     CHECK(r.job >= 1);
     CHECK(r.attempt >= 1);
     CHECK(r.spec != NULL);
-    job_spec spec;
+    jobspec spec;
     tfq_error e = {0};
     CHECK_MSG(jobspec_parse(r.spec, &spec, &e) == 0, "spec '%s': %s", r.spec,
               e.msg);
-    CHECK_EQ_INT(spec.kind, JOB_SLEEP);
+    CHECK_EQ_INT(spec.kind, JOBSPEC_SLEEP);
     l->job = r.job;
     l->attempt = r.attempt;
     memcpy(l->lease, r.lease, sizeof l->lease);

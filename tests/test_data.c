@@ -186,7 +186,7 @@ static int idx_gzip(void)
                        3, 3, 5, 0) == 0);
     data_set train, test;
     char fp[HASH_HEX_BYTES];
-    CHECK_MSG(data_load(DATA_IDX, s_dir, &train, &test, fp, &err) == 0, "%s",
+    CHECK_MSG(data_load(DATA_KIND_IDX, s_dir, &train, &test, fp, &err) == 0, "%s",
               err.msg);
     CHECK(check_idx_set(&train, 20, 3, 3, 5) == 0);
     CHECK_EQ_INT(test.n, 5);
@@ -330,7 +330,7 @@ static int idx_broken(void)
     /* data_load: a missing file names the plain path; output is zeroed. */
     data_set tr = {.n = 5}, te = {.n = 5};
     tfq_error err = {0};
-    CHECK_EQ_INT(data_load(DATA_IDX, s_dir, &tr, &te, NULL, &err), TFQ_ENOENT);
+    CHECK_EQ_INT(data_load(DATA_KIND_IDX, s_dir, &tr, &te, NULL, &err), TFQ_ENOENT);
     CHECK_MSG(strstr(err.msg, tpath("train-images-idx3-ubyte")) != NULL, "%s",
               err.msg);
     CHECK(tr.n == 0 && te.n == 0 && tr.x == NULL && te.x == NULL);
@@ -340,7 +340,7 @@ static int idx_broken(void)
                        6, 4, 4, 2, 0) == 0);
     CHECK(put_idx_pair("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 6,
                        4, 5, 2, 0) == 0);
-    CHECK_EQ_INT(data_load(DATA_IDX, s_dir, &tr, &te, NULL, &err),
+    CHECK_EQ_INT(data_load(DATA_KIND_IDX, s_dir, &tr, &te, NULL, &err),
                  TFQ_EMISMATCH);
     CHECK_MSG(strstr(err.msg, tpath("t10k-images-idx3-ubyte")) != NULL, "%s",
               err.msg);
@@ -428,7 +428,7 @@ static int cifar10(void)
 
     data_set train, test;
     char fp[HASH_HEX_BYTES];
-    CHECK_MSG(data_load(DATA_CIFAR10, s_dir, &train, &test, fp, &err) == 0,
+    CHECK_MSG(data_load(DATA_KIND_CIFAR10, s_dir, &train, &test, fp, &err) == 0,
               "%s", err.msg);
     CHECK(check_cifar_set(&train, 316, 10, 0) == 0);
     CHECK(check_cifar_set(&test, 7, 10, 316) == 0);
@@ -448,7 +448,7 @@ static int cifar100(void)
 
     data_set train, test;
     tfq_error err = {0};
-    CHECK_MSG(data_load(DATA_CIFAR100, s_dir, &train, &test, NULL, &err) == 0,
+    CHECK_MSG(data_load(DATA_KIND_CIFAR100, s_dir, &train, &test, NULL, &err) == 0,
               "%s", err.msg);
     CHECK(check_cifar_set(&train, 45, 20, 0) == 0);
     CHECK(check_cifar_set(&test, 5, 20, 45) == 0);
@@ -529,7 +529,7 @@ static int cifar_broken(void)
         CHECK(put_cifar(names[i], 2, 1, 0) == 0);
     data_set tr = {.n = 1}, te = {.n = 1};
     tfq_error err = {0};
-    CHECK_EQ_INT(data_load(DATA_CIFAR10, s_dir, &tr, &te, NULL, &err),
+    CHECK_EQ_INT(data_load(DATA_KIND_CIFAR10, s_dir, &tr, &te, NULL, &err),
                  TFQ_ENOENT);
     CHECK_MSG(strstr(err.msg, tpath("data_batch_3.bin")) != NULL, "%s",
               err.msg);
@@ -539,7 +539,7 @@ static int cifar_broken(void)
     CHECK(put_cifar("train.bin", 4, 2, 0) == 0);
     b = cifar_records(4, 2, 0, &len);
     CHECK(put_file("test.bin", b, len - 5, 0) == 0);
-    CHECK_EQ_INT(data_load(DATA_CIFAR100, s_dir, &tr, &te, NULL, &err),
+    CHECK_EQ_INT(data_load(DATA_KIND_CIFAR100, s_dir, &tr, &te, NULL, &err),
                  TFQ_EFORMAT);
     CHECK_MSG(strstr(err.msg, tpath("test.bin")) != NULL, "%s", err.msg);
     CHECK(tr.n == 0 && te.n == 0 && tr.x == NULL && te.x == NULL);
@@ -744,7 +744,7 @@ static int load_fingerprint(char fp[HASH_HEX_BYTES])
 {
     data_set train, test;
     tfq_error err = {0};
-    CHECK_MSG(data_load(DATA_IDX, s_dir, &train, &test, fp, &err) == 0, "%s",
+    CHECK_MSG(data_load(DATA_KIND_IDX, s_dir, &train, &test, fp, &err) == 0, "%s",
               err.msg);
     data_release(&train);
     data_release(&test);
@@ -798,12 +798,12 @@ static int kind_names(void)
         const char *name;
         data_kind kind;
     } ok[] = {
-        {"idx", DATA_IDX},         {"mnist", DATA_IDX},
-        {"fashion-mnist", DATA_IDX}, {"cifar10", DATA_CIFAR10},
-        {"cifar100", DATA_CIFAR100},
+        {"idx", DATA_KIND_IDX},         {"mnist", DATA_KIND_IDX},
+        {"fashion-mnist", DATA_KIND_IDX}, {"cifar10", DATA_KIND_CIFAR10},
+        {"cifar100", DATA_KIND_CIFAR100},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-        data_kind k = DATA_CIFAR100;
+        data_kind k = DATA_KIND_CIFAR100;
         CHECK_EQ_INT(data_kind_parse(ok[i].name, &k), 0);
         CHECK_EQ_INT(k, ok[i].kind);
     }
@@ -811,9 +811,9 @@ static int kind_names(void)
     CHECK_EQ_INT(data_kind_parse("cifar", &k), TFQ_EINVAL);
     CHECK_EQ_INT(data_kind_parse("", &k), TFQ_EINVAL);
     CHECK_EQ_INT(data_kind_parse(NULL, &k), TFQ_EINVAL);
-    CHECK(strcmp(data_kind_name(DATA_IDX), "idx") == 0);
-    CHECK(strcmp(data_kind_name(DATA_CIFAR10), "cifar10") == 0);
-    CHECK(strcmp(data_kind_name(DATA_CIFAR100), "cifar100") == 0);
+    CHECK(strcmp(data_kind_name(DATA_KIND_IDX), "idx") == 0);
+    CHECK(strcmp(data_kind_name(DATA_KIND_CIFAR10), "cifar10") == 0);
+    CHECK(strcmp(data_kind_name(DATA_KIND_CIFAR100), "cifar100") == 0);
     return 0;
 }
 
@@ -827,7 +827,7 @@ static int fashion_mnist_real(void)
     data_set train, test;
     char fp[HASH_HEX_BYTES];
     tfq_error err = {0};
-    CHECK_MSG(data_load(DATA_IDX, FASHION_MNIST_DIR, &train, &test, fp, &err)
+    CHECK_MSG(data_load(DATA_KIND_IDX, FASHION_MNIST_DIR, &train, &test, fp, &err)
                   == 0,
               "%s", err.msg);
     fprintf(stderr, "  fingerprint %s\n", fp);

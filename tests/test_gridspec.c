@@ -58,7 +58,7 @@ static const jobfile_job *find(const jobfile *f, const char *name)
     return NULL;
 }
 
-static int same_classes(const job_spec *s, const int *c, int n)
+static int same_classes(const jobspec *s, const int *c, int n)
 {
     if (s->nclasses != n)
         return 0;
@@ -410,7 +410,7 @@ static int check_value(const char *name, double v, int want_ok)
     snprintf(text, sizeof text, "kind = train\n%s = %.17g\n", name, v);
     snprintf(grid, sizeof grid, "splits: {random: [0]}\nlayers: 1\n"
              "train:\n  %s: %.17g\n", name, v);
-    static job_spec js;
+    static jobspec js;
     static gridspec g;
     tfq_error je = {0}, ge = {0};
     int spec_ok = jobspec_parse(text, &js, &je) == 0;

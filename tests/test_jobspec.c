@@ -9,7 +9,7 @@
 
 static int test_roundtrip_train(void)
 {
-    job_spec a, b;
+    jobspec a, b;
     jobspec_default_train(&a);
     a.seed = 7;
     a.nclasses = 5;
@@ -41,7 +41,7 @@ static int test_roundtrip_train(void)
 
 static int test_roundtrip_sleep(void)
 {
-    job_spec a, b;
+    jobspec a, b;
     jobspec_default_sleep(&a, 250);
     a.fail_prob = 0.25;
     a.seed = 3;
@@ -52,14 +52,14 @@ static int test_roundtrip_sleep(void)
     tfq_error e = {0};
     CHECK_MSG(jobspec_parse("# a comment\nkind = sleep\n\n  sleep_ms=5 \n",
                             &b, &e) == 0, "%s", e.msg);
-    CHECK(b.kind == JOB_SLEEP && b.sleep_ms == 5 && b.fail_prob == 0.0);
+    CHECK(b.kind == JOBSPEC_SLEEP && b.sleep_ms == 5 && b.fail_prob == 0.0);
     return 0;
 }
 
 /* Parsing text fails with TFQ_EINVAL and a message holding both words. */
 static int rejects(const char *text, const char *w1, const char *w2)
 {
-    job_spec s;
+    jobspec s;
     tfq_error e = {0};
     int rc = jobspec_parse(text, &s, &e);
     CHECK_MSG(rc == TFQ_EINVAL, "accepted: %s", text);
@@ -110,7 +110,7 @@ static int test_error_lines(void)
 
 static int test_train_config(void)
 {
-    job_spec s;
+    jobspec s;
     jobspec_default_train(&s);
     train_config want, got;
     train_config_default(&want);
@@ -125,7 +125,7 @@ static int test_train_config(void)
     s.epochs = 3;
     CHECK(job_train_config(&s, &got, &e) == 0);
     CHECK(got.freeze_layers == 5 && got.epochs == 3);
-    job_spec sl;
+    jobspec sl;
     jobspec_default_sleep(&sl, 1);
     CHECK(job_train_config(&sl, &got, &e) == TFQ_EINVAL);
     return 0;
@@ -161,7 +161,7 @@ static double now_ms(void)
 
 static int test_sleep_runs(void)
 {
-    job_spec s;
+    jobspec s;
     jobspec_default_sleep(&s, 200);
     volatile sig_atomic_t stop = 0;
     progress_log log = {0};
@@ -189,7 +189,7 @@ static int test_sleep_runs(void)
 
 static int test_sleep_fail(void)
 {
-    job_spec s;
+    jobspec s;
     jobspec_default_sleep(&s, 0);
     s.fail_prob = 1.0;
     tfq_error e = {0};
@@ -208,7 +208,7 @@ static int test_sleep_fail(void)
     return 0;
 }
 
-static int s_ckpts[JOB_SLEEP_EPOCHS + 1];
+static int s_ckpts[JOBSPEC_SLEEP_EPOCHS + 1];
 
 static int on_ckpt(void *ud, int epoch, const uint8_t *blob, size_t bytes)
 {
@@ -223,7 +223,7 @@ static int on_ckpt(void *ud, int epoch, const uint8_t *blob, size_t bytes)
  * a foreign checkpoint is refused. */
 static int test_sleep_resume(void)
 {
-    job_spec s;
+    jobspec s;
     jobspec_default_sleep(&s, 100);
     progress_log log = {0};
     job_hooks h = {on_progress, NULL, on_ckpt, &log};
@@ -244,15 +244,15 @@ static int test_sleep_resume(void)
 /* ckpt_every = 3 checkpoints after epochs 3, 6, 9 and the last. */
 static int test_sleep_ckpt_every(void)
 {
-    job_spec s;
+    jobspec s;
     tfq_error e = {0};
     CHECK(jobspec_parse("kind = sleep\nsleep_ms = 50\nckpt_every = 3\n", &s,
                         &e) == 0);
     memset(s_ckpts, 0, sizeof s_ckpts);
     job_hooks h = {NULL, NULL, on_ckpt, NULL};
     CHECK(job_run_sleep(&s, 1, NULL, 0, &h, NULL, &e) == 0);
-    for (int ep = 1; ep <= JOB_SLEEP_EPOCHS; ep++)
-        CHECK_MSG(s_ckpts[ep] == (ep % 3 == 0 || ep == JOB_SLEEP_EPOCHS),
+    for (int ep = 1; ep <= JOBSPEC_SLEEP_EPOCHS; ep++)
+        CHECK_MSG(s_ckpts[ep] == (ep % 3 == 0 || ep == JOBSPEC_SLEEP_EPOCHS),
                   "epoch %d: %d checkpoints", ep, s_ckpts[ep]);
     return 0;
 }

@@ -41,60 +41,60 @@ static int test_spec_parse(void)
 {
     static const char *const presets[] = {"reference", "wide", "caffenet"};
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
-        net_spec a, b;
+        netspec a, b;
         tfq_error e = {0};
         memset(&a, 0, sizeof a);
         memset(&b, 0, sizeof b);
-        CHECK_MSG(net_spec_preset(presets[i], 1.0, &a, &e) == 0, "%s: %s",
+        CHECK_MSG(netspec_preset(presets[i], 1.0, &a, &e) == 0, "%s: %s",
                   presets[i], e.msg);
-        CHECK_EQ_INT(net_spec_learned_layers(&a), 8);
-        char text[NET_SPEC_TEXT_BYTES], again[NET_SPEC_TEXT_BYTES];
-        CHECK(net_spec_format(&a, text, sizeof text) == 0);
-        CHECK_MSG(net_spec_parse(text, &b, &e) == 0, "%s: '%s': %s",
+        CHECK_EQ_INT(netspec_learned_layers(&a), 8);
+        char text[NETSPEC_TEXT_BYTES], again[NETSPEC_TEXT_BYTES];
+        CHECK(netspec_format(&a, text, sizeof text) == 0);
+        CHECK_MSG(netspec_parse(text, &b, &e) == 0, "%s: '%s': %s",
                   presets[i], text, e.msg);
         CHECK_MSG(memcmp(&a, &b, sizeof a) == 0, "%s: '%s' parses to a "
                   "different spec", presets[i], text);
-        CHECK(net_spec_format(&b, again, sizeof again) == 0);
+        CHECK(netspec_format(&b, again, sizeof again) == 0);
         CHECK_MSG(strcmp(text, again) == 0, "'%s' vs '%s'", text, again);
         /* A resolved preset name is the preset itself. */
-        CHECK(net_spec_resolve(presets[i], 1.0, &b, &e) == 0);
+        CHECK(netspec_resolve(presets[i], 1.0, &b, &e) == 0);
         CHECK(memcmp(&a, &b, sizeof a) == 0);
     }
     /* Separators, keys and defaults of a hand-written description. */
-    net_spec s;
+    netspec s;
     tfq_error e = {0};
-    CHECK_MSG(net_spec_parse(" conv out=6 k=3 stride=2 pad=1 ,relu\n"
+    CHECK_MSG(netspec_parse(" conv out=6 k=3 stride=2 pad=1 ,relu\n"
                              "maxpool 2; lrn size=3 alpha=0.5 beta=0.5 k=2; "
                              "fc 10; dropout 0.25; fc classes", &s, &e) == 0,
               "%s", e.msg);
     CHECK_EQ_INT(s.nops, 7);
-    CHECK_EQ_INT(s.ops[0].kind, OP_CONV);
+    CHECK_EQ_INT(s.ops[0].kind, NETSPEC_CONV);
     CHECK_EQ_INT(s.ops[0].out, 6);
     CHECK_EQ_INT(s.ops[0].k, 3);
     CHECK_EQ_INT(s.ops[0].stride, 2);
     CHECK_EQ_INT(s.ops[0].pad, 1);
-    CHECK_EQ_INT(s.ops[1].kind, OP_RELU);
-    CHECK_EQ_INT(s.ops[2].kind, OP_MAXPOOL);
+    CHECK_EQ_INT(s.ops[1].kind, NETSPEC_RELU);
+    CHECK_EQ_INT(s.ops[2].kind, NETSPEC_MAXPOOL);
     CHECK_EQ_INT(s.ops[2].k, 2);
     CHECK_EQ_INT(s.ops[2].stride, 2); /* stride defaults to the window */
-    CHECK_EQ_INT(s.ops[3].kind, OP_LRN);
+    CHECK_EQ_INT(s.ops[3].kind, NETSPEC_LRN);
     CHECK_EQ_INT(s.ops[3].size, 3);
     CHECK(s.ops[3].alpha == 0.5f && s.ops[3].beta == 0.5f &&
           s.ops[3].lrn_k == 2.0f);
     CHECK_EQ_INT(s.ops[4].out, 10);
-    CHECK(s.ops[5].kind == OP_DROPOUT && s.ops[5].p == 0.25f);
-    CHECK_EQ_INT(s.ops[6].out, NET_CLASSES);
-    CHECK_EQ_INT(net_spec_learned_layers(&s), 3);
+    CHECK(s.ops[5].kind == NETSPEC_DROPOUT && s.ops[5].p == 0.25f);
+    CHECK_EQ_INT(s.ops[6].out, NETSPEC_CLASSES);
+    CHECK_EQ_INT(netspec_learned_layers(&s), 3);
     /* Width scales the preset's channel counts. */
-    net_spec half;
-    CHECK(net_spec_preset("reference", 0.5, &half, &e) == 0);
+    netspec half;
+    CHECK(netspec_preset("reference", 0.5, &half, &e) == 0);
     CHECK_EQ_INT(half.ops[0].out, 8);
-    CHECK(net_spec_preset("reference", 0.0, &half, &e) == TFQ_EINVAL);
-    CHECK(net_spec_preset("nonesuch", 1.0, &half, &e) == TFQ_EINVAL);
+    CHECK(netspec_preset("reference", 0.0, &half, &e) == TFQ_EINVAL);
+    CHECK(netspec_preset("nonesuch", 1.0, &half, &e) == TFQ_EINVAL);
     CHECK(strstr(e.msg, "nonesuch") != NULL);
     /* Too small a buffer is reported, not overrun. */
     char tiny[16];
-    CHECK(net_spec_format(&s, tiny, sizeof tiny) == TFQ_ERANGE);
+    CHECK(netspec_format(&s, tiny, sizeof tiny) == TFQ_ERANGE);
     return 0;
 }
 
@@ -102,22 +102,22 @@ static int test_spec_parse(void)
  * window is CaffeNet's overlapping pooling). */
 static int test_spec_pool_stride(void)
 {
-    net_spec s;
+    netspec s;
     tfq_error e = {0};
-    CHECK_MSG(net_spec_parse("conv 4 3; maxpool 3 stride=2; fc classes", &s,
+    CHECK_MSG(netspec_parse("conv 4 3; maxpool 3 stride=2; fc classes", &s,
                              &e) == 0, "%s", e.msg);
     CHECK_EQ_INT(s.ops[1].k, 3);
     CHECK_EQ_INT(s.ops[1].stride, 2);
-    CHECK(net_spec_parse("conv 4 3; maxpool k=2 stride=1; fc classes", &s,
+    CHECK(netspec_parse("conv 4 3; maxpool k=2 stride=1; fc classes", &s,
                          &e) == 0);
     CHECK_EQ_INT(s.ops[1].stride, 1);
     /* CaffeNet on 32x32 keeps a 4x4 map after pool5 (Caffe's rounding). */
-    CHECK(net_spec_preset("caffenet", 1.0, &s, &e) == 0);
-    net *m = net_new(&s, (net_shape){3, 32, 32}, 10, 1, &e);
+    CHECK(netspec_preset("caffenet", 1.0, &s, &e) == 0);
+    net *m = net_new(&s, (netspec_shape){3, 32, 32}, 10, 1, &e);
     CHECK_MSG(m != NULL, "%s", e.msg);
     int fc6 = m->learned_op[5];
-    net_shape before = m->ops[fc6 - 1].out_shape;
-    net_shape pool1 = m->ops[2].out_shape;
+    netspec_shape before = m->ops[fc6 - 1].out_shape;
+    netspec_shape pool1 = m->ops[2].out_shape;
     net_destroy(&m);
     CHECK_EQ_INT(pool1.h, 16);
     CHECK_EQ_INT(before.c, 256);
@@ -130,9 +130,9 @@ static int test_spec_pool_stride(void)
  * NULL-terminated words. */
 static int parse_fails(const char *text, const char *const *words)
 {
-    net_spec s;
+    netspec s;
     tfq_error e = {0};
-    int rc = net_spec_parse(text, &s, &e);
+    int rc = netspec_parse(text, &s, &e);
     CHECK_MSG(rc == TFQ_EINVAL, "'%s' gave %d", text, rc);
     CHECK_MSG(e.code == TFQ_EINVAL, "'%s': e.code %d", text, e.code);
     for (int i = 0; words[i] != NULL; i++)
@@ -173,16 +173,16 @@ static int test_spec_errors(void)
     CHECK(parse_fails("fc 10; conv 4 3; fc classes",
                       (const char *[]){"operation 2", "conv", NULL}) == 0);
     /* More operations than a net may hold. */
-    char many[NET_SPEC_TEXT_BYTES];
+    char many[NETSPEC_TEXT_BYTES];
     size_t n = 0;
-    for (int i = 0; i < NET_MAX_OPS; i++)
+    for (int i = 0; i < NETSPEC_MAX_OPS; i++)
         n += (size_t)snprintf(many + n, sizeof many - n, "fc 2; ");
     snprintf(many + n, sizeof many - n, "fc classes");
     CHECK(parse_fails(many, (const char *[]){"more than", NULL}) == 0);
     /* Resolving a non-preset name parses it. */
-    net_spec s;
+    netspec s;
     tfq_error e = {0};
-    CHECK(net_spec_resolve("refrence", 1.0, &s, &e) == TFQ_EINVAL);
+    CHECK(netspec_resolve("refrence", 1.0, &s, &e) == TFQ_EINVAL);
     CHECK(strstr(e.msg, "refrence") != NULL);
     return 0;
 }
@@ -200,24 +200,24 @@ static int shape_is(const net_op *op, int c, int h, int w)
 static int test_oversized(void)
 {
     tfq_error e = {0};
-    net_spec spec;
-    CHECK(net_spec_parse("conv 8 5 pad=2; relu; fc 684785; fc classes",
+    netspec spec;
+    CHECK(netspec_parse("conv 8 5 pad=2; relu; fc 684785; fc classes",
                          &spec, &e) == 0);
-    net *m = net_new(&spec, (net_shape){1, 28, 28}, 10, 64, &e);
+    net *m = net_new(&spec, (netspec_shape){1, 28, 28}, 10, 64, &e);
     CHECK(m == NULL);
     CHECK_MSG(strstr(e.msg, "net operation 3 (fc 684785)") != NULL &&
               strstr(e.msg, "weights") != NULL, "%s", e.msg);
-    CHECK(net_spec_parse("conv 60000 5 pad=2; fc classes", &spec, &e) == 0);
-    CHECK(net_new(&spec, (net_shape){1, 100, 100}, 10, 64, &e) == NULL);
+    CHECK(netspec_parse("conv 60000 5 pad=2; fc classes", &spec, &e) == 0);
+    CHECK(net_new(&spec, (netspec_shape){1, 100, 100}, 10, 64, &e) == NULL);
     CHECK_MSG(strstr(e.msg, "net operation 1 (conv 60000)") != NULL &&
               strstr(e.msg, "outputs per image") != NULL, "%s", e.msg);
-    CHECK(net_spec_preset("reference", 1.0, &spec, &e) == 0);
+    CHECK(netspec_preset("reference", 1.0, &spec, &e) == 0);
     setenv("TFQ_NET_MAX_MB", "1", 1);
-    m = net_new(&spec, (net_shape){1, 28, 28}, 10, 64, &e);
+    m = net_new(&spec, (netspec_shape){1, 28, 28}, 10, 64, &e);
     unsetenv("TFQ_NET_MAX_MB");
     CHECK(m == NULL);
     CHECK_MSG(strstr(e.msg, "over the budget of 1 MiB") != NULL, "%s", e.msg);
-    m = net_new(&spec, (net_shape){1, 28, 28}, 10, 64, &e);
+    m = net_new(&spec, (netspec_shape){1, 28, 28}, 10, 64, &e);
     CHECK_MSG(m != NULL, "%s", e.msg);
     net_destroy(&m);
     return 0;
@@ -225,10 +225,10 @@ static int test_oversized(void)
 
 static int test_shapes(void)
 {
-    net_spec s;
+    netspec s;
     tfq_error e = {0};
-    CHECK(net_spec_preset("reference", 1.0, &s, &e) == 0);
-    net *m = net_new(&s, (net_shape){1, 28, 28}, 10, 4, &e);
+    CHECK(netspec_preset("reference", 1.0, &s, &e) == 0);
+    net *m = net_new(&s, (netspec_shape){1, 28, 28}, 10, 4, &e);
     CHECK_MSG(m != NULL, "%s", e.msg);
     /* name, op index, c, h, w */
     static const struct {
@@ -280,8 +280,8 @@ static int test_shapes(void)
     CHECK(nparams_ok);
 
     /* CaffeNet builds for CIFAR-shaped inputs. */
-    CHECK(net_spec_preset("caffenet", 1.0, &s, &e) == 0);
-    m = net_new(&s, (net_shape){3, 32, 32}, 10, 2, &e);
+    CHECK(netspec_preset("caffenet", 1.0, &s, &e) == 0);
+    m = net_new(&s, (netspec_shape){3, 32, 32}, 10, 2, &e);
     CHECK_MSG(m != NULL, "%s", e.msg);
     int fc6 = m->learned_op[5];
     int last_ok = shape_is(&m->ops[m->nops - 1], 10, 1, 1);
@@ -290,22 +290,22 @@ static int test_shapes(void)
     CHECK(last_ok);
 
     /* A kernel that does not fit is refused with a message naming it. */
-    CHECK(net_spec_parse("conv 4 9; relu; fc classes", &s, &e) == 0);
+    CHECK(netspec_parse("conv 4 9; relu; fc classes", &s, &e) == 0);
     tfq_error_clear(&e);
-    m = net_new(&s, (net_shape){1, 6, 6}, 3, 2, &e);
+    m = net_new(&s, (netspec_shape){1, 6, 6}, 3, 2, &e);
     CHECK(m == NULL);
     CHECK_EQ_INT(e.code, TFQ_EINVAL);
     CHECK_MSG(strstr(e.msg, "operation 1") && strstr(e.msg, "conv"), "%s",
               e.msg);
-    CHECK(net_spec_parse("conv 4 3; maxpool 8; fc classes", &s, &e) == 0);
+    CHECK(netspec_parse("conv 4 3; maxpool 8; fc classes", &s, &e) == 0);
     tfq_error_clear(&e);
-    m = net_new(&s, (net_shape){1, 6, 6}, 3, 2, &e);
+    m = net_new(&s, (netspec_shape){1, 6, 6}, 3, 2, &e);
     CHECK(m == NULL);
     CHECK_MSG(strstr(e.msg, "operation 2") && strstr(e.msg, "maxpool"), "%s",
               e.msg);
     /* Nor a net with fewer than two classes or no batch. */
-    CHECK(net_new(&s, (net_shape){1, 28, 28}, 1, 2, &e) == NULL);
-    CHECK(net_new(&s, (net_shape){1, 28, 28}, 3, 0, &e) == NULL);
+    CHECK(net_new(&s, (netspec_shape){1, 28, 28}, 1, 2, &e) == NULL);
+    CHECK(net_new(&s, (netspec_shape){1, 28, 28}, 3, 0, &e) == NULL);
     return 0;
 }
 
@@ -366,13 +366,13 @@ static int check_coords(const loss_probe *p, float *v, const float *grad,
 
 static int test_grad_net(void)
 {
-    net_spec s;
+    netspec s;
     tfq_error e = {0};
-    CHECK_MSG(net_spec_parse("conv 4 3 pad=1; relu; maxpool 2; "
+    CHECK_MSG(netspec_parse("conv 4 3 pad=1; relu; maxpool 2; "
                              "lrn size=3 alpha=0.5; conv 5 3 stride=2 pad=1; "
                              "relu; fc 7; relu; fc classes", &s, &e) == 0,
               "%s", e.msg);
-    net *m = net_new(&s, (net_shape){2, 8, 8}, GN_CLASSES, GN_BATCH, &e);
+    net *m = net_new(&s, (netspec_shape){2, 8, 8}, GN_CLASSES, GN_BATCH, &e);
     CHECK_MSG(m != NULL, "%s", e.msg);
     net_init_layers(m, 1, m->nlearned, 5);
     for (int g = 1; g <= m->nlearned; g++) {
@@ -454,10 +454,10 @@ static void run_steps(net *m, int steps)
 
 static int test_freeze_no_backward(void)
 {
-    net_spec s;
+    netspec s;
     tfq_error e = {0};
-    CHECK(net_spec_preset("reference", 1.0, &s, &e) == 0);
-    net *m = net_new(&s, (net_shape){1, 28, 28}, 10, FZ_BATCH, &e);
+    CHECK(netspec_preset("reference", 1.0, &s, &e) == 0);
+    net *m = net_new(&s, (netspec_shape){1, 28, 28}, 10, FZ_BATCH, &e);
     CHECK_MSG(m != NULL, "%s", e.msg);
     net_init_layers(m, 1, m->nlearned, 3);
     float *before = vec(m->nparams);
@@ -485,7 +485,7 @@ static int test_freeze_no_backward(void)
     net_destroy(&m);
 
     /* Nothing frozen: every operation's backward runs. */
-    m = net_new(&s, (net_shape){1, 28, 28}, 10, FZ_BATCH, &e);
+    m = net_new(&s, (netspec_shape){1, 28, 28}, 10, FZ_BATCH, &e);
     CHECK_MSG(m != NULL, "%s", e.msg);
     net_init_layers(m, 1, m->nlearned, 3);
     run_steps(m, 2);
@@ -613,7 +613,7 @@ static int evaluate_capped(void)
     cfg.epochs = 1;
     cfg.batch = OOM_BATCH;
     tfq_error e = {0};
-    CHECK_MSG(net_spec_resolve("fc classes", 1.0, &cfg.spec, &e) == 0, "%s",
+    CHECK_MSG(netspec_resolve("fc classes", 1.0, &cfg.spec, &e) == 0, "%s",
               e.msg);
     trainer *t = trainer_new(&cfg, &d.train, &d.test, &synth_norm, NULL, &e);
     CHECK_MSG(t != NULL, "trainer_new: %s", e.msg);
@@ -743,7 +743,7 @@ static int test_random_control(void)
     cfg.freeze_layers = 3;
     trainer *t = train_to_end(&cfg, &d);
     tfq_error e = {0};
-    net *init = net_new(&cfg.spec, (net_shape){1, SYNTH_HW, SYNTH_HW},
+    net *init = net_new(&cfg.spec, (netspec_shape){1, SYNTH_HW, SYNTH_HW},
                         SYNTH_CLASSES, 1, &e);
     int ok_built = t && init;
     int bad = -1, moved = -1;
@@ -779,13 +779,13 @@ static int test_fused_relu(void)
 {
     const int n = 4;
     tfq_error e = {0};
-    net_spec fused, apart;
-    CHECK(net_spec_parse("conv 3 3 pad=1; relu; maxpool 2; fc classes",
+    netspec fused, apart;
+    CHECK(netspec_parse("conv 3 3 pad=1; relu; maxpool 2; fc classes",
                          &fused, &e) == 0);
-    CHECK(net_spec_parse("conv 3 3 pad=1; dropout 0; relu; dropout 0; "
+    CHECK(netspec_parse("conv 3 3 pad=1; dropout 0; relu; dropout 0; "
                          "maxpool 2; fc classes", &apart, &e) == 0);
-    net *a = net_new(&fused, (net_shape){2, 6, 6}, 3, n, &e);
-    net *b = net_new(&apart, (net_shape){2, 6, 6}, 3, n, &e);
+    net *a = net_new(&fused, (netspec_shape){2, 6, 6}, 3, n, &e);
+    net *b = net_new(&apart, (netspec_shape){2, 6, 6}, 3, n, &e);
     CHECK(a != NULL && b != NULL);
     CHECK(a->ops[1].fused_forward && a->ops[1].fused_backward);
     CHECK(a->ops[2].u.pool.relu_below);
@@ -834,9 +834,9 @@ static int test_caffenet_steps(void)
     for (int wi = 0; wi < 2; wi++) {
         const int n = 8;
         tfq_error e = {0};
-        net_spec spec;
-        CHECK(net_spec_preset("caffenet", widths[wi], &spec, &e) == 0);
-        net *m = net_new(&spec, (net_shape){3, 32, 32}, 4, n, &e);
+        netspec spec;
+        CHECK(netspec_preset("caffenet", widths[wi], &spec, &e) == 0);
+        net *m = net_new(&spec, (netspec_shape){3, 32, 32}, 4, n, &e);
         CHECK_MSG(m != NULL, "%s", e.msg);
         net_init_layers(m, 1, m->nlearned, 3);
         float *x = malloc(sizeof(float) * 3 * n * 32 * 32);

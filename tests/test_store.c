@@ -112,15 +112,15 @@ static int test_open_migrate(void)
     CHECK_EQ_INT(store_grid_add(s, "g1", "{}", NULL, 5, &e), TFQ_EINVAL);
     CHECK(strstr(e.msg, "g1") != NULL);
     CHECK(add_job(s, grid, "j1", 0, 0) > 0);
-    store_close(&s);
+    store_destroy(&s);
     CHECK(s == NULL);
-    store_close(&s);
+    store_destroy(&s);
 
     /* Reopening keeps the data and applies nothing twice. */
     s = store_open(path, &e);
     CHECK_MSG(s != NULL, "%s", e.msg);
     CHECK_EQ_INT(store_schema_version(s), STORE_SCHEMA_VERSION);
-    store_close(&s);
+    store_destroy(&s);
     CHECK_STR(query(path, "SELECT COUNT(*) FROM jobs WHERE name = 'j1'"), "1");
     CHECK_STR(query(path, "SELECT value FROM meta WHERE key = "
                           "'schema_version'"), "6");
@@ -245,7 +245,7 @@ static int test_schema_file_matches(void)
     char path[512], doc[1024];
     store *s = fresh(path, sizeof path);
     CHECK(s != NULL);
-    store_close(&s);
+    store_destroy(&s);
     CHECK_MSG(documented_tables(doc, sizeof doc) == 0,
               "cannot read the tables of %s/STORE.md", TFQ_SCHEMA_DIR);
     CHECK_STR(query(path, "SELECT group_concat(name, ' ') FROM (SELECT name "
@@ -294,7 +294,7 @@ static int test_lease_order(void)
     CHECK_EQ_INT(l.job_id, d);
     CHECK_STR(l.name, "d");
     store_leased_release(&l);
-    store_close(&s);
+    store_destroy(&s);
     CHECK_STR(query(path, "SELECT worker || ':' || started_ms || ':' || "
                           "heartbeat_ms || ':' || state FROM attempts WHERE "
                           "job_id = 4"), "w2:50:50:running");
@@ -368,7 +368,7 @@ static int test_deps_ready_blocked(void)
     store_leased_release(&l);
     CHECK_EQ_INT(store_finish(s, t1, 1, NULL, 1, "{}", NULL, 10, &e), TFQ_OK);
     CHECK_STR(state_of(path, t2), "ready");
-    store_close(&s);
+    store_destroy(&s);
     return 0;
 }
 
@@ -452,7 +452,7 @@ static int test_stale_result_rejected(void)
     CHECK(strstr(e.msg, "its state is succeeded") != NULL);
     CHECK_EQ_INT(store_finish(s, j, 1, NULL, 1, "{\"final_acc\":0.1}", NULL, 43002, &e),
                  TFQ_EMISMATCH);
-    store_close(&s);
+    store_destroy(&s);
     CHECK_STR(state_of(path, j), "succeeded");
     CHECK_STR(query(path, "SELECT result FROM jobs"), "{\"final_acc\":0.9}");
     CHECK_STR(query(path, "SELECT COUNT(*) FROM attempts WHERE "
@@ -495,7 +495,7 @@ static int test_release_requeues(void)
     store_leased_release(&l);
     store_leased_release(&l);
     CHECK_STR(query(path, "SELECT attempts FROM jobs"), "1");
-    store_close(&s);
+    store_destroy(&s);
     return 0;
 }
 
@@ -555,7 +555,7 @@ static int test_max_attempts_fail(void)
     CHECK_EQ_INT(c.lost, STORE_MAX_LOST);
     CHECK_EQ_INT(c.failures, 2);
     CHECK_STR(query(path, "SELECT failures FROM jobs WHERE id = 1"), "2");
-    store_close(&s);
+    store_destroy(&s);
     return 0;
 }
 
@@ -614,7 +614,7 @@ static int test_lease_holder(void)
     CHECK_EQ_INT(store_release(s, k, 1, "victim-b", 6, &e), TFQ_OK);
     CHECK_EQ_INT(store_held(s, "victim", &held, &e), TFQ_OK);
     CHECK_EQ_INT(held, 0);
-    store_close(&s);
+    store_destroy(&s);
     return 0;
 }
 
@@ -666,7 +666,7 @@ static int test_resume_fallback(void)
     store_leased_release(&l);
     CHECK_STR(query(path, "SELECT count(*) FROM checkpoints WHERE bad IS "
                           "NULL"), "0");
-    store_close(&s);
+    store_destroy(&s);
     return 0;
 }
 
@@ -704,7 +704,7 @@ static int test_bad_row_skipped(void)
                            "JSON; left out\""), "%s", json);
     CHECK_MSG(strstr(json, "nan") == NULL, "%s", json);
     free(json);
-    store_close(&s);
+    store_destroy(&s);
     return 0;
 }
 
@@ -719,7 +719,7 @@ static int test_recover_then_expire(void)
     store_leased l;
     CHECK_EQ_INT(lease_one(s, "w", 0, &l, &e), TFQ_OK);
     store_leased_release(&l);
-    store_close(&s);
+    store_destroy(&s);
 
     /* The coordinator restarts long after the last heartbeat. */
     s = store_open(path, &e);
@@ -739,7 +739,7 @@ static int test_recover_then_expire(void)
               "1");
     CHECK_STR(query(path, "SELECT COUNT(*) FROM events WHERE "
                           "kind = 'recover'"), "1");
-    store_close(&s);
+    store_destroy(&s);
     return 0;
 }
 
@@ -795,7 +795,7 @@ static int test_counts(void)
 
     CHECK_EQ_INT(store_worker_seen(s, "w", "host1", 42, 8, 5, &e), TFQ_OK);
     CHECK_EQ_INT(store_worker_seen(s, "w", "host1", 43, 8, 9, &e), TFQ_OK);
-    store_close(&s);
+    store_destroy(&s);
     CHECK_STR(query(path, "SELECT first_seen_ms || ':' || last_seen_ms || "
                           "':' || pid FROM workers"), "5:9:43");
     CHECK_STR(query(path, "SELECT group_concat(detail, '; ') FROM (SELECT "
@@ -874,7 +874,7 @@ static int test_bulk_insert_100k(void)
     CHECK_EQ_INT(c.succeeded, 1);
     CHECK_EQ_INT(c.ready, N / 2);
     CHECK_EQ_INT(c.pending, N / 2 - 1);
-    store_close(&s);
+    store_destroy(&s);
     return 0;
 }
 
@@ -1110,7 +1110,7 @@ static int test_report_pages(void)
     CHECK_EQ_INT(pages, 5);
     CHECK_MSG(strstr(all, "\"running\":7,\"done\":0") != NULL, "%s", all);
     free(all);
-    store_close(&s);
+    store_destroy(&s);
     return 0;
 }
 
@@ -1172,7 +1172,7 @@ static int test_crash_durability(void)
     CHECK_EQ_INT(c.succeeded, 1);
     CHECK_EQ_INT(c.running, 1);
     CHECK_EQ_INT(c.ready, 18); /* 17 never leased, 1 back after a failure */
-    store_close(&s);
+    store_destroy(&s);
     CHECK_STR(query(path, "PRAGMA integrity_check"), "ok");
     CHECK_STR(query(path, "SELECT result FROM jobs WHERE id = 1"),
               "{\"final_acc\":1}");
@@ -1213,7 +1213,7 @@ static int test_upgrade(void)
     CHECK(l.init_sha256[0] == '\0');
     CHECK_EQ_INT(store_metric_add(s, 1, 1, NULL, 1, 0.1, 0.9, 10, 3.5, &e), TFQ_OK);
     store_leased_release(&l);
-    store_close(&s);
+    store_destroy(&s);
     CHECK_STR(query(path, "SELECT eta_s FROM metrics"), "3.5");
     CHECK_STR(query(path, "SELECT value FROM meta WHERE key = "
                           "'schema_version'"), "6");
@@ -1291,7 +1291,7 @@ static int test_commit_seq(void)
     CHECK(add_job(s, grid, "b", 0, 0) > 0);
     CHECK_EQ_INT(store_commit(s, &e), TFQ_OK);
     CHECK_EQ_INT(store_commit_seq(s), n + 2);
-    store_close(&s);
+    store_destroy(&s);
     snprintf(want, sizeof want, "%lld", (long long)(n + 2));
     CHECK_STR(query(path, "SELECT value FROM meta WHERE key = 'commit_seq'"),
               want);
@@ -1301,7 +1301,7 @@ static int test_commit_seq(void)
     CHECK_MSG(s != NULL, "%s", e.msg);
     CHECK(add_job(s, grid, "c", 0, 0) > 0);
     CHECK_EQ_INT(store_commit_seq(s), n + 3);
-    store_close(&s);
+    store_destroy(&s);
 
     /* The older copy put back: refused, and left as it was. */
     CHECK(copy_file(old, path) == 0);
@@ -1323,23 +1323,23 @@ static int test_commit_seq(void)
     CHECK_EQ_INT(store_rolled_back_from(s), n + 3);
     CHECK_EQ_INT(store_commit_seq(s), n + 2);
     CHECK_STR(file_text(seq), seq_text(n + 2));
-    store_close(&s);
+    store_destroy(&s);
     o.accept_rollback = 0;
     s = store_open_opts(path, &o, &e);
     CHECK_MSG(s != NULL, "%s", e.msg);
     CHECK_EQ_INT(store_rolled_back_from(s), 0);
-    store_close(&s);
+    store_destroy(&s);
 
     /* A mirror lost or behind is written anew. */
     CHECK(unlink(seq) == 0);
     s = store_open_opts(path, &o, &e);
     CHECK_MSG(s != NULL, "%s", e.msg);
-    store_close(&s);
+    store_destroy(&s);
     CHECK_STR(file_text(seq), seq_text(n + 2));
     CHECK(test_write_file(seq, "3\n", 2) == 0);
     s = store_open_opts(path, &o, &e);
     CHECK_MSG(s != NULL, "%s", e.msg);
-    store_close(&s);
+    store_destroy(&s);
     CHECK_STR(file_text(seq), seq_text(n + 2));
 
     /* A mirror that holds no number is refused. */
@@ -1372,7 +1372,7 @@ static int test_quick_check(void)
     tfq_error e = {0};
     store *s = fresh(path, sizeof path);
     CHECK(s != NULL);
-    store_close(&s);
+    store_destroy(&s);
     /* Page 2 is the root of the first table (meta): a b-tree page. */
     FILE *f = fopen(path, "r+b");
     CHECK(f != NULL);

@@ -39,7 +39,7 @@ static int test_fashion_mnist_short(void)
     data_norm norm;
     char fp[HASH_HEX_BYTES];
     tfq_error e = {0};
-    CHECK_MSG(data_load(DATA_IDX, FASHION_MNIST_DIR, &train, &test, fp, &e)
+    CHECK_MSG(data_load(DATA_KIND_IDX, FASHION_MNIST_DIR, &train, &test, fp, &e)
                   == 0, "%s", e.msg);
     data_norm_compute(&train, &norm);
     CHECK(train.n >= SHORT_TRAIN && test.n >= SHORT_TEST);

@@ -518,7 +518,7 @@ static int run_head(agent *a, tfq_error *e)
     a->attempt = h->attempt;
     memcpy(a->lease, h->lease, sizeof a->lease);
     a->job_stop = held_cancelled(a);
-    job_spec spec;
+    jobspec spec;
     tfq_error je = {0};
     uint8_t *resume = NULL, *init = NULL;
     size_t resume_bytes = 0, init_bytes = 0;
@@ -544,7 +544,7 @@ static int run_head(agent *a, tfq_error *e)
     }
     if (rc == 0) {
         job_hooks hooks = {on_progress, on_tick, on_checkpoint, a};
-        if (spec.kind == JOB_SLEEP)
+        if (spec.kind == JOBSPEC_SLEEP)
             rc = job_run_sleep(&spec, a->attempt, resume, resume_bytes,
                                &hooks, &a->job_stop, &je);
         else

@@ -46,22 +46,22 @@ static int sleep_ckpt_epoch(const uint8_t *buf, size_t bytes, int steps)
  * per-epoch metrics) and each tensor's name and dimensions. */
 #define CKPT_HEADROOM_BYTES ((int64_t)1 << 20)
 
-int job_ckpt_max_bytes(const job_spec *s, int64_t *bytes, tfq_error *e)
+int job_ckpt_max_bytes(const jobspec *s, int64_t *bytes, tfq_error *e)
 {
     *bytes = 0;
-    if (s->kind == JOB_SLEEP) {
+    if (s->kind == JOBSPEC_SLEEP) {
         *bytes = 64;
         return 0;
     }
-    net_shape in;
+    netspec_shape in;
     int classes;
-    net_spec spec;
+    netspec spec;
     int64_t nparams = 0;
     if (jobspec_net_input(s, &in, &classes) != 0)
         return tfq_error_set(e, TFQ_EINVAL, "job spec: unknown data set "
                              "'%s'", s->dataset);
     tfq_error ne = {0};
-    if (net_spec_resolve(s->net, 1.0, &spec, &ne) != 0 ||
+    if (netspec_resolve(s->net, 1.0, &spec, &ne) != 0 ||
         net_check_params(&spec, in, classes, s->batch, &nparams, &ne) != 0)
         return tfq_error_set(e, TFQ_EINVAL, "job spec: net: %s", ne.msg);
     /* Weights and biases, and their momentum, as f32. */
@@ -69,11 +69,11 @@ int job_ckpt_max_bytes(const job_spec *s, int64_t *bytes, tfq_error *e)
     return 0;
 }
 
-int job_ckpt_check(const job_spec *s, const uint8_t *buf, size_t bytes,
+int job_ckpt_check(const jobspec *s, const uint8_t *buf, size_t bytes,
                    int epoch, tfq_error *e)
 {
-    if (s->kind == JOB_SLEEP) {
-        int got = sleep_ckpt_epoch(buf, bytes, JOB_SLEEP_EPOCHS);
+    if (s->kind == JOBSPEC_SLEEP) {
+        int got = sleep_ckpt_epoch(buf, bytes, JOBSPEC_SLEEP_EPOCHS);
         if (got < 0)
             return tfq_error_set(e, TFQ_EFORMAT, "not a sleep job's "
                                  "checkpoint (%zu bytes)", bytes);
@@ -87,17 +87,17 @@ int job_ckpt_check(const job_spec *s, const uint8_t *buf, size_t bytes,
     if (c == NULL)
         return e ? e->code : TFQ_EFORMAT;
     const ckpt_meta *m = ckpt_get_meta(c);
-    net_shape in = {0, 0, 0};
+    netspec_shape in = {0, 0, 0};
     int classes = 0, rc = 0;
-    net_spec spec;
-    char text[NET_SPEC_TEXT_BYTES] = "";
+    netspec spec;
+    char text[NETSPEC_TEXT_BYTES] = "";
     tfq_error ne = {0};
     if (jobspec_net_input(s, &in, &classes) != 0 ||
-        net_spec_resolve(s->net, 1.0, &spec, &ne) != 0)
+        netspec_resolve(s->net, 1.0, &spec, &ne) != 0)
         rc = tfq_error_set(e, TFQ_EINVAL, "the job's net or data set is not "
                            "valid: %s", ne.msg);
     else
-        net_spec_format(&spec, text, sizeof text);
+        netspec_format(&spec, text, sizeof text);
     if (rc == 0 && strcmp(text, m->net_text) != 0)
         rc = tfq_error_set(e, TFQ_EMISMATCH, "checkpoint of net '%s', the "
                            "job's net is '%s'", m->net_text, text);
@@ -124,13 +124,13 @@ int job_ckpt_check(const job_spec *s, const uint8_t *buf, size_t bytes,
     return rc;
 }
 
-int job_run_sleep(const job_spec *s, int attempt, const uint8_t *resume,
+int job_run_sleep(const jobspec *s, int attempt, const uint8_t *resume,
                   size_t resume_bytes, const job_hooks *h,
                   volatile sig_atomic_t *stop, tfq_error *e)
 {
-    if (s->kind != JOB_SLEEP)
+    if (s->kind != JOBSPEC_SLEEP)
         return tfq_error_set(e, TFQ_EINVAL, "not a sleep job");
-    const int steps = s->sleep_ms > 0 ? JOB_SLEEP_EPOCHS : 0;
+    const int steps = s->sleep_ms > 0 ? JOBSPEC_SLEEP_EPOCHS : 0;
     int first = 1;
     if (resume != NULL) {
         int epoch = sleep_ckpt_epoch(resume, resume_bytes, steps);
@@ -243,13 +243,13 @@ static int result_json(trainer *t, int topk, const char *fp, char *result,
     return 0;
 }
 
-int job_run_train(const job_spec *s, const char *data_dir,
+int job_run_train(const jobspec *s, const char *data_dir,
                   const uint8_t *resume, size_t resume_bytes,
                   const uint8_t *init, size_t init_bytes, const job_hooks *h,
                   volatile sig_atomic_t *stop, char *result,
                   size_t result_bytes, tfq_error *e)
 {
-    if (s->kind != JOB_TRAIN)
+    if (s->kind != JOBSPEC_TRAIN)
         return tfq_error_set(e, TFQ_EINVAL, "not a train job");
     data_kind kind;
     if (data_kind_parse(s->dataset, &kind) != 0)
@@ -343,12 +343,12 @@ out:
     return rc;
 }
 
-int job_train_config(const job_spec *s, train_config *cfg, tfq_error *e)
+int job_train_config(const jobspec *s, train_config *cfg, tfq_error *e)
 {
-    if (s->kind != JOB_TRAIN)
+    if (s->kind != JOBSPEC_TRAIN)
         return tfq_error_set(e, TFQ_EINVAL, "not a train job");
     train_config_default(cfg);
-    int rc = net_spec_parse(s->net, &cfg->spec, e);
+    int rc = netspec_parse(s->net, &cfg->spec, e);
     if (rc != 0)
         return rc;
     cfg->epochs = s->epochs;
@@ -371,15 +371,15 @@ int job_train_config(const job_spec *s, train_config *cfg, tfq_error *e)
 /* A train job's net as the worker will build it, checked without building
  * it (net_check): a net whose layers or arena are too large is refused
  * where the job is submitted, not by every worker that leases it. */
-static int job_net_check(const job_spec *s, tfq_error *e)
+static int job_net_check(const jobspec *s, tfq_error *e)
 {
-    net_shape in;
+    netspec_shape in;
     int classes;
     if (jobspec_net_input(s, &in, &classes) != 0)
         return 0; /* an unknown kind is the worker's error to report */
-    net_spec spec;
+    netspec spec;
     tfq_error ne = {0};
-    if (net_spec_resolve(s->net, 1.0, &spec, &ne) != 0 ||
+    if (netspec_resolve(s->net, 1.0, &spec, &ne) != 0 ||
         net_check(&spec, in, classes, s->batch, &ne) != 0)
         return tfq_error_set(e, TFQ_EINVAL, "job spec: net: %s", ne.msg);
     return 0;

@@ -31,28 +31,28 @@ typedef struct {
     void *ud;
 } job_hooks;
 
-/* Runs a sleep job: waits s->sleep_ms in JOB_SLEEP_EPOCHS epochs, reporting
+/* Runs a sleep job: waits s->sleep_ms in JOBSPEC_SLEEP_EPOCHS epochs, reporting
  * and checkpointing each (a job of 0 ms has no epochs), then fails with probability s->fail_prob, decided
  * by (seed, attempt) so a given attempt always ends the same way.  With a
  * resume checkpoint (NULL for none) it starts after the epoch it records.
  * Returns 0, TFQ_EINTR when *stop became non-zero (within JOB_TICK_MS),
  * TFQ_EFORMAT for a checkpoint that is not a sleep job's, or TFQ_EIO with a
  * message when the attempt failed on purpose. */
-int job_run_sleep(const job_spec *s, int attempt, const uint8_t *resume,
+int job_run_sleep(const jobspec *s, int attempt, const uint8_t *resume,
                   size_t resume_bytes, const job_hooks *h,
                   volatile sig_atomic_t *stop, tfq_error *e);
 
 /* The most bytes a checkpoint of this job can take: for a train job, its
  * net's parameters and momentum plus room for the rest; for a sleep job,
  * its one line.  TFQ_EINVAL when the job's net cannot be built. */
-int job_ckpt_max_bytes(const job_spec *s, int64_t *bytes, tfq_error *e);
+int job_ckpt_max_bytes(const jobspec *s, int64_t *bytes, tfq_error *e);
 
 /* Whether buf is a checkpoint this job can resume from, written after
  * `epoch`: for a train job, a well-formed checkpoint (checksum included)
  * of the job's net, input shape, classes and seed, at that epoch and no
  * later than the job's last, on the job's data; for a sleep job, its line
  * with that epoch.  Returns 0 or the error naming what differs. */
-int job_ckpt_check(const job_spec *s, const uint8_t *buf, size_t bytes,
+int job_ckpt_check(const jobspec *s, const uint8_t *buf, size_t bytes,
                    int epoch, tfq_error *e);
 
 /* Runs a train job on the data set in data_dir (checked against the spec's
@@ -63,7 +63,7 @@ int job_ckpt_check(const job_spec *s, const uint8_t *buf, size_t bytes,
  * the data fingerprint), is written to result.  Returns 0, TFQ_EINTR when
  * stopped (after the current step, whose state then goes to the checkpoint
  * hook, labelled with the epochs completed), or the error that ended it. */
-int job_run_train(const job_spec *s, const char *data_dir,
+int job_run_train(const jobspec *s, const char *data_dir,
                   const uint8_t *resume, size_t resume_bytes,
                   const uint8_t *init, size_t init_bytes, const job_hooks *h,
                   volatile sig_atomic_t *stop, char *result,
@@ -71,7 +71,7 @@ int job_run_train(const job_spec *s, const char *data_dir,
 
 /* The trainer configuration of a train job (init_path left NULL: the caller
  * resolves `init` to a file). */
-int job_train_config(const job_spec *s, train_config *cfg, tfq_error *e);
+int job_train_config(const jobspec *s, train_config *cfg, tfq_error *e);
 
 /* Registers job_ckpt_max_bytes, job_ckpt_check and the engine's net check
  * with the job spec parser (common/jobspec.h), for every layer that checks

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_TENSORS (4 * NET_MAX_OPS)
+#define MAX_TENSORS (4 * NETSPEC_MAX_OPS)
 #define MAX_NAME_BYTES 64
 #define MAX_CKPT_BYTES ((size_t)1 << 34) /* 16 GiB: larger is not ours */
 
@@ -89,7 +89,7 @@ static void put_tensor(writer *w, const char *name, const int *dims,
 
 void ckpt_meta_from_net(ckpt_meta *meta, const net *m)
 {
-    net_spec_format(&m->spec, meta->net_text, sizeof meta->net_text);
+    netspec_format(&m->spec, meta->net_text, sizeof meta->net_text);
     meta->in = m->in;
     meta->classes = m->classes;
     meta->frozen = m->frozen;
@@ -102,8 +102,8 @@ int ckpt_encode(const ckpt_meta *meta, const net *m, uint8_t **buf,
     char magic[8] = CKPT_MAGIC;
     put(&w, magic, 8);
     put_u32(&w, CKPT_VERSION);
-    char text[NET_SPEC_TEXT_BYTES];
-    net_spec_format(&m->spec, text, sizeof text);
+    char text[NETSPEC_TEXT_BYTES];
+    netspec_format(&m->spec, text, sizeof text);
     put_str(&w, text);
     put_i32(&w, m->in.c);
     put_i32(&w, m->in.h);
@@ -484,8 +484,8 @@ static int load_layer(const ckpt *c, net *m, int g, int with_momentum,
 
 int ckpt_restore(const ckpt *c, net *m, tfq_error *e)
 {
-    char text[NET_SPEC_TEXT_BYTES];
-    net_spec_format(&m->spec, text, sizeof text);
+    char text[NETSPEC_TEXT_BYTES];
+    netspec_format(&m->spec, text, sizeof text);
     if (strcmp(text, c->meta.net_text) != 0)
         return tfq_error_set(e, TFQ_EMISMATCH,
                              "%s: saved net '%s' is not this job's net '%s'",

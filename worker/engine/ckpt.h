@@ -31,8 +31,8 @@
 #define CKPT_MAX_EVALS SETTINGS_MAX_EPOCHS
 
 typedef struct {
-    char net_text[NET_SPEC_TEXT_BYTES]; /* canonical net description */
-    net_shape in;
+    char net_text[NETSPEC_TEXT_BYTES]; /* canonical net description */
+    netspec_shape in;
     int classes;
     int epoch;         /* completed epochs */
     int step_in_epoch; /* batches done in the current epoch */

@@ -623,8 +623,8 @@ static int data_files_cifar(data_kind kind, const char *dir, data_files *fs,
         "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin",
     };
     static const char *const cifar100[2] = {"train.bin", "test.bin"};
-    const char *const *names = kind == DATA_CIFAR10 ? cifar10 : cifar100;
-    fs->ntrain = kind == DATA_CIFAR10 ? 5 : 1;
+    const char *const *names = kind == DATA_KIND_CIFAR10 ? cifar10 : cifar100;
+    fs->ntrain = kind == DATA_KIND_CIFAR10 ? 5 : 1;
     fs->ntest = 1;
     for (int i = 0; i < fs->ntrain + fs->ntest; i++) {
         int rc = data_join(fs->paths[i], dir, names[i], "", e);
@@ -638,12 +638,12 @@ static int data_files_cifar(data_kind kind, const char *dir, data_files *fs,
 static int data_read_part(data_kind kind, const data_files *fs, int first,
                           int count, data_set *out, tfq_error *e)
 {
-    if (kind == DATA_IDX)
+    if (kind == DATA_KIND_IDX)
         return data_idx_read(fs->paths[first], fs->paths[first + 1], out, e);
     const char *paths[5];
     for (int i = 0; i < count; i++)
         paths[i] = fs->paths[first + i];
-    if (kind == DATA_CIFAR10)
+    if (kind == DATA_KIND_CIFAR10)
         return data_cifar_read(paths, count, 1, 0, CIFAR10_CLASSES, out, e);
     return data_cifar_read(paths, count, 2, 0, CIFAR100_COARSE_CLASSES, out,
                            e);
@@ -656,8 +656,8 @@ int data_load(data_kind kind, const char *dir, data_set *train,
     int rc = 0;
     data_files *fs = NULL;
     data_set tr = {0}, te = {0};
-    if (dir == NULL || (kind != DATA_IDX && kind != DATA_CIFAR10 &&
-                        kind != DATA_CIFAR100)) {
+    if (dir == NULL || (kind != DATA_KIND_IDX && kind != DATA_KIND_CIFAR10 &&
+                        kind != DATA_KIND_CIFAR100)) {
         rc = tfq_error_set(e, TFQ_EINVAL, "data_load: bad arguments");
         goto fail;
     }
@@ -666,7 +666,7 @@ int data_load(data_kind kind, const char *dir, data_set *train,
         rc = tfq_error_set(e, TFQ_ENOMEM, "%s: out of memory", dir);
         goto fail;
     }
-    rc = kind == DATA_IDX ? data_files_idx(dir, fs, e)
+    rc = kind == DATA_KIND_IDX ? data_files_idx(dir, fs, e)
                           : data_files_cifar(kind, dir, fs, e);
     if (rc != 0)
         goto fail;

@@ -32,12 +32,12 @@ typedef struct {
 } data_norm;
 
 /* Loads the training and test sets of a data set directory:
- *  - DATA_IDX: train-images-idx3-ubyte, train-labels-idx1-ubyte,
+ *  - DATA_KIND_IDX: train-images-idx3-ubyte, train-labels-idx1-ubyte,
  *    t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each either plain or
  *    with a .gz suffix (plain preferred when both exist);
- *  - DATA_CIFAR10: data_batch_1.bin .. data_batch_5.bin, test_batch.bin
+ *  - DATA_KIND_CIFAR10: data_batch_1.bin .. data_batch_5.bin, test_batch.bin
  *    (records: 1 label byte + 3072 pixel bytes, plane-major RGB 32x32);
- *  - DATA_CIFAR100: train.bin, test.bin (records: coarse label, fine label,
+ *  - DATA_KIND_CIFAR100: train.bin, test.bin (records: coarse label, fine label,
  *    3072 pixel bytes); the coarse label is used.
  * fingerprint (may be NULL) receives the hex SHA-256 over the names and
  * SHA-256 digests of the files read, in a fixed order, so any change to any

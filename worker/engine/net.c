@@ -41,23 +41,23 @@ static size_t align_up(size_t v)
 }
 
 /* Sets up op i's geometry from its spec and input shape. */
-static int build_op(net *m, int i, net_shape in, tfq_error *e)
+static int build_op(net *m, int i, netspec_shape in, tfq_error *e)
 {
-    const op_spec *s = &m->spec.ops[i];
+    const netspec_op *s = &m->spec.ops[i];
     net_op *op = &m->ops[i];
     memset(op, 0, sizeof *op);
     op->kind = s->kind;
     op->in_shape = in;
     op->in_size = (long)in.c * in.h * in.w;
     op->out_shape = in;
-    if (s->kind == OP_CONV || s->kind == OP_FC) {
+    if (s->kind == NETSPEC_CONV || s->kind == NETSPEC_FC) {
         /* Sizes from the description, in 64 bits, before anything that
          * counts them in int. */
-        long outs = s->out == NET_CLASSES ? m->classes : s->out;
-        long weights = s->kind == OP_FC
+        long outs = s->out == NETSPEC_CLASSES ? m->classes : s->out;
+        long weights = s->kind == NETSPEC_FC
                            ? outs * op->in_size
                            : outs * in.c * (long)s->k * s->k;
-        long per_image = s->kind == OP_FC ? outs : outs * in.h * (long)in.w;
+        long per_image = s->kind == NETSPEC_FC ? outs : outs * in.h * (long)in.w;
         if (weights > NET_MAX_LAYER_ELEMS || per_image > NET_MAX_LAYER_ELEMS)
             return tfq_error_set(e, TFQ_EINVAL,
                                  "net operation %d (%s %ld): %ld weights and "
@@ -69,43 +69,43 @@ static int build_op(net *m, int i, net_shape in, tfq_error *e)
     }
     int rc = 0;
     switch (s->kind) {
-    case OP_CONV:
+    case NETSPEC_CONV:
         rc = conv_init(&op->u.conv, in.c, in.h, in.w, s->out, s->k, s->stride,
                        s->pad, NET_IM2COL_TARGET_FLOATS);
         if (rc == 0 && m->tune && conv_tune(&op->u.conv, m->batch_max) != 0)
             return tfq_error_set(e, TFQ_ENOMEM, "net operation %d (conv): "
                                  "out of memory choosing its kernels", i + 1);
-        op->out_shape = (net_shape){s->out, op->u.conv.hout, op->u.conv.wout};
+        op->out_shape = (netspec_shape){s->out, op->u.conv.hout, op->u.conv.wout};
         break;
-    case OP_MAXPOOL:
+    case NETSPEC_MAXPOOL:
         rc = pool_init(&op->u.pool, in.c, in.h, in.w, s->k, s->stride);
-        if (rc == 0 && i > 0 && m->ops[i - 1].kind == OP_RELU &&
+        if (rc == 0 && i > 0 && m->ops[i - 1].kind == NETSPEC_RELU &&
             m->ops[i - 1].in_place) {
             /* max and ReLU commute, so the pool can pass the ReLU's
              * gradient too and save a pass over the larger map. */
             op->u.pool.relu_below = 1;
             m->ops[i - 1].fused_backward = 1;
         }
-        op->out_shape = (net_shape){in.c, op->u.pool.hout, op->u.pool.wout};
+        op->out_shape = (netspec_shape){in.c, op->u.pool.hout, op->u.pool.wout};
         break;
-    case OP_FC: {
-        int out = s->out == NET_CLASSES ? m->classes : s->out;
+    case NETSPEC_FC: {
+        int out = s->out == NETSPEC_CLASSES ? m->classes : s->out;
         fc_init(&op->u.fc, in.c, in.h * in.w, out);
-        op->out_shape = (net_shape){out, 1, 1};
+        op->out_shape = (netspec_shape){out, 1, 1};
         break;
     }
-    case OP_RELU:
+    case NETSPEC_RELU:
         op->u.relu.size = op->in_size;
         op->in_place = i > 0;
-        if (i > 0 && m->ops[i - 1].kind == OP_CONV)
+        if (i > 0 && m->ops[i - 1].kind == NETSPEC_CONV)
             op->fused_forward = 1;
         break;
-    case OP_DROPOUT:
+    case NETSPEC_DROPOUT:
         op->u.drop.size = op->in_size;
         op->u.drop.p = s->p;
         op->in_place = i > 0;
         break;
-    case OP_LRN:
+    case NETSPEC_LRN:
         op->u.lrn = (lrn_layer){.c = in.c, .hw = (long)in.h * in.w,
                                 .size = s->size, .alpha = s->alpha,
                                 .beta = s->beta, .k = s->lrn_k};
@@ -122,9 +122,9 @@ static int build_op(net *m, int i, net_shape in, tfq_error *e)
 
 static layer_params *params_of(net_op *op)
 {
-    if (op->kind == OP_CONV)
+    if (op->kind == NETSPEC_CONV)
         return &op->u.conv.p;
-    if (op->kind == OP_FC)
+    if (op->kind == NETSPEC_FC)
         return &op->u.fc.p;
     return NULL;
 }
@@ -179,9 +179,9 @@ static size_t lay_out(net *m, char *base)
             TAKE(op->y, float, acts);
             TAKE(op->dy, float, acts);
         }
-        if (op->kind == OP_MAXPOOL && !POOL_IS_2X2(&op->u.pool))
+        if (op->kind == NETSPEC_MAXPOOL && !POOL_IS_2X2(&op->u.pool))
             TAKE(op->u.pool.arg, int32_t, acts);
-        if (op->kind == OP_LRN)
+        if (op->kind == NETSPEC_LRN)
             TAKE(op->u.lrn.scale, float, acts);
     }
 #undef TAKE
@@ -192,7 +192,7 @@ static size_t lay_out(net *m, char *base)
  * checked, and the arena's size against the budget.  With tune, each conv
  * layer's algorithms are chosen by timing (conv_tune); without, they are
  * conv_init's.  Returns 0, or an error naming the operation. */
-static int plan(net *m, const net_spec *spec, net_shape in, int classes,
+static int plan(net *m, const netspec *spec, netspec_shape in, int classes,
                 int batch_max, int tune, tfq_error *e)
 {
     if (classes < 2 || batch_max < 1 || in.c < 1 || in.h < 1 || in.w < 1)
@@ -205,11 +205,11 @@ static int plan(net *m, const net_spec *spec, net_shape in, int classes,
     m->batch_max = batch_max;
     m->nops = spec->nops;
     m->tune = tune;
-    net_shape shape = in;
+    netspec_shape shape = in;
     int group = 0;
     for (int i = 0; i < m->nops; i++) {
-        if (spec->ops[i].kind == OP_CONV && shape.h * shape.w == 1 &&
-            i > 0 && m->ops[i - 1].kind == OP_FC)
+        if (spec->ops[i].kind == NETSPEC_CONV && shape.h * shape.w == 1 &&
+            i > 0 && m->ops[i - 1].kind == NETSPEC_FC)
             return tfq_error_set(e, TFQ_EINVAL,
                                  "net operation %d: conv after fc", i + 1);
         int rc = build_op(m, i, shape, e);
@@ -224,11 +224,11 @@ static int plan(net *m, const net_spec *spec, net_shape in, int classes,
         shape = m->ops[i].out_shape;
         long need = 0;
         const net_op *op = &m->ops[i];
-        if (op->kind == OP_CONV)
+        if (op->kind == NETSPEC_CONV)
             need = (long)conv_workspace_floats(&op->u.conv, batch_max);
-        else if (op->kind == OP_FC)
+        else if (op->kind == NETSPEC_FC)
             need = fc_workspace_floats(&op->u.fc, batch_max);
-        else if (op->kind == OP_LRN)
+        else if (op->kind == NETSPEC_LRN)
             need = lrn_workspace_floats(&op->u.lrn, batch_max);
         if (need > m->ws_floats)
             m->ws_floats = need;
@@ -248,14 +248,14 @@ static int plan(net *m, const net_spec *spec, net_shape in, int classes,
     return 0;
 }
 
-int net_check(const net_spec *spec, net_shape in, int classes, int batch_max,
+int net_check(const netspec *spec, netspec_shape in, int classes, int batch_max,
               tfq_error *e)
 {
     int64_t nparams;
     return net_check_params(spec, in, classes, batch_max, &nparams, e);
 }
 
-int net_check_params(const net_spec *spec, net_shape in, int classes,
+int net_check_params(const netspec *spec, netspec_shape in, int classes,
                      int batch_max, int64_t *nparams, tfq_error *e)
 {
     *nparams = 0;
@@ -269,7 +269,7 @@ int net_check_params(const net_spec *spec, net_shape in, int classes,
     return rc;
 }
 
-net *net_new(const net_spec *spec, net_shape in, int classes, int batch_max,
+net *net_new(const netspec *spec, netspec_shape in, int classes, int batch_max,
              tfq_error *e)
 {
     net *m = calloc(1, sizeof *m);
@@ -291,7 +291,7 @@ net *net_new(const net_spec *spec, net_shape in, int classes, int batch_max,
      * ReLU's output is 0, which is that ReLU's whole backward pass. */
     for (int i = 2; i < m->nops; i++) {
         net_op *r = &m->ops[i - 1];
-        if (m->ops[i].kind == OP_CONV && r->kind == OP_RELU && r->in_place &&
+        if (m->ops[i].kind == NETSPEC_CONV && r->kind == NETSPEC_RELU && r->in_place &&
             !r->fused_backward) {
             m->ops[i].u.conv.dx_mask = r->y;
             r->fused_backward = 1;
@@ -320,7 +320,7 @@ layer_params *net_layer_params(net *m, int g)
 void net_layer_shape(const net *m, int g, int dims[4], int *ndims)
 {
     const net_op *op = &m->ops[m->learned_op[g - 1]];
-    if (op->kind == OP_CONV) {
+    if (op->kind == NETSPEC_CONV) {
         const conv_layer *c = &op->u.conv;
         dims[0] = c->cout;
         dims[1] = c->cin;
@@ -367,7 +367,7 @@ int net_first_op_above(const net *m, int n)
 int net_is_deterministic(const net *m, int to)
 {
     for (int i = 0; i <= to && i < m->nops; i++)
-        if (m->ops[i].kind == OP_DROPOUT && m->ops[i].u.drop.p > 0.0f)
+        if (m->ops[i].kind == NETSPEC_DROPOUT && m->ops[i].u.drop.p > 0.0f)
             return 0;
     return 1;
 }
@@ -377,22 +377,22 @@ int net_is_deterministic(const net *m, int to)
 static void op_forward(net *m, net_op *op, const float *x, int n)
 {
     switch (op->kind) {
-    case OP_CONV:
+    case NETSPEC_CONV:
         conv_forward(&op->u.conv, x, op->y, n, m->ws);
         break;
-    case OP_FC:
+    case NETSPEC_FC:
         fc_forward(&op->u.fc, x, op->y, n, m->ws);
         break;
-    case OP_MAXPOOL:
+    case NETSPEC_MAXPOOL:
         pool_forward(&op->u.pool, x, op->y, n, m->ws);
         break;
-    case OP_RELU:
+    case NETSPEC_RELU:
         relu_forward(&op->u.relu, x, op->y, n, m->ws);
         break;
-    case OP_LRN:
+    case NETSPEC_LRN:
         lrn_forward(&op->u.lrn, x, op->y, n, m->ws);
         break;
-    case OP_DROPOUT:
+    case NETSPEC_DROPOUT:
         dropout_forward(&op->u.drop, x, op->y, n, m->ws);
         break;
     }
@@ -402,22 +402,22 @@ static void op_backward(net *m, net_op *op, const float *x, float *dx, int n)
 {
     op->backward_calls++;
     switch (op->kind) {
-    case OP_CONV:
+    case NETSPEC_CONV:
         conv_backward(&op->u.conv, x, op->y, op->dy, dx, n, m->ws);
         break;
-    case OP_FC:
+    case NETSPEC_FC:
         fc_backward(&op->u.fc, x, op->y, op->dy, dx, n, m->ws);
         break;
-    case OP_MAXPOOL:
+    case NETSPEC_MAXPOOL:
         pool_backward(&op->u.pool, x, op->y, op->dy, dx, n, m->ws);
         break;
-    case OP_RELU:
+    case NETSPEC_RELU:
         relu_backward(&op->u.relu, x, op->y, op->dy, dx, n, m->ws);
         break;
-    case OP_LRN:
+    case NETSPEC_LRN:
         lrn_backward(&op->u.lrn, x, op->y, op->dy, dx, n, m->ws);
         break;
-    case OP_DROPOUT:
+    case NETSPEC_DROPOUT:
         dropout_backward(&op->u.drop, x, op->y, op->dy, dx, n, m->ws);
         break;
     }
@@ -439,11 +439,11 @@ const float *net_forward_range(net *m, const float *x, int n, int from,
     const float *in = x;
     for (int i = from; i <= to; i++) {
         net_op *op = &m->ops[i];
-        if (op->kind == OP_CONV) {
+        if (op->kind == NETSPEC_CONV) {
             /* The ReLU above is folded in only when it runs in this pass. */
             op->u.conv.relu_after = i < to && m->ops[i + 1].fused_forward;
         }
-        if (op->kind == OP_DROPOUT) {
+        if (op->kind == NETSPEC_DROPOUT) {
             op->u.drop.training = training;
             op->u.drop.key = rng_key(step_key, 0x64726f70 /* "drop" */,
                                      (uint64_t)i);
@@ -497,7 +497,7 @@ void net_update(net *m, const sgd_step *s)
 {
     for (int g = m->frozen + 1; g <= m->nlearned; g++) {
         net_op *op = &m->ops[m->learned_op[g - 1]];
-        if (op->kind == OP_CONV)
+        if (op->kind == NETSPEC_CONV)
             conv_update(&op->u.conv, s);
         else
             fc_update(&op->u.fc, s);
@@ -510,7 +510,7 @@ void net_describe_kernels(const net *m, char *buf, size_t bytes)
                                 kern_active()->name, par_threads(),
                                 par_threads() == 1 ? "" : "s");
     for (int i = 0; i < m->nops && n < bytes; i++) {
-        if (m->ops[i].kind != OP_CONV)
+        if (m->ops[i].kind != NETSPEC_CONV)
             continue;
         char one[256];
         conv_describe(&m->ops[i].u.conv, i > 0, one, sizeof one);
@@ -523,9 +523,9 @@ double net_macs(const net *m)
 {
     double macs = 0.0;
     for (int i = 0; i < m->nops; i++) {
-        if (m->ops[i].kind == OP_CONV)
+        if (m->ops[i].kind == NETSPEC_CONV)
             macs += conv_macs(&m->ops[i].u.conv);
-        else if (m->ops[i].kind == OP_FC)
+        else if (m->ops[i].kind == NETSPEC_FC)
             macs += fc_macs(&m->ops[i].u.fc);
     }
     return macs;

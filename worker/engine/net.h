@@ -20,14 +20,14 @@
 #include "relu.h"
 
 typedef struct {
-    op_kind kind;
+    netspec_op_kind kind;
     int group;      /* the learned layer (1-based) this operation belongs to */
     int in_place;   /* y and dy alias the previous operation's buffers */
     int fused_backward; /* the next operation's backward pass does this
                            one's (a ReLU under a max pool or a conv) */
     int fused_forward;  /* the previous operation's forward pass does this
                            one's (a ReLU after a conv) */
-    net_shape in_shape, out_shape;
+    netspec_shape in_shape, out_shape;
     long in_size, out_size; /* floats per image */
     union {
         conv_layer conv;
@@ -43,15 +43,15 @@ typedef struct {
 } net_op;
 
 typedef struct {
-    net_spec spec;
-    net_shape in;      /* one input image */
+    netspec spec;
+    netspec_shape in;      /* one input image */
     int classes;
     int batch_max;
     int tune;          /* conv algorithms chosen by timing (net_new) */
     int nops;
-    net_op ops[NET_MAX_OPS];
+    net_op ops[NETSPEC_MAX_OPS];
     int nlearned;
-    int learned_op[NET_MAX_OPS]; /* op index of learned layer g at [g-1] */
+    int learned_op[NETSPEC_MAX_OPS]; /* op index of learned layer g at [g-1] */
     int frozen;        /* learned layers 1..frozen receive no update and no
                           backward pass */
     long nparams;      /* floats in each of params, grads, moments */
@@ -70,7 +70,7 @@ typedef struct {
 /* Builds a net for inputs of shape in with `classes` outputs and activations
  * for up to batch_max images.  Parameters are zero until net_init_layers.
  * Fails with a message naming the operation whose shapes do not fit. */
-net *net_new(const net_spec *spec, net_shape in, int classes, int batch_max,
+net *net_new(const netspec *spec, netspec_shape in, int classes, int batch_max,
              tfq_error *e);
 void net_destroy(net **m);
 
@@ -78,12 +78,12 @@ void net_destroy(net **m);
  * not fit, a layer past the size the layer code counts, or an arena over
  * the budget (TFQ_NET_MAX_MB, default 8 GiB).  Cheap: for checking a job
  * where it is submitted.  Returns 0 or TFQ_EINVAL naming the operation. */
-int net_check(const net_spec *spec, net_shape in, int classes, int batch_max,
+int net_check(const netspec *spec, netspec_shape in, int classes, int batch_max,
               tfq_error *e);
 
 /* net_check that also gives the net's learned parameters (weights and
  * biases, in floats). */
-int net_check_params(const net_spec *spec, net_shape in, int classes,
+int net_check_params(const netspec *spec, netspec_shape in, int classes,
                      int batch_max, int64_t *nparams, tfq_error *e);
 
 /* Initialises learned layers first..last (1-based, inclusive) from seed:

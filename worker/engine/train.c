@@ -48,7 +48,7 @@ void train_config_default(train_config *cfg)
 {
     const setting *t = settings_table;
     memset(cfg, 0, sizeof *cfg);
-    net_spec_preset("reference", 1.0, &cfg->spec, NULL);
+    netspec_preset("reference", 1.0, &cfg->spec, NULL);
     cfg->epochs = (int)t[SETTING_EPOCHS].def;
     cfg->batch = (int)t[SETTING_BATCH].def;
     cfg->lr = (float)t[SETTING_LR].def;
@@ -148,7 +148,7 @@ trainer *trainer_new(const train_config *cfg, const data_set *train,
     t->test = test;
     t->norm = *norm;
     t->cache_op = -1;
-    if (check_config(cfg, net_spec_learned_layers(&cfg->spec), e) != 0)
+    if (check_config(cfg, netspec_learned_layers(&cfg->spec), e) != 0)
         goto fail;
     if (train->n < 1 || test->n < 1 || train->c != test->c ||
         train->h != test->h || train->w != test->w ||
@@ -161,7 +161,7 @@ trainer *trainer_new(const train_config *cfg, const data_set *train,
                       test->w, test->num_classes);
         goto fail;
     }
-    net_shape in = {train->c, train->h, train->w};
+    netspec_shape in = {train->c, train->h, train->w};
     t->m = net_new(&cfg->spec, in, train->num_classes, cfg->batch, e);
     if (t->m == NULL)
         goto fail;

@@ -20,7 +20,7 @@
 #include "net.h"
 
 typedef struct {
-    net_spec spec;
+    netspec spec;
     int epochs;            /* 10 */
     int batch;             /* 64 */
     float lr;              /* 0.01 */
