@@ -9,6 +9,8 @@
 # submit, start-up and shut-down are not.
 #
 # Usage: bench_queue_instr.sh N_JOBS N_WORKERS TFQ [TFQ ...]
+# Environment: INSTR_KEEP=DIR copies each build's callgrind profile of the
+#   drain there (cg-1.out, cg-2.out, ...) for callgrind_annotate.
 # Prints, per build, "instr_per_job: TFQ VALUE", then each build's ratio to
 # the first ("ratio: TFQ VALUE").  Exit status 1 when a drain did not finish.
 set -u
@@ -58,13 +60,19 @@ count() {
     # The dump made by -d is the drain; the final one (at exit) is not.
     local f
     f=$(ls "$out".* 2>/dev/null | sort | head -1)
+    if [ -n "${INSTR_KEEP:-}" ]; then
+        mkdir -p "$INSTR_KEEP"
+        cp "$f" "$INSTR_KEEP/cg-$2.out"
+    fi
     sed -n 's/^summary: *//p' "$f" | awk '{print $1}'
 }
 
 first=""
 declare -a RES
+k=0
 for t in "$@"; do
-    ir=$(count "$t") || exit 1
+    k=$((k + 1))
+    ir=$(count "$t" "$k") || exit 1
     ipj=$(awk -v a="$ir" -v n="$N" 'BEGIN { printf "%.0f", a / n }')
     echo "instr_per_job: $t $ipj"
     RES+=("$t $ipj")
