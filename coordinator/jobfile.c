@@ -402,12 +402,12 @@ static int resolve_names(reader *r, tfq_error *e)
  * deeper, so this order resolves every chain). */
 static int order_and_identify(jobfile *f, tfq_error *e)
 {
-    int n = f->njobs, maxd = 0;
+    int n = f->njobs > 0 ? f->njobs : 0, maxd = 0;
     for (int i = 0; i < n; i++)
         if (f->jobs[i].depth > maxd)
             maxd = f->jobs[i].depth;
     int *start = calloc((size_t)maxd + 2, sizeof *start);
-    int *order = calloc((size_t)n, sizeof *order);
+    int *order = calloc(n > 0 ? (size_t)n : 1, sizeof *order);
     if (start == NULL || order == NULL) {
         free(start);
         free(order);
