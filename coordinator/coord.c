@@ -256,13 +256,29 @@ void *coord_zmq_context(coord *c)
     return c->zctx;
 }
 
+/* The lease check, every heartbeat interval.  A check that comes late by
+ * over half a liveness window finds a coordinator that did not run (a
+ * stall on a slow disk, SIGSTOP, a suspended machine): the heartbeats sent
+ * meanwhile wait unread in the socket, and libuv runs due timers before it
+ * reads.  Then, as at start-up, every running lease gets a fresh window
+ * instead of being declared lost for the coordinator's own silence. */
 static void on_timer(uv_timer_t *t)
 {
     coord *c = t->data;
-    int requeued = 0;
+    int requeued = 0, rc;
     tfq_error e = {0};
     int64_t liveness_ms = (int64_t)c->cfg.heartbeat_ms * c->cfg.liveness;
-    if (store_expire(c->st, coord_now_ms(), liveness_ms, &requeued, &e) != 0)
+    int64_t now = coord_now_ms();
+    int64_t late = c->timer_ms ? now - c->timer_ms - c->cfg.heartbeat_ms : 0;
+    c->timer_ms = now;
+    if (late > liveness_ms / 2) {
+        log_warn("the coordinator did not run for %lld ms: every running "
+                 "lease gets a fresh liveness window", (long long)late);
+        rc = store_recover(c->st, now, &e);
+    } else {
+        rc = store_expire(c->st, now, liveness_ms, &requeued, &e);
+    }
+    if (rc != 0)
         log_error("lease check: %s", e.msg);
     else if (requeued > 0)
         log_warn("%d attempt%s lost (no heartbeat for %lld ms): requeued",

@@ -101,6 +101,7 @@ typedef struct {
 
 struct coord {
     coord_config cfg;
+    int64_t timer_ms;   /* when the lease check last ran (0: not yet) */
     auth auth;
     int batching;       /* replies go to held[] until the commit */
     int nrequests;      /* handled in this batch */

@@ -231,6 +231,25 @@ commands)
     wait_exit 120 "$RUN" "tfq run after the cancel"
     grep -q "ok1.*succeeded" "$DIR/run.txt" || fail "tfq run printed no results: $(cat "$DIR/run.txt" "$DIR/run.log")"
     ;;
+coord_stalled)
+    # The coordinator stopped (SIGSTOP) for three liveness windows while a
+    # worker runs a job: the heartbeats wait unread in its socket, and the
+    # lease check that runs first on SIGCONT must not call the worker lost.
+    start_coord
+    printf 'name = long\nkind = sleep\nsleep_ms = 6000\n' >"$DIR/g.txt"
+    "$TFQ" submit "$DIR/g.txt" --connect "$EP" >/dev/null || fail "submit"
+    start_worker w1 --exit-when-idle
+    W1=$WPID
+    poll 120 is "select count(*) from metrics" 1 || fail "no progress of the job within 120 s"
+    kill -STOP "$COORD"
+    sleep 3
+    kill -CONT "$COORD"
+    wait_exit 300 "$W1" w1 || fail "w1 exited $?"
+    [ "$(q "select count(*) from attempts where state <> 'succeeded'")" = 0 ] ||
+        fail "the stall cost attempts: $(q "select attempt, state, error from attempts")"
+    grep -q "did not run for" "$DIR/coord.log" || fail "the coordinator did not notice its stall"
+    check_once
+    ;;
 batch_hold)
     # Short jobs go out in batches.  A worker holding a batch heartbeats for
     # every job it holds, so those queued behind a long one keep their
