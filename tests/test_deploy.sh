@@ -103,11 +103,14 @@ unit_cmd() {
 
 UNITS="$DIR/units"
 mkdir -p "$UNITS" "$DIR/lib"
+# The units are templates (deploy/meson.build fills in the install's
+# paths): here tfq is the one under test, the configuration in /etc/tfq.
 for u in tfq-coordinator.service tfq-worker@.service; do
-    [ -f "$DEPLOY/systemd/$u" ] || fail "no deploy/systemd/$u"
-    grep -q '^ExecStart=/usr/local/bin/tfq ' "$DEPLOY/systemd/$u" ||
-        fail "$u: ExecStart is not /usr/local/bin/tfq (where meson install puts it)"
-    sed "s|/usr/local/bin/tfq|$TFQ|g" "$DEPLOY/systemd/$u" >"$UNITS/$u"
+    [ -f "$DEPLOY/systemd/$u.in" ] || fail "no deploy/systemd/$u.in"
+    grep -q '^ExecStart=@bindir@/tfq ' "$DEPLOY/systemd/$u.in" ||
+        fail "$u.in: ExecStart is not @bindir@/tfq (where meson install puts it)"
+    sed "s|@bindir@/tfq|$TFQ|g; s|@sysconfdir@/|/etc/|g" "$DEPLOY/systemd/$u.in" >"$UNITS/$u"
+    grep -n '@[a-z]*@' "$UNITS/$u" && fail "$u.in: a template variable the test does not fill"
 done
 cp "$UNITS/tfq-worker@.service" "$UNITS/tfq-worker@1.service"
 COORD_UNIT="$UNITS/tfq-coordinator.service"
@@ -155,12 +158,12 @@ unit_value "$COORD_UNIT" ExecStart | grep -q -- '--state %S/tfq' || fail "coordi
 [ "$(unit_value "$COORD_UNIT" StateDirectory)" = tfq ] || fail "coordinator unit: StateDirectory is not tfq"
 # Every variable of the worker's ExecStart has a default or is in the
 # example environment file, and that file names the key variables.
-ENVEX="$DEPLOY/systemd/tfq.env.example"
-[ -f "$ENVEX" ] || fail "no deploy/systemd/tfq.env.example"
+ENVEX="$DEPLOY/systemd/tfq.env.in"
+[ -f "$ENVEX" ] || fail "no deploy/systemd/tfq.env.in"
 for v in TFQ_CONNECT TFQ_CURVE_KEY TFQ_SERVER_KEY; do
-    grep -q "^$v=" "$ENVEX" || fail "tfq.env.example does not set $v"
+    grep -q "^$v=" "$ENVEX" || fail "tfq.env.in does not set $v"
 done
-ok "unit files: required keys, hardening, graceful stop, tfq.env.example"
+ok "unit files: required keys, hardening, graceful stop, tfq.env.in"
 
 # The coordinator from its unit's command line, plaintext on loopback: the
 # one every test below uses.  --bind port * writes the port it took.
@@ -379,16 +382,66 @@ rc=$?
 [ "$rc" = 0 ] || fail "the coordinator exited $rc on SIGTERM"
 ok "coordinator exits 0 on SIGTERM"
 
+# probe_cmd: sets CMD to the coordinator's liveness probe of
+# deploy/k8s/coordinator.yaml (PyYAML reads it), its key files in $K and its
+# address $EP; returns 1 without PyYAML.
+probe_cmd() {
+    CMD=()
+    python3 -c 'import yaml' 2>/dev/null || return 1
+    mapfile -t CMD < <(python3 - "$DEPLOY/k8s/coordinator.yaml" <<'EOF'
+import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d["kind"] == "StatefulSet":
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        print("\n".join(c["livenessProbe"]["exec"]["command"]))
+EOF
+    )
+    [ "${CMD[0]:-}" = tfq ] || fail "coordinator.yaml: the liveness probe does not run tfq: ${CMD[*]}"
+    CMD=("$TFQ" "${CMD[@]:1}")
+    CMD=("${CMD[@]//\/etc\/tfq\/keys/$K}")
+    CMD=("${CMD[@]//tcp:\/\/127.0.0.1:5555/$EP}")
+}
+
+# curve_probes: the Kubernetes probe and the image's HEALTHCHECK against
+# the CURVE coordinator COORD at EP, keys in K: both pass while it serves
+# and fail with a key it does not allow; the probe fails once it stopped.
+curve_probes() {
+    local hc="$DEPLOY/healthcheck.sh" out have_probe=0
+    [ -x "$hc" ] || fail "deploy/healthcheck.sh is not executable"
+    if probe_cmd; then
+        have_probe=1
+        out=$(timeout 30 "${CMD[@]}" 2>&1) || fail "the coordinator's Kubernetes probe failed: ${CMD[*]}: $out"
+    else
+        echo "note: no PyYAML; the Kubernetes probe's command is not run"
+    fi
+    # TFQ_CURVE_KEY as a coordinator's environment may hold it: not the probe's.
+    local hc_env=(TFQ="$TFQ" TFQ_PROBE_PID="$COORD" TFQ_PROBE_CONNECT="$EP"
+        TFQ_PROBE_SERVER_KEY="$K/coordinator.pub" TFQ_CURVE_KEY="$K/coordinator.key")
+    out=$(env "${hc_env[@]}" TFQ_PROBE_CURVE_KEY="$K/probe.key" timeout 30 "$hc" 2>&1) ||
+        fail "healthcheck.sh fails on a serving coordinator: $out"
+    env "${hc_env[@]}" TFQ_PROBE_CURVE_KEY="$K/worker.key" TFQ_PROBE_PID=$$ timeout 30 "$hc" ||
+        fail "healthcheck.sh fails for a process that is not a coordinator"
+    "$TFQ" keygen -o "$K/stranger" >/dev/null || fail "tfq keygen -o stranger"
+    env "${hc_env[@]}" TFQ_PROBE_CURVE_KEY="$K/stranger.key" timeout 30 "$hc" 2>/dev/null &&
+        fail "healthcheck.sh passes with a client key the coordinator does not allow"
+    kill -TERM "$COORD"
+    wait "$COORD"
+    if [ "$have_probe" = 1 ]; then
+        timeout 30 "${CMD[@]}" >/dev/null 2>&1 && fail "the Kubernetes probe passes with the coordinator stopped"
+    fi
+    ok "probes: the Kubernetes probe and healthcheck.sh pass on the CURVE coordinator, fail with a stranger's key, the probe once it stopped"
+}
+
 # With CURVE (once tfq has keygen): the units' default options, keys made
 # by tfq keygen in place of /etc/tfq.
 if "$TFQ" keygen --help >/dev/null 2>&1; then
     K="$DIR/etc"
     mkdir -p "$K"
-    for k in coordinator worker client; do
+    for k in coordinator worker client probe; do
         "$TFQ" keygen -o "$K/$k" >/dev/null || fail "tfq keygen -o $k"
     done
     cp "$K/worker.pub" "$K/workers.pub.list"
-    cp "$K/client.pub" "$K/clients.pub.list"
+    cat "$K/client.pub" "$K/probe.pub" >"$K/clients.pub.list"
     sed "s|/etc/tfq/|$K/|g" "$COORD_UNIT" >"$UNITS/curve-coordinator.service"
     rm -f "$STATE/endpoint"
     unit_cmd "$UNITS/curve-coordinator.service" 1 'TFQ_BIND=tcp://127.0.0.1:*'
@@ -404,6 +457,7 @@ if "$TFQ" keygen --help >/dev/null 2>&1; then
     [ "$(q "select a.worker from attempts a join jobs j on j.id = a.job_id where j.name = 'curve' and a.state = 'succeeded'")" = "$HOST-2" ] ||
         fail "the job was not run by the CURVE worker"
     ok "CURVE: coordinator with the unit's key options, a client and a worker with keys from tfq keygen"
+    curve_probes
 else
     echo "note: this tfq has no keygen; the units' CURVE options are not run"
 fi
@@ -437,6 +491,15 @@ echo "$RUNTIME" | grep -q 'COPY --from=build' || fail "Containerfile runtime doe
 echo "$RUNTIME" | grep -Eq '^USER +([1-9][0-9]*|[a-z][a-z0-9_-]*)' || fail "Containerfile: no USER"
 echo "$RUNTIME" | grep -Eq '^USER +(0|root)\b' && fail "Containerfile runs as root"
 echo "$RUNTIME" | grep -q '^ENTRYPOINT \["tfq"\]' || fail "Containerfile: ENTRYPOINT is not tfq"
+# The HEALTHCHECK runs deploy/healthcheck.sh (run above), copied in.
+hc_path=$(echo "$RUNTIME" | sed -n 's|^COPY deploy/healthcheck.sh \(/[^ ]*\)$|\1|p')
+[ -n "$hc_path" ] || fail "Containerfile runtime does not copy deploy/healthcheck.sh"
+echo "$RUNTIME" | grep -A1 '^HEALTHCHECK ' | grep -q "CMD \[\"$hc_path\"\]" ||
+    fail "Containerfile: no HEALTHCHECK running $hc_path"
+echo "$RUNTIME" | grep '^HEALTHCHECK ' | grep -q -- '--timeout=' || fail "Containerfile: HEALTHCHECK without --timeout"
+for p in .git build/; do
+    grep -qxF "$p" "$SRC/.dockerignore" 2>/dev/null || fail ".dockerignore does not leave out $p"
+done
 # The runtime libraries: every library tfq links, by Debian package, when
 # dpkg can say.
 if command -v dpkg >/dev/null; then
@@ -450,7 +513,7 @@ if command -v dpkg >/dev/null; then
         esac
     done
 fi
-ok "Containerfile: two Debian 12 stages, the README's build, runtime libraries, non-root, ENTRYPOINT tfq"
+ok "Containerfile: two Debian 12 stages, the README's build, runtime libraries, non-root, ENTRYPOINT tfq, HEALTHCHECK; .dockerignore"
 
 K8S="$DEPLOY/k8s"
 ls "$K8S"/*.yaml >/dev/null 2>&1 || fail "no deploy/k8s/*.yaml"
@@ -493,6 +556,8 @@ def pod_checks(what, spec):
         if "secret" in v:
             mounts[m["mountPath"]] = secrets.get(v["secret"]["secretName"])
     words = list(c.get("args", [])) + [e.get("value") for e in c.get("env", [])]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        words += c.get(probe, {}).get("exec", {}).get("command", [])
     cms = {m["metadata"]["name"]: m for m in by_kind.get("ConfigMap", [])}
     for ref in c.get("envFrom", []):
         name = ref.get("configMapRef", {}).get("name")
@@ -523,6 +588,22 @@ c = pod_checks("StatefulSet", sts["spec"])
 args = c["args"]
 if args[0] != "coordinator" or "--curve-key" not in args:
     sys.exit("the StatefulSet does not run a CURVE coordinator")
+# Its probes ask it for its counts on its own port, with client keys, and
+# wait longer than tfq status does (10 s).
+port = args[args.index("--bind") + 1].rsplit(":", 1)[1]
+for probe in ("livenessProbe", "readinessProbe"):
+    p = c.get(probe)
+    if p is None:
+        sys.exit(f"the coordinator has no {probe}")
+    cmd = p.get("exec", {}).get("command", [])
+    if cmd[:2] != ["tfq", "status"] or \
+            cmd[cmd.index("--connect") + 1] != f"tcp://127.0.0.1:{port}":
+        sys.exit(f"coordinator {probe}: not tfq status --connect tcp://127.0.0.1:{port}: {cmd}")
+    if "--curve-key" not in cmd or "--server-key" not in cmd:
+        sys.exit(f"coordinator {probe}: no client keys; the coordinator takes CURVE peers only")
+    if p.get("timeoutSeconds", 1) <= 10 or p.get("periodSeconds", 10) < 10:
+        sys.exit(f"coordinator {probe}: timeoutSeconds {p.get('timeoutSeconds', 1)} "
+                 f"not over tfq status's 10 s, or a period under 10 s")
 state = args[args.index("--state") + 1]
 claim = sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"]
 if not any(m["name"] == claim and m["mountPath"] == state for m in c["volumeMounts"]):
