@@ -100,7 +100,7 @@ COORD_CPU=0 # ticks of coordinators that are gone (kill check)
 
 t0=$(now_ns)
 for f in "$DIR"/jobs-*.txt; do
-    "$TFQ" submit "$f" --grid bench --connect "$EP" >/dev/null 2>>"$DIR/submit.log" ||
+    "$TFQ" submit "$f" --as bench --connect "$EP" >/dev/null 2>>"$DIR/submit.log" ||
         fail "submit $f"
 done
 t1=$(now_ns)

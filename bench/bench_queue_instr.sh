@@ -26,7 +26,7 @@ echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1)" \
 echo "jobs: $N  workers: $W"
 awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) {
     if (i) print "---"; printf "name = j%d\nkind = sleep\nsleep_ms = 0\n", i } }' \
-    >"$DIR/jobs.txt"
+    >"$DIR/instr.txt"
 
 # count TFQ -> instructions of the drain
 count() {
@@ -41,7 +41,7 @@ count() {
     for _ in $(seq 600); do [ -s "$st/endpoint" ] && break; sleep 0.1; done
     [ -s "$st/endpoint" ] || { echo "coordinator did not start" >&2; tail -5 "$DIR/coord.log" >&2; return 1; }
     ep=$(cat "$st/endpoint")
-    "$tfq" submit "$DIR/jobs.txt" --grid instr --connect "$ep" \
+    "$tfq" submit "$DIR/instr.txt" --connect "$ep" \
         >/dev/null || return 1
     callgrind_control -z "$vg" >/dev/null 2>&1
     local pids=()

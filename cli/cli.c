@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,3 +74,24 @@ int cli_mkdir_p(const char *dir, tfq_error *e)
     return TFQ_OK;
 }
 
+
+const char *cli_connect_default(void)
+{
+    const char *ep = getenv("TFQ_CONNECT");
+    return ep != NULL && *ep != '\0' ? ep : CLIENT_DEFAULT_ENDPOINT;
+}
+
+int cli_outcome(const proto_msg *r)
+{
+    /* failed counts blocked and cancelled too (PROTOCOL.md status_reply);
+     * a cancelled job is not a failure: it was stopped on request. */
+    return r->failed - r->cancelled > 0 ? CLI_FAILED : CLI_OK;
+}
+
+int cli_no_more_args(const char *cmd, int argc, char **argv)
+{
+    if (optind >= argc)
+        return 0;
+    fprintf(stderr, "tfq %s: unexpected argument '%s'\n", cmd, argv[optind]);
+    return -1;
+}

@@ -102,9 +102,9 @@ static void train_bench_release(train_bench *b)
     free(b->d.y);
 }
 
-static void help(void)
+void cmd_bench_help(FILE *out)
 {
-    printf(
+    fputs(
 "usage: tfq bench [OPTIONS]\n"
 "\n"
 "Measures training images/s and GFLOP/s of a net on synthetic 28x28 data,\n"
@@ -120,11 +120,12 @@ static void help(void)
 "  --steps N         steps per repeat (30)\n"
 "  --repeats N       repeats; the median is reported (7)\n"
 "  --json            one JSON object\n"
+"  -h, --help        this text\n"
 "\n"
 "TFQ_KERNELS=generic|avx2|avx512 forces a kernel set (default: the best\n"
 "this CPU runs); TFQ_CONV_ALGO=direct|gemm forces every convolution pass\n"
 "onto the direct kernels (where they run) or im2col + sgemm (default: auto,\n"
-"timed per layer when the net is built).\n");
+"timed per layer when the net is built).\n", out);
 }
 
 typedef struct {
@@ -149,7 +150,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
     };
     int o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int bad = 0;
         switch (o) {
         case 'n': a->net_arg = optarg; break;
@@ -159,13 +160,13 @@ static int parse_args(int argc, char **argv, bench_args *a)
         case 's': bad = cli_int("bench", "--steps", optarg, 1, 100000, &a->steps); break;
         case 'r': bad = cli_int("bench", "--repeats", optarg, 1, 1000, &a->repeats); break;
         case 'j': a->json = 1; break;
-        case 'h': help(); return 1;
+        case 'h': cmd_bench_help(stdout); return 1;
         default: return -1;
         }
         if (bad)
             return -1;
     }
-    return 0;
+    return cli_no_more_args("bench", argc, argv);
 }
 
 /* The medians a bench reports. */
@@ -281,7 +282,7 @@ int cmd_bench(int argc, char **argv)
     static bench_result b;
     if (measure(&a, &cfg, &b, &e) != 0) {
         fprintf(stderr, "tfq bench: %s\n", e.msg);
-        return CLI_FAIL;
+        return CLI_ERROR;
     }
     print_result(&a, &b);
     return CLI_OK;

@@ -26,30 +26,37 @@ static int job_of(client *c, const char *job, const char *grid,
     return client_request(c, &m, r, e);
 }
 
+void cmd_checkpoint_help(FILE *out)
+{
+    fputs("usage: tfq checkpoint get JOB -o FILE [--grid GRID] "
+          "[--connect ADDR]\n\n"
+          "Writes the latest checkpoint of JOB (its id, or its name, "
+          "such as\nrandom0/1/A3B+: of GRID when jobs of several "
+          "grids have it) to FILE after\nchecking its SHA-256.\n"
+          "  -o, --output FILE   where to write it\n"
+          "  --grid GRID         the grid of the JOB named\n"
+          CLI_CONNECT_HELP
+          "  -h, --help          this text\n", out);
+}
+
 int cmd_checkpoint(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"connect", required_argument, 0, 'c'},
         {"output", required_argument, 0, 'o'},
         {"grid", required_argument, 0, 'g'},
-        {"help", no_argument, 0, 'H'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *connect = CLIENT_DEFAULT_ENDPOINT, *outp = NULL, *grid = NULL;
+    const char *connect = cli_connect_default(), *outp = NULL, *grid = NULL;
     int o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (o) {
         case 'c': connect = optarg; break;
         case 'o': outp = optarg; break;
         case 'g': grid = optarg; break;
-        case 'H':
-            printf("usage: tfq checkpoint get JOB -o FILE [--grid GRID] "
-                   "[--connect ADDR]\n\n"
-                   "Writes the latest checkpoint of JOB (its id, or its name, "
-                   "such as random0/1/A3B+:\nof GRID when jobs of several "
-                   "grids have it) to FILE after checking its\nSHA-256.\n");
-            return CLI_OK;
+        case 'h': cmd_checkpoint_help(stdout); return CLI_OK;
         default: return CLI_USAGE;
         }
     }
@@ -63,7 +70,7 @@ int cmd_checkpoint(int argc, char **argv)
     tfq_error e = {0};
     proto_msg r;
     int64_t bytes = 0;
-    int status = CLI_FAIL;
+    int status = CLI_ERROR;
     client *c = client_new(connect, &e);
     if (c == NULL || job_of(c, job, grid, &r, &e) != 0) {
         fprintf(stderr, "tfq checkpoint: %s\n", e.msg);

@@ -56,31 +56,43 @@ static int ask_pages(const char *cmd, const char *connect, const proto_msg *m,
     return 0;
 }
 
+void cmd_results_help(FILE *out)
+{
+    fputs("usage: tfq results [GRID] [--csv | --json] [--connect ADDR]\n\n"
+          "Every job of GRID (of all grids when absent): state, "
+          "attempts, accuracy.\n"
+          "  --csv               comma-separated values, a header line "
+          "first\n"
+          "  --json              the jobs as one JSON array\n"
+          CLI_CONNECT_HELP
+          "  -h, --help          this text\n", out);
+}
+
 int cmd_results(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"connect", required_argument, 0, 'c'},
         {"csv", no_argument, 0, 'v'},
         {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'H'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *connect = CLIENT_DEFAULT_ENDPOINT;
+    const char *connect = cli_connect_default();
     int csv = 0, json = 0, o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'c': connect = optarg; break;
         case 'v': csv = 1; break;
         case 'j': json = 1; break;
-        case 'H':
-            printf("usage: tfq results [GRID] [--csv | --json] "
-                   "[--connect ADDR]\n\n"
-                   "Every job of GRID (of all grids when absent): state, "
-                   "attempts, accuracy.\n");
-            return CLI_OK;
+        case 'h': cmd_results_help(stdout); return CLI_OK;
         default: return CLI_USAGE;
         }
+    }
+    if (csv && json) {
+        fprintf(stderr, "tfq results: --csv and --json conflict (one "
+                "format)\n");
+        return CLI_USAGE;
     }
     if (argc - optind > 1) {
         fprintf(stderr, "tfq results: expected at most one GRID\n");
@@ -91,7 +103,7 @@ int cmd_results(int argc, char **argv)
     m.grid = optind < argc ? argv[optind] : "";
     client *c = NULL;
     char *items = NULL;
-    int status = CLI_FAIL;
+    int status = CLI_ERROR;
     if (ask_pages("results", connect, &m, &items, &c) == 0) {
         tfq_error e = {0};
         if (json) {
@@ -110,27 +122,43 @@ int cmd_results(int argc, char **argv)
     return status;
 }
 
+/* The usage of cancel (kind PROTO_CANCEL_GRID) or retry. */
+static void change_help(const char *cmd, proto_kind kind, FILE *out)
+{
+    fprintf(out, "usage: tfq %s GRID [--connect ADDR]\n\n%s\n"
+            CLI_CONNECT_HELP
+            "  -h, --help          this text\n", cmd,
+            kind == PROTO_CANCEL_GRID
+                ? "Cancels every job of GRID that has not finished."
+                : "Queues again every failed, blocked or cancelled job of "
+                  "GRID.");
+}
+
+void cmd_cancel_help(FILE *out)
+{
+    change_help("cancel", PROTO_CANCEL_GRID, out);
+}
+
+void cmd_retry_help(FILE *out)
+{
+    change_help("retry", PROTO_RETRY, out);
+}
+
 /* cancel and retry: one grid, a count back. */
 static int change(const char *cmd, proto_kind kind, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"connect", required_argument, 0, 'c'},
-        {"help", no_argument, 0, 'H'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *connect = CLIENT_DEFAULT_ENDPOINT;
+    const char *connect = cli_connect_default();
     int o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'c': connect = optarg; break;
-        case 'H':
-            printf("usage: tfq %s GRID [--connect ADDR]\n\n%s\n", cmd,
-                   kind == PROTO_CANCEL_GRID
-                       ? "Cancels every job of GRID that has not finished."
-                       : "Queues again every failed, blocked or cancelled "
-                         "job of GRID.");
-            return CLI_OK;
+        case 'h': change_help(cmd, kind, stdout); return CLI_OK;
         default: return CLI_USAGE;
         }
     }
@@ -142,7 +170,7 @@ static int change(const char *cmd, proto_kind kind, int argc, char **argv)
     proto_msg_init(&m, kind);
     m.grid = argv[optind];
     client *c = NULL;
-    int status = CLI_FAIL;
+    int status = CLI_ERROR;
     if (ask(cmd, connect, &m, &r, &c) == 0) {
         printf("%lld jobs %s\n", (long long)r.count,
                kind == PROTO_CANCEL_GRID ? "cancelled" : "queued again");
@@ -162,12 +190,21 @@ int cmd_retry(int argc, char **argv)
     return change("retry", PROTO_RETRY, argc, argv);
 }
 
+void cmd_workers_help(FILE *out)
+{
+    fputs("usage: tfq workers [--json] [--connect ADDR]\n\n"
+          "The workers the coordinator has seen.\n"
+          "  --json              the workers as one JSON array\n"
+          CLI_CONNECT_HELP
+          "  -h, --help          this text\n", out);
+}
+
 int cmd_workers(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"connect", required_argument, 0, 'c'},
         {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'H'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     static const report_column cols[] = {
@@ -175,25 +212,24 @@ int cmd_workers(int argc, char **argv)
         {"running", "$.running"}, {"done", "$.done"},
         {"last_seen_ms", "$.last_seen_ms"},
     };
-    const char *connect = CLIENT_DEFAULT_ENDPOINT;
+    const char *connect = cli_connect_default();
     int json = 0, o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'c': connect = optarg; break;
         case 'j': json = 1; break;
-        case 'H':
-            printf("usage: tfq workers [--json] [--connect ADDR]\n\n"
-                   "The workers the coordinator has seen.\n");
-            return CLI_OK;
+        case 'h': cmd_workers_help(stdout); return CLI_OK;
         default: return CLI_USAGE;
         }
     }
+    if (cli_no_more_args("workers", argc, argv) != 0)
+        return CLI_USAGE;
     proto_msg m;
     proto_msg_init(&m, PROTO_WORKERS);
     client *c = NULL;
     char *items = NULL;
-    int status = CLI_FAIL;
+    int status = CLI_ERROR;
     tfq_error e = {0};
     if (ask_pages("workers", connect, &m, &items, &c) == 0) {
         if (json)

@@ -20,16 +20,54 @@
 
 #define DEFAULT_BIND "tcp://127.0.0.1:5555"
 
+void cmd_coordinator_help(FILE *out)
+{
+    fprintf(out,
+            "usage: tfq coordinator --state DIR [--bind ADDR]\n\n"
+            "Keeps every grid and job in DIR/tfq.db and hands jobs to "
+            "workers.\n"
+            "  --state DIR        state directory (created if missing)\n"
+            "  --bind ADDR        ZeroMQ address (default %s; loopback\n"
+            "                     unless told otherwise; port * picks "
+            "a free one,\n"
+            "                     written to DIR/endpoint)\n"
+            "  --heartbeat-ms N   worker heartbeat interval (%d)\n"
+            "  --curve-key FILE   this coordinator's secret key (tfq "
+            "keygen): serve\n"
+            "                     only CURVE peers whose public key "
+            "is listed in\n"
+            "  --allow-workers FILE  (may take and report jobs) or\n"
+            "  --allow-clients FILE  (may submit, cancel, retry); "
+            "both may read\n"
+            "  --accept-rollback  serve a store that lost commits (see "
+            "below) as it is\n"
+            "  -h, --help         this text\n\n"
+            "At start-up the coordinator takes DIR/tfq.lock (a second "
+            "coordinator on DIR\n"
+            "is refused, naming the first one's pid), refuses a "
+            "corrupt store (PRAGMA\n"
+            "quick_check) and one that holds fewer commits than "
+            "DIR/tfq.seq says were\n"
+            "made (its WAL removed or cut short, tfq.db emptied or "
+            "replaced by an older\n"
+            "copy): restore what was lost, or give --accept-rollback "
+            "to go on with what\n"
+            "is left (finished jobs it lost would run again).  What it "
+            "creates in DIR is\n"
+            "private to its user (umask 077).\n",
+            DEFAULT_BIND, COORD_HEARTBEAT_MS);
+}
+
 int cmd_coordinator(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"state", required_argument, 0, 's'},
         {"bind", required_argument, 0, 'b'},
-        {"heartbeat-ms", required_argument, 0, 'h'},
+        {"heartbeat-ms", required_argument, 0, 'm'},
         {"allow-workers", required_argument, 0, 'w'},
         {"allow-clients", required_argument, 0, 'c'},
         {"accept-rollback", no_argument, 0, 'r'},
-        {"help", no_argument, 0, 'H'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     coord_config cfg = {.state_dir = NULL, .bind = DEFAULT_BIND};
@@ -38,55 +76,24 @@ int cmd_coordinator(int argc, char **argv)
     long hb = 0;
     int o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 's': cfg.state_dir = optarg; break;
         case 'b': cfg.bind = optarg; break;
         case 'w': cfg.allow_workers = optarg; break;
         case 'c': cfg.allow_clients = optarg; break;
         case 'r': cfg.accept_rollback = 1; break;
-        case 'h':
+        case 'm':
             if (cli_int("coordinator", "--heartbeat-ms", optarg, 10, 600000, &hb))
                 return CLI_USAGE;
             cfg.heartbeat_ms = (int)hb;
             break;
-        case 'H':
-            printf("usage: tfq coordinator --state DIR [--bind ADDR]\n\n"
-                   "Keeps every grid and job in DIR/tfq.db and hands jobs to "
-                   "workers.\n"
-                   "  --state DIR        state directory (created if missing)\n"
-                   "  --bind ADDR        ZeroMQ address (default %s; loopback\n"
-                   "                     unless told otherwise; port * picks "
-                   "a free one,\n"
-                   "                     written to DIR/endpoint)\n"
-                   "  --heartbeat-ms N   worker heartbeat interval (%d)\n"
-                   "  --curve-key FILE   this coordinator's secret key (tfq "
-                   "keygen): serve\n"
-                   "                     only CURVE peers whose public key "
-                   "is listed in\n"
-                   "  --allow-workers FILE  (may take and report jobs) or\n"
-                   "  --allow-clients FILE  (may submit, cancel, retry); "
-                   "both may read\n"
-                   "  --accept-rollback  serve a store that lost commits (see "
-                   "below) as it is\n\n"
-                   "At start-up the coordinator takes DIR/tfq.lock (a second "
-                   "coordinator on DIR\n"
-                   "is refused, naming the first one's pid), refuses a "
-                   "corrupt store (PRAGMA\n"
-                   "quick_check) and one that holds fewer commits than "
-                   "DIR/tfq.seq says were\n"
-                   "made (its WAL removed or cut short, tfq.db emptied or "
-                   "replaced by an older\n"
-                   "copy): restore what was lost, or give --accept-rollback "
-                   "to go on with what\n"
-                   "is left (finished jobs it lost would run again).  What it "
-                   "creates in DIR is\n"
-                   "private to its user (umask 077).\n",
-                   DEFAULT_BIND, COORD_HEARTBEAT_MS);
-            return CLI_OK;
+        case 'h': cmd_coordinator_help(stdout); return CLI_OK;
         default: return CLI_USAGE;
         }
     }
+    if (cli_no_more_args("coordinator", argc, argv) != 0)
+        return CLI_USAGE;
     if (cfg.state_dir == NULL) {
         fprintf(stderr, "tfq coordinator: --state DIR is required\n");
         return CLI_USAGE;
@@ -103,11 +110,28 @@ int cmd_coordinator(int argc, char **argv)
     coord *c = coord_new(&cfg, &e);
     if (c == NULL) {
         fprintf(stderr, "tfq coordinator: %s\n", e.msg);
-        return CLI_FAIL;
+        return CLI_ERROR;
     }
     coord_run(c);
     coord_destroy(&c);
     return CLI_OK;
+}
+
+void cmd_worker_help(FILE *out)
+{
+    fputs("usage: tfq worker [--connect ADDR] [OPTIONS]\n\n"
+          "Asks the coordinator for jobs and runs them; stateless.\n"
+          CLI_CONNECT_HELP
+          "  --name NAME         worker name (default host-pid)\n"
+          "  --threads N         training threads (1)\n"
+          "  --max-jobs N        exit after N jobs\n"
+          "  --exit-when-idle    exit when the queue is drained (batch "
+          "schedulers)\n"
+          "  --data DIR          data set directory for train jobs\n"
+          "                      (default " DATA_KIND_DEFAULT_DIR ")\n"
+          "  -h, --help          this text\n"
+          "SIGTERM/SIGINT: the job in hand is handed back, then the "
+          "worker exits (130).\n", out);
 }
 
 int cmd_worker(int argc, char **argv)
@@ -119,15 +143,15 @@ int cmd_worker(int argc, char **argv)
         {"max-jobs", required_argument, 0, 'm'},
         {"exit-when-idle", no_argument, 0, 'x'},
         {"data", required_argument, 0, 'd'},
-        {"help", no_argument, 0, 'H'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    agent_config cfg = {.connect = CLIENT_DEFAULT_ENDPOINT, .threads = 1,
+    agent_config cfg = {.connect = cli_connect_default(), .threads = 1,
                         .data_dir = DATA_KIND_DEFAULT_DIR};
     long v;
     int o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'c': cfg.connect = optarg; break;
         case 'n': cfg.name = optarg; break;
@@ -143,23 +167,12 @@ int cmd_worker(int argc, char **argv)
             break;
         case 'x': cfg.exit_when_idle = 1; break;
         case 'd': cfg.data_dir = optarg; break;
-        case 'H':
-            printf("usage: tfq worker [--connect ADDR] [OPTIONS]\n\n"
-                   "Asks the coordinator for jobs and runs them; stateless.\n"
-                   "  --connect ADDR    coordinator (default %s)\n"
-                   "  --name NAME       worker name (default host-pid)\n"
-                   "  --threads N       training threads (1)\n"
-                   "  --max-jobs N      exit after N jobs\n"
-                   "  --exit-when-idle  exit when the queue is drained (batch "
-                   "schedulers)\n"
-                   "  --data DIR        data set directory for train jobs\n"
-                   "                    (default " DATA_KIND_DEFAULT_DIR ")\n"
-                   "SIGTERM/SIGINT: the job in hand is handed back, then the "
-                   "worker exits.\n", CLIENT_DEFAULT_ENDPOINT);
-            return CLI_OK;
+        case 'h': cmd_worker_help(stdout); return CLI_OK;
         default: return CLI_USAGE;
         }
     }
+    if (cli_no_more_args("worker", argc, argv) != 0)
+        return CLI_USAGE;
     train_set_threads(cfg.threads);
     volatile sig_atomic_t *stop = stop_on_signals();
     tfq_error e = {0};
@@ -168,11 +181,18 @@ int cmd_worker(int argc, char **argv)
         return CLI_INTERRUPTED;
     if (rc != 0) {
         fprintf(stderr, "tfq worker: %s\n", e.msg);
-        return CLI_FAIL;
+        return CLI_ERROR;
     }
     return CLI_OK;
 }
 
+
+/* The jobs that failed on their own: the reply's failed counts blocked
+ * and cancelled jobs too. */
+static int64_t failed_only(const proto_msg *r)
+{
+    return r->failed - r->blocked - r->cancelled;
+}
 
 /* One status screen: counts, a progress bar, and the running jobs (items:
  * a JSON array of them; more: there are others it leaves out). */
@@ -193,9 +213,11 @@ static void print_status(const proto_msg *r, const char *items, int more,
     for (int i = 0; i < width; i++)
         fputc(i < filled ? '#' : '.', out);
     fprintf(out, "] %lld/%lld  queued %lld  running %lld  done %lld  "
-            "failed %lld\n", (long long)finished, (long long)total,
-            (long long)r->queued, (long long)r->running, (long long)r->done,
-            (long long)r->failed);
+            "failed %lld  blocked %lld  cancelled %lld\n",
+            (long long)finished, (long long)total, (long long)r->queued,
+            (long long)r->running, (long long)r->done,
+            (long long)failed_only(r), (long long)r->blocked,
+            (long long)r->cancelled);
     if (r->lost > 0 || r->failures > 0) /* attempts, not jobs */
         fprintf(out, "attempts: %lld lost (worker gone; run again, not "
                 "charged), %lld failed (the job's error)\n",
@@ -210,33 +232,87 @@ static void print_status(const proto_msg *r, const char *items, int more,
                 "them all)\n");
 }
 
+/* The counts and the running jobs (items, a JSON array) as one JSON
+ * object on one line. */
+static void print_status_json(const proto_msg *r, const char *items,
+                              FILE *out)
+{
+    int64_t total = r->queued + r->running + r->done + r->failed;
+    fprintf(out, "{\"queued\": %lld, \"running\": %lld, \"done\": %lld, "
+            "\"failed\": %lld, \"blocked\": %lld, \"cancelled\": %lld, "
+            "\"total\": %lld, \"lost_attempts\": %lld, \"failed_attempts\": "
+            "%lld, \"running_jobs\": %s}\n", (long long)r->queued,
+            (long long)r->running, (long long)r->done,
+            (long long)failed_only(r), (long long)r->blocked,
+            (long long)r->cancelled, (long long)total, (long long)r->lost,
+            (long long)r->failures, items != NULL ? items : "[]");
+}
+
+void cmd_status_help(FILE *out)
+{
+    fputs("usage: tfq status [GRID] [--watch] [--json] [--connect ADDR]\n\n"
+          "Counts of jobs per state, of GRID or of all grids, and the "
+          "running jobs:\nqueued, running, done, failed (on their own), "
+          "blocked (a job they wait on\nfailed) and cancelled.\n"
+          "  --watch             redraw every second until nothing is "
+          "queued or running;\n"
+          "                      exit 3 when jobs then failed or are "
+          "blocked, else 0\n"
+          "  --json              one JSON object (with --watch: one a "
+          "line, every second,\n"
+          "                      each with the first page of the running "
+          "jobs)\n"
+          CLI_CONNECT_HELP
+          "  -h, --help          this text\n", out);
+}
+
+/* tfq status --watch: a screen (or a JSON line) a second until nothing is
+ * queued or running; the exit status. */
+static int watch_status(client *c, const proto_msg *m, int json)
+{
+    proto_msg r;
+    tfq_error e = {0};
+    int tty = !json && isatty(STDOUT_FILENO);
+    /* The first page only: the screen shows no more, and a big grid's
+     * every page would slow each redraw. */
+    while (client_request(c, m, &r, &e) == 0) {
+        if (tty)
+            printf("\033[H\033[J");
+        if (json)
+            print_status_json(&r, r.items, stdout);
+        else
+            print_status(&r, r.items, r.next != 0, stdout);
+        fflush(stdout);
+        if (r.queued == 0 && r.running == 0)
+            return cli_outcome(&r);
+        sleep(1);
+    }
+    fprintf(stderr, "tfq status: %s\n", e.msg);
+    return CLI_ERROR;
+}
+
 int cmd_status(int argc, char **argv)
 {
+    /* --grid GRID: a hidden alias of the positional GRID, kept for the
+     * scripts that used it. */
     static const struct option opts[] = {
         {"connect", required_argument, 0, 'c'},
         {"grid", required_argument, 0, 'g'},
         {"json", no_argument, 0, 'j'},
         {"watch", no_argument, 0, 'w'},
-        {"help", no_argument, 0, 'H'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *connect = CLIENT_DEFAULT_ENDPOINT, *grid = NULL;
+    const char *connect = cli_connect_default(), *grid = NULL;
     int json = 0, watch = 0, o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'c': connect = optarg; break;
         case 'g': grid = optarg; break;
         case 'j': json = 1; break;
         case 'w': watch = 1; break;
-        case 'H':
-            printf("usage: tfq status [GRID] [--connect ADDR] "
-                   "[--json | --watch]\n\n"
-                   "Counts of jobs per state, of one grid or of all, and the "
-                   "running jobs.\n"
-                   "  --watch  redraw every second until nothing is queued "
-                   "or running\n");
-            return CLI_OK;
+        case 'h': cmd_status_help(stdout); return CLI_OK;
         default: return CLI_USAGE;
         }
     }
@@ -247,72 +323,56 @@ int cmd_status(int argc, char **argv)
     if (optind < argc)
         grid = argv[optind];
     tfq_error e = {0};
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_STATUS);
+    m.grid = grid;
     client *c = client_new(connect, &e);
-    int status = CLI_FAIL;
-    if (c != NULL) {
-        proto_msg m, r;
-        proto_msg_init(&m, PROTO_STATUS);
-        m.grid = grid;
-        int tty = isatty(STDOUT_FILENO);
-        /* --watch asks for the first page only, once a second: its screen
-         * shows no more, and a big grid's every page would slow each
-         * redraw. */
-        while (watch && client_request(c, &m, &r, &e) == 0) {
-            if (tty)
-                printf("\033[H\033[J");
-            print_status(&r, r.items, r.next != 0, stdout);
-            fflush(stdout);
-            if (r.queued == 0 && r.running == 0) {
-                status = CLI_OK;
-                break;
-            }
-            sleep(1);
-        }
-        char *items = NULL;
-        if (!watch && client_request_pages(c, &m, &r, &items, &e) == 0) {
-            int64_t total = r.queued + r.running + r.done + r.failed;
-            if (json)
-                printf("{\"queued\": %lld, \"running\": %lld, \"done\": %lld, "
-                       "\"failed\": %lld, \"total\": %lld, \"lost_attempts\": "
-                       "%lld, \"failed_attempts\": %lld, \"running_jobs\": "
-                       "%s}\n", (long long)r.queued, (long long)r.running,
-                       (long long)r.done, (long long)r.failed,
-                       (long long)total, (long long)r.lost,
-                       (long long)r.failures, items);
-            else
-                print_status(&r, items, 0, stdout);
-            status = CLI_OK;
-        }
-        free(items);
+    char *items = NULL;
+    int status = CLI_ERROR;
+    if (c != NULL && watch) {
+        status = watch_status(c, &m, json);
+    } else if (c != NULL &&
+               client_request_pages(c, &m, &r, &items, &e) == 0) {
+        if (json)
+            print_status_json(&r, items, stdout);
+        else
+            print_status(&r, items, 0, stdout);
+        status = CLI_OK;
     }
-    if (status != CLI_OK)
+    if (c == NULL || (!watch && status != CLI_OK))
         fprintf(stderr, "tfq status: %s\n", e.msg);
+    free(items);
     client_destroy(&c);
     return status;
+}
+
+void cmd_keygen_help(FILE *out)
+{
+    fputs("usage: tfq keygen -o NAME\n\n"
+          "Writes a new CURVE key pair: NAME.key, the secret key "
+          "(mode 0600; give it\nto the one process it names, with "
+          "--curve-key) and NAME.pub, the public\nkey (put it in "
+          "the coordinator's allow-list, or give the coordinator's "
+          "to\nits peers with --server-key).  Existing files are "
+          "never overwritten.\n"
+          "  -o, --output NAME   the files' name, without .key and .pub\n"
+          "  -h, --help          this text\n", out);
 }
 
 int cmd_keygen(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'H'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *prefix = NULL;
     int o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (o) {
         case 'o': prefix = optarg; break;
-        case 'H':
-            printf("usage: tfq keygen -o NAME\n\n"
-                   "Writes a new CURVE key pair: NAME.key, the secret key "
-                   "(mode 0600; give it\nto the one process it names, with "
-                   "--curve-key) and NAME.pub, the public\nkey (put it in "
-                   "the coordinator's allow-list, or give the coordinator's "
-                   "to\nits peers with --server-key).  Existing files are "
-                   "never overwritten.\n");
-            return CLI_OK;
+        case 'h': cmd_keygen_help(stdout); return CLI_OK;
         default: return CLI_USAGE;
         }
     }
@@ -323,7 +383,7 @@ int cmd_keygen(int argc, char **argv)
     tfq_error e = {0};
     if (curve_keygen(prefix, &e) != 0) {
         fprintf(stderr, "tfq keygen: %s\n", e.msg);
-        return CLI_FAIL;
+        return CLI_ERROR;
     }
     printf("wrote %s.key (secret) and %s.pub (public)\n", prefix, prefix);
     return CLI_OK;

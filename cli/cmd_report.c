@@ -136,7 +136,7 @@ static int build_report(grid_report *g, const char *json, const char *source,
     return rc;
 }
 
-static void usage(FILE *out)
+void cmd_report_help(FILE *out)
 {
     fprintf(out,
         "usage: tfq report GRID -o DIR [--metric M] [--connect ADDR]\n"
@@ -170,8 +170,9 @@ static void usage(FILE *out)
         "                      else %s)\n"
         "  --from-json FILE    read `tfq results GRID --json` output from "
         "FILE ('-': stdin)\n"
-        "  --connect ADDR      coordinator (default %s)\n",
-        REPORT_DEFAULT_METRIC, CLIENT_DEFAULT_ENDPOINT);
+        CLI_CONNECT_HELP
+        "  -h, --help          this text\n",
+        REPORT_DEFAULT_METRIC);
 }
 
 int cmd_report(int argc, char **argv)
@@ -181,15 +182,15 @@ int cmd_report(int argc, char **argv)
         {"metric", required_argument, 0, 'm'},
         {"from-json", required_argument, 0, 'j'},
         {"connect", required_argument, 0, 'c'},
-        {"help", no_argument, 0, 'H'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *dir = NULL, *metric_opt = NULL, *from = NULL;
-    const char *connect = CLIENT_DEFAULT_ENDPOINT;
+    const char *connect = NULL;
     metric m;
     int o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (o) {
         case 'o': dir = optarg; break;
         case 'm':
@@ -203,7 +204,7 @@ int cmd_report(int argc, char **argv)
             break;
         case 'j': from = optarg; break;
         case 'c': connect = optarg; break;
-        case 'H': usage(stdout); return CLI_OK;
+        case 'h': cmd_report_help(stdout); return CLI_OK;
         default: return CLI_USAGE;
         }
     }
@@ -213,6 +214,13 @@ int cmd_report(int argc, char **argv)
                 "(see tfq report --help)\n");
         return CLI_USAGE;
     }
+    if (from != NULL && connect != NULL) {
+        fprintf(stderr, "tfq report: --from-json and --connect conflict "
+                "(the jobs come from FILE, not a coordinator)\n");
+        return CLI_USAGE;
+    }
+    if (connect == NULL)
+        connect = cli_connect_default();
     if (dir == NULL) {
         fprintf(stderr, "tfq report: -o DIR is required (where the figures "
                 "and tables go)\n");
@@ -253,5 +261,5 @@ int cmd_report(int argc, char **argv)
     figure_release(&f3);
     grid_report_release(&g);
     free(json);
-    return rc == 0 ? CLI_OK : CLI_FAIL;
+    return rc == 0 ? CLI_OK : CLI_ERROR;
 }

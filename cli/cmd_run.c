@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "common/client.h"
 #include "common/data_kind.h"
 #include "common/proto.h"
 #include "common/stop.h"
@@ -57,18 +58,27 @@ static pid_t spawn(char *const args[], const char *log)
     return pid;
 }
 
-static void usage(void)
+void cmd_run_help(FILE *out)
 {
-    printf("usage: tfq run FILE|PRESET [--workers N] [--state DIR] "
-           "[--data DIR] [--csv | --json]\n\n"
-           "Runs a grid file, a built-in grid (quick, paper) or a "
-           "job file on this\nmachine: a coordinator and N workers "
-           "(2), then prints the results and,\nfor a grid, writes "
-           "its report (tfq report) to DIR/report and prints its\n"
-           "table.  The state (database, checkpoints, logs) goes to "
-           "DIR (default: a\nnew directory tfq-run-XXXXXX here) and "
-           "is kept: run again with the same\n--state and only what "
-           "is not done runs.\n");
+    fputs("usage: tfq run FILE|PRESET [--workers N] [--state DIR] "
+          "[--data DIR]\n"
+          "               [--csv | --json]\n\n"
+          "Runs a grid file, a built-in grid (quick, paper) or a "
+          "job file on this\nmachine: a coordinator and N workers "
+          "(2), then prints the results and,\nfor a grid, writes "
+          "its report (tfq report) to DIR/report and prints its\n"
+          "table.  The state (database, checkpoints, logs) goes to "
+          "DIR (default: a\nnew directory tfq-run-XXXXXX here) and "
+          "is kept: run again with the same\n--state and only what "
+          "is not done runs.  Exit status 3 when jobs failed or\nare "
+          "blocked, 0 when every job succeeded.\n"
+          "  --workers N         workers to start (2)\n"
+          "  --state DIR         the state directory\n"
+          "  --data DIR          data set directory for train jobs\n"
+          "                      (default " DATA_KIND_DEFAULT_DIR ")\n"
+          "  --csv, --json       print the results so (tfq results), no "
+          "report\n"
+          "  -h, --help          this text\n", out);
 }
 
 /* 0: go on; 1: --help was printed; -1: a bad command line. */
@@ -80,12 +90,12 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"data", required_argument, 0, 'd'},
         {"csv", no_argument, 0, 'v'},
         {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'H'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'w':
             if (cli_int("run", "--workers", optarg, 1, 256, &a->nworkers))
@@ -95,9 +105,13 @@ static int parse_args(int argc, char **argv, run_args *a)
         case 'd': a->data = optarg; break;
         case 'v': a->csv = 1; break;
         case 'j': a->json = 1; break;
-        case 'H': usage(); return 1;
+        case 'h': cmd_run_help(stdout); return 1;
         default: return -1;
         }
+    }
+    if (a->csv && a->json) {
+        fprintf(stderr, "tfq run: --csv and --json conflict (one format)\n");
+        return -1;
     }
     if (argc - optind != 1) {
         fprintf(stderr, "tfq run: expected one FILE\n");
@@ -208,6 +222,29 @@ static void wait_workers(local_run *r)
     }
 }
 
+/* Once the workers have exited: CLI_OK when every job of grid succeeded
+ * (or was cancelled), CLI_FAILED when some failed or are blocked,
+ * CLI_ERROR when some did not finish or the coordinator cannot say. */
+static int outcome(const local_run *r, const char *grid)
+{
+    tfq_error e = {0};
+    proto_msg m, reply;
+    proto_msg_init(&m, PROTO_STATUS);
+    m.grid = grid;
+    client *c = client_new(r->ep, &e);
+    int status = CLI_ERROR;
+    if (c == NULL || client_request(c, &m, &reply, &e) != 0)
+        fprintf(stderr, "tfq run: %s\n", e.msg);
+    else if (reply.queued + reply.running > 0)
+        fprintf(stderr, "tfq run: the workers exited with %lld jobs of grid "
+                "'%s' unfinished (see %s/worker-*.log)\n",
+                (long long)(reply.queued + reply.running), grid, r->dir);
+    else
+        status = cli_outcome(&reply);
+    client_destroy(&c);
+    return status;
+}
+
 /* Prints the results and, for a grid without --csv or --json, writes its
  * report into DIR/report; the exit status of the run. */
 static int report(local_run *r, const run_args *a, char *grid, int is_grid)
@@ -218,16 +255,16 @@ static int report(local_run *r, const run_args *a, char *grid, int is_grid)
     if (*r->stop)
         return CLI_INTERRUPTED;
     if (!ok)
-        return CLI_FAIL;
+        return CLI_ERROR;
     if (is_grid && !a->json && !a->csv) {
         char out[4200];
         snprintf(out, sizeof out, "%s/report", r->dir);
         char *pargs[] = {"tfq", "report", grid, "-o", out, "--connect",
                          r->ep, NULL};
         if (!run_child(pargs))
-            return CLI_FAIL;
+            return CLI_ERROR;
     }
-    return CLI_OK;
+    return outcome(r, grid);
 }
 
 int cmd_run(int argc, char **argv)
@@ -239,10 +276,10 @@ int cmd_run(int argc, char **argv)
     static local_run r;
     r.nworkers = a.nworkers;
     if (make_state_dir(&r, a.state) != 0)
-        return CLI_FAIL;
+        return CLI_ERROR;
     r.stop = stop_on_signals();
     start_coordinator(&r);
-    int status = CLI_FAIL;
+    int status = CLI_ERROR;
     r.workers = calloc((size_t)r.nworkers, sizeof *r.workers);
     if (r.ep[0] == '\0' || r.workers == NULL) {
         fprintf(stderr, "tfq run: the coordinator did not start (see %s)\n",
@@ -251,7 +288,7 @@ int cmd_run(int argc, char **argv)
     }
     char grid[PROTO_MAX_NAME_BYTES];
     int is_grid = cli_grid_source(a.file, grid, sizeof grid);
-    char *sargs[] = {"tfq", "submit", (char *)a.file, "--grid", grid,
+    char *sargs[] = {"tfq", "submit", (char *)a.file, "--as", grid,
                      "--connect", r.ep, NULL};
     if (!run_child(sargs))
         goto out;

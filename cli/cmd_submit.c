@@ -173,40 +173,53 @@ static int check_source(const char *text, char *grid, size_t grid_bytes,
     return rc;
 }
 
+void cmd_submit_help(FILE *out)
+{
+    fputs("usage: tfq submit FILE|PRESET [--as NAME] [--dry-run] [--force] "
+          "[--connect ADDR]\n\n"
+          "Submits a grid file (YAML, README.md), a built-in grid "
+          "(quick, paper) or\na job file (jobs separated by '---' "
+          "lines).  The grid is called NAME, else\nthe grid file's "
+          "name, else FILE's name.  A grid of that name grows: "
+          "its jobs\nalready there are kept.  A job whose identity "
+          "matches finished work reuses\nit.\n\n"
+          "  --as NAME           the grid's name (--grid NAME: its old, "
+          "deprecated name)\n"
+          "  --dry-run           print the expanded jobs and what each "
+          "waits on; submit\n"
+          "                      nothing\n"
+          "  --force             run every job of the file again, "
+          "finished or not\n"
+          CLI_CONNECT_HELP
+          "  -h, --help          this text\n", out);
+}
+
 int cmd_submit(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"connect", required_argument, 0, 'c'},
+        {"as", required_argument, 0, 'a'},
         {"grid", required_argument, 0, 'g'},
         {"dry-run", no_argument, 0, 'n'},
         {"force", no_argument, 0, 'f'},
-        {"help", no_argument, 0, 'H'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *connect = CLIENT_DEFAULT_ENDPOINT;
+    const char *connect = cli_connect_default();
     char grid[PROTO_MAX_NAME_BYTES] = "";
     int dry_run = 0, force = 0, o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'c': connect = optarg; break;
-        case 'g': snprintf(grid, sizeof grid, "%s", optarg); break;
+        case 'g':
+            fprintf(stderr, "tfq submit: --grid NAME is deprecated: use "
+                    "--as NAME\n");
+            /* fall through */
+        case 'a': snprintf(grid, sizeof grid, "%s", optarg); break;
         case 'n': dry_run = 1; break;
         case 'f': force = 1; break;
-        case 'H':
-            printf("usage: tfq submit FILE|PRESET [--grid NAME] [--dry-run] "
-                   "[--force] [--connect ADDR]\n\n"
-                   "Submits a grid file (YAML, README.md), a built-in grid "
-                   "(quick, paper) or\na job file (jobs separated by '---' "
-                   "lines).  The grid is called NAME, else\nthe grid file's "
-                   "name, else FILE's name.  A grid of that name grows: "
-                   "its jobs\nalready there are kept.  A job whose identity "
-                   "matches finished work reuses\nit.\n\n"
-                   "  --dry-run  print the expanded jobs and what each waits "
-                   "on; submit nothing\n"
-                   "  --force    run every job of the file again, finished "
-                   "or not\n");
-            return CLI_OK;
+        case 'h': cmd_submit_help(stdout); return CLI_OK;
         default: return CLI_USAGE;
         }
     }
@@ -222,7 +235,7 @@ int cmd_submit(int argc, char **argv)
         check_source(text, grid, sizeof grid, fp, dry_run, &e) != 0) {
         fprintf(stderr, "tfq submit: %s: %s\n", path, e.msg);
         free(text);
-        return CLI_FAIL;
+        return CLI_ERROR;
     }
     if (dry_run) {
         free(text);
@@ -231,7 +244,7 @@ int cmd_submit(int argc, char **argv)
     if (grid[0] == '\0')
         base_name(path, grid, sizeof grid);
     client *c = client_new(connect, &e);
-    int status = CLI_FAIL;
+    int status = CLI_ERROR;
     if (c != NULL) {
         proto_msg m, r;
         proto_msg_init(&m, PROTO_SUBMIT);

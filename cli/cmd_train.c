@@ -33,7 +33,7 @@ static void option_name(const setting *s, char buf[OPTION_NAME_BYTES])
 
 /* The settings' lines of --help: the table's help and default, wrapped
  * under the help column at 79 characters. */
-static void help_settings(void)
+static void help_settings(FILE *out)
 {
     for (int i = 0; i < SETTING_COUNT; i++) {
         const setting *s = &settings_table[i];
@@ -45,21 +45,21 @@ static void help_settings(void)
                  (int)(18 - strlen(name)), s->type == SETTING_DOUBLE ? "F" : "N");
         snprintf(text, sizeof text, "%s (%g)", s->help, s->def);
         size_t indent = strlen(label), col = indent;
-        fputs(label, stdout);
+        fputs(label, out);
         for (char *w = strtok(text, " "); w != NULL; w = strtok(NULL, " ")) {
             if (col > indent && col + 1 + strlen(w) > 79) {
-                printf("\n%*s", (int)indent, "");
+                fprintf(out, "\n%*s", (int)indent, "");
                 col = indent;
             }
-            col += (size_t)printf("%s%s", col > indent ? " " : "", w);
+            col += (size_t)fprintf(out, "%s%s", col > indent ? " " : "", w);
         }
-        putchar('\n');
+        fputc('\n', out);
     }
 }
 
-static void help(void)
+void cmd_train_help(FILE *out)
 {
-    printf(
+    fputs(
 "usage: tfq train [OPTIONS]\n"
 "\n"
 "Trains one network and reports its test accuracy after every epoch.\n"
@@ -84,8 +84,10 @@ static void help(void)
 "output:\n"
 "  --json              print one JSON object with the results at the end\n"
 "  --quiet             no per-epoch lines\n"
-"settings (a job spec's keys, '-' for '_'; the default in parentheses):\n");
-    help_settings();
+"  -h, --help          this text\n"
+"settings (a job spec's keys, '-' for '_'; the default in parentheses):\n",
+          out);
+    help_settings(out);
 }
 
 /* Option values: the settings are OPT_SETTING + their setting_id. */
@@ -214,7 +216,7 @@ static int parse_args(int argc, char **argv, train_args *a)
 {
     optind = 1;
     int o;
-    while ((o = getopt_long(argc, argv, "", options(), NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h", options(), NULL)) != -1) {
         int bad = 0;
         switch (o) {
         case OPT_DATASET:
@@ -242,7 +244,8 @@ static int parse_args(int argc, char **argv, train_args *a)
         case OPT_RESUME: a->resume = optarg; break;
         case OPT_JSON: a->json = 1; break;
         case OPT_QUIET: a->quiet = 1; break;
-        case OPT_HELP: help(); return 1;
+        case 'h':
+        case OPT_HELP: cmd_train_help(stdout); return 1;
         default:
             if (o < OPT_SETTING || o >= OPT_SETTING + SETTING_COUNT)
                 return -1;
@@ -251,11 +254,7 @@ static int parse_args(int argc, char **argv, train_args *a)
         if (bad)
             return -1;
     }
-    if (optind < argc) {
-        fprintf(stderr, "tfq train: unexpected argument '%s'\n", argv[optind]);
-        return -1;
-    }
-    return 0;
+    return cli_no_more_args("train", argc, argv);
 }
 
 static void fmt_duration(double s, char *buf, size_t len)
@@ -353,7 +352,7 @@ int cmd_train(int argc, char **argv)
     data_norm norm;
     char fp[HASH_HEX_BYTES] = "";
     trainer *t = NULL;
-    int status = CLI_FAIL;
+    int status = CLI_ERROR;
     if (load_data(&a, &full_train, &full_test, &train, &test, &norm, fp, &e))
         goto done;
     t = trainer_new(&a.cfg, &train, &test, &norm, fp, &e);

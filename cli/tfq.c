@@ -11,22 +11,25 @@
 static const struct {
     const char *name;
     int (*fn)(int argc, char **argv);
+    void (*help)(FILE *out);
     const char *summary;
 } s_commands[] = {
-    {"train", cmd_train, "train one network by hand (one job of a grid)"},
-    {"bench", cmd_bench, "measure training speed against OpenBLAS sgemm"},
-    {"coordinator", cmd_coordinator, "run the queue's daemon"},
-    {"worker", cmd_worker, "run jobs from a coordinator"},
-    {"submit", cmd_submit, "submit a file of jobs"},
-    {"status", cmd_status, "count the jobs per state (--watch: follow)"},
-    {"results", cmd_results, "the jobs of a grid and their accuracy"},
-    {"cancel", cmd_cancel, "cancel a grid's unfinished jobs"},
-    {"retry", cmd_retry, "queue a grid's failed jobs again"},
-    {"workers", cmd_workers, "the workers the coordinator knows"},
-    {"checkpoint", cmd_checkpoint, "checkpoint get JOB -o FILE"},
-    {"run", cmd_run, "coordinator and N workers here, then the results"},
-    {"report", cmd_report, "figures 2 and 3 and the tables of a grid"},
-    {"keygen", cmd_keygen, "write a CURVE key pair (NAME.key, NAME.pub)"},
+#define CMD(name, summary) {#name, cmd_##name, cmd_##name##_help, summary}
+    CMD(train, "train one network by hand (one job of a grid)"),
+    CMD(bench, "measure training speed against OpenBLAS sgemm"),
+    CMD(coordinator, "run the queue's daemon"),
+    CMD(worker, "run jobs from a coordinator"),
+    CMD(submit, "submit a file of jobs"),
+    CMD(status, "count the jobs per state (--watch: follow)"),
+    CMD(results, "the jobs of a grid and their accuracy"),
+    CMD(cancel, "cancel a grid's unfinished jobs"),
+    CMD(retry, "queue a grid's failed jobs again"),
+    CMD(workers, "the workers the coordinator knows"),
+    CMD(checkpoint, "checkpoint get JOB -o FILE"),
+    CMD(run, "coordinator and N workers here, then the results"),
+    CMD(report, "figures 2 and 3 and the tables of a grid"),
+    CMD(keygen, "write a CURVE key pair (NAME.key, NAME.pub)"),
+#undef CMD
 };
 
 #define NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
@@ -36,11 +39,38 @@ static void usage(FILE *f)
     fprintf(f, "usage: tfq COMMAND [OPTIONS]\n\ncommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-12s %s\n", s_commands[i].name, s_commands[i].summary);
-    fprintf(f, "\n'tfq COMMAND --help' describes a command's options.\n"
+    fprintf(f, "\n'tfq help COMMAND' or 'tfq COMMAND --help' describes a "
+               "command's options.\n"
                "\nEvery command takes --curve-key FILE (this end's secret "
                "key) and\n--server-key FILE (the coordinator's public key), "
                "or TFQ_CURVE_KEY and\nTFQ_SERVER_KEY, to speak CURVE "
-               "(tfq keygen, README \"Scaling out\").\n");
+               "(tfq keygen, README \"Scaling out\").  Clients\nand "
+               "workers find the coordinator at --connect ADDR, else "
+               "TFQ_CONNECT, else\n" CLIENT_DEFAULT_ENDPOINT ".\n"
+               "\nexit status: 0 done, all ok; 1 an error; 2 a bad command "
+               "line; 3 finished,\nwith failed or blocked jobs (status "
+               "--watch, run); 130 interrupted.\n");
+}
+
+/* tfq help [COMMAND]: the usage of COMMAND (the text of its --help), or
+ * of tfq. */
+static int help(int argc, char **argv)
+{
+    if (argc == 2) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    for (size_t i = 0; argc == 3 && i < NCOMMANDS; i++)
+        if (strcmp(argv[2], s_commands[i].name) == 0) {
+            s_commands[i].help(stdout);
+            return CLI_OK;
+        }
+    if (argc == 3)
+        fprintf(stderr, "tfq help: unknown command '%s' (tfq help lists "
+                "them)\n", argv[2]);
+    else
+        fprintf(stderr, "tfq help: expected at most one COMMAND\n");
+    return CLI_USAGE;
 }
 
 /* Takes the CURVE options out of argv (any command), into the environment
@@ -88,11 +118,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return CLI_USAGE;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(stdout);
         return CLI_OK;
     }
+    if (strcmp(argv[1], "help") == 0)
+        return help(argc, argv);
     if (strcmp(argv[1], "--version") == 0) {
         printf("tfq %s\n", TFQ_VERSION);
         return CLI_OK;

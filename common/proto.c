@@ -58,6 +58,8 @@ typedef struct {
     X(LEASE, "lease", T_SHA, lease, 0, 0)                                  \
     X(LOST, "lost", T_I64, lost, 0, INT64_MAX)                             \
     X(FAILURES, "failures", T_I64, failures, 0, INT64_MAX)                 \
+    X(BLOCKED, "blocked", T_I64, blocked, 0, INT64_MAX)                    \
+    X(CANCELLED, "cancelled", T_I64, cancelled, 0, INT64_MAX)              \
     X(AFTER, "after", T_I64, after, 0, INT64_MAX)                          \
     X(NEXT, "next", T_I64, next, 0, INT64_MAX)                             \
     X(NAME, "name", T_STR, name, 0, PROTO_MAX_NAME_BYTES)                  \
@@ -116,7 +118,7 @@ static const kind_def s_kinds[PROTO_KIND_COUNT] = {
     [PROTO_STATUS_REPLY] = {"status_reply",
                             B(QUEUED) | B(RUNNING) | B(DONE) | B(FAILED),
                             B(GRID) | B(ITEMS) | B(LOST) | B(FAILURES) |
-                                B(NEXT)},
+                                B(BLOCKED) | B(CANCELLED) | B(NEXT)},
     [PROTO_RESULTS] = {"results", B(GRID), B(AFTER)},
     [PROTO_RESULTS_REPLY] = {"results_reply", B(ITEMS), B(NEXT)},
     [PROTO_CANCEL_GRID] = {"cancel_grid", B(GRID), 0},

@@ -125,6 +125,8 @@ typedef struct {
     int64_t grid_id, added, reused, kept;
     char fingerprint[65]; /* submit: the data set's, for a grid file */
     int64_t queued, running, done, failed;
+    int64_t blocked, cancelled; /* status_reply: of the failed, those
+                                   blocked and those cancelled */
     int64_t lost, failures; /* status_reply: attempts lost (worker gone) and
                                attempts failed (the job reported an error) */
     int64_t count;

@@ -184,6 +184,8 @@ static void on_status(coord *c, const peer *p, const proto_msg *m)
     r.running = n.running;
     r.done = n.succeeded;
     r.failed = n.failed + n.blocked + n.cancelled;
+    r.blocked = n.blocked;
+    r.cancelled = n.cancelled;
     r.lost = n.lost;
     r.failures = n.failures;
     r.items = running;

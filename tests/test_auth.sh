@@ -66,7 +66,7 @@ grep -q "the coordinator requires CURVE" plainw.out ||
 "$TFQ" status --connect "$EP" --curve-key c.key --server-key other.pub 2>wrongserver.err &&
     fail "a client with the wrong coordinator key was served"
 grep -q "handshake failed" wrongserver.err || fail "wrong server key: $(cat wrongserver.err)"
-client submit g.txt --grid sneaky --curve-key w.key 2>wsubmit.err && fail "a worker key submitted"
+client submit g.txt --as sneaky --curve-key w.key 2>wsubmit.err && fail "a worker key submitted"
 grep -q "may not send submit" wsubmit.err || fail "worker submit: $(cat wsubmit.err)"
 client cancel g.txt --curve-key w.key 2>wcancel.err && fail "a worker key cancelled"
 client retry g.txt --curve-key w.key 2>wretry.err && fail "a worker key retried"

@@ -192,7 +192,7 @@ ok "coordinator from its unit's ExecStart at $EP"
         printf 'name = s%d\nkind = sleep\nsleep_ms = 300\nseed = %d\n' "$i" "$i"
     done
 } >"$DIR/grid.txt"
-"$TFQ" submit "$DIR/grid.txt" --grid slurm --connect "$EP" >/dev/null || fail "submit"
+"$TFQ" submit "$DIR/grid.txt" --as slurm --connect "$EP" >/dev/null || fail "submit"
 
 SBATCH="$DEPLOY/slurm/tfq-workers.sbatch"
 [ -f "$SBATCH" ] || fail "no deploy/slurm/tfq-workers.sbatch"
@@ -368,7 +368,7 @@ ok "Slurm ($MODE): 8 jobs, each succeeded once, by slurm-$JOB-0 and slurm-$JOB-1
 # The worker from its unit's command line (--max-jobs 1 added so that it
 # ends): it takes a job and is named HOST-1.
 printf 'name = unit\nkind = sleep\nsleep_ms = 100\nseed = 99\n' >"$DIR/one.txt"
-"$TFQ" submit "$DIR/one.txt" --grid unit --connect "$EP" >/dev/null || fail "submit"
+"$TFQ" submit "$DIR/one.txt" --as unit --connect "$EP" >/dev/null || fail "submit"
 unit_cmd "$WORKER_UNIT" 1 "TFQ_CONNECT=$EP"
 timeout 300 "${CMD[@]}" --max-jobs 1 2>>"$DIR/unit-worker.log" || fail "the worker unit's command line failed: ${CMD[*]}"
 [ "$(q "select a.worker from attempts a join jobs j on j.id = a.job_id where j.name = 'unit' and a.state = 'succeeded'")" = "$HOST-1" ] ||
@@ -448,7 +448,7 @@ if "$TFQ" keygen --help >/dev/null 2>&1; then
     start_unit_coord "$DIR/coord-curve.log" "the coordinator with the unit's CURVE options"
     printf 'name = curve\nkind = sleep\nsleep_ms = 100\nseed = 98\n' >"$DIR/curve.txt"
     TFQ_CURVE_KEY="$K/client.key" TFQ_SERVER_KEY="$K/coordinator.pub" \
-        timeout 120 "$TFQ" submit "$DIR/curve.txt" --grid curve --connect "$EP" >/dev/null ||
+        timeout 120 "$TFQ" submit "$DIR/curve.txt" --as curve --connect "$EP" >/dev/null ||
         fail "submit with the client key"
     unit_cmd "$WORKER_UNIT" 2 "TFQ_CONNECT=$EP"
     TFQ_CURVE_KEY="$K/worker.key" TFQ_SERVER_KEY="$K/coordinator.pub" \

@@ -46,7 +46,7 @@ awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) { if (i) print "---"; printf "nam
 # 10 s for its answer: a machine slow enough to take longer still stores
 # the grid, which is then awaited in the store.
 submit_all() {
-    "$TFQ" submit "$DIR/g.txt" --grid g --connect "$EP" >"$1" 2>&1 && return 0
+    "$TFQ" submit "$DIR/g.txt" --as g --connect "$EP" >"$1" 2>&1 && return 0
     grep -q "no answer from the coordinator" "$1" || fail "submit: $(cat "$1")"
     poll 300 is "select count(*) from jobs" "$N" || fail "the submit, unanswered within 10 s, stored $(q "select count(*) from jobs") jobs within 300 s"
     echo "# (the submit was not answered within tfq submit's 10 s; the store has the grid)"
@@ -86,7 +86,7 @@ kill_during() {
     C0=$(cpu_ticks "$COORD")
     W0=$(size "$WAL")
     D0=$(size "$ST/tfq.db")
-    "$TFQ" submit "$DIR/g.txt" --grid g --connect "$EP" >"$DIR/submit.out" 2>&1 &
+    "$TFQ" submit "$DIR/g.txt" --as g --connect "$EP" >"$DIR/submit.out" 2>&1 &
     local sub=$!
     PIDS+=("$sub")
     local end=$((SECONDS + 300))

@@ -10,7 +10,8 @@
 
 /* The fields each kind carries, as PROTOCOL.md documents them: the test's
  * own copy of the spec, so that a change to proto.c's table shows here. */
-static const char *const s_kind_fields[PROTO_KIND_COUNT][10] = {
+#define KIND_MAX_FIELDS 12
+static const char *const s_kind_fields[PROTO_KIND_COUNT][KIND_MAX_FIELDS] = {
     [PROTO_HELLO] = {"worker", "threads"},
     [PROTO_WELCOME] = {"heartbeat_ms"},
     [PROTO_READY] = {"max"},
@@ -34,7 +35,8 @@ static const char *const s_kind_fields[PROTO_KIND_COUNT][10] = {
     [PROTO_SUBMITTED] = {"grid_id", "added", "reused", "kept"},
     [PROTO_STATUS] = {"grid", "after"},
     [PROTO_STATUS_REPLY] = {"queued", "running", "done", "failed", "grid",
-                            "items", "lost", "failures", "next"},
+                            "items", "lost", "failures", "blocked",
+                            "cancelled", "next"},
     [PROTO_RESULTS] = {"grid", "after"},
     [PROTO_RESULTS_REPLY] = {"items", "next"},
     [PROTO_CANCEL_GRID] = {"grid"},
@@ -49,7 +51,7 @@ static const char *const s_kind_fields[PROTO_KIND_COUNT][10] = {
 
 static bool kind_has(proto_kind k, const char *key)
 {
-    for (int i = 0; i < 10 && s_kind_fields[k][i]; i++)
+    for (int i = 0; i < KIND_MAX_FIELDS && s_kind_fields[k][i]; i++)
         if (strcmp(s_kind_fields[k][i], key) == 0)
             return true;
     return false;
@@ -110,6 +112,8 @@ static void sample(proto_msg *m, proto_kind k)
     m->count = 6;
     m->lost = 8;
     m->failures = 10;
+    m->blocked = 11;
+    m->cancelled = 12;
     m->items = "[{\"job\": 1}]";
     m->code = TFQ_ECHECKSUM;
     m->msg = "checksum mismatch";
@@ -140,6 +144,7 @@ static bool field_eq(const proto_msg *a, const proto_msg *b, const char *key)
     INT_F(force) INT_F(grid_id) INT_F(added) INT_F(reused) INT_F(kept) INT_F(queued)
     INT_F(running) INT_F(done) INT_F(failed) INT_F(count) INT_F(code)
     INT_F(re) INT_F(lost) INT_F(failures) INT_F(after) INT_F(next)
+    INT_F(blocked) INT_F(cancelled)
     STR_F(worker) STR_F(spec) STR_F(result) STR_F(error) STR_F(grid)
     STR_F(items) STR_F(msg) STR_F(sha256) STR_F(init) STR_F(fingerprint)
     STR_F(lease) STR_F(name) STR_F(state)
@@ -160,6 +165,7 @@ static const char *const s_all_keys[] = {
     "grid",
     "force", "grid_id", "added", "reused", "kept", "fingerprint", "queued", "running", "done",
     "failed", "count", "items", "code", "msg", "re", "lease", "lost", "failures",
+    "blocked", "cancelled",
     "after", "next", "name", "state"};
 #define N_KEYS (sizeof s_all_keys / sizeof s_all_keys[0])
 

@@ -186,14 +186,14 @@ commands)
     # results, cancel, retry, workers, checkpoint get, status --watch, run.
     start_coord
     printf 'name = ok1\nkind = sleep\nsleep_ms = 10\n---\nname = bad\nkind = sleep\nsleep_ms = 10\nfail_prob = 1\n---\nname = after_bad\nafter = bad\nkind = sleep\nsleep_ms = 10\n---\nname = slow\nkind = sleep\nsleep_ms = 60000\n' >"$DIR/g.txt"
-    "$TFQ" submit "$DIR/g.txt" --grid g --connect "$EP" >/dev/null || fail "submit"
+    "$TFQ" submit "$DIR/g.txt" --as g --connect "$EP" >/dev/null || fail "submit"
     # the same file again: every job is already in the grid, nothing runs twice
-    "$TFQ" submit "$DIR/g.txt" --grid g --connect "$EP" >"$DIR/again.txt" || fail "second submit"
+    "$TFQ" submit "$DIR/g.txt" --as g --connect "$EP" >"$DIR/again.txt" || fail "second submit"
     grep -q "0 jobs added, 0 reused, 4 already there" "$DIR/again.txt" || fail "second submit: $(cat "$DIR/again.txt")"
     [ "$(q "select count(*) from jobs")" = 4 ] || fail "the second submit added jobs"
     # the same names with other settings are refused, and nothing is stored
     sed 's/sleep_ms = 10$/sleep_ms = 11/' "$DIR/g.txt" >"$DIR/g2.txt"
-    "$TFQ" submit "$DIR/g2.txt" --grid g --connect "$EP" 2>"$DIR/dup.err" && fail "changed jobs were accepted under the same names"
+    "$TFQ" submit "$DIR/g2.txt" --as g --connect "$EP" 2>"$DIR/dup.err" && fail "changed jobs were accepted under the same names"
     grep -q "another configuration" "$DIR/dup.err" || fail "changed jobs: $(cat "$DIR/dup.err")"
     [ "$(q "select count(*) from jobs")" = 4 ] || fail "the refused submit stored jobs"
     start_worker w1 --max-jobs 5
@@ -346,7 +346,7 @@ YAML
     # again: nothing runs twice
     "$TFQ" submit "$DIR/tiny.yaml" --connect "$EP" | grep -q "0 jobs added, 0 reused, 6 already there" || fail "second submit"
     # under another name: every job reuses the finished one, nothing runs
-    "$TFQ" submit "$DIR/tiny.yaml" --grid copy --connect "$EP" | grep -q "0 jobs added, 6 reused" || fail "reuse"
+    "$TFQ" submit "$DIR/tiny.yaml" --as copy --connect "$EP" | grep -q "0 jobs added, 6 reused" || fail "reuse"
     "$TFQ" status copy --connect "$EP" --json | grep -q '"done": 6' || fail "the reused grid is not done"
     [ "$(attempts)" = 6 ] || fail "reuse ran jobs"
     [ "$(q "select count(*) from jobs a join jobs b on b.id = a.reused_from where a.result = b.result and a.identity = b.identity")" = 6 ] || fail "reused jobs do not carry the original's result"

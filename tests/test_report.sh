@@ -373,7 +373,7 @@ done
 if [ -s "$TMP/st/endpoint" ]; then
     EP=$(cat "$TMP/st/endpoint")
     printf 'name = a\nkind = sleep\nsleep_ms = 1\n' >"$TMP/plain.txt"
-    "$TFQ" submit "$TMP/plain.txt" --grid plain --connect "$EP" >/dev/null ||
+    "$TFQ" submit "$TMP/plain.txt" --as plain --connect "$EP" >/dev/null ||
         fail "submit to the coordinator"
     expect "report of a coordinator's plain grid" 1 \
         "grid plain has no finished job (1 jobs: 0 not finished, 1 without" \

@@ -107,7 +107,7 @@ workload() {
     for i in $(seq 1 "$JOBS"); do
         printf -- '---\nname = s%d\nkind = sleep\nsleep_ms = 0\n' "$i"
     done >"$DIR/jobs.txt"
-    "$TFQ" submit "$DIR/jobs.txt" --grid g --connect "$EP" >/dev/null || fail "submit"
+    "$TFQ" submit "$DIR/jobs.txt" --as g --connect "$EP" >/dev/null || fail "submit"
     start_worker w --max-jobs 80
     wait_exit 120 "$WPID" "the worker" || fail "the worker exited $?"
     local extra=0
@@ -116,7 +116,7 @@ workload() {
         # checkpointed the WAL into the database, another.
         extra=$((extra + 1))
         printf 'name = extra\nkind = sleep\nsleep_ms = 0\nseed = %d\n' "$extra" >"$DIR/extra.txt"
-        "$TFQ" submit "$DIR/extra.txt" --grid x$extra --connect "$EP" >/dev/null || fail "submit extra"
+        "$TFQ" submit "$DIR/extra.txt" --as x$extra --connect "$EP" >/dev/null || fail "submit extra"
         kill_coord
         FULL=$(snap "$COUNTS")
         [ "$(alone "$COUNTS")" != "$FULL" ] && break

@@ -239,7 +239,7 @@ class Coordinator:
         path = os.path.join(self.dir, name)
         with open(path, "w") as f:
             f.write(text)
-        return self.run_tfq("submit", path, "--grid", grid)
+        return self.run_tfq("submit", path, "--as", grid)
 
 
 class Timeout(Failure):

@@ -152,7 +152,7 @@ def orphan_upload(c):
     path = os.path.join(c.dir, "g200.txt")
     with open(path, "w") as f:
         f.write(sleep_grid(200, sleep_ms=20))
-    r = c.run_tfq("submit", path, "--grid", "g", check_rc=False)
+    r = c.run_tfq("submit", path, "--as", "g", check_rc=False)
     check(r.returncode == 0, f"a 200-job grid after a {ORPHAN_BYTES}-byte "
           f"orphaned upload: tfq submit exited {r.returncode}: "
           f"{r.stderr.strip()} (STATE/ckpt holds {uploads})")
