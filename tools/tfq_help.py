@@ -143,9 +143,12 @@ def table_commands(tfq_c):
     with open(tfq_c, encoding='utf-8') as f:
         src = f.read()
     m = re.search(r's_commands\[\]\s*=\s*\{(.*?)\n\};', src, re.S)
-    names = re.findall(r'\{"([a-z][a-z0-9-]*)",', m.group(1)) if m else []
+    # Rows are {"name", fn, ...} or CMD(name, ...).
+    names = re.findall(r'(?:\{"|^\s*CMD\()([a-z][a-z0-9-]*)["),]', m.group(1),
+                       re.M) if m else []
     if not names:
-        raise HelpError(f"{tfq_c}: no s_commands table of {{\"name\", fn, ...}}")
+        raise HelpError(f"{tfq_c}: no s_commands table of {{\"name\", fn, "
+                        "...}} or CMD(name, ...) rows")
     return names
 
 
