@@ -73,7 +73,7 @@ TFQ="$D$BINDIR/tfq"
 if [ "$CASE" = files ]; then
 # The commands: the binary's, which must be cli/tfq.c's table.
 mapfile -t CMDS < <("$TFQ" --help | sed -n '/^commands:$/,/^$/s/^  \([a-z][a-z0-9-]*\)  .*/\1/p')
-mapfile -t TABLE < <(sed -n '/s_commands\[\] = {/,/^};/s/^ *{"\([a-z][a-z0-9-]*\)",.*/\1/p' "$SRC/cli/tfq.c")
+mapfile -t TABLE < <(python3 "$SRC/tools/tfq_help.py" --commands "$SRC/cli/tfq.c")
 [ "${#CMDS[@]}" -gt 0 ] || fail "tfq --help lists no commands"
 [ "${CMDS[*]}" = "${TABLE[*]}" ] || fail "tfq --help lists '${CMDS[*]}', cli/tfq.c's table '${TABLE[*]}'"
 ok "tfq --help lists the ${#CMDS[@]} commands of cli/tfq.c's table"

@@ -15,7 +15,8 @@ _OPTION = re.compile(r'(?<![\w-])(--[a-z][a-z0-9-]*)(?: ([A-Z][A-Z0-9_|]*)(?![a-
 # An option line: indented, an optional short form, the option, then its
 # description.
 OPTION_LINE = re.compile(
-    r'^\s+(?:-[a-zA-Z],\s+)?(--[a-z][a-z0-9-]*)(?: ([A-Z][A-Z0-9_|]*))?(?:\s+(.*))?$')
+    r'^\s+(?:-[a-zA-Z],\s+)?(--[a-z][a-z0-9-]*)(?:,\s*--[a-z][a-z0-9-]*)*'
+    r'(?: ([A-Z][A-Z0-9_|]*))?(?:\s+(.*))?$')
 _COMMAND_LINE = re.compile(r'^  ([a-z][a-z0-9-]*)\s{2,}(.*)$')
 # Arguments naming a file or a directory, completed as such.
 FILE_ARGS = {'FILE', 'CKPT'}
@@ -96,6 +97,10 @@ def options(text):
         old_arg, old_desc = found.get(m.group(1), (None, ''))
         found[m.group(1)] = (m.group(2) or old_arg,
                              old_desc or (m.group(3) or '').strip())
+        # "--csv, --json  ...": the options named with it share its text.
+        head = re.split(r'\s{2,}', line.strip(), maxsplit=1)[0]
+        for other in re.findall(r',\s*(--[a-z][a-z0-9-]*)', head):
+            found.setdefault(other, (None, (m.group(3) or '').strip()))
         last = m.group(1) if not old_desc else None
         indent = len(line) - len(line.lstrip())
     return found
