@@ -18,8 +18,6 @@ enum {
                          blocked (status --watch, run) */
     CLI_INTERRUPTED = 130, /* stopped by SIGINT or SIGTERM (128 + 2) */
 };
-/* CLI_ERROR's former name, for branches written before it. */
-#define CLI_FAIL CLI_ERROR
 
 /* Each subcommand: argc/argv start at the subcommand name; returns the
  * process exit status.  -h and --help print its usage (cmd_NAME_help) to

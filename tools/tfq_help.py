@@ -123,13 +123,19 @@ def subcommands(text, command):
 
 
 def global_options(main_help):
-    """{--option: ARG or None} named in `tfq --help` below its block of
-    commands: what every command takes (--curve-key, --server-key, --help)."""
+    """{--option: ARG or None} that every command takes (--curve-key,
+    --server-key): those named in `tfq --help`'s "Every command takes"
+    sentence, up to its full stop.  The rest of the text below the commands
+    names options of some commands only (--connect, status --watch)."""
     lines = main_help.splitlines()
     start = lines.index('commands:') + 1 + len(commands(main_help))
+    tail = '\n'.join(lines[start:])
+    m = re.search(r'Every command takes(.*?)\.(?:\s|$)', tail, re.S)
+    if not m:
+        raise HelpError("tfq --help has no 'Every command takes ...' sentence")
     found = {}
-    for m in _OPTION.finditer('\n'.join(lines[start:])):
-        found.setdefault(m.group(1), m.group(2))
+    for o in _OPTION.finditer(m.group(1)):
+        found.setdefault(o.group(1), o.group(2))
     return found
 
 
