@@ -246,8 +246,7 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
                "j.grid_id LEFT JOIN checkpoints c ON c.rowid = (SELECT rowid "\
                "FROM checkpoints WHERE job_id = coalesce(j.reused_from, j.id)"\
                " AND bad IS NULL ORDER BY epoch DESC, attempt DESC LIMIT 1) " \
-               "WHERE (j.id = ?1 OR (j.name = ?2 AND j.grid_id IN (SELECT id "\
-               "FROM grids WHERE ?3 = 0 OR id = ?3))) AND (?3 = 0 OR "        \
+               "WHERE (j.id = ?1 OR j.name = ?2) AND (?3 = 0 OR "            \
                "j.grid_id = ?3) ORDER BY j.id LIMIT ?4")                      \
     X(RETRYABLE, "SELECT id FROM jobs WHERE grid_id = ? AND state IN "        \
                  "('failed', 'blocked', 'cancelled') ORDER BY id")            \
