@@ -7,6 +7,23 @@
 #include <string.h>
 #include <sys/stat.h>
 
+void cli_duration(double seconds, char buf[CLI_DURATION_BYTES])
+{
+    long long t = seconds > 0 ? (long long)(seconds + 0.5) : 0;
+    if (!(seconds < 1e15)) /* NaN, infinite or past any machine's life */
+        snprintf(buf, CLI_DURATION_BYTES, "-");
+    else if (t >= 86400)
+        snprintf(buf, CLI_DURATION_BYTES, "%lldd%02lldh", t / 86400,
+                 t / 3600 % 24);
+    else if (t >= 3600)
+        snprintf(buf, CLI_DURATION_BYTES, "%lldh%02lldm", t / 3600,
+                 t / 60 % 60);
+    else if (t >= 60)
+        snprintf(buf, CLI_DURATION_BYTES, "%lldm%02llds", t / 60, t % 60);
+    else
+        snprintf(buf, CLI_DURATION_BYTES, "%llds", t);
+}
+
 int cli_int(const char *cmd, const char *flag, const char *v, long lo,
             long hi, long *out)
 {

@@ -85,6 +85,11 @@ int cli_u64(const char *cmd, const char *flag, const char *v, uint64_t *out);
  * argv holds an operand at optind; else 0. */
 int cli_no_more_args(const char *cmd, int argc, char **argv);
 
+/* A duration for people, in its two largest units: "12s", "3m19s",
+ * "1h02m", "2d03h" (seconds rounded; a negative one is "0s"). */
+#define CLI_DURATION_BYTES 32
+void cli_duration(double seconds, char buf[CLI_DURATION_BYTES]);
+
 /* Creates dir and its missing parents, like mkdir -p: 0, or TFQ_EIO (or
  * TFQ_ERANGE for a path over 4095 bytes) naming the directory in e. */
 int cli_mkdir_p(const char *dir, tfq_error *e);

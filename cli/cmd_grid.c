@@ -15,15 +15,15 @@
 #include "report.h"
 
 static const report_column s_result_cols[] = {
-    {"job", "$.job"},
-    {"grid", "$.grid"},
-    {"name", "$.name"},
-    {"state", "$.state"},
-    {"attempts", "$.attempts"},
-    {"final_acc", "$.result.final_acc"},
-    {"best_acc", "$.result.best_acc"},
-    {"topk_acc", "$.result.topk_acc"},
-    {"error", "$.error"},
+    {"job", "$.job", REPORT_PLAIN},
+    {"grid", "$.grid", REPORT_PLAIN},
+    {"name", "$.name", REPORT_PLAIN},
+    {"state", "$.state", REPORT_PLAIN},
+    {"attempts", "$.attempts", REPORT_PLAIN},
+    {"final_acc", "$.result.final_acc", REPORT_PLAIN},
+    {"best_acc", "$.result.best_acc", REPORT_PLAIN},
+    {"topk_acc", "$.result.topk_acc", REPORT_PLAIN},
+    {"error", "$.error", REPORT_PLAIN},
 };
 
 /* One request; prints "tfq CMD: message" on failure.  reply stays valid
@@ -192,36 +192,63 @@ int cmd_retry(int argc, char **argv)
 
 void cmd_workers_help(FILE *out)
 {
-    fputs("usage: tfq workers [--json] [--connect ADDR]\n\n"
-          "The workers the coordinator has seen.\n"
-          "  --json              the workers as one JSON array\n"
+    fputs("usage: tfq workers [--json | --csv] [--connect ADDR]\n\n"
+          "The workers the coordinator has seen: live (running a job), "
+          "then idle (seen\nwithin the liveness window, no job), then "
+          "gone (not seen within it, or\nsaid bye), each with when it "
+          "was last seen (12s ago).\n"
+          "  --json              the workers as one JSON array: worker, "
+          "host, threads,\n"
+          "                      running, done, state, seen_s_ago "
+          "(seconds), last_seen_ms\n"
+          "                      (ms since the epoch)\n"
+          "  --csv               comma-separated values, a header line "
+          "first: worker,\n"
+          "                      state,threads,running,done,seen_s_ago,"
+          "last_seen_ms\n"
           CLI_CONNECT_HELP
           "  -h, --help          this text\n", out);
 }
+
+/* The workers table: live, idle, gone, then by name. */
+#define WORKERS_ORDER                                                     \
+    "CASE json_extract(value, '$.state') WHEN 'live' THEN 0 WHEN 'idle' " \
+    "THEN 1 ELSE 2 END, json_extract(value, '$.worker')"
 
 int cmd_workers(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"connect", required_argument, 0, 'c'},
         {"json", no_argument, 0, 'j'},
+        {"csv", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     static const report_column cols[] = {
-        {"worker", "$.worker"}, {"threads", "$.threads"},
-        {"running", "$.running"}, {"done", "$.done"},
-        {"last_seen_ms", "$.last_seen_ms"},
+        {"worker", "$.worker", REPORT_PLAIN},
+        {"state", "$.state", REPORT_PLAIN},
+        {"threads", "$.threads", REPORT_PLAIN},
+        {"running", "$.running", REPORT_PLAIN},
+        {"done", "$.done", REPORT_PLAIN},
+        {"seen", "$.seen_s_ago", REPORT_AGO_S},
+        {"last_seen", "$.last_seen_ms", REPORT_SINCE_MS},
     };
     const char *connect = cli_connect_default();
-    int json = 0, o;
+    int json = 0, csv = 0, o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'c': connect = optarg; break;
         case 'j': json = 1; break;
+        case 'v': csv = 1; break;
         case 'h': cmd_workers_help(stdout); return CLI_OK;
         default: return CLI_USAGE;
         }
+    }
+    if (csv && json) {
+        fprintf(stderr, "tfq workers: --csv and --json conflict (one "
+                "format)\n");
+        return CLI_USAGE;
     }
     if (cli_no_more_args("workers", argc, argv) != 0)
         return CLI_USAGE;
@@ -231,11 +258,13 @@ int cmd_workers(int argc, char **argv)
     char *items = NULL;
     int status = CLI_ERROR;
     tfq_error e = {0};
+    /* The table leaves out last_seen: seen says it, and by the same clock. */
+    int ncols = (int)(sizeof cols / sizeof cols[0]) - (csv ? 0 : 1);
     if (ask_pages("workers", connect, &m, &items, &c) == 0) {
         if (json)
             printf("%s\n", items);
-        if (json || report_print(items, cols, sizeof cols / sizeof cols[0],
-                                 0, stdout, &e) == 0)
+        if (json || report_print_ordered(items, cols, ncols, WORKERS_ORDER,
+                                         csv, stdout, &e) == 0)
             status = CLI_OK;
         else
             fprintf(stderr, "tfq workers: %s\n", e.msg);

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "common/client.h"
+#include "record.h"
 #include "report.h"
 #include "common/curve.h"
 #include "common/data_kind.h"
@@ -194,16 +195,23 @@ static int64_t failed_only(const proto_msg *r)
     return r->failed - r->blocked - r->cancelled;
 }
 
+/* How tfq status prints. */
+typedef enum { STATUS_TEXT, STATUS_JSON, STATUS_CSV } status_format;
+
 /* One status screen: counts, a progress bar, and the running jobs (items:
  * a JSON array of them; more: there are others it leaves out). */
 static void print_status(const proto_msg *r, const char *items, int more,
                          FILE *out)
 {
     static const report_column running[] = {
-        {"job", "$.job"},         {"name", "$.name"},
-        {"worker", "$.worker"},   {"attempt", "$.attempt"},
-        {"epoch", "$.epoch"},     {"test_acc", "$.test_acc"},
-        {"eta_s", "$.eta_s"},
+        {"job", "$.job", REPORT_PLAIN},
+        {"name", "$.name", REPORT_PLAIN},
+        {"worker", "$.worker", REPORT_PLAIN},
+        {"attempt", "$.attempt", REPORT_PLAIN},
+        {"epoch", "$.epoch", REPORT_PLAIN},
+        {"test_acc", "$.test_acc", REPORT_PLAIN},
+        {"eta", "$.eta_s", REPORT_SECONDS},
+        {"started", "$.started_ms", REPORT_SINCE_MS},
     };
     int64_t total = r->queued + r->running + r->done + r->failed;
     int64_t finished = r->done + r->failed;
@@ -232,56 +240,80 @@ static void print_status(const proto_msg *r, const char *items, int more,
                 "them all)\n");
 }
 
-/* The counts and the running jobs (items, a JSON array) as one JSON
- * object on one line. */
-static void print_status_json(const proto_msg *r, const char *items,
-                              FILE *out)
+/* The counts, and for JSON the running jobs (items, a JSON array), as
+ * one record: a JSON object on one line, or a CSV line of the counts
+ * (after a header line when header is set). */
+static void print_status_record(const proto_msg *r, const char *items,
+                                status_format fmt, int header, FILE *out)
 {
-    int64_t total = r->queued + r->running + r->done + r->failed;
-    fprintf(out, "{\"queued\": %lld, \"running\": %lld, \"done\": %lld, "
-            "\"failed\": %lld, \"blocked\": %lld, \"cancelled\": %lld, "
-            "\"total\": %lld, \"lost_attempts\": %lld, \"failed_attempts\": "
-            "%lld, \"running_jobs\": %s}\n", (long long)r->queued,
-            (long long)r->running, (long long)r->done,
-            (long long)failed_only(r), (long long)r->blocked,
-            (long long)r->cancelled, (long long)total, (long long)r->lost,
-            (long long)r->failures, items != NULL ? items : "[]");
+    record rec;
+    record_init(&rec);
+    record_int(&rec, "queued", r->queued);
+    record_int(&rec, "running", r->running);
+    record_int(&rec, "done", r->done);
+    record_int(&rec, "failed", failed_only(r));
+    record_int(&rec, "blocked", r->blocked);
+    record_int(&rec, "cancelled", r->cancelled);
+    record_int(&rec, "total", r->queued + r->running + r->done + r->failed);
+    record_int(&rec, "lost_attempts", r->lost);
+    record_int(&rec, "failed_attempts", r->failures);
+    record_json(&rec, "running_jobs", items != NULL ? items : "[]");
+    if (fmt == STATUS_JSON) {
+        record_write_json(&rec, out);
+        return;
+    }
+    if (header)
+        record_write_csv(&rec, 1, out);
+    record_write_csv(&rec, 0, out);
 }
 
 void cmd_status_help(FILE *out)
 {
-    fputs("usage: tfq status [GRID] [--watch] [--json] [--connect ADDR]\n\n"
+    fputs("usage: tfq status [GRID] [--watch] [--json | --csv] "
+          "[--connect ADDR]\n\n"
           "Counts of jobs per state, of GRID or of all grids, and the "
           "running jobs:\nqueued, running, done, failed (on their own), "
-          "blocked (a job they wait on\nfailed) and cancelled.\n"
+          "blocked (a job they wait on\nfailed) and cancelled.  The table "
+          "shows each running job's eta and start\nas durations (3m19s, "
+          "12s ago); --json has them in seconds (eta_s) and\nms since the "
+          "epoch (started_ms).\n"
           "  --watch             redraw every second until nothing is "
           "queued or running;\n"
           "                      exit 3 when jobs then failed or are "
           "blocked, else 0\n"
-          "  --json              one JSON object (with --watch: one a "
-          "line, every second,\n"
-          "                      each with the first page of the running "
-          "jobs)\n"
+          "  --json              one JSON object: the counts and "
+          "running_jobs (with\n"
+          "                      --watch: one a line, every second, each "
+          "with the first\n"
+          "                      page of the running jobs)\n"
+          "  --csv               the counts as CSV: a header line "
+          "(queued,running,done,\n"
+          "                      failed,blocked,cancelled,total,"
+          "lost_attempts,\n"
+          "                      failed_attempts) and one line (with "
+          "--watch: a line\n"
+          "                      every second under one header); the "
+          "running jobs: --json\n"
           CLI_CONNECT_HELP
           "  -h, --help          this text\n", out);
 }
 
-/* tfq status --watch: a screen (or a JSON line) a second until nothing is
- * queued or running; the exit status. */
-static int watch_status(client *c, const proto_msg *m, int json)
+/* tfq status --watch: a screen (or a JSON or CSV line) a second until
+ * nothing is queued or running; the exit status. */
+static int watch_status(client *c, const proto_msg *m, status_format fmt)
 {
     proto_msg r;
     tfq_error e = {0};
-    int tty = !json && isatty(STDOUT_FILENO);
+    int tty = fmt == STATUS_TEXT && isatty(STDOUT_FILENO);
     /* The first page only: the screen shows no more, and a big grid's
      * every page would slow each redraw. */
-    while (client_request(c, m, &r, &e) == 0) {
+    for (int n = 0; client_request(c, m, &r, &e) == 0; n++) {
         if (tty)
             printf("\033[H\033[J");
-        if (json)
-            print_status_json(&r, r.items, stdout);
-        else
+        if (fmt == STATUS_TEXT)
             print_status(&r, r.items, r.next != 0, stdout);
+        else
+            print_status_record(&r, r.items, fmt, n == 0, stdout);
         fflush(stdout);
         if (r.queued == 0 && r.running == 0)
             return cli_outcome(&r);
@@ -299,23 +331,31 @@ int cmd_status(int argc, char **argv)
         {"connect", required_argument, 0, 'c'},
         {"grid", required_argument, 0, 'g'},
         {"json", no_argument, 0, 'j'},
+        {"csv", no_argument, 0, 'v'},
         {"watch", no_argument, 0, 'w'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *connect = cli_connect_default(), *grid = NULL;
-    int json = 0, watch = 0, o;
+    int json = 0, csv = 0, watch = 0, o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'c': connect = optarg; break;
         case 'g': grid = optarg; break;
         case 'j': json = 1; break;
+        case 'v': csv = 1; break;
         case 'w': watch = 1; break;
         case 'h': cmd_status_help(stdout); return CLI_OK;
         default: return CLI_USAGE;
         }
     }
+    if (json && csv) {
+        fprintf(stderr, "tfq status: --csv and --json conflict (one "
+                "format)\n");
+        return CLI_USAGE;
+    }
+    status_format fmt = json ? STATUS_JSON : csv ? STATUS_CSV : STATUS_TEXT;
     if (argc - optind > 1 || (optind < argc && grid != NULL)) {
         fprintf(stderr, "tfq status: expected at most one GRID\n");
         return CLI_USAGE;
@@ -330,13 +370,13 @@ int cmd_status(int argc, char **argv)
     char *items = NULL;
     int status = CLI_ERROR;
     if (c != NULL && watch) {
-        status = watch_status(c, &m, json);
+        status = watch_status(c, &m, fmt);
     } else if (c != NULL &&
                client_request_pages(c, &m, &r, &items, &e) == 0) {
-        if (json)
-            print_status_json(&r, items, stdout);
-        else
+        if (fmt == STATUS_TEXT)
             print_status(&r, items, 0, stdout);
+        else
+            print_status_record(&r, items, fmt, 1, stdout);
         status = CLI_OK;
     }
     if (c == NULL || (!watch && status != CLI_OK))

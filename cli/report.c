@@ -1,29 +1,57 @@
 #include "report.h"
 
 #include <sqlite3.h>
+#include <stdint.h>
 #include <string.h>
+#include <time.h>
 
+#include "cli.h"
 #include "table.h"
 
 /* A cell is cut to this many bytes less one, as tfq status always has. */
 #define REPORT_CELL_BYTES 96
 
-/* The rows of st (bound) into t, one cell per column, a float with 4
- * decimals. */
-static int fill(sqlite3 *db, sqlite3_stmt *st, table *t, tfq_error *e)
+/* The unit suffix of a column's CSV header. */
+static const char *const s_unit[] = {
+    [REPORT_PLAIN] = "", [REPORT_SECONDS] = "_s", [REPORT_AGO_S] = "_s_ago",
+    [REPORT_SINCE_MS] = "_ms",
+};
+
+/* Cell i of st's row as a table shows it (csv 0) or as CSV keeps it: a
+ * float with 4 decimals, a duration or moment as show says (report.h). */
+static void cell(sqlite3_stmt *st, int i, report_show show, int csv,
+                 int64_t now_ms, char out[REPORT_CELL_BYTES])
+{
+    const char *v = (const char *)sqlite3_column_text(st, i);
+    int type = sqlite3_column_type(st, i);
+    int number = type == SQLITE_FLOAT || type == SQLITE_INTEGER;
+    if (!csv && number && show != REPORT_PLAIN) {
+        double x = sqlite3_column_double(st, i);
+        char d[CLI_DURATION_BYTES];
+        cli_duration(show == REPORT_SINCE_MS ? (double)(now_ms - x) / 1000
+                                             : x, d);
+        snprintf(out, REPORT_CELL_BYTES, "%s%s", d,
+                 show == REPORT_SECONDS ? "" : " ago");
+    } else if (type == SQLITE_FLOAT) {
+        snprintf(out, REPORT_CELL_BYTES, "%.4f", sqlite3_column_double(st, i));
+    } else {
+        snprintf(out, REPORT_CELL_BYTES, "%s", v != NULL ? v : "");
+    }
+}
+
+/* The rows of st (bound) into t, one cell per column (cell). */
+static int fill(sqlite3 *db, sqlite3_stmt *st, const report_column *cols,
+                int csv, table *t, tfq_error *e)
 {
     char cells[TABLE_MAX_COLS][REPORT_CELL_BYTES];
     const char *row[TABLE_MAX_COLS];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         for (int i = 0; i < t->ncols; i++) {
-            const char *v = (const char *)sqlite3_column_text(st, i);
-            if (sqlite3_column_type(st, i) == SQLITE_FLOAT)
-                snprintf(cells[i], REPORT_CELL_BYTES, "%.4f",
-                         sqlite3_column_double(st, i));
-            else
-                snprintf(cells[i], REPORT_CELL_BYTES, "%s",
-                         v != NULL ? v : "");
+            cell(st, i, cols[i].show, csv, now_ms, cells[i]);
             row[i] = cells[i];
         }
         if (table_add(t, row) != 0)
@@ -35,26 +63,44 @@ static int fill(sqlite3 *db, sqlite3_stmt *st, table *t, tfq_error *e)
     return TFQ_OK;
 }
 
+/* The header row: the titles, in CSV with their unit (s_unit). */
+static int add_header(table *t, const report_column *cols, int csv)
+{
+    char names[TABLE_MAX_COLS][REPORT_CELL_BYTES];
+    const char *header[TABLE_MAX_COLS];
+    for (int i = 0; i < t->ncols; i++) {
+        snprintf(names[i], REPORT_CELL_BYTES, "%s%s", cols[i].header,
+                 csv ? s_unit[cols[i].show] : "");
+        header[i] = names[i];
+    }
+    return table_add(t, header);
+}
+
 int report_print(const char *json, const report_column *cols, int ncols,
                  int csv, FILE *out, tfq_error *e)
+{
+    return report_print_ordered(json, cols, ncols, NULL, csv, out, e);
+}
+
+int report_print_ordered(const char *json, const report_column *cols,
+                         int ncols, const char *order, int csv, FILE *out,
+                         tfq_error *e)
 {
     if (ncols < 1 || ncols > TABLE_MAX_COLS)
         return tfq_error_set(e, TFQ_EINVAL, "report: bad column count");
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
-    char sql[2048] = "SELECT ";
+    char sql[4096] = "SELECT ";
     size_t n = strlen(sql);
     for (int i = 0; i < ncols; i++)
         n += (size_t)snprintf(sql + n, sizeof sql - n,
                               "%sjson_extract(value, ?%d)", i ? ", " : "",
                               i + 2);
-    snprintf(sql + n, sizeof sql - n, " FROM json_each(?1)");
+    snprintf(sql + n, sizeof sql - n, " FROM json_each(?1)%s%s",
+             order != NULL ? " ORDER BY " : "", order != NULL ? order : "");
     table t;
     table_init(&t, ncols);
-    const char *header[TABLE_MAX_COLS];
-    for (int i = 0; i < ncols; i++)
-        header[i] = cols[i].header;
-    int rc = table_add(&t, header);
+    int rc = add_header(&t, cols, csv);
     if (rc != 0) {
         rc = tfq_error_set(e, TFQ_ENOMEM, "report: out of memory");
         goto out;
@@ -67,7 +113,7 @@ int report_print(const char *json, const report_column *cols, int ncols,
     sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
     for (int i = 0; i < ncols; i++)
         sqlite3_bind_text(st, i + 2, cols[i].path, -1, SQLITE_STATIC);
-    rc = fill(db, st, &t, e);
+    rc = fill(db, st, cols, csv, &t, e);
     if (rc == 0)
         table_write(&t, csv ? TABLE_CSV : TABLE_TEXT, out);
 out:

@@ -15,8 +15,9 @@
 #include "common/err.h"
 #include "common/metric.h"
 
-/* The paper's metric: the mean of the 10 highest test evaluations. */
-#define REPORT_DEFAULT_METRIC "top10"
+/* The metric without --metric or a grid's: METRIC_DEFAULT, the one tfq
+ * train and the workers compute by default. */
+#define REPORT_DEFAULT_METRIC METRIC_DEFAULT
 #define REPORT_NAME_BYTES 64
 #define REPORT_PATH_BYTES 4096
 /* Figures show n = 0 .. the largest n seen, at most this (8 layers here). */

@@ -1,6 +1,7 @@
 #include "metric.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,4 +28,14 @@ int metric_parse(const char *text, metric *m)
     }
     memcpy(m->name, text, len + 1);
     return 0;
+}
+
+void metric_topk_name(int k, char name[METRIC_NAME_BYTES])
+{
+    snprintf(name, METRIC_NAME_BYTES, "top%d", k);
+}
+
+const char *metric_or_default(const char *name)
+{
+    return name != NULL && name[0] != '\0' ? name : METRIC_DEFAULT;
 }

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metric.h"
+
 /* Defaults of the settings the trainer holds as float are written as
  * floats: a job's canonical text, and so its identity, has always carried
  * them as the float's exact value (lr = 0.0099999997764825821). */
@@ -18,7 +20,8 @@ const setting settings_table[SETTING_COUNT] = {
       "passes over the training set"),
     S(SETTING_BATCH, "batch", SETTING_INT, 1, 65536, 64, 1,
       "images per SGD step"),
-    S(SETTING_TOPK, "topk", SETTING_INT, 1, SETTINGS_MAX_EPOCHS, 3, 0,
+    S(SETTING_TOPK, "topk", SETTING_INT, 1, SETTINGS_MAX_EPOCHS,
+      METRIC_DEFAULT_K, 0,
       "accuracy: mean of the k best test evaluations"),
     S(SETTING_LR, "lr", SETTING_DOUBLE, 1e-9, 10, (double)0.01f, 1,
       "learning rate"),

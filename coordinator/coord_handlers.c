@@ -11,6 +11,11 @@
 /* A worker told "no job" asks again after this long. */
 #define COORD_RETRY_MS 200
 
+/* A worker unseen for this many of its "ready" intervals is gone, even
+ * when the liveness window (heartbeat_ms x liveness) is shorter: an idle
+ * worker is heard only when it asks again, every COORD_RETRY_MS. */
+#define COORD_IDLE_LIVENESS COORD_LIVENESS
+
 /* Leases one worker (one routing id) may hold at once: what a worker
  * asks for at most, so that one peer cannot take the whole queue. */
 #define COORD_MAX_HELD STORE_MAX_LEASE
@@ -154,6 +159,14 @@ static void on_result(coord *c, const peer *p, const proto_msg *m)
 }
 
 
+/* How long unseen makes a worker gone in the workers report. */
+static int64_t gone_after_ms(const coord *c)
+{
+    int64_t live = (int64_t)c->cfg.heartbeat_ms * c->cfg.liveness;
+    int64_t idle = (int64_t)COORD_RETRY_MS * COORD_IDLE_LIVENESS;
+    return live > idle ? live : idle;
+}
+
 /* The JSON of one page of a report (status, results, workers): the limit
  * of its "items" field; a frame may be a MiB larger, room for the rest. */
 #define COORD_PAGE_BYTES PROTO_MAX_ITEMS_BYTES
@@ -223,8 +236,9 @@ static void on_report(coord *c, const peer *p, const proto_msg *m)
         }
         proto_msg_init(&r, PROTO_RESULTS_REPLY);
     } else {
-        if (store_workers_json(c->st, m->after, COORD_PAGE_BYTES, &json,
-                               &next, &e) != 0) {
+        if (store_workers_json(c->st, coord_now_ms(), gone_after_ms(c),
+                               m->after, COORD_PAGE_BYTES, &json, &next,
+                               &e) != 0) {
             coord_reply_error(c, p, e.code, e.msg, m->kind);
             return;
         }
@@ -311,9 +325,27 @@ static void on_change(coord *c, const peer *p, const proto_msg *m)
 
 static void on_bye(coord *c, const peer *p, const proto_msg *m)
 {
-    (void)c;
     (void)m;
+    tfq_error e = {0};
+    if (store_worker_bye(c->st, p->name, coord_now_ms(), &e) != 0)
+        log_error("worker %s: %s", p->name, e.msg);
     log_info("%s said bye", p->name);
+}
+
+/* Any message of a worker but hello and bye says it is there; its
+ * heartbeats come from its NAME/beat connection (PROTOCOL.md).  Written
+ * at most every half heartbeat interval. */
+static void worker_seen(coord *c, const peer *p)
+{
+    char name[PROTO_MAX_NAME_BYTES];
+    snprintf(name, sizeof name, "%s", p->name);
+    size_t n = strlen(name);
+    if (n > 5 && strcmp(name + n - 5, "/beat") == 0)
+        name[n - 5] = '\0';
+    tfq_error e = {0};
+    if (store_worker_touch(c->st, name, coord_now_ms(),
+                           c->cfg.heartbeat_ms / 2, &e) != 0)
+        log_error("worker %s: %s", name, e.msg);
 }
 
 /* Never answer an error with an error: two peers would bounce. */
@@ -391,5 +423,7 @@ void handlers_dispatch(coord *c, const peer *p, const void *frame,
     }
     if (s_kinds[m.kind].read)
         coord_end_batch(c);
+    if (roles == ROLE_WORKER && m.kind != PROTO_HELLO && m.kind != PROTO_BYE)
+        worker_seen(c, p);
     s_kinds[m.kind].fn(c, p, &m);
 }

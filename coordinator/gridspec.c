@@ -653,7 +653,7 @@ static void defaults(gridspec *g)
     g->frozen = 1;
     g->seeds[0] = 1;
     g->nseeds = 1;
-    snprintf(g->metric, sizeof g->metric, "top10");
+    snprintf(g->metric, sizeof g->metric, "%s", METRIC_DEFAULT);
 }
 
 static int not_yaml(const yaml_parser_t *parser, tfq_error *e)

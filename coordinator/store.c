@@ -231,13 +231,17 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
                "FROM jobs j JOIN attempts a ON a.job_id = j.id AND a.state = "\
                "'running' WHERE j.state = 'running' AND (?1 = 0 OR "          \
                "j.grid_id = ?1) AND j.id > ?2 ORDER BY j.id")                 \
-    /* The attempts are counted in one pass, not once per worker. */       \
+    /* The attempts are counted in one pass, not once per worker.  ?1 is \
+     * now, ?3 how long unseen makes a worker gone (store_workers_json). */ \
     X(WORKERS, "SELECT w.rowid, json_object('worker', w.id, 'host', "        \
                "w.host, 'threads', w.threads, 'last_seen_ms', "               \
                "w.last_seen_ms, 'running', coalesce(n.running, 0), 'done', "  \
-               "coalesce(n.done, 0)) FROM workers w LEFT JOIN (SELECT "       \
-               "worker, sum(state = 'running') AS running, sum(state = "      \
-               "'succeeded') AS done FROM attempts GROUP BY worker) n ON "    \
+               "coalesce(n.done, 0), 'state', CASE WHEN w.state = 'gone' OR " \
+               "?1 - w.last_seen_ms > ?3 THEN 'gone' WHEN n.running > 0 "     \
+               "THEN 'live' ELSE 'idle' END, 'seen_s_ago', round(max(0, ?1 "  \
+               "- w.last_seen_ms) / 1000.0, 3)) FROM workers w LEFT JOIN "    \
+               "(SELECT worker, sum(state = 'running') AS running, sum(state "\
+               "= 'succeeded') AS done FROM attempts GROUP BY worker) n ON "  \
                "n.worker = w.id WHERE w.rowid > ?2 ORDER BY w.rowid")         \
     /* One job by id (?1) or by name (?2) in every grid or in grid ?3, and \
      * its latest checkpoint not found bad (a reused job's: its source's). */\
@@ -258,7 +262,14 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
                    "first_seen_ms, last_seen_ms, state) VALUES "              \
                    "(?1, ?2, ?3, ?4, ?5, ?5, 'alive') ON CONFLICT (id) DO "   \
                    "UPDATE SET host = ?2, pid = ?3, threads = ?4, "           \
-                   "last_seen_ms = ?5, state = 'alive'")
+                   "last_seen_ms = ?5, state = 'alive'")                      \
+    /* Seen again: only when the last sighting is over ?3 ms old or it said \
+     * bye, so that a worker asking every 200 ms costs no write each time. */\
+    X(WORKER_TOUCH, "UPDATE workers SET last_seen_ms = ?2, state = 'alive' " \
+                    "WHERE id = ?1 AND (last_seen_ms < ?2 - ?3 OR state IS "  \
+                    "NOT 'alive')")                                           \
+    X(WORKER_BYE, "UPDATE workers SET last_seen_ms = ?2, state = 'gone' "    \
+                  "WHERE id = ?1")
 
 enum {
 #define S_ENUM(name, sql) ST_##name,
@@ -1934,12 +1945,14 @@ static int text_append(char **buf, size_t *len, size_t *cap, const char *p,
 }
 
 /* Runs a report statement (rows of an id and its JSON object, in id order,
- * after ?2, of grid ?1) and joins the rows into one JSON array of at most
+ * after ?2, of grid ?1; the workers' takes now as ?1 and arg3 as ?3) and
+ * joins the rows into one JSON array of at most
  * max_bytes, stopping before the row that would not fit; *next gets the id
  * of the last row taken when one did not fit, else 0.  A row alone larger
  * than max_bytes is TFQ_ERANGE. */
 static int report(store *s, int id, int64_t grid_id, int64_t after,
-                  size_t max_bytes, char **json, int64_t *next, tfq_error *e)
+                  int64_t arg3, size_t max_bytes, char **json, int64_t *next,
+                  tfq_error *e)
 {
     int ret = TFQ_OK;
     sqlite3_stmt *st;
@@ -1950,9 +1963,10 @@ static int report(store *s, int id, int64_t grid_id, int64_t after,
     *json = NULL;
     *next = 0;
     PREP(st, id);
-    if (id != ST_WORKERS)
-        sqlite3_bind_int64(st, 1, grid_id);
+    sqlite3_bind_int64(st, 1, grid_id);
     sqlite3_bind_int64(st, 2, after);
+    if (id == ST_WORKERS)
+        sqlite3_bind_int64(st, 3, arg3);
     if (text_append(&buf, &len, &cap, "[", 1) != 0)
         goto nomem;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -2000,20 +2014,24 @@ int store_results_json(store *s, int64_t grid_id, int64_t after,
                        size_t max_bytes, char **json, int64_t *next,
                        tfq_error *e)
 {
-    return report(s, ST_RESULTS, grid_id, after, max_bytes, json, next, e);
+    return report(s, ST_RESULTS, grid_id, after, 0, max_bytes, json, next,
+                  e);
 }
 
 int store_running_json(store *s, int64_t grid_id, int64_t after,
                        size_t max_bytes, char **json, int64_t *next,
                        tfq_error *e)
 {
-    return report(s, ST_RUNNING, grid_id, after, max_bytes, json, next, e);
+    return report(s, ST_RUNNING, grid_id, after, 0, max_bytes, json, next,
+                  e);
 }
 
-int store_workers_json(store *s, int64_t after, size_t max_bytes,
-                       char **json, int64_t *next, tfq_error *e)
+int store_workers_json(store *s, int64_t now_ms, int64_t gone_after_ms,
+                       int64_t after, size_t max_bytes, char **json,
+                       int64_t *next, tfq_error *e)
 {
-    return report(s, ST_WORKERS, 0, after, max_bytes, json, next, e);
+    return report(s, ST_WORKERS, now_ms, after, gone_after_ms, max_bytes,
+                  json, next, e);
 }
 
 int store_job_get(store *s, int64_t job, const char *name, int64_t grid_id,
@@ -2101,4 +2119,35 @@ int store_worker_seen(store *s, const char *id, const char *host, int pid,
     ret = run(s, st, "recording a worker", e);
 done:
     return txn_close(s, ret, e);
+}
+
+/* WORKER_TOUCH (every_ms: the throttle) or WORKER_BYE for worker id. */
+static int worker_update(store *s, int which, const char *id, int64_t now_ms,
+                         int64_t every_ms, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    if (id == NULL)
+        return tfq_error_set(e, TFQ_EINVAL, "worker: id required");
+    if ((ret = txn_open(s, e)) != TFQ_OK)
+        return ret;
+    PREP(st, which);
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, now_ms);
+    if (which == ST_WORKER_TOUCH)
+        sqlite3_bind_int64(st, 3, every_ms);
+    ret = run(s, st, "recording a worker", e);
+done:
+    return txn_close(s, ret, e);
+}
+
+int store_worker_touch(store *s, const char *id, int64_t now_ms,
+                       int64_t every_ms, tfq_error *e)
+{
+    return worker_update(s, ST_WORKER_TOUCH, id, now_ms, every_ms, e);
+}
+
+int store_worker_bye(store *s, const char *id, int64_t now_ms, tfq_error *e)
+{
+    return worker_update(s, ST_WORKER_BYE, id, now_ms, 0, e);
 }

@@ -287,7 +287,9 @@ int store_counts_get(store *s, int64_t grid_id, store_counts *out,
  * attempts, error, result, checkpoint: its latest checkpoint's SHA-256).
  * Running: job, name, worker, attempt, epoch, test_acc and eta_s of its
  * latest progress, started_ms.  Workers: worker, host, threads, last_seen_ms,
- * running, done.
+ * running, done, state and seen_s_ago: "gone" when it said bye or was not
+ * seen for over gone_after_ms before now_ms, else "live" when it runs an
+ * attempt, else "idle"; the seconds from last_seen_ms to now_ms.
  *
  * Each call gives one page: the rows after row `after` (0: from the first)
  * in the order of their id (a job's id; a worker's rowid), as many as fit
@@ -303,8 +305,9 @@ int store_results_json(store *s, int64_t grid_id, int64_t after,
 int store_running_json(store *s, int64_t grid_id, int64_t after,
                        size_t max_bytes, char **json, int64_t *next,
                        tfq_error *e);
-int store_workers_json(store *s, int64_t after, size_t max_bytes,
-                       char **json, int64_t *next, tfq_error *e);
+int store_workers_json(store *s, int64_t now_ms, int64_t gone_after_ms,
+                       int64_t after, size_t max_bytes, char **json,
+                       int64_t *next, tfq_error *e);
 
 /* One job as a client asks for it. */
 typedef struct {
@@ -332,5 +335,16 @@ int store_retry_grid(store *s, int64_t grid_id, int64_t now_ms, int *count,
  * call; state becomes "alive"). */
 int store_worker_seen(store *s, const char *id, const char *host, int pid,
                       int threads, int64_t now_ms, tfq_error *e);
+
+/* Records that worker id (as store_worker_seen named it) was seen at now_ms:
+ * its last_seen_ms, and state "alive" again; written only when the last
+ * sighting is over every_ms old or the worker said bye.  A worker never
+ * seen is no error (nothing changes). */
+int store_worker_touch(store *s, const char *id, int64_t now_ms,
+                       int64_t every_ms, tfq_error *e);
+
+/* Worker id said bye at now_ms: its state becomes "gone" until it is seen
+ * again. */
+int store_worker_bye(store *s, const char *id, int64_t now_ms, tfq_error *e);
 
 #endif

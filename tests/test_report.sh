@@ -307,11 +307,11 @@ for m in final best top3; do
 done
 
 # Without evaluations the worker's summaries are used; with no metric in the
-# grid the default is top10.
+# grid the default is top3, the K the worker computed topk_acc with.
 cat >"$TMP/summary.json" <<'EOF'
 [{"job": 1, "grid": "g", "name": "random0/1/baseA", "kind": "train",
   "state": "succeeded", "attempts": 1, "error": null,
-  "result": {"final_acc": 0.5, "best_acc": 0.7, "topk_acc": 0.6, "topk": 10},
+  "result": {"final_acc": 0.5, "best_acc": 0.7, "topk_acc": 0.6, "topk": 3},
   "checkpoint": null, "split": "random0", "similarity": "random",
   "target": "A", "n": 0, "variant": "base", "finetune": 0, "seed": 1,
   "metric": null, "reused_from": null}]
@@ -326,8 +326,8 @@ for mv in "default 0.600000" "final 0.500000" "best 0.700000"; do
             fail "no accs, $1: $(tail -1 "$TMP/s-$1/table.csv")"
     fi
 done
-expect "no accs, top3 has no value" 1 "no finished job with a value" -- \
-    report --from-json "$TMP/summary.json" -o "$TMP/s-top3" --metric top3
+expect "no accs, top10 has no value" 1 "no finished job with a value" -- \
+    report --from-json "$TMP/summary.json" -o "$TMP/s-top10" --metric top10
 
 # ---- errors -----------------------------------------------------------------
 

@@ -900,7 +900,8 @@ static int report_page(store *s, int which, int64_t grid, int64_t after,
     case REPORT_RUNNING:
         return store_running_json(s, grid, after, max_bytes, json, next, e);
     default:
-        return store_workers_json(s, after, max_bytes, json, next, e);
+        return store_workers_json(s, 2, 1000, after, max_bytes, json, next,
+                                  e);
     }
 }
 
