@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "common/clock.h"
 #include "common/rng.h"
+#include "record.h"
 #include "worker/engine/gemm.h"
 #include "worker/engine/kern.h"
 #include "worker/engine/train.h"
@@ -120,6 +121,7 @@ void cmd_bench_help(FILE *out)
 "  --steps N         steps per repeat (30)\n"
 "  --repeats N       repeats; the median is reported (7)\n"
 "  --json            one JSON object\n"
+"  --csv             the same fields as CSV: a header line, then one line\n"
 "  -h, --help        this text\n"
 "\n"
 "TFQ_KERNELS=generic|avx2|avx512 forces a kernel set (default: the best\n"
@@ -131,7 +133,7 @@ void cmd_bench_help(FILE *out)
 typedef struct {
     const char *net_arg;
     long batch, threads, freeze, steps, repeats;
-    int json;
+    int json, csv;
 } bench_args;
 
 /* 0: go on; 1: --help was printed; -1: a bad command line. */
@@ -145,6 +147,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
         {"steps", required_argument, 0, 's'},
         {"repeats", required_argument, 0, 'r'},
         {"json", no_argument, 0, 'j'},
+        {"csv", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -160,11 +163,17 @@ static int parse_args(int argc, char **argv, bench_args *a)
         case 's': bad = cli_int("bench", "--steps", optarg, 1, 100000, &a->steps); break;
         case 'r': bad = cli_int("bench", "--repeats", optarg, 1, 1000, &a->repeats); break;
         case 'j': a->json = 1; break;
+        case 'v': a->csv = 1; break;
         case 'h': cmd_bench_help(stdout); return 1;
         default: return -1;
         }
         if (bad)
             return -1;
+    }
+    if (a->json && a->csv) {
+        fprintf(stderr, "tfq bench: --csv and --json conflict (one "
+                "format)\n");
+        return -1;
     }
     return cli_no_more_args("bench", argc, argv);
 }
@@ -234,18 +243,28 @@ out:
 static void print_result(const bench_args *a, const bench_result *b)
 {
     double gflops = b->ips * b->flops * 1e-9;
-    if (a->json) {
-        printf("{\"kernels\": \"%s\", \"threads\": %ld, \"batch\": %ld, "
-               "\"sgemm_gflops\": %.2f, "
-               "\"train_images_per_s\": %.1f, \"train_gflops\": %.2f, "
-               "\"ratio\": %.3f, \"nominal_flops_per_image\": %.0f",
-               kern_active()->name, a->threads, a->batch, b->sgemm, b->ips,
-               gflops, b->ratio, b->flops);
-        if (a->freeze > 0)
-            printf(", \"frozen_layers\": %ld, \"frozen_images_per_s\": %.1f, "
-                   "\"frozen_speedup\": %.2f", a->freeze, b->ips_frozen,
-                   b->ips_frozen / b->ips);
-        printf("}\n");
+    if (a->json || a->csv) {
+        record r;
+        record_init(&r);
+        record_str(&r, "kernels", kern_active()->name);
+        record_int(&r, "threads", a->threads);
+        record_int(&r, "batch", a->batch);
+        record_num(&r, "sgemm_gflops", "%.2f", b->sgemm);
+        record_num(&r, "train_images_per_s", "%.1f", b->ips);
+        record_num(&r, "train_gflops", "%.2f", gflops);
+        record_num(&r, "ratio", "%.3f", b->ratio);
+        record_num(&r, "nominal_flops_per_image", "%.0f", b->flops);
+        if (a->freeze > 0) {
+            record_int(&r, "frozen_layers", a->freeze);
+            record_num(&r, "frozen_images_per_s", "%.1f", b->ips_frozen);
+            record_num(&r, "frozen_speedup", "%.2f", b->ips_frozen / b->ips);
+        }
+        if (a->json) {
+            record_write_json(&r, stdout);
+        } else {
+            record_write_csv(&r, 1, stdout);
+            record_write_csv(&r, 0, stdout);
+        }
         return;
     }
     printf("%s\n", b->kernels);

@@ -7,8 +7,10 @@
 #include "cli.h"
 #include "common/data_kind.h"
 #include "common/err.h"
+#include "common/metric.h"
 #include "common/settings.h"
 #include "common/stop.h"
+#include "record.h"
 #include "worker/engine/data.h"
 #include "worker/engine/gemm.h"
 #include "worker/engine/train.h"
@@ -82,8 +84,13 @@ void cmd_train_help(FILE *out)
 "  --save-every N      also after every N epochs\n"
 "  --resume FILE       continue from a checkpoint of this same job\n"
 "output:\n"
-"  --json              print one JSON object with the results at the end\n"
-"  --quiet             no per-epoch lines\n"
+"  --json              print one JSON object with the results at the end;\n"
+"                      the metric is named in metric (top3: the mean of the\n"
+"                      --topk best test evaluations) and is topk_acc\n"
+"  --csv               print a CSV line per epoch as it ends, under a header:\n"
+"                      epoch,epochs,train_loss,test_acc,images_per_s,epoch_s,\n"
+"                      eta_s (seconds)\n"
+"  --quiet             no per-epoch lines on stderr\n"
 "  -h, --help          this text\n"
 "settings (a job spec's keys, '-' for '_'; the default in parentheses):\n",
           out);
@@ -94,7 +101,7 @@ void cmd_train_help(FILE *out)
 enum {
     OPT_DATASET = 256, OPT_DATA, OPT_CLASSES, OPT_NET, OPT_WIDTH,
     OPT_THREADS, OPT_INIT, OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_JSON,
-    OPT_QUIET, OPT_HELP, OPT_SETTING,
+    OPT_CSV, OPT_QUIET, OPT_HELP, OPT_SETTING,
 };
 
 static const struct option s_fixed_opts[] = {
@@ -109,6 +116,7 @@ static const struct option s_fixed_opts[] = {
     {"save-every", required_argument, 0, OPT_SAVE_EVERY},
     {"resume", required_argument, 0, OPT_RESUME},
     {"json", no_argument, 0, OPT_JSON},
+    {"csv", no_argument, 0, OPT_CSV},
     {"quiet", no_argument, 0, OPT_QUIET},
     {"help", no_argument, 0, OPT_HELP},
 };
@@ -146,7 +154,8 @@ typedef struct {
     long threads;
     const char *save, *resume;
     long save_every;
-    int json, quiet;
+    int json, csv, quiet;
+    int csv_rows; /* CSV lines printed (the header comes before the first) */
 } train_args;
 
 static int parse_classes(const char *v, train_args *a)
@@ -243,6 +252,7 @@ static int parse_args(int argc, char **argv, train_args *a)
             break;
         case OPT_RESUME: a->resume = optarg; break;
         case OPT_JSON: a->json = 1; break;
+        case OPT_CSV: a->csv = 1; break;
         case OPT_QUIET: a->quiet = 1; break;
         case 'h':
         case OPT_HELP: cmd_train_help(stdout); return 1;
@@ -254,27 +264,41 @@ static int parse_args(int argc, char **argv, train_args *a)
         if (bad)
             return -1;
     }
+    if (a->json && a->csv) {
+        fprintf(stderr, "tfq train: --csv and --json conflict (one "
+                "format)\n");
+        return -1;
+    }
     return cli_no_more_args("train", argc, argv);
 }
 
-static void fmt_duration(double s, char *buf, size_t len)
+/* An epoch's CSV line (--csv), on stdout as it ends. */
+static void epoch_csv(train_args *a, const train_progress *p)
 {
-    long t = (long)(s + 0.5);
-    if (t >= 3600)
-        snprintf(buf, len, "%ldh%02ldm", t / 3600, t / 60 % 60);
-    else if (t >= 60)
-        snprintf(buf, len, "%ldm%02lds", t / 60, t % 60);
-    else
-        snprintf(buf, len, "%lds", t);
+    record r;
+    record_init(&r);
+    record_int(&r, "epoch", p->epoch);
+    record_int(&r, "epochs", p->epochs);
+    record_num(&r, "train_loss", "%.6f", p->train_loss);
+    record_num(&r, "test_acc", "%.6f", p->test_acc);
+    record_num(&r, "images_per_s", "%.1f", p->images_per_s);
+    record_num(&r, "epoch_s", "%.3f", p->epoch_s);
+    record_num(&r, "eta_s", "%.1f", p->eta_s);
+    if (a->csv_rows++ == 0)
+        record_write_csv(&r, 1, stdout);
+    record_write_csv(&r, 0, stdout);
+    fflush(stdout);
 }
 
 static void on_epoch(const train_progress *p, void *ud)
 {
-    const train_args *a = ud;
+    train_args *a = ud;
+    if (a->csv)
+        epoch_csv(a, p);
     if (a->quiet)
         return;
-    char eta[32];
-    fmt_duration(p->eta_s, eta, sizeof eta);
+    char eta[CLI_DURATION_BYTES];
+    cli_duration(p->eta_s, eta);
     fprintf(stderr, "epoch %3d/%d  loss %.4f  test_acc %.4f  %7.0f img/s  "
             "%6.1f s  eta %s\n", p->epoch, p->epochs, p->train_loss,
             p->test_acc, p->images_per_s, p->epoch_s, eta);
@@ -314,12 +338,16 @@ static void print_json(const train_args *a, const trainer *t,
                        const train_result *r, const char *fp)
 {
     const ckpt_meta *m = trainer_meta(t);
+    char metric_name[METRIC_NAME_BYTES];
+    metric_topk_name(a->cfg.topk, metric_name);
     printf("{\"epochs\": %d, \"final_acc\": %.6f, \"best_acc\": %.6f, "
+           "\"metric\": \"%s\", "
            "\"topk\": %d, \"topk_acc\": %.6f, \"final_loss\": %.6f, "
            "\"train_seconds\": %.3f, \"images_per_s\": %.1f, "
            "\"cached_floats_per_image\": %ld, \"seed\": %llu, "
            "\"data_fingerprint\": \"%s\", \"net\": \"%s\", \"test_acc\": [",
-           r->epochs_done, r->final_acc, r->best_acc, a->cfg.topk,
+           r->epochs_done, r->final_acc, r->best_acc, metric_name,
+           a->cfg.topk,
            r->topk_acc, r->final_loss, r->seconds, r->images_per_s,
            r->cached_floats_per_image, (unsigned long long)a->cfg.seed, fp,
            m->net_text);
@@ -386,12 +414,14 @@ int cmd_train(int argc, char **argv)
         goto done;
     train_result r;
     trainer_result_get(t, &r);
+    char metric_name[METRIC_NAME_BYTES];
+    metric_topk_name(a.cfg.topk, metric_name);
     if (a.json)
         print_json(&a, t, &r, fp);
-    else
-        printf("final_acc %.4f  best_acc %.4f  top%d_acc %.4f  "
-               "%.1f s  %.0f img/s\n", r.final_acc, r.best_acc, a.cfg.topk,
-               r.topk_acc, r.seconds, r.images_per_s);
+    else if (!a.csv)
+        printf("final_acc %.4f  best_acc %.4f  %s %.4f  %.1f s  %.0f img/s\n",
+               r.final_acc, r.best_acc, metric_name, r.topk_acc, r.seconds,
+               r.images_per_s);
     status = CLI_OK;
 done:
     if (status != CLI_OK)
