@@ -2,7 +2,8 @@
 # The habits every tfq command shares, on the real binary and a real
 # coordinator on loopback: -h, --help and tfq help CMD (the same text),
 # TFQ_CONNECT, the exit-code table (README "Exit codes"), status's counts
-# and --watch --json, submit --as and its deprecated --grid.
+# and --watch --json, submit --as and its deprecated --grid, and --csv
+# (read by Python's csv module) beside every --json (read by json).
 # Usage: test_cli_habits.sh PATH-TO-TFQ
 #
 # Prints "ok: ..." or "FAIL: ..." per check and exits 1 if any failed.
@@ -129,13 +130,90 @@ done <"$TMP/out"
 expect "status --watch, cancelled only: 0" 0 -- status c --watch
 TFQ_CONNECT=$DEAD expect "status --watch, coordinator gone: 1" 1 "$DEAD" -- status --watch
 
+# ---- --csv wherever there is --json -----------------------------------------
+
+# Every command that documents --json documents --csv too (report's
+# --from-json reads JSON, it prints none).
+for c in $COMMANDS; do
+    "$TFQ" help "$c" >"$TMP/h" 2>&1
+    if grep -Eq -- '^  (--json|--csv, --json) ' "$TMP/h"; then
+        grep -Eq -- '^  --csv' "$TMP/h" && ok "tfq $c has --json and --csv" ||
+            fail "tfq $c has --json but no --csv"
+    fi
+done
+for c in status workers train bench; do
+    expect "$c --csv --json" 2 "--csv and --json conflict" -- "$c" --csv --json
+done
+
+# csv_is FILE HEADER|- [ROWS]: FILE is CSV by Python's csv module, every row
+# as wide as its header, the header HEADER (comma-separated; -: any) and
+# ROWS rows under it when given.
+csv_is() { /usr/bin/python3 -c 'import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+want = sys.argv[2]
+good = len(rows) > 0 and (want == "-" or rows[0] == want.split(","))
+good = good and all(len(r) == len(rows[0]) for r in rows)
+if len(sys.argv) > 3:
+    good = good and len(rows) - 1 == int(sys.argv[3])
+sys.exit(0 if good else 1)' "$@"; }
+# json_len FILE: the length of FILE's JSON array.
+json_len() { python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))))' "$1"; }
+
+COUNTS=queued,running,done,failed,blocked,cancelled,total,lost_attempts,failed_attempts
+expect "status f --csv" 0 -- status f --csv
+csv_is "$TMP/out" "$COUNTS" 1 && /usr/bin/python3 -c 'import csv, sys
+r = next(csv.DictReader(open(sys.argv[1], newline="")))
+sys.exit(0 if (r["done"], r["failed"], r["blocked"], r["total"]) == ("1", "1", "1", "3") else 1)' "$TMP/out" ||
+    fail "status f --csv: $(cat "$TMP/out")"
+expect "status --watch --csv, failed jobs: 3" 3 -- status f --watch --csv
+csv_is "$TMP/out" "$COUNTS" || fail "status --watch --csv: one header, then lines: $(cat "$TMP/out")"
+[ "$(grep -c '^queued,' "$TMP/out")" = 1 ] || fail "status --watch --csv: the header more than once"
+for c in workers results; do
+    expect "$c --json" 0 -- "$c" --json
+    n=$(json_len "$TMP/out") || fail "$c --json is no JSON array: $(cat "$TMP/out")"
+    expect "$c --csv" 0 -- "$c" --csv
+    csv_is "$TMP/out" - "$n" || fail "$c --csv: not $n rows of CSV: $(cat "$TMP/out")"
+done
+expect "workers --csv" 0 -- workers --csv
+csv_is "$TMP/out" worker,state,threads,running,done,seen_s_ago,last_seen_ms ||
+    fail "workers --csv header: $(head -1 "$TMP/out")"
+expect "bench --csv" 0 -- bench --csv --steps 1 --repeats 1 --batch 4
+csv_is "$TMP/out" kernels,threads,batch,sgemm_gflops,train_images_per_s,train_gflops,ratio,nominal_flops_per_image 1 ||
+    fail "bench --csv: $(cat "$TMP/out")"
+expect "bench --json" 0 -- bench --json --steps 1 --repeats 1 --batch 4
+json_is "$TMP/out" 'j["batch"] == 4 and j["train_images_per_s"] > 0' || fail "bench --json: $(cat "$TMP/out")"
+if [ -d /usr/share/datasets/fashion-mnist ]; then
+    TRAIN=(train --epochs 2 --limit-train 256 --limit-test 128 --quiet)
+    expect "train --csv" 0 -- "${TRAIN[@]}" --csv
+    csv_is "$TMP/out" epoch,epochs,train_loss,test_acc,images_per_s,epoch_s,eta_s 2 ||
+        fail "train --csv: $(cat "$TMP/out")"
+    expect "train --json" 0 -- "${TRAIN[@]}" --json
+    json_is "$TMP/out" 'j["metric"] == "top3" and j["topk"] == 3 and abs(j["topk_acc"] - sum(sorted(j["test_acc"])[-3:]) / len(j["test_acc"][-3:])) < 1e-6' ||
+        fail "train --json: metric top3 (the mean of the 3 best): $(cat "$TMP/out")"
+    expect "train" 0 -- "${TRAIN[@]}"
+    grep -Eq '^final_acc [0-9.]+  best_acc [0-9.]+  top3 [0-9.]+ ' "$TMP/out" ||
+        fail "train names its metric top3: $(cat "$TMP/out")"
+else
+    echo "skip: train --csv/--json (no Fashion-MNIST)"
+fi
+
 # ---- exit codes of tfq run --------------------------------------------------
 
 printf 'name = a\nkind = sleep\nsleep_ms = 0\n---\nname = b\nafter = a\nkind = sleep\nsleep_ms = 0\n' >"$TMP/good.txt"
-(cd "$TMP" && "$TFQ" run good.txt --workers 1 --state "$TMP/run-good" >"$TMP/out" 2>"$TMP/err")
+(cd "$TMP" && "$TFQ" run good.txt --workers 1 --csv --state "$TMP/run-good" >"$TMP/out" 2>"$TMP/err")
 rc=$?
 [ "$rc" = 0 ] && ok "run, every job succeeded: 0" ||
     fail "run, every job succeeded: exit status $rc, expected 0: $(tail -5 "$TMP/err")"
+# run writes its submit and progress lines to stdout before the results
+# (cmd_run.c): the results are read from their header (CSV), or the last
+# line (JSON), on.
+sed -n '/^job,/,$p' "$TMP/out" >"$TMP/run.csv"
+csv_is "$TMP/run.csv" - 2 && ok "run --csv: 2 rows" ||
+    fail "run --csv: not 2 rows of CSV: $(cat "$TMP/out")"
+(cd "$TMP" && "$TFQ" run good.txt --workers 1 --json --state "$TMP/run-json" >"$TMP/out" 2>"$TMP/err")
+tail -1 "$TMP/out" >"$TMP/run.json"
+[ "$(json_len "$TMP/run.json")" = 2 ] && ok "run --json: 2 jobs" ||
+    fail "run --json: $(cat "$TMP/out")"
 (cd "$TMP" && "$TFQ" run f.txt --workers 1 --state "$TMP/run-f" >"$TMP/out" 2>"$TMP/err")
 rc=$?
 [ "$rc" = 3 ] && ok "run, a job failed: 3" ||
