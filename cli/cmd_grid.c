@@ -13,18 +13,48 @@
 #include "common/client.h"
 #include "common/hash.h"
 #include "report.h"
+#include "report_grid.h"
 
+/* A job's grid coordinates; a job of a job file has none (empty cells). */
+#define GRID_COORD_COLS                                                     \
+    {"split", "$.split", REPORT_PLAIN},                                     \
+    {"similarity", "$.similarity", REPORT_PLAIN},                           \
+    {"target", "$.target", REPORT_PLAIN}, {"n", "$.n", REPORT_PLAIN},       \
+    {"variant", "$.variant", REPORT_PLAIN},                                 \
+    {"finetune", "$.finetune", REPORT_PLAIN},                               \
+    {"seed", "$.seed", REPORT_PLAIN}
+
+/* metric and acc: the grid's metric and the job's value under it
+ * (ingest_with_metric), the number tfq report uses. */
 static const report_column s_result_cols[] = {
     {"job", "$.job", REPORT_PLAIN},
     {"grid", "$.grid", REPORT_PLAIN},
     {"name", "$.name", REPORT_PLAIN},
     {"state", "$.state", REPORT_PLAIN},
     {"attempts", "$.attempts", REPORT_PLAIN},
+    GRID_COORD_COLS,
+    {"metric", "$.metric", REPORT_PLAIN},
+    {"acc", "$.acc", REPORT_PLAIN},
     {"final_acc", "$.result.final_acc", REPORT_PLAIN},
     {"best_acc", "$.result.best_acc", REPORT_PLAIN},
     {"topk_acc", "$.result.topk_acc", REPORT_PLAIN},
     {"error", "$.error", REPORT_PLAIN},
 };
+
+/* One row per job, attempt and epoch (report_curve_rows). */
+static const report_column s_curve_cols[] = {
+    {"job", "$.job", REPORT_PLAIN},
+    {"grid", "$.grid", REPORT_PLAIN},
+    {"name", "$.name", REPORT_PLAIN},
+    GRID_COORD_COLS,
+    {"attempt", "$.attempt", REPORT_PLAIN},
+    {"epoch", "$.epoch", REPORT_PLAIN},
+    {"loss", "$.loss", REPORT_PLAIN},
+    {"test_acc", "$.test_acc", REPORT_PLAIN},
+    {"images_per_s", "$.images_per_s", REPORT_PLAIN},
+};
+
+#define NCOLS(cols) ((int)(sizeof cols / sizeof cols[0]))
 
 /* One request; prints "tfq CMD: message" on failure.  reply stays valid
  * while *c lives. */
@@ -58,14 +88,49 @@ static int ask_pages(const char *cmd, const char *connect, const proto_msg *m,
 
 void cmd_results_help(FILE *out)
 {
-    fputs("usage: tfq results [GRID] [--csv | --json] [--connect ADDR]\n\n"
-          "Every job of GRID (of all grids when absent): state, "
-          "attempts, accuracy.\n"
+    fputs("usage: tfq results [GRID] [--csv | --json] [--connect ADDR]\n"
+          "       tfq results [GRID] --curves [--csv | --json] "
+          "[--connect ADDR]\n\n"
+          "Every job of GRID (of all grids when absent): state, attempts, "
+          "its grid\ncoordinates (split, similarity, target, n, variant, "
+          "finetune, seed; empty\nfor a job of a job file), and its "
+          "accuracy under the grid's metric: metric\nand acc, the number "
+          "tfq report uses (empty until the job succeeds).\n"
+          "  --curves            every epoch of every attempt instead: job, "
+          "grid, name,\n"
+          "                      the coordinates, attempt, epoch, loss, "
+          "test_acc,\n"
+          "                      images_per_s, one row each (CSV unless "
+          "--json)\n"
           "  --csv               comma-separated values, a header line "
           "first\n"
-          "  --json              the jobs as one JSON array\n"
+          "  --json              the jobs (with --curves: the rows) as one "
+          "JSON array\n"
           CLI_CONNECT_HELP
           "  -h, --help          this text\n", out);
+}
+
+/* Prints a paged read's items (results: each job with its metric's value;
+ * curves: a row per epoch) as JSON, CSV or a table. */
+static int print_results(const char *items, int curves, int csv, int json)
+{
+    tfq_error e = {0};
+    char *rows = curves ? report_curve_rows(items, &e)
+                        : ingest_with_metric(items, "the coordinator's "
+                                             "results", &e);
+    int rc = rows != NULL ? 0 : -1;
+    if (rc == 0 && json)
+        printf("%s\n", rows);
+    else if (rc == 0)
+        rc = report_print(rows, curves ? s_curve_cols : s_result_cols,
+                          curves ? NCOLS(s_curve_cols) : NCOLS(s_result_cols),
+                          csv || curves, stdout, &e);
+    free(rows);
+    if (rc != 0) {
+        fprintf(stderr, "tfq results: %s\n", e.msg);
+        return CLI_ERROR;
+    }
+    return CLI_OK;
 }
 
 int cmd_results(int argc, char **argv)
@@ -74,17 +139,19 @@ int cmd_results(int argc, char **argv)
         {"connect", required_argument, 0, 'c'},
         {"csv", no_argument, 0, 'v'},
         {"json", no_argument, 0, 'j'},
+        {"curves", no_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *connect = cli_connect_default();
-    int csv = 0, json = 0, o;
+    int csv = 0, json = 0, curves = 0, o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'c': connect = optarg; break;
         case 'v': csv = 1; break;
         case 'j': json = 1; break;
+        case 'C': curves = 1; break;
         case 'h': cmd_results_help(stdout); return CLI_OK;
         default: return CLI_USAGE;
         }
@@ -99,24 +166,13 @@ int cmd_results(int argc, char **argv)
         return CLI_USAGE;
     }
     proto_msg m;
-    proto_msg_init(&m, PROTO_RESULTS);
+    proto_msg_init(&m, curves ? PROTO_CURVES : PROTO_RESULTS);
     m.grid = optind < argc ? argv[optind] : "";
     client *c = NULL;
     char *items = NULL;
     int status = CLI_ERROR;
-    if (ask_pages("results", connect, &m, &items, &c) == 0) {
-        tfq_error e = {0};
-        if (json) {
-            printf("%s\n", items);
-            status = CLI_OK;
-        } else if (report_print(items, s_result_cols,
-                                sizeof s_result_cols / sizeof s_result_cols[0],
-                                csv, stdout, &e) == 0) {
-            status = CLI_OK;
-        } else {
-            fprintf(stderr, "tfq results: %s\n", e.msg);
-        }
-    }
+    if (ask_pages("results", connect, &m, &items, &c) == 0)
+        status = print_results(items, curves, csv, json);
     free(items);
     client_destroy(&c);
     return status;

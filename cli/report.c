@@ -8,7 +8,8 @@
 #include "cli.h"
 #include "table.h"
 
-/* A cell is cut to this many bytes less one, as tfq status always has. */
+/* A cell of a table for people is cut to this many bytes less one, as tfq
+ * status always has; CSV cells are whole. */
 #define REPORT_CELL_BYTES 96
 
 /* The unit suffix of a column's CSV header. */
@@ -17,15 +18,14 @@ static const char *const s_unit[] = {
     [REPORT_SINCE_MS] = "_ms",
 };
 
-/* Cell i of st's row as a table shows it (csv 0) or as CSV keeps it: a
- * float with 4 decimals, a duration or moment as show says (report.h). */
-static void cell(sqlite3_stmt *st, int i, report_show show, int csv,
-                 int64_t now_ms, char out[REPORT_CELL_BYTES])
+/* Cell i of st's row as a table shows it: a float with 4 decimals, a
+ * duration or moment as show says (report.h). */
+static void cell(sqlite3_stmt *st, int i, report_show show, int64_t now_ms,
+                 char out[REPORT_CELL_BYTES])
 {
-    const char *v = (const char *)sqlite3_column_text(st, i);
-    int type = sqlite3_column_type(st, i);
+    int type = sqlite3_column_type(st, i); /* before any conversion */
     int number = type == SQLITE_FLOAT || type == SQLITE_INTEGER;
-    if (!csv && number && show != REPORT_PLAIN) {
+    if (number && show != REPORT_PLAIN) {
         double x = sqlite3_column_double(st, i);
         char d[CLI_DURATION_BYTES];
         cli_duration(show == REPORT_SINCE_MS ? (double)(now_ms - x) / 1000
@@ -35,6 +35,7 @@ static void cell(sqlite3_stmt *st, int i, report_show show, int csv,
     } else if (type == SQLITE_FLOAT) {
         snprintf(out, REPORT_CELL_BYTES, "%.4f", sqlite3_column_double(st, i));
     } else {
+        const char *v = (const char *)sqlite3_column_text(st, i);
         snprintf(out, REPORT_CELL_BYTES, "%s", v != NULL ? v : "");
     }
 }
@@ -51,8 +52,13 @@ static int fill(sqlite3 *db, sqlite3_stmt *st, const report_column *cols,
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         for (int i = 0; i < t->ncols; i++) {
-            cell(st, i, cols[i].show, csv, now_ms, cells[i]);
             row[i] = cells[i];
+            if (csv) { /* as SQLite writes it: 15 significant digits, whole */
+                const char *v = (const char *)sqlite3_column_text(st, i);
+                row[i] = v != NULL ? v : "";
+            } else {
+                cell(st, i, cols[i].show, now_ms, cells[i]);
+            }
         }
         if (table_add(t, row) != 0)
             return tfq_error_set(e, TFQ_ENOMEM, "report: out of memory");
@@ -153,4 +159,38 @@ out:
     sqlite3_finalize(st);
     sqlite3_close(db);
     return rc;
+}
+
+char *report_curve_rows(const char *json, tfq_error *e)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char *out = NULL;
+    if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
+        sqlite3_prepare_v2(
+                db, "SELECT json_group_array(json(v)) FROM (SELECT "
+                "json_set(json_remove(j.value, '$.epochs'), "
+                "'$.attempt', json_extract(p.value, '$.attempt'), "
+                "'$.epoch', json_extract(p.value, '$.epoch'), "
+                "'$.loss', json_extract(p.value, '$.loss'), "
+                "'$.test_acc', json_extract(p.value, '$.test_acc'), "
+                "'$.images_per_s', json_extract(p.value, '$.images_per_s')) "
+                "AS v FROM json_each(?1) j, json_each(j.value, '$.epochs') p "
+                "ORDER BY j.key, p.key)", -1, &st, NULL) != SQLITE_OK) {
+        tfq_error_set(e, TFQ_EIO, "report: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+    const char *v = sqlite3_step(st) == SQLITE_ROW
+                            ? (const char *)sqlite3_column_text(st, 0)
+                            : NULL;
+    if (v == NULL)
+        tfq_error_set(e, TFQ_EFORMAT, "report: the coordinator sent "
+                      "malformed curves (%s)", sqlite3_errmsg(db));
+    else if ((out = strdup(v)) == NULL)
+        tfq_error_set(e, TFQ_ENOMEM, "report: out of memory");
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
 }

@@ -43,4 +43,10 @@ int report_print_ordered(const char *json, const report_column *cols,
 int report_find(const char *json, const char *match_path, const char *match,
                 const char *want_path, char *out, size_t bytes, tfq_error *e);
 
+/* The coordinator's curves (jobs, each with "epochs": {attempt, epoch,
+ * loss, test_acc, images_per_s}) as one object per (job, attempt, epoch),
+ * in that order: the job's keys but "epochs", and the epoch's.  A new
+ * string the caller frees; NULL with the reason in e. */
+char *report_curve_rows(const char *json, tfq_error *e);
+
 #endif

@@ -77,6 +77,15 @@ int ingest_runs(grid_report *g, const char *json, const char *source,
 
 void grid_report_release(grid_report *g);
 
+/* json (an array of job objects, named source in errors) with two keys
+ * set in each job: "metric", its grid's ($.metric, else
+ * REPORT_DEFAULT_METRIC), and "acc", its accuracy under that metric as
+ * ingest_runs computes it for tfq report, or null when the job has not
+ * succeeded with a result, has no value for the metric, or names a metric
+ * that is not one.  A new string the caller frees; NULL with the reason in
+ * e (TFQ_EFORMAT when json is not an array of objects). */
+char *ingest_with_metric(const char *json, const char *source, tfq_error *e);
+
 /* sql prepared on db; NULL with SQLite's message in e. */
 sqlite3_stmt *ingest_prepare(sqlite3 *db, const char *sql, tfq_error *e);
 

@@ -130,6 +130,89 @@ static const char *const s_metric_sql[] = {
                     "'$.result.topk_acc') END)",
 };
 
+/* A job's metric: its grid's, else REPORT_DEFAULT_METRIC. */
+#define JOB_METRIC                                                          \
+    "coalesce(json_extract(j.value, '$.metric'), '" REPORT_DEFAULT_METRIC "')"
+
+/* Into table accs(key, metric, acc) of db, the jobs of json (?1) whose
+ * metric is name: their value under it when they finished (null for an
+ * unknown metric). */
+static int metric_values(sqlite3 *db, const char *json, const char *name,
+                         tfq_error *e)
+{
+    metric m;
+    int known = metric_parse(name, &m) == 0;
+    char sql[2048];
+    snprintf(sql, sizeof sql, "INSERT INTO accs SELECT j.key, ?3, CASE WHEN "
+             FINISHED " THEN %s END FROM json_each(?1) j WHERE " JOB_METRIC
+             " = ?3", known ? s_metric_sql[m.kind] : "NULL");
+    sqlite3_stmt *st = ingest_prepare(db, sql, e);
+    if (st == NULL)
+        return TFQ_EIO;
+    sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, known ? m.k : 0);
+    sqlite3_bind_text(st, 3, name, -1, SQLITE_TRANSIENT);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE)
+        return tfq_error_set(e, TFQ_EFORMAT, "report: %s",
+                             sqlite3_errmsg(db));
+    return TFQ_OK;
+}
+
+/* The jobs with "metric" and "acc" added, in their order, into *out. */
+static int jobs_with_metric(sqlite3 *db, const char *json, char **out,
+                            tfq_error *e)
+{
+    sqlite3_stmt *st = ingest_prepare(
+            db, "SELECT DISTINCT " JOB_METRIC " FROM json_each(?1) j", e);
+    if (st == NULL)
+        return TFQ_EIO;
+    sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+    int rc = TFQ_OK;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+        rc = metric_values(db, json, (const char *)sqlite3_column_text(st, 0),
+                           e);
+    sqlite3_finalize(st);
+    if (rc != 0)
+        return rc;
+    st = ingest_prepare(
+            db, "SELECT json_group_array(json(v)) FROM (SELECT json_set("
+            "j.value, '$.metric', a.metric, '$.acc', a.acc) AS v FROM "
+            "json_each(?1) j JOIN accs a ON a.key = j.key ORDER BY j.key)", e);
+    if (st == NULL)
+        return TFQ_EIO;
+    sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+    const char *v = sqlite3_step(st) == SQLITE_ROW
+                            ? (const char *)sqlite3_column_text(st, 0)
+                            : NULL;
+    if (v == NULL)
+        rc = tfq_error_set(e, TFQ_EFORMAT, "report: %s", sqlite3_errmsg(db));
+    else if ((*out = strdup(v)) == NULL)
+        rc = tfq_error_set(e, TFQ_ENOMEM, "report: out of memory");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+char *ingest_with_metric(const char *json, const char *source, tfq_error *e)
+{
+    sqlite3 *db = NULL;
+    char *out = NULL;
+    int rc = sqlite3_open(":memory:", &db) == SQLITE_OK
+                     ? TFQ_OK
+                     : tfq_error_set(e, TFQ_EIO, "report: cannot open SQLite");
+    if (rc == 0)
+        rc = check_json(db, json, source, e);
+    if (rc == 0 && sqlite3_exec(db, "CREATE TABLE accs(key INTEGER PRIMARY "
+                                "KEY, metric TEXT, acc REAL)", NULL, NULL,
+                                NULL) != SQLITE_OK)
+        rc = tfq_error_set(e, TFQ_EIO, "report: %s", sqlite3_errmsg(db));
+    if (rc == 0)
+        jobs_with_metric(db, json, &out, e);
+    sqlite3_close(db);
+    return out;
+}
+
 /* The metric: the option's, else the grid's, else REPORT_DEFAULT_METRIC. */
 static int choose_metric(grid_report *g, const char *json, const char *opt,
                          tfq_error *e)

@@ -121,6 +121,8 @@ static const kind_def s_kinds[PROTO_KIND_COUNT] = {
                                 B(BLOCKED) | B(CANCELLED) | B(NEXT)},
     [PROTO_RESULTS] = {"results", B(GRID), B(AFTER)},
     [PROTO_RESULTS_REPLY] = {"results_reply", B(ITEMS), B(NEXT)},
+    [PROTO_CURVES] = {"curves", B(GRID), B(AFTER)},
+    [PROTO_CURVES_REPLY] = {"curves_reply", B(ITEMS), B(NEXT)},
     [PROTO_CANCEL_GRID] = {"cancel_grid", B(GRID), 0},
     [PROTO_RETRY] = {"retry", B(GRID), 0},
     [PROTO_CHANGED] = {"changed", B(COUNT), 0},

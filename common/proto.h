@@ -61,6 +61,8 @@
     X(STATUS_REPLY, "status_reply")        \
     X(RESULTS, "results")                  \
     X(RESULTS_REPLY, "results_reply")      \
+    X(CURVES, "curves")                    \
+    X(CURVES_REPLY, "curves_reply")        \
     X(CANCEL_GRID, "cancel_grid")          \
     X(RETRY, "retry")                      \
     X(CHANGED, "changed")                  \
@@ -139,9 +141,9 @@ typedef struct {
     const char *msg;
     proto_kind re;    /* the kind being answered, or PROTO_KIND_NONE */
 
-    /* paged reads (status, results, workers): the reply's items start
-     * after row `after` (0: at the first); `next` is the `after` that asks
-     * for the page that follows, 0 when this page was the last */
+    /* paged reads (status, results, curves, workers): the reply's items
+     * start after row `after` (0: at the first); `next` is the `after` that
+     * asks for the page that follows, 0 when this page was the last */
     int64_t after, next;
 } proto_msg;
 

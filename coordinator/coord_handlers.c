@@ -167,11 +167,12 @@ static int64_t gone_after_ms(const coord *c)
     return live > idle ? live : idle;
 }
 
-/* The JSON of one page of a report (status, results, workers): the limit
+/* The JSON of one page of a report (status, results, curves,
+ * workers): the limit
  * of its "items" field; a frame may be a MiB larger, room for the rest. */
 #define COORD_PAGE_BYTES PROTO_MAX_ITEMS_BYTES
 
-/* status, results and workers each answer one page, the rows after
+/* status, results, curves and workers each answer one page, the rows after
  * m->after; the counts of a status reply are the whole grid's. */
 static void on_status(coord *c, const peer *p, const proto_msg *m)
 {
@@ -219,31 +220,35 @@ static int grid_of(coord *c, const peer *p, const proto_msg *m,
     return 0;
 }
 
+/* results, curves and workers: one page of rows after m->after. */
 static void on_report(coord *c, const peer *p, const proto_msg *m)
 {
     int64_t grid_id = 0;
     tfq_error e = {0};
     char *json = NULL;
     int64_t next = 0;
-    proto_msg r;
-    if (m->kind == PROTO_RESULTS) {
-        if (m->grid[0] != '\0' && grid_of(c, p, m, &grid_id) != 0)
-            return;
-        if (store_results_json(c->st, grid_id, m->after, COORD_PAGE_BYTES,
-                               &json, &next, &e) != 0) {
-            coord_reply_error(c, p, e.code, e.msg, m->kind);
-            return;
-        }
-        proto_msg_init(&r, PROTO_RESULTS_REPLY);
-    } else {
-        if (store_workers_json(c->st, coord_now_ms(), gone_after_ms(c),
-                               m->after, COORD_PAGE_BYTES, &json, &next,
-                               &e) != 0) {
-            coord_reply_error(c, p, e.code, e.msg, m->kind);
-            return;
-        }
-        proto_msg_init(&r, PROTO_WORKERS_REPLY);
+    int rc;
+    if (m->kind != PROTO_WORKERS && m->grid[0] != '\0' &&
+        grid_of(c, p, m, &grid_id) != 0)
+        return;
+    if (m->kind == PROTO_RESULTS)
+        rc = store_results_json(c->st, grid_id, m->after, COORD_PAGE_BYTES,
+                                &json, &next, &e);
+    else if (m->kind == PROTO_CURVES)
+        rc = store_curves_json(c->st, grid_id, m->after, COORD_PAGE_BYTES,
+                               &json, &next, &e);
+    else
+        rc = store_workers_json(c->st, coord_now_ms(), gone_after_ms(c),
+                                m->after, COORD_PAGE_BYTES, &json, &next,
+                                &e);
+    if (rc != 0) {
+        coord_reply_error(c, p, e.code, e.msg, m->kind);
+        return;
     }
+    proto_msg r;
+    proto_msg_init(&r, m->kind == PROTO_RESULTS  ? PROTO_RESULTS_REPLY
+                       : m->kind == PROTO_CURVES ? PROTO_CURVES_REPLY
+                                                 : PROTO_WORKERS_REPLY);
     r.items = json;
     r.next = next;
     coord_reply(c, p, &r);
@@ -384,6 +389,7 @@ static const struct {
     [PROTO_CKPT_GET] = {ANYONE, 0, uploads_get},
     [PROTO_STATUS] = {ANYONE, 1, on_status},
     [PROTO_RESULTS] = {ANYONE, 1, on_report},
+    [PROTO_CURVES] = {ANYONE, 1, on_report},
     [PROTO_WORKERS] = {ANYONE, 1, on_report},
     [PROTO_JOB_GET] = {ANYONE, 1, on_job_get},
     [PROTO_ERROR] = {ANYONE, 0, on_error},

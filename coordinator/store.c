@@ -220,6 +220,21 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
                "j.reused_from) FROM jobs j LEFT JOIN grids g ON g.id = "      \
                "j.grid_id WHERE (?1 = 0 OR j.grid_id = ?1) AND j.id > ?2 "    \
                "ORDER BY j.id")                                               \
+    /* Curves: the jobs with a metric row (a reused job: its source's rows),\
+     * each with its epochs in (attempt, epoch) order. */                   \
+    X(CURVES, "SELECT j.id, json_object('job', j.id, 'grid', g.name, "       \
+              "'name', j.name, 'state', j.state, 'split', j.split, "          \
+              "'similarity', j.similarity, 'target', j.target, 'n', j.n, "    \
+              "'variant', j.variant, 'finetune', j.finetune, 'seed', "        \
+              "j.seed, 'reused_from', j.reused_from, 'epochs', json((SELECT " \
+              "json_group_array(json_object('attempt', m.attempt, 'epoch', "  \
+              "m.epoch, 'loss', m.loss, 'test_acc', m.test_acc, "             \
+              "'images_per_s', m.images_per_s)) FROM (SELECT * FROM metrics " \
+              "WHERE job_id = coalesce(j.reused_from, j.id) ORDER BY "        \
+              "attempt, epoch) m))) FROM jobs j LEFT JOIN grids g ON g.id = " \
+              "j.grid_id WHERE (?1 = 0 OR j.grid_id = ?1) AND j.id > ?2 AND " \
+              "EXISTS (SELECT 1 FROM metrics WHERE job_id = "                 \
+              "coalesce(j.reused_from, j.id)) ORDER BY j.id")                 \
     X(RUNNING, "SELECT j.id, json_object('job', j.id, 'name', "               \
                "j.name, 'worker', a.worker, 'attempt', a.attempt, 'epoch', "  \
                "(SELECT max(epoch) FROM metrics m WHERE m.job_id = j.id AND " \
@@ -2016,6 +2031,13 @@ int store_results_json(store *s, int64_t grid_id, int64_t after,
 {
     return report(s, ST_RESULTS, grid_id, after, 0, max_bytes, json, next,
                   e);
+}
+
+int store_curves_json(store *s, int64_t grid_id, int64_t after,
+                      size_t max_bytes, char **json, int64_t *next,
+                      tfq_error *e)
+{
+    return report(s, ST_CURVES, grid_id, after, 0, max_bytes, json, next, e);
 }
 
 int store_running_json(store *s, int64_t grid_id, int64_t after,

@@ -285,6 +285,10 @@ int store_counts_get(store *s, int64_t grid_id, store_counts *out,
 /* Reports as JSON arrays (*json malloc'd, the caller's); grid_id 0: every
  * grid.  Results: one object per job (job, grid, name, kind, state,
  * attempts, error, result, checkpoint: its latest checkpoint's SHA-256).
+ * Curves: the jobs that reported an epoch (job, grid, name, state, the grid
+ * coordinates, reused_from, epochs: an array of {attempt, epoch, loss,
+ * test_acc, images_per_s} in (attempt, epoch) order; a reused job's are its
+ * source's; a value not measured is null).
  * Running: job, name, worker, attempt, epoch, test_acc and eta_s of its
  * latest progress, started_ms.  Workers: worker, host, threads, last_seen_ms,
  * running, done, state and seen_s_ago: "gone" when it said bye or was not
@@ -302,6 +306,9 @@ int store_counts_get(store *s, int64_t grid_id, store_counts *out,
 int store_results_json(store *s, int64_t grid_id, int64_t after,
                        size_t max_bytes, char **json, int64_t *next,
                        tfq_error *e);
+int store_curves_json(store *s, int64_t grid_id, int64_t after,
+                      size_t max_bytes, char **json, int64_t *next,
+                      tfq_error *e);
 int store_running_json(store *s, int64_t grid_id, int64_t after,
                        size_t max_bytes, char **json, int64_t *next,
                        tfq_error *e);

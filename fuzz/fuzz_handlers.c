@@ -200,6 +200,7 @@ static const op_def s_ops[HIN_OP_COUNT] = {
     [HIN_OP_ERROR] = {PROTO_ERROR, {HF_CODE, HF_MSG, HF_RE, END}},
     [HIN_OP_JOB] = {PROTO_JOB, {HF_JOB, HF_ATTEMPT, HF_SPEC, HF_LEASE, END}},
     [HIN_OP_RAW] = {PROTO_KIND_NONE, {END}},
+    [HIN_OP_CURVES] = {PROTO_CURVES, {HF_GRID, HF_AFTER, END}},
 };
 
 /* The peers with a connection, by HIN_PEER_*. */

@@ -65,6 +65,7 @@ enum {
     HIN_OP_ERROR,
     HIN_OP_JOB, /* a coordinator's kind: not served */
     HIN_OP_RAW,
+    HIN_OP_CURVES, /* after RAW: the seeds written before keep their ops */
     HIN_OP_COUNT
 };
 

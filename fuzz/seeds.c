@@ -83,6 +83,8 @@ static void sample(proto_msg *m, proto_kind k)
     m->after = 5;
     m->next = 6;
     m->items = "[]";
+    m->name = k == PROTO_JOB_GET ? NULL : "lr-0.1"; /* job or name */
+    m->state = "running";
     m->code = TFQ_EMISMATCH;
     m->msg = "no such attempt";
     m->re = PROTO_HEARTBEAT;
@@ -201,7 +203,8 @@ static void handlers_seeds(void)
     }
     write_file("fuzz_handlers", "bad_uploads", s.b, s.n);
 
-    /* A client: submits, status, results, workers, cancel and retry. */
+    /* A client: submits, status, results, curves, workers, cancel and
+     * retry. */
     s.n = 0;
     PUT(&s, HIN_OP_SUBMIT, HIN_PEER_CLIENT, U(HIN_GRID_OTHER),
         U(HIN_SPEC_SMALL), U(0), ABSENT, NO_EXTRA);
@@ -221,6 +224,10 @@ static void handlers_seeds(void)
     PUT(&s, HIN_OP_RESULTS, HIN_PEER_CLIENT, U(HIN_GRID_FUZZ), ABSENT,
         NO_EXTRA);
     PUT(&s, HIN_OP_RESULTS, HIN_PEER_CLIENT, U(HIN_GRID_EMPTY), U(1),
+        NO_EXTRA);
+    PUT(&s, HIN_OP_CURVES, HIN_PEER_CLIENT, U(HIN_GRID_FUZZ), ABSENT,
+        NO_EXTRA);
+    PUT(&s, HIN_OP_CURVES, HIN_PEER_CLIENT, U(HIN_GRID_EMPTY), U(1),
         NO_EXTRA);
     PUT(&s, HIN_OP_WORKERS, HIN_PEER_CLIENT, ABSENT, NO_EXTRA);
     PUT(&s, HIN_OP_WORKERS, HIN_PEER_CLIENT, U(1), NO_EXTRA);

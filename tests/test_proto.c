@@ -39,6 +39,8 @@ static const char *const s_kind_fields[PROTO_KIND_COUNT][KIND_MAX_FIELDS] = {
                             "cancelled", "next"},
     [PROTO_RESULTS] = {"grid", "after"},
     [PROTO_RESULTS_REPLY] = {"items", "next"},
+    [PROTO_CURVES] = {"grid", "after"},
+    [PROTO_CURVES_REPLY] = {"items", "next"},
     [PROTO_CANCEL_GRID] = {"grid"},
     [PROTO_RETRY] = {"grid"},
     [PROTO_CHANGED] = {"count"},

@@ -888,7 +888,7 @@ static int test_bulk_insert_100k(void)
 /* The coordinator's page: the "items" limit of the protocol, 3 MiB. */
 #define PAGE_BYTES (3u << 20)
 
-enum { REPORT_RESULTS, REPORT_RUNNING, REPORT_WORKERS };
+enum { REPORT_RESULTS, REPORT_RUNNING, REPORT_CURVES, REPORT_WORKERS };
 
 static int report_page(store *s, int which, int64_t grid, int64_t after,
                        size_t max_bytes, char **json, int64_t *next,
@@ -899,6 +899,8 @@ static int report_page(store *s, int which, int64_t grid, int64_t after,
         return store_results_json(s, grid, after, max_bytes, json, next, e);
     case REPORT_RUNNING:
         return store_running_json(s, grid, after, max_bytes, json, next, e);
+    case REPORT_CURVES:
+        return store_curves_json(s, grid, after, max_bytes, json, next, e);
     default:
         return store_workers_json(s, 2, 1000, after, max_bytes, json, next,
                                   e);
@@ -1083,7 +1085,7 @@ static int test_report_pages(void)
     CHECK_STR(one, "[]");
     free(one);
 
-    /* Running jobs and workers page the same way. */
+    /* Running jobs, their curves and workers page the same way. */
     char worker[16];
     int leased = 0;
     for (int w = 0; w < 5; w++) {
@@ -1093,11 +1095,30 @@ static int test_report_pages(void)
         store_leased l[STORE_MAX_LEASE];
         int n = 0;
         CHECK_EQ_INT(store_lease_many(s, worker, NULL, 1, 7, l, &n, &e), TFQ_OK);
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
+            for (int epoch = 1; epoch <= 3; epoch++)
+                CHECK_EQ_INT(store_metric_add(s, l[i].job_id, l[i].attempt,
+                                              NULL, epoch, 1.0 / epoch, 0.5,
+                                              100, 1, &e), TFQ_OK);
             store_leased_release(&l[i]);
+        }
         leased += n;
     }
     CHECK_EQ_INT(leased, 35);
+    /* Curves: the jobs that reported epochs, each with its 3. */
+    CHECK(report_all(s, REPORT_CURVES, 0, 900, &all, &pages) == 0);
+    CHECK(array_stats(all, "$.job", &count, &unordered) == 0);
+    CHECK_EQ_INT(count, leased);
+    CHECK_EQ_INT(unordered, 0);
+    CHECK(pages > 5);
+    int epochs = 0;
+    for (const char *p = all; (p = strstr(p, "\"epoch\":")) != NULL; p++)
+        epochs++;
+    CHECK_EQ_INT(epochs, 3 * leased);
+    CHECK_MSG(strstr(all, "{\"attempt\":1,\"epoch\":2,\"loss\":0.5,"
+                     "\"test_acc\":0.5,\"images_per_s\":100.0}") != NULL,
+              "%.400s", all);
+    free(all);
     CHECK(report_all(s, REPORT_RUNNING, 0, 400, &all, &pages) == 0);
     CHECK(array_stats(all, "$.job", &count, &unordered) == 0);
     free(all);

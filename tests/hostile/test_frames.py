@@ -40,6 +40,7 @@ VALID = [
     {"k": "release", "job": 1, "attempt": 1},
     {"k": "submit", "grid": "mut", "spec": sleep_grid(2), "force": False},
     {"k": "results", "grid": "g"},
+    {"k": "curves", "grid": "g"},
     {"k": "workers"},
     {"k": "cancel_grid", "grid": "nosuch"},
     {"k": "retry", "grid": "nosuch"},
