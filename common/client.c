@@ -145,6 +145,17 @@ int client_send(client *c, const proto_msg *m, int flags, tfq_error *e)
     return rc;
 }
 
+int client_send_last(client *c, const proto_msg *m, int linger_ms,
+                     tfq_error *e)
+{
+    int rc = client_send(c, m, ZMQ_DONTWAIT, e);
+    if (rc == 0) {
+        c->pending--; /* no reply comes */
+        zmq_setsockopt(c->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+    }
+    return rc;
+}
+
 int client_recv(client *c, proto_msg *m, int timeout_ms, tfq_error *e)
 {
     /* Wait for a reply, or for the monitor to say we were refused. */

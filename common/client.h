@@ -56,6 +56,12 @@ int client_curve(const client *c);
  * when ZeroMQ does not take it. */
 int client_send(client *c, const proto_msg *m, int flags, tfq_error *e);
 
+/* Sends m, the last message before client_destroy, one that has no reply
+ * (bye): destroying c then waits up to linger_ms for it to leave.  TFQ_EIO
+ * when ZeroMQ does not take it. */
+int client_send_last(client *c, const proto_msg *m, int linger_ms,
+                     tfq_error *e);
+
 /* Receives one reply within timeout_ms into m (its pointers valid until the
  * next receive on c).  TFQ_EIO when none came, TFQ_EPERM when the
  * coordinator refused the handshake (and from then on, until

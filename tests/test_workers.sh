@@ -2,8 +2,9 @@
 # tfq workers on real processes: a coordinator with a short heartbeat, a
 # worker running a job (live), one without (idle) and one killed with
 # SIGKILL (gone once the liveness window has passed, idle again when it
-# comes back).  The table lists live, idle, gone with "ago"; --json and
-# --csv carry the same workers, the numbers in seconds.
+# comes back, gone at once when it stops on SIGTERM and says bye).  The
+# table lists live, idle, gone with "ago"; --json and --csv carry the same
+# workers, the numbers in seconds.
 # Usage: test_workers.sh PATH-TO-TFQ
 set -u
 
@@ -98,6 +99,17 @@ assert float(rows[2]["seen_s_ago"]) > 0.8 and int(rows[2]["last_seen_ms"]) > 0
 start_worker victim
 poll 60 state_is victim idle && ok "a gone worker that comes back is idle" ||
     fail "victim back, not idle: $(cat "$TMP/w.json")"
+
+# A worker that stops on SIGTERM says bye: gone at once, not a window
+# later (seen_s_ago under the window is only possible through bye).
+VICTIM=$LAST
+kill -TERM "$VICTIM"
+wait "$VICTIM" 2>/dev/null
+state_is victim gone && python3 -c 'import json, sys
+w = {x["worker"]: x for x in json.load(open(sys.argv[1]))}
+assert w["victim"]["seen_s_ago"] < 0.9, w' "$TMP/w.json" &&
+    ok "a worker stopped with SIGTERM is gone at once (bye)" ||
+    fail "victim after SIGTERM: $(cat "$TMP/w.json")"
 
 expect "status" 0 -- status
 grep -Eq '^1 +long +busy +1 .* [0-9]+[smhd]([0-9]+[smh])? ago$' "$TMP/out" &&

@@ -588,6 +588,20 @@ static int queue_drained(agent *a)
     return r.queued == 0 && r.running == 0;
 }
 
+/* The worker leaves: the coordinator marks it gone at once (tfq workers)
+ * instead of when its heartbeats stop.  Best effort, half a second at most:
+ * a coordinator that is not there learns it from the heartbeats. */
+static void say_bye(agent *a)
+{
+    if (a->conn == NULL)
+        return;
+    proto_msg m;
+    proto_msg_init(&m, PROTO_BYE);
+    tfq_error e = {0};
+    if (client_send_last(a->conn, &m, 500, &e) != 0)
+        log_debug("bye not sent: %s", e.msg);
+}
+
 int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
               tfq_error *e)
 {
@@ -652,6 +666,7 @@ int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop,
             log_warn("outcomes not confirmed: %s", se.msg);
     }
     sent_clear(&a);
+    say_bye(&a);
     if (rc == 0 && *stop)
         rc = tfq_error_set(e, TFQ_EINTR, "stopped");
     if (beating)
