@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -17,37 +18,82 @@
 #include "common/client.h"
 #include "common/data_kind.h"
 #include "common/proto.h"
-#include "common/stop.h"
 
 /* How long to wait for the coordinator's endpoint file: 200 x 50 ms. */
 #define ENDPOINT_TRIES 200
 #define ENDPOINT_WAIT_NS 50000000L
 /* tfq status is printed this often while the workers run. */
 #define STATUS_EVERY_S 5
+/* How often the waits look at their children and at the signals. */
+#define POLL_NS 20000000L
 
 typedef struct {
     long nworkers;
     const char *state, *data, *file;
-    int csv, json;
+    int data_given, csv, json;
 } run_args;
 
-/* One local run: its state directory, coordinator and workers. */
+/* One local run: its state directory, coordinator and workers.  Every
+ * child is in the coordinator's process group, not the terminal's, so
+ * that Ctrl-C reaches tfq run alone and run stops them in order. */
 typedef struct {
     char dir[4096];
     char ep[256];     /* the coordinator's endpoint; "" until it is up */
     char log[4200];   /* the coordinator's log */
-    pid_t coord;
+    pid_t coord;      /* also the children's process group; 0 once gone */
     pid_t *workers;   /* (nworkers); 0 once exited */
     long nworkers;
-    volatile sig_atomic_t *stop;
+    int stopping;     /* the workers were told to hand back */
+    int killed;       /* a second signal: the workers were killed */
+    int have_at_stop; /* at_stop holds the grid's counts as the stop began */
+    proto_msg at_stop;
 } local_run;
 
-/* Starts this executable with args, its stderr appended to log unless
- * NULL; returns its pid (or -1 when fork fails). */
-static pid_t spawn(char *const args[], const char *log)
+/* SIGINT, SIGTERM and SIGHUP received: the first stops the run in order,
+ * a second kills the workers, any later one the coordinator. */
+static volatile sig_atomic_t s_signals;
+
+static void on_signal(int sig)
 {
+    (void)sig;
+    s_signals++;
+}
+
+/* Installs on_signal, without SA_RESTART (a signal cuts a sleep short),
+ * and with the three signals blocked while it runs (it counts). */
+static void catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaddset(&sa.sa_mask, SIGHUP);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+static void pause_poll(void)
+{
+    struct timespec ts = {0, POLL_NS};
+    nanosleep(&ts, NULL);
+}
+
+/* Starts this executable with args, its stderr appended to log unless
+ * NULL, in process group pgid (0: a new group, led by the child).  The
+ * child gets SIGTERM should tfq run die before it.  Returns its pid (or -1
+ * when fork fails). */
+static pid_t spawn(char *const args[], const char *log, pid_t pgid)
+{
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        setpgid(0, pgid);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(127);
         if (log != NULL) {
             FILE *f = freopen(log, "a", stderr);
             (void)f;
@@ -55,7 +101,28 @@ static pid_t spawn(char *const args[], const char *log)
         execv("/proc/self/exe", args);
         _exit(127);
     }
+    if (pid > 0)
+        setpgid(pid, pgid != 0 ? pgid : pid); /* as the child does: no race */
     return pid;
+}
+
+/* Waits for child pid and returns its wait status (-1 when it cannot be
+ * waited for).  Once term_at signals have come (0: never) the child gets
+ * SIGTERM, once kill_at SIGKILL. */
+static int wait_child(pid_t pid, int term_at, int kill_at)
+{
+    int ws = 0, sent = 0;
+    pid_t p;
+    while ((p = waitpid(pid, &ws, WNOHANG)) == 0) {
+        int sig = s_signals >= kill_at              ? SIGKILL
+                  : term_at && s_signals >= term_at ? SIGTERM
+                                                    : 0;
+        if (sig != 0 && sig != sent)
+            kill(pid, sig);
+        sent = sig != 0 ? sig : sent;
+        pause_poll();
+    }
+    return p == pid ? ws : -1;
 }
 
 void cmd_run_help(FILE *out)
@@ -72,6 +139,13 @@ void cmd_run_help(FILE *out)
           "is kept: run again with the same\n--state and only what "
           "is not done runs.  Exit status 3 when jobs failed or\nare "
           "blocked, 0 when every job succeeded.\n"
+          "Ctrl-C (SIGINT), SIGTERM or SIGHUP: the workers hand their "
+          "jobs back, then\nthe coordinator commits and stops, and run "
+          "exits (130) with one line that\nsays how many jobs are done "
+          "and the command that goes on.  A second Ctrl-C\nwhile it "
+          "stops kills the workers (their jobs run again once their "
+          "leases\nexpire, in the run that goes on); a third kills the "
+          "coordinator (what it\ncommitted is kept).\n"
           "  --workers N         workers to start (2)\n"
           "  --state DIR         the state directory\n"
           "  --data DIR          data set directory for train jobs\n"
@@ -102,7 +176,7 @@ static int parse_args(int argc, char **argv, run_args *a)
                 return -1;
             break;
         case 's': a->state = optarg; break;
-        case 'd': a->data = optarg; break;
+        case 'd': a->data = optarg; a->data_given = 1; break;
         case 'v': a->csv = 1; break;
         case 'j': a->json = 1; break;
         case 'h': cmd_run_help(stdout); return 1;
@@ -141,8 +215,9 @@ static int make_state_dir(local_run *r, const char *state)
     return 0;
 }
 
-/* Starts the coordinator on a free loopback port and reads its endpoint
- * into r->ep ("" when it did not come up in time). */
+/* Starts the coordinator on a free loopback port, in a process group of
+ * its own, and reads its endpoint into r->ep ("" when it did not come up
+ * in time or a signal came first). */
 static void start_coordinator(local_run *r)
 {
     char endpoint_file[4200];
@@ -151,8 +226,10 @@ static void start_coordinator(local_run *r)
     snprintf(r->log, sizeof r->log, "%s/coordinator.log", r->dir);
     char *cargs[] = {"tfq", "coordinator", "--state", r->dir, "--bind",
                      "tcp://127.0.0.1:*", NULL};
-    r->coord = spawn(cargs, r->log);
-    for (int i = 0; i < ENDPOINT_TRIES && r->ep[0] == '\0'; i++) {
+    pid_t pid = spawn(cargs, r->log, 0);
+    r->coord = pid > 0 ? pid : 0;
+    for (int i = 0; r->coord != 0 && i < ENDPOINT_TRIES && r->ep[0] == '\0' &&
+                    !s_signals; i++) {
         FILE *f = fopen(endpoint_file, "r");
         if (f != NULL) {
             if (fgets(r->ep, sizeof r->ep, f) == NULL)
@@ -167,12 +244,39 @@ static void start_coordinator(local_run *r)
     }
 }
 
-/* Runs args to its end; whether it exited with status 0. */
-static int run_child(char *const args[])
+/* SIGTERM to the coordinator, which commits and stops, and waits for it
+ * (a third signal kills it).  Nothing when it is gone already. */
+static void stop_coordinator(local_run *r)
 {
-    int ws = 0;
-    pid_t p = spawn(args, NULL);
-    return waitpid(p, &ws, 0) >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
+    if (r->coord == 0)
+        return;
+    kill(r->coord, SIGTERM);
+    wait_child(r->coord, 0, 3);
+    r->coord = 0;
+}
+
+/* Runs args to its end (a signal meanwhile stops it); whether it exited
+ * with status 0. */
+static int run_child(const local_run *r, char *const args[])
+{
+    pid_t p = spawn(args, NULL, r->coord);
+    int ws = p > 0 ? wait_child(p, 1, 2) : -1;
+    return ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
+}
+
+/* The coordinator's status of grid into *reply, its numbers only (its
+ * strings are cleared); 0, or an error in e. */
+static int grid_status(const local_run *r, const char *grid, proto_msg *reply,
+                       tfq_error *e)
+{
+    proto_msg m;
+    proto_msg_init(&m, PROTO_STATUS);
+    m.grid = grid;
+    client *c = client_new(r->ep, e);
+    int rc = c == NULL ? -1 : client_request(c, &m, reply, e);
+    client_destroy(&c);
+    reply->grid = reply->items = reply->msg = NULL;
+    return rc;
 }
 
 /* Starts the workers; each exits when the queue is drained. */
@@ -180,45 +284,65 @@ static void start_workers(local_run *r, const char *data)
 {
     fprintf(stderr, "tfq run: %ld workers, state in %s\n", r->nworkers,
             r->dir);
-    for (long i = 0; i < r->nworkers; i++) {
+    for (long i = 0; i < r->nworkers && !s_signals; i++) {
         char name[64], wlog[4300];
         snprintf(name, sizeof name, "run-%ld", i + 1);
         snprintf(wlog, sizeof wlog, "%s/worker-%ld.log", r->dir, i + 1);
         char *wargs[] = {"tfq", "worker", "--connect", r->ep, "--name", name,
                          "--exit-when-idle", "--data", (char *)data, NULL};
-        r->workers[i] = spawn(wargs, wlog);
+        pid_t pid = spawn(wargs, wlog, r->coord);
+        r->workers[i] = pid > 0 ? pid : 0;
     }
 }
 
-/* Until every worker has exited, printing tfq status now and then; a stop
- * signal is passed on to the workers. */
-static void wait_workers(local_run *r)
+/* The signals received so far, passed on to the workers: at the first,
+ * the grid's counts are kept in r->at_stop and each worker gets SIGTERM
+ * (it hands its jobs back and exits); at a second, SIGKILL. */
+static void stop_workers(local_run *r, const char *grid)
 {
-    long alive = r->nworkers;
+    int sig = 0;
+    if (!r->stopping) {
+        tfq_error e = {0};
+        r->have_at_stop = grid_status(r, grid, &r->at_stop, &e) == 0;
+        r->stopping = 1;
+        sig = SIGTERM;
+    }
+    if (s_signals >= 2 && !r->killed) {
+        r->killed = 1;
+        sig = SIGKILL;
+    }
+    for (long i = 0; sig != 0 && i < r->nworkers; i++)
+        if (r->workers[i] > 0)
+            kill(r->workers[i], sig);
+}
+
+/* Until every worker has exited, printing tfq status now and then (not
+ * once a signal came: then the workers are stopped, see stop_workers). */
+static void wait_workers(local_run *r, const char *grid)
+{
+    long alive = 0;
+    for (long i = 0; i < r->nworkers; i++)
+        alive += r->workers[i] > 0;
     time_t last = 0;
     while (alive > 0) {
-        if (*r->stop) {
-            for (long i = 0; i < r->nworkers; i++)
-                if (r->workers[i] > 0)
-                    kill(r->workers[i], SIGTERM);
+        if (s_signals)
+            stop_workers(r, grid);
+        else if (time(NULL) - last >= STATUS_EVERY_S) {
+            last = time(NULL);
+            char *args[] = {"tfq", "status", "--connect", r->ep, NULL};
+            run_child(r, args);
         }
         int ws;
         pid_t p = waitpid(-1, &ws, WNOHANG);
+        if (p > 0 && p == r->coord)
+            r->coord = 0; /* it died: the workers say why in their logs */
         for (long i = 0; p > 0 && i < r->nworkers; i++)
             if (r->workers[i] == p) {
                 r->workers[i] = 0;
                 alive--;
             }
-        if (time(NULL) - last >= STATUS_EVERY_S) {
-            last = time(NULL);
-            char *args[] = {"tfq", "status", "--connect", r->ep, NULL};
-            pid_t st = spawn(args, NULL);
-            waitpid(st, NULL, 0);
-        }
-        if (p <= 0) {
-            struct timespec ts = {0, 100000000};
-            nanosleep(&ts, NULL);
-        }
+        if (p <= 0)
+            pause_poll();
     }
 }
 
@@ -228,21 +352,18 @@ static void wait_workers(local_run *r)
 static int outcome(const local_run *r, const char *grid)
 {
     tfq_error e = {0};
-    proto_msg m, reply;
-    proto_msg_init(&m, PROTO_STATUS);
-    m.grid = grid;
-    client *c = client_new(r->ep, &e);
-    int status = CLI_ERROR;
-    if (c == NULL || client_request(c, &m, &reply, &e) != 0)
+    proto_msg reply;
+    if (grid_status(r, grid, &reply, &e) != 0) {
         fprintf(stderr, "tfq run: %s\n", e.msg);
-    else if (reply.queued + reply.running > 0)
+        return CLI_ERROR;
+    }
+    if (reply.queued + reply.running > 0) {
         fprintf(stderr, "tfq run: the workers exited with %lld jobs of grid "
                 "'%s' unfinished (see %s/worker-*.log)\n",
                 (long long)(reply.queued + reply.running), grid, r->dir);
-    else
-        status = cli_outcome(&reply);
-    client_destroy(&c);
-    return status;
+        return CLI_ERROR;
+    }
+    return cli_outcome(&reply);
 }
 
 /* Prints the results and, for a grid without --csv or --json, writes its
@@ -251,20 +372,57 @@ static int report(local_run *r, const run_args *a, char *grid, int is_grid)
 {
     char *rargs[] = {"tfq", "results", "--connect", r->ep,
                      a->json ? "--json" : a->csv ? "--csv" : NULL, NULL};
-    int ok = run_child(rargs);
-    if (*r->stop)
-        return CLI_INTERRUPTED;
-    if (!ok)
+    if (!run_child(r, rargs))
         return CLI_ERROR;
-    if (is_grid && !a->json && !a->csv) {
+    if (is_grid && !a->json && !a->csv && !s_signals) {
         char out[4200];
         snprintf(out, sizeof out, "%s/report", r->dir);
         char *pargs[] = {"tfq", "report", grid, "-o", out, "--connect",
                          r->ep, NULL};
-        if (!run_child(pargs))
+        if (!run_child(r, pargs))
             return CLI_ERROR;
     }
     return outcome(r, grid);
+}
+
+/* After a signal, once the workers are gone: stops the coordinator and
+ * prints the one line that says where the run stands and how it goes on.
+ * Returns CLI_INTERRUPTED. */
+static int interrupted(local_run *r, const run_args *a, const char *grid)
+{
+    tfq_error e = {0};
+    proto_msg n;
+    int have = r->ep[0] != '\0' && r->coord != 0 &&
+               grid_status(r, grid, &n, &e) == 0;
+    stop_coordinator(r);
+    char where[600] = "";
+    if (have) {
+        long long total = n.queued + n.running + n.done + n.failed;
+        int len = snprintf(where, sizeof where, "%lld of %lld jobs done",
+                           (long long)n.done, total);
+        if (n.failed > 0)
+            len += snprintf(where + len, sizeof where - (size_t)len,
+                            ", %lld failed", (long long)n.failed);
+        if (r->have_at_stop) {
+            /* The jobs running at the stop: finished since, on a killed
+             * worker still, or handed back. */
+            int64_t ended = n.done + n.failed - r->at_stop.done -
+                            r->at_stop.failed;
+            int64_t back = r->at_stop.running - ended - n.running;
+            len += snprintf(where + len, sizeof where - (size_t)len,
+                            ", %lld handed back",
+                            (long long)(back > 0 ? back : 0));
+        }
+        if (n.running > 0)
+            snprintf(where + len, sizeof where - (size_t)len,
+                     ", %lld on killed workers (they run again once their "
+                     "leases expire)", (long long)n.running);
+        strcat(where, "; ");
+    }
+    fprintf(stderr, "tfq run: interrupted; %s'tfq run %s --state %s%s%s' "
+            "goes on\n", where, a->file, r->dir,
+            a->data_given ? " --data " : "", a->data_given ? a->data : "");
+    return CLI_INTERRUPTED;
 }
 
 int cmd_run(int argc, char **argv)
@@ -277,27 +435,31 @@ int cmd_run(int argc, char **argv)
     r.nworkers = a.nworkers;
     if (make_state_dir(&r, a.state) != 0)
         return CLI_ERROR;
-    r.stop = stop_on_signals();
+    catch_signals();
+    char grid[PROTO_MAX_NAME_BYTES];
+    int is_grid = cli_grid_source(a.file, grid, sizeof grid);
     start_coordinator(&r);
     int status = CLI_ERROR;
     r.workers = calloc((size_t)r.nworkers, sizeof *r.workers);
-    if (r.ep[0] == '\0' || r.workers == NULL) {
+    if (r.workers == NULL || (r.ep[0] == '\0' && !s_signals)) {
         fprintf(stderr, "tfq run: the coordinator did not start (see %s)\n",
                 r.log);
         goto out;
     }
-    char grid[PROTO_MAX_NAME_BYTES];
-    int is_grid = cli_grid_source(a.file, grid, sizeof grid);
     char *sargs[] = {"tfq", "submit", (char *)a.file, "--as", grid,
                      "--connect", r.ep, NULL};
-    if (!run_child(sargs))
+    if (!s_signals && !run_child(&r, sargs) && !s_signals)
         goto out;
-    start_workers(&r, a.data);
-    wait_workers(&r);
-    status = report(&r, &a, grid, is_grid);
+    if (!s_signals) {
+        start_workers(&r, a.data);
+        wait_workers(&r, grid);
+    }
+    if (!s_signals)
+        status = report(&r, &a, grid, is_grid);
+    if (s_signals)
+        status = interrupted(&r, &a, grid);
 out:
     free(r.workers);
-    kill(r.coord, SIGTERM);
-    waitpid(r.coord, NULL, 0);
+    stop_coordinator(&r);
     return status;
 }
