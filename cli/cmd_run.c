@@ -403,16 +403,10 @@ static int interrupted(local_run *r, const run_args *a, const char *grid)
         if (n.failed > 0)
             len += snprintf(where + len, sizeof where - (size_t)len,
                             ", %lld failed", (long long)n.failed);
-        if (r->have_at_stop) {
-            /* The jobs running at the stop: finished since, on a killed
-             * worker still, or handed back. */
-            int64_t ended = n.done + n.failed - r->at_stop.done -
-                            r->at_stop.failed;
-            int64_t back = r->at_stop.running - ended - n.running;
+        if (r->have_at_stop)
             len += snprintf(where + len, sizeof where - (size_t)len,
                             ", %lld handed back",
-                            (long long)(back > 0 ? back : 0));
-        }
+                            (long long)(n.released - r->at_stop.released));
         if (n.running > 0)
             snprintf(where + len, sizeof where - (size_t)len,
                      ", %lld on killed workers (they run again once their "

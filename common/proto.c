@@ -58,6 +58,7 @@ typedef struct {
     X(LEASE, "lease", T_SHA, lease, 0, 0)                                  \
     X(LOST, "lost", T_I64, lost, 0, INT64_MAX)                             \
     X(FAILURES, "failures", T_I64, failures, 0, INT64_MAX)                 \
+    X(RELEASED, "released", T_I64, released, 0, INT64_MAX)                 \
     X(BLOCKED, "blocked", T_I64, blocked, 0, INT64_MAX)                    \
     X(CANCELLED, "cancelled", T_I64, cancelled, 0, INT64_MAX)              \
     X(AFTER, "after", T_I64, after, 0, INT64_MAX)                          \
@@ -118,7 +119,8 @@ static const kind_def s_kinds[PROTO_KIND_COUNT] = {
     [PROTO_STATUS_REPLY] = {"status_reply",
                             B(QUEUED) | B(RUNNING) | B(DONE) | B(FAILED),
                             B(GRID) | B(ITEMS) | B(LOST) | B(FAILURES) |
-                                B(BLOCKED) | B(CANCELLED) | B(NEXT)},
+                                B(RELEASED) | B(BLOCKED) | B(CANCELLED) |
+                                B(NEXT)},
     [PROTO_RESULTS] = {"results", B(GRID), B(AFTER)},
     [PROTO_RESULTS_REPLY] = {"results_reply", B(ITEMS), B(NEXT)},
     [PROTO_CURVES] = {"curves", B(GRID), B(AFTER)},

@@ -131,6 +131,8 @@ typedef struct {
                                    blocked and those cancelled */
     int64_t lost, failures; /* status_reply: attempts lost (worker gone) and
                                attempts failed (the job reported an error) */
+    int64_t released; /* status_reply: attempts handed back by a worker
+                         that stopped */
     int64_t count;
     const char *items; /* JSON array text */
     const char *name;  /* job_get, job_info: a job's name in its grid */

@@ -202,6 +202,7 @@ static void on_status(coord *c, const peer *p, const proto_msg *m)
     r.cancelled = n.cancelled;
     r.lost = n.lost;
     r.failures = n.failures;
+    r.released = n.released;
     r.items = running;
     r.next = next;
     coord_reply(c, p, &r);

@@ -198,11 +198,11 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
                         " WHERE grid_id = ?1 AND state IN ('pending', "       \
                         "'ready', 'running', 'blocked')")                     \
     X(COUNTS_ALL, "SELECT state, COUNT(*) FROM jobs GROUP BY state")          \
-    /* Lost and failed attempts: a range of the state index each. */       \
+    /* Lost, failed, released attempts: a range of the state index each. */   \
     X(ATTEMPT_COUNTS, "SELECT a.state, count(*) FROM attempts a JOIN jobs j " \
                       "ON j.id = a.job_id WHERE a.state IN ('lost', "         \
-                      "'failed') AND (?1 = 0 OR j.grid_id = ?1) GROUP BY "    \
-                      "a.state")                                              \
+                      "'failed', 'released') AND (?1 = 0 OR j.grid_id = ?1) " \
+                      "GROUP BY a.state")                                     \
     /* Reports, built as JSON by SQLite's own JSON functions; grid 0: all. */ \
     X(RESULTS, "SELECT j.id, json_object('job', j.id, 'grid', "               \
                "g.name, 'name', j.name, 'kind', j.kind, 'state', j.state, "   \
@@ -1928,10 +1928,13 @@ int store_counts_get(store *s, int64_t grid_id, store_counts *out,
     }
     PREP(st, ST_ATTEMPT_COUNTS);
     sqlite3_bind_int64(st, 1, grid_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        *(strcmp((const char *)sqlite3_column_text(st, 0), "lost") == 0
-              ? &out->lost
-              : &out->failures) = sqlite3_column_int64(st, 1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *state = (const char *)sqlite3_column_text(st, 0);
+        *(strcmp(state, "lost") == 0       ? &out->lost
+          : strcmp(state, "released") == 0 ? &out->released
+                                           : &out->failures) =
+            sqlite3_column_int64(st, 1);
+    }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
         ret = db_fail(s, rc, "counting attempts", e);

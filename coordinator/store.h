@@ -64,11 +64,12 @@ typedef struct {
                               for none */
 } store_leased;
 
-/* Jobs per state, and attempts lost and failed. */
+/* Jobs per state, and attempts lost, failed and handed back. */
 typedef struct {
     int64_t pending, ready, running, succeeded, failed, blocked, cancelled;
     int64_t total;
     int64_t lost, failures; /* attempts: worker lost; job's own error */
+    int64_t released;       /* attempts: handed back by their worker */
 } store_counts;
 
 /* Lost attempts a job may have before it fails (the default of the jobs

@@ -35,8 +35,8 @@ static const char *const s_kind_fields[PROTO_KIND_COUNT][KIND_MAX_FIELDS] = {
     [PROTO_SUBMITTED] = {"grid_id", "added", "reused", "kept"},
     [PROTO_STATUS] = {"grid", "after"},
     [PROTO_STATUS_REPLY] = {"queued", "running", "done", "failed", "grid",
-                            "items", "lost", "failures", "blocked",
-                            "cancelled", "next"},
+                            "items", "lost", "failures", "released",
+                            "blocked", "cancelled", "next"},
     [PROTO_RESULTS] = {"grid", "after"},
     [PROTO_RESULTS_REPLY] = {"items", "next"},
     [PROTO_CURVES] = {"grid", "after"},
@@ -114,6 +114,7 @@ static void sample(proto_msg *m, proto_kind k)
     m->count = 6;
     m->lost = 8;
     m->failures = 10;
+    m->released = 13;
     m->blocked = 11;
     m->cancelled = 12;
     m->items = "[{\"job\": 1}]";
@@ -145,7 +146,8 @@ static bool field_eq(const proto_msg *a, const proto_msg *b, const char *key)
     INT_F(images_per_s) INT_F(eta_s) INT_F(ok) INT_F(offset) INT_F(total)
     INT_F(force) INT_F(grid_id) INT_F(added) INT_F(reused) INT_F(kept) INT_F(queued)
     INT_F(running) INT_F(done) INT_F(failed) INT_F(count) INT_F(code)
-    INT_F(re) INT_F(lost) INT_F(failures) INT_F(after) INT_F(next)
+    INT_F(re) INT_F(lost) INT_F(failures) INT_F(released) INT_F(after)
+    INT_F(next)
     INT_F(blocked) INT_F(cancelled)
     STR_F(worker) STR_F(spec) STR_F(result) STR_F(error) STR_F(grid)
     STR_F(items) STR_F(msg) STR_F(sha256) STR_F(init) STR_F(fingerprint)
@@ -167,7 +169,7 @@ static const char *const s_all_keys[] = {
     "grid",
     "force", "grid_id", "added", "reused", "kept", "fingerprint", "queued", "running", "done",
     "failed", "count", "items", "code", "msg", "re", "lease", "lost", "failures",
-    "blocked", "cancelled",
+    "released", "blocked", "cancelled",
     "after", "next", "name", "state"};
 #define N_KEYS (sizeof s_all_keys / sizeof s_all_keys[0])
 
