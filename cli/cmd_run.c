@@ -138,7 +138,7 @@ void cmd_run_help(FILE *out)
           "DIR (default: a\nnew directory tfq-run-XXXXXX here) and "
           "is kept: run again with the same\n--state and only what "
           "is not done runs.  Exit status 3 when jobs failed or\nare "
-          "blocked, 0 when every job succeeded.\n"
+          "blocked, 0 when every job succeeded.\n\n"
           "Ctrl-C (SIGINT), SIGTERM or SIGHUP: the workers hand their "
           "jobs back, then\nthe coordinator commits and stops, and run "
           "exits (130) with one line that\nsays how many jobs are done "
