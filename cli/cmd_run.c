@@ -24,6 +24,8 @@
 #define ENDPOINT_WAIT_NS 50000000L
 /* tfq status is printed this often while the workers run. */
 #define STATUS_EVERY_S 5
+/* How long the count taken as a stop begins may hold the stop up. */
+#define STOP_ASK_MS 2000
 /* How often the waits look at their children and at the signals. */
 #define POLL_NS 20000000L
 
@@ -265,14 +267,16 @@ static int run_child(const local_run *r, char *const args[])
 }
 
 /* The coordinator's status of grid into *reply, its numbers only (its
- * strings are cleared); 0, or an error in e. */
-static int grid_status(const local_run *r, const char *grid, proto_msg *reply,
-                       tfq_error *e)
+ * strings are cleared), within timeout_ms (0: CLIENT_TIMEOUT_MS); 0, or an
+ * error in e. */
+static int grid_status(const local_run *r, const char *grid, int timeout_ms,
+                       proto_msg *reply, tfq_error *e)
 {
     proto_msg m;
     proto_msg_init(&m, PROTO_STATUS);
     m.grid = grid;
-    client *c = client_new(r->ep, e);
+    client_opts o = {.endpoint = r->ep, .reply_timeout_ms = timeout_ms};
+    client *c = client_open(&o, e);
     int rc = c == NULL ? -1 : client_request(c, &m, reply, e);
     client_destroy(&c);
     reply->grid = reply->items = reply->msg = NULL;
@@ -303,7 +307,9 @@ static void stop_workers(local_run *r, const char *grid)
     int sig = 0;
     if (!r->stopping) {
         tfq_error e = {0};
-        r->have_at_stop = grid_status(r, grid, &r->at_stop, &e) == 0;
+        r->have_at_stop = r->coord != 0 &&
+                          grid_status(r, grid, STOP_ASK_MS, &r->at_stop,
+                                      &e) == 0;
         r->stopping = 1;
         sig = SIGTERM;
     }
@@ -353,7 +359,7 @@ static int outcome(const local_run *r, const char *grid)
 {
     tfq_error e = {0};
     proto_msg reply;
-    if (grid_status(r, grid, &reply, &e) != 0) {
+    if (grid_status(r, grid, 0, &reply, &e) != 0) {
         fprintf(stderr, "tfq run: %s\n", e.msg);
         return CLI_ERROR;
     }
@@ -393,7 +399,7 @@ static int interrupted(local_run *r, const run_args *a, const char *grid)
     tfq_error e = {0};
     proto_msg n;
     int have = r->ep[0] != '\0' && r->coord != 0 &&
-               grid_status(r, grid, &n, &e) == 0;
+               grid_status(r, grid, 0, &n, &e) == 0;
     stop_coordinator(r);
     char where[600] = "";
     if (have) {
