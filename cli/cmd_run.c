@@ -391,6 +391,37 @@ static int report(local_run *r, const run_args *a, char *grid, int is_grid)
     return outcome(r, grid);
 }
 
+/* Where grid stands, from n (a status reply after the stop) and r's count
+ * at the stop, into where: "12 of 40 jobs done, 2 handed back; ". */
+static void where_it_stands(const local_run *r, const proto_msg *n,
+                            char *where, size_t bytes)
+{
+    int64_t own_failures = n->failed - n->blocked - n->cancelled;
+    /* Each said when not 0; the handed back whenever they are known. */
+    const struct {
+        int64_t count;
+        int said_at_0;
+        const char *what;
+    } parts[] = {
+        {own_failures, 0, "failed"},
+        {n->blocked, 0, "blocked"},
+        {n->cancelled, 0, "cancelled"},
+        {r->have_at_stop ? n->released - r->at_stop.released : 0,
+         r->have_at_stop, "handed back"},
+        {n->running, 0, "on killed workers (they run again once their "
+                        "leases expire)"},
+    };
+    size_t len = (size_t)snprintf(
+        where, bytes, "%lld of %lld jobs done", (long long)n->done,
+        (long long)(n->queued + n->running + n->done + n->failed));
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0] && len < bytes; i++)
+        if (parts[i].count > 0 || parts[i].said_at_0)
+            len += (size_t)snprintf(where + len, bytes - len, ", %lld %s",
+                                    (long long)parts[i].count, parts[i].what);
+    if (len < bytes)
+        snprintf(where + len, bytes - len, "; ");
+}
+
 /* After a signal, once the workers are gone: stops the coordinator and
  * prints the one line that says where the run stands and how it goes on.
  * Returns CLI_INTERRUPTED. */
@@ -402,23 +433,8 @@ static int interrupted(local_run *r, const run_args *a, const char *grid)
                grid_status(r, grid, 0, &n, &e) == 0;
     stop_coordinator(r);
     char where[600] = "";
-    if (have) {
-        long long total = n.queued + n.running + n.done + n.failed;
-        int len = snprintf(where, sizeof where, "%lld of %lld jobs done",
-                           (long long)n.done, total);
-        if (n.failed > 0)
-            len += snprintf(where + len, sizeof where - (size_t)len,
-                            ", %lld failed", (long long)n.failed);
-        if (r->have_at_stop)
-            len += snprintf(where + len, sizeof where - (size_t)len,
-                            ", %lld handed back",
-                            (long long)(n.released - r->at_stop.released));
-        if (n.running > 0)
-            snprintf(where + len, sizeof where - (size_t)len,
-                     ", %lld on killed workers (they run again once their "
-                     "leases expire)", (long long)n.running);
-        strcat(where, "; ");
-    }
+    if (have)
+        where_it_stands(r, &n, where, sizeof where);
     fprintf(stderr, "tfq run: interrupted; %s'tfq run %s --state %s%s%s' "
             "goes on\n", where, a->file, r->dir,
             a->data_given ? " --data " : "", a->data_given ? a->data : "");
