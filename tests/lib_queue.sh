@@ -3,8 +3,9 @@
 # sourcing script sets DIR (the state is DIR/st), and defines fail MESSAGE
 # (which exits) or calls queue_harness.
 
-# queue_harness NAME: the usual fail (NAME, the message, the logs' tails)
-# and a cleanup at exit that kills every pid in PIDS and removes DIR.
+# queue_harness NAME: the usual fail (NAME, the message, the tails of the
+# logs in DIR and in the state DIR/st) and a cleanup at exit that kills
+# every pid in PIDS and removes DIR.
 queue_harness() {
     TEST_NAME="$1"
     PIDS=()
@@ -16,7 +17,7 @@ queue_harness() {
     trap cleanup EXIT
     fail() {
         echo "FAIL: $TEST_NAME: $*" >&2
-        for f in "$DIR"/*.log; do
+        for f in "$DIR"/*.log "$DIR"/st/*.log; do
             [ -f "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }
         done
         exit 1

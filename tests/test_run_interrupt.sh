@@ -15,15 +15,6 @@ CASE="$2"
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/tfq-run-int-XXXXXX")
 . "$(dirname "$0")/lib_queue.sh"
 queue_harness "run_$CASE"
-# the logs fail shows are the state directory's
-fail() {
-    echo "FAIL: $TEST_NAME: $*" >&2
-    for f in "$DIR"/run.* "$DIR"/st/*.log; do
-        [ -f "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }
-    done
-    exit 1
-}
-
 NJOBS=8
 for i in $(seq "$NJOBS"); do
     [ "$i" -gt 1 ] && echo ---
@@ -34,7 +25,7 @@ done >"$DIR/g.txt"
 # own as a shell job is; sets RUN (also the group's id).
 start_run() {
     (cd "$DIR" && exec "$TFQ" run g.txt --workers 2 --state "$DIR/st") \
-        >"$DIR/run.out" 2>"$DIR/run.err" &
+        >"$DIR/run.out.log" 2>"$DIR/run.err.log" &
     RUN=$!
     PIDS+=("$RUN")
     [ "$(ps -o pgid= -p "$RUN" | tr -d ' ')" = "$RUN" ] ||
@@ -54,18 +45,18 @@ stopped_run() {
     local rc=$?
     echo "tfq run exited $rc, $TOOK_MS ms after the signal"
     [ "$rc" = 130 ] || fail "tfq run exited $rc, expected 130"
-    [ "$(grep -c '^tfq run: interrupted' "$DIR/run.err")" = 1 ] ||
+    [ "$(grep -c '^tfq run: interrupted' "$DIR/run.err.log")" = 1 ] ||
         fail "not one 'interrupted' line"
-    LINE=$(tail -n 1 "$DIR/run.err")
+    LINE=$(tail -n 1 "$DIR/run.err.log")
     echo "its line: $LINE"
     [[ "$LINE" == "tfq run: interrupted; "*" of $NJOBS jobs done, "*"; 'tfq run g.txt --state $DIR/st' goes on" ]] ||
         fail "the last line is not the resume line: $LINE"
-    if grep -i "no answer\|not confirmed" "$DIR"/run.* "$DIR"/st/*.log; then
+    if grep -i "no answer\|not confirmed" "$DIR"/*.log "$DIR"/st/*.log; then
         fail "a client or worker did not reach the coordinator"
     fi
-    grep -v "^tfq run: 2 workers, state in \|^tfq run: interrupted; " "$DIR/run.err" &&
+    grep -v "^tfq run: 2 workers, state in \|^tfq run: interrupted; " "$DIR/run.err.log" &&
         fail "tfq run printed more than its start and resume lines"
-    grep -q "^job  *grid  *name  *state" "$DIR/run.out" && fail "results were printed after the stop"
+    grep -q "^job  *grid  *name  *state" "$DIR/run.out.log" && fail "results were printed after the stop"
     # the coordinator was stopped by run (SIGTERM), not by the terminal
     grep -q "signal 15: stopping" "$DIR/st/coordinator.log" ||
         fail "the coordinator was not stopped by run's SIGTERM"
@@ -108,7 +99,7 @@ resume() {
     q "select job_id || ' ' || attempt from attempts where state = 'succeeded' order by 1" >"$DIR/done_before"
     local t=$SECONDS
     # shellcheck disable=SC2086 # the printed command's words
-    (cd "$DIR" && exec "$TFQ" run $cmd) >"$DIR/run.out" 2>"$DIR/run.err" &
+    (cd "$DIR" && exec "$TFQ" run $cmd) >"$DIR/run.out.log" 2>"$DIR/run.err.log" &
     RUN=$!
     PIDS+=("$RUN")
     poll 300 gone "$RUN" || fail "the resumed run did not finish within 300 s"
@@ -116,7 +107,7 @@ resume() {
     local rc=$?
     echo "resumed run exited $rc after $((SECONDS - t)) s"
     [ "$rc" = 0 ] || fail "the resumed run exited $rc, expected 0"
-    grep -q "0 jobs added, 0 reused, $NJOBS already there" "$DIR/run.out" ||
+    grep -q "0 jobs added, 0 reused, $NJOBS already there" "$DIR/run.out.log" ||
         fail "the resumed run's submit changed the grid"
     is "select count(*) from grids" 1 || fail "grids: $(q "select name from grids")"
     check_once
