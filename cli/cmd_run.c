@@ -48,6 +48,7 @@ typedef struct {
     int stopping;     /* the workers were told to hand back */
     int killed;       /* a second signal: the workers were killed */
     int have_at_stop; /* at_stop holds the grid's counts as the stop began */
+    int out_is_data;  /* --csv or --json: progress goes to stderr */
     proto_msg at_stop;
 } local_run;
 
@@ -61,8 +62,43 @@ static void on_signal(int sig)
     s_signals++;
 }
 
+/* The children's process group, once the coordinator leads it. */
+static volatile pid_t s_group;
+
+static void on_tstp(int sig);
+
+/* Ctrl-Z reaches tfq run alone (the children are not in the terminal's
+ * group): it stops the children, then itself, as a shell job stops whole;
+ * fg (SIGCONT) starts them again. */
+static void catch_tstp(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_tstp;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTSTP, &sa, NULL);
+}
+
+static void on_tstp(int sig)
+{
+    (void)sig;
+    if (s_group > 0)
+        kill(-s_group, SIGSTOP);
+    signal(SIGTSTP, SIG_DFL);
+    raise(SIGTSTP); /* pending until this returns: then run stops */
+}
+
+static void on_cont(int sig)
+{
+    (void)sig;
+    if (s_group > 0)
+        kill(-s_group, SIGCONT);
+    catch_tstp();
+}
+
 /* Installs on_signal, without SA_RESTART (a signal cuts a sleep short),
- * and with the three signals blocked while it runs (it counts). */
+ * and with the three signals blocked while it runs (it counts); and
+ * Ctrl-Z's handlers. */
 static void catch_signals(void)
 {
     struct sigaction sa;
@@ -75,6 +111,10 @@ static void catch_signals(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = on_cont;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCONT, &sa, NULL);
+    catch_tstp();
 }
 
 static void pause_poll(void)
@@ -84,10 +124,11 @@ static void pause_poll(void)
 }
 
 /* Starts this executable with args, its stderr appended to log unless
- * NULL, in process group pgid (0: a new group, led by the child).  The
- * child gets SIGTERM should tfq run die before it.  Returns its pid (or -1
- * when fork fails). */
-static pid_t spawn(char *const args[], const char *log, pid_t pgid)
+ * NULL (and its stdout sent to stderr when out_to_err), in process group
+ * pgid (0: a new group, led by the child).  The child gets SIGTERM should
+ * tfq run die before it.  Returns its pid (or -1 when fork fails). */
+static pid_t spawn(char *const args[], const char *log, pid_t pgid,
+                   int out_to_err)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -100,6 +141,8 @@ static pid_t spawn(char *const args[], const char *log, pid_t pgid)
             FILE *f = freopen(log, "a", stderr);
             (void)f;
         }
+        if (out_to_err)
+            dup2(STDERR_FILENO, STDOUT_FILENO);
         execv("/proc/self/exe", args);
         _exit(127);
     }
@@ -147,13 +190,15 @@ void cmd_run_help(FILE *out)
           "and the command that goes on.  A second Ctrl-C\nwhile it "
           "stops kills the workers (their jobs run again once their "
           "leases\nexpire, in the run that goes on); a third kills the "
-          "coordinator (what it\ncommitted is kept).\n"
+          "coordinator (what it\ncommitted is kept).  Ctrl-Z stops run with its "
+          "coordinator and workers; fg\nstarts them again.\n"
           "  --workers N         workers to start (2)\n"
           "  --state DIR         the state directory\n"
           "  --data DIR          data set directory for train jobs\n"
           "                      (default " DATA_KIND_DEFAULT_DIR ")\n"
           "  --csv, --json       print the results so (tfq results), no "
-          "report\n"
+          "report; stdout\n"
+          "                      is then the results alone\n"
           "  -h, --help          this text\n", out);
 }
 
@@ -228,7 +273,7 @@ static void start_coordinator(local_run *r)
     snprintf(r->log, sizeof r->log, "%s/coordinator.log", r->dir);
     char *cargs[] = {"tfq", "coordinator", "--state", r->dir, "--bind",
                      "tcp://127.0.0.1:*", NULL};
-    pid_t pid = spawn(cargs, r->log, 0);
+    pid_t pid = spawn(cargs, r->log, 0, 0);
     r->coord = pid > 0 ? pid : 0;
     for (int i = 0; r->coord != 0 && i < ENDPOINT_TRIES && r->ep[0] == '\0' &&
                     !s_signals; i++) {
@@ -258,10 +303,11 @@ static void stop_coordinator(local_run *r)
 }
 
 /* Runs args to its end (a signal meanwhile stops it); whether it exited
- * with status 0. */
-static int run_child(const local_run *r, char *const args[])
+ * with status 0.  The output of a progress child (submit, status) goes to
+ * stderr when stdout is for --csv or --json. */
+static int run_child(const local_run *r, char *const args[], int progress)
 {
-    pid_t p = spawn(args, NULL, r->coord);
+    pid_t p = spawn(args, NULL, r->coord, progress && r->out_is_data);
     int ws = p > 0 ? wait_child(p, 1, 2) : -1;
     return ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
 }
@@ -294,7 +340,7 @@ static void start_workers(local_run *r, const char *data)
         snprintf(wlog, sizeof wlog, "%s/worker-%ld.log", r->dir, i + 1);
         char *wargs[] = {"tfq", "worker", "--connect", r->ep, "--name", name,
                          "--exit-when-idle", "--data", (char *)data, NULL};
-        pid_t pid = spawn(wargs, wlog, r->coord);
+        pid_t pid = spawn(wargs, wlog, r->coord, 0);
         r->workers[i] = pid > 0 ? pid : 0;
     }
 }
@@ -336,7 +382,7 @@ static void wait_workers(local_run *r, const char *grid)
         else if (time(NULL) - last >= STATUS_EVERY_S) {
             last = time(NULL);
             char *args[] = {"tfq", "status", "--connect", r->ep, NULL};
-            run_child(r, args);
+            run_child(r, args, 1);
         }
         int ws;
         pid_t p = waitpid(-1, &ws, WNOHANG);
@@ -378,14 +424,14 @@ static int report(local_run *r, const run_args *a, char *grid, int is_grid)
 {
     char *rargs[] = {"tfq", "results", "--connect", r->ep,
                      a->json ? "--json" : a->csv ? "--csv" : NULL, NULL};
-    if (!run_child(r, rargs))
+    if (!run_child(r, rargs, 0))
         return CLI_ERROR;
     if (is_grid && !a->json && !a->csv && !s_signals) {
         char out[4200];
         snprintf(out, sizeof out, "%s/report", r->dir);
         char *pargs[] = {"tfq", "report", grid, "-o", out, "--connect",
                          r->ep, NULL};
-        if (!run_child(r, pargs))
+        if (!run_child(r, pargs, 0))
             return CLI_ERROR;
     }
     return outcome(r, grid);
@@ -454,7 +500,9 @@ int cmd_run(int argc, char **argv)
     catch_signals();
     char grid[PROTO_MAX_NAME_BYTES];
     int is_grid = cli_grid_source(a.file, grid, sizeof grid);
+    r.out_is_data = a.csv || a.json;
     start_coordinator(&r);
+    s_group = r.coord;
     int status = CLI_ERROR;
     r.workers = calloc((size_t)r.nworkers, sizeof *r.workers);
     if (r.workers == NULL || (r.ep[0] == '\0' && !s_signals)) {
@@ -464,7 +512,7 @@ int cmd_run(int argc, char **argv)
     }
     char *sargs[] = {"tfq", "submit", (char *)a.file, "--as", grid,
                      "--connect", r.ep, NULL};
-    if (!s_signals && !run_child(&r, sargs) && !s_signals)
+    if (!s_signals && !run_child(&r, sargs, 1) && !s_signals)
         goto out;
     if (!s_signals) {
         start_workers(&r, a.data);

@@ -8,6 +8,8 @@
 #   second_sigint  a worker stopped (SIGSTOP) holds the stop up; a second
 #                  Ctrl-C kills it, and its job runs again on resuming
 #   sigterm        SIGTERM to run alone (a service manager, timeout(1))
+#   ctrl_z         SIGTSTP to run's group stops run and every child; SIGCONT
+#                  (fg) starts them again and the run finishes
 set -u
 set -m
 TFQ=$(realpath "$1")
@@ -180,6 +182,27 @@ sigterm)
     is "select count(*) from attempts where state = 'running'" 0 || fail "attempts left running"
     handed_back
     resume
+    ;;
+ctrl_z)
+    start_run
+    poll 120 running_on run-1 || fail "within 120 s, worker run-1 ran no job"
+    kids=$(pgrep -P "$RUN" | tr '\n' ' ')
+    [ "$(wc -w <<<"$kids")" -ge 3 ] || fail "run's children: $kids"
+    kill -TSTP -- "-$RUN"
+    all_stopped() {
+        local p
+        for p in "$RUN" $kids; do
+            [[ "$(ps -o stat= -p "$p")" == T* ]] || return 1
+        done
+    }
+    poll 60 all_stopped && echo "ok: Ctrl-Z stopped run and its children" ||
+        fail "after Ctrl-Z: $(ps -o pid,stat,args -p "$RUN" $kids)"
+    kill -CONT -- "-$RUN"
+    poll 300 gone "$RUN" || fail "the run did not finish within 300 s of fg"
+    wait "$RUN"
+    rc=$?
+    [ "$rc" = 0 ] || fail "the run exited $rc after Ctrl-Z and fg, expected 0"
+    check_once
     ;;
 *)
     echo "unknown case $CASE" >&2
