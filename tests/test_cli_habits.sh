@@ -116,6 +116,32 @@ expect "status f" 0 -- status f
 grep -q "done 1  failed 1  blocked 1  cancelled 0" "$TMP/out" ||
     fail "status f: separate counts expected: $(cat "$TMP/out")"
 
+# Every client finds the coordinator through TFQ_CONNECT: with it set to
+# the live one, each gets the coordinator's answer (not "no answer"); with
+# it set to a dead address, each exits 1 naming that address.  The dead
+# ones wait out the reply timeout, all at once.
+# (Grid t: retried while there is nothing to retry, then cancelled.)
+CLIENTS=("submit $TMP/c.txt --as t" "status" "results f" "retry t" "cancel t"
+         "workers" "checkpoint get ok -o $TMP/ck" "report f -o $TMP/rep-c")
+for i in "${!CLIENTS[@]}"; do
+    # shellcheck disable=SC2086
+    "$TFQ" ${CLIENTS[$i]} >"$TMP/live$i.out" 2>"$TMP/live$i.err"
+    grep -q "no answer" "$TMP/live$i.err" &&
+        fail "tfq ${CLIENTS[$i]} with TFQ_CONNECT=$EP: $(cat "$TMP/live$i.err")"
+    # shellcheck disable=SC2086
+    (TFQ_CONNECT=$DEAD "$TFQ" ${CLIENTS[$i]} >"$TMP/dead$i.out" 2>"$TMP/dead$i.err"
+     echo $? >"$TMP/dead$i.rc") &
+    PIDS+=($!)
+done
+wait_all_dead() { for i in "${!CLIENTS[@]}"; do [ -s "$TMP/dead$i.rc" ] || return 1; done; }
+poll 120 wait_all_dead || fail "clients against a dead TFQ_CONNECT still waiting after 120 s"
+for i in "${!CLIENTS[@]}"; do
+    c=${CLIENTS[$i]%% *}
+    [ "$(cat "$TMP/dead$i.rc")" = 1 ] && grep -q "$DEAD" "$TMP/dead$i.err" &&
+        ok "tfq $c follows TFQ_CONNECT" ||
+        fail "tfq ${CLIENTS[$i]} with TFQ_CONNECT=$DEAD: exit $(cat "$TMP/dead$i.rc"): $(cat "$TMP/dead$i.err")"
+done
+
 # ---- exit codes of status --watch -------------------------------------------
 
 expect "status --watch, failed jobs: 3" 3 -- status f --watch
