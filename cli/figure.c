@@ -10,7 +10,7 @@
 
 /* The canvas, in pixels: the panels on the left, stacked, the legend on
  * the right of the first. */
-#define FIG_W 960
+#define FIG_W 1000
 #define PLOT_L 100 /* room for the tick labels and two rotated y label lines */
 #define PLOT_R 640
 #define PLOT_T 50  /* room for the title */
@@ -146,12 +146,12 @@ static void put_lines(FILE *out, const char *s, double x, int dy)
 
 /* b's y range: rounded ticks (1, 2 or 5 times a power of ten) about
  * TICK_PX apart that hold lo..hi with a margin, not past 1 or below 0
- * unless the data is. */
-static void fit_range(box *b, double lo, double hi)
+ * unless the data (dlo..dhi, within lo..hi) is. */
+static void fit_range(box *b, double lo, double hi, double dlo, double dhi)
 {
     if (!(lo <= hi)) {
-        lo = 0;
-        hi = 1;
+        lo = dlo = 0;
+        hi = dhi = 1;
     }
     double span = hi - lo;
     if (span < 1e-9)
@@ -163,39 +163,56 @@ static void fit_range(box *b, double lo, double hi)
     b->ystep = (norm < 1.5 ? 1 : norm < 3.5 ? 2 : norm < 7.5 ? 5 : 10) * mag;
     b->ylo = floor(plo / b->ystep + 1e-9) * b->ystep;
     b->yhi = ceil(phi / b->ystep - 1e-9) * b->ystep;
-    if (hi <= 1.0 && b->yhi > 1.0)
+    if (dhi <= 1.0 && b->yhi > 1.0)
         b->yhi = fmax(1.0, b->ylo + b->ystep);
-    if (lo >= 0.0 && b->ylo < 0.0)
+    if (dlo >= 0.0 && b->ylo < 0.0)
         b->ylo = 0.0;
     b->ydecimals = (int)fmax(0, ceil(-log10(b->ystep) - 1e-9));
 }
 
-/* The range panel p shows: its runs and the reference line, or the means'
- * intervals. */
+/* The range panel p shows: its data (the runs, or else the means) and the
+ * reference line, widened by each interval no wider than the data's span
+ * on either side (a wider one would flatten the rest); a panel of means
+ * shows no more than the runs span, so that it zooms.  What is left out
+ * of an interval is cut at the frame (draw_mean). */
 static void panel_range(const figure *f, const figure_panel *p, int xmax,
                         box *b)
 {
-    double lo = INFINITY, hi = -INFINITY;
+    double lo = INFINITY, hi = -INFINITY, rlo = INFINITY, rhi = -INFINITY;
     for (int i = 0; i < f->nseries; i++) {
         const figure_series *s = &f->series[i];
-        for (size_t r = 0; p->runs && r < s->nruns; r++) {
-            lo = fmin(lo, s->runs[r].y);
-            hi = fmax(hi, s->runs[r].y);
+        for (size_t r = 0; r < s->nruns; r++) {
+            rlo = fmin(rlo, s->runs[r].y);
+            rhi = fmax(rhi, s->runs[r].y);
         }
-        for (int x = 0; p->intervals && x <= xmax; x++) {
-            const figure_mean *m = &s->means[x];
-            double h = isnan(m->half) ? 0 : m->half;
-            if (m->runs > 0) {
-                lo = fmin(lo, m->mean - h);
-                hi = fmax(hi, m->mean + h);
+        for (int x = 0; !p->runs && x <= xmax; x++)
+            if (s->means[x].runs > 0) {
+                lo = fmin(lo, s->means[x].mean);
+                hi = fmax(hi, s->means[x].mean);
             }
-        }
+    }
+    if (p->runs) {
+        lo = rlo;
+        hi = rhi;
     }
     if (f->has_ref && p->runs) {
         lo = fmin(lo, f->ref_y);
         hi = fmax(hi, f->ref_y);
     }
-    fit_range(b, lo, hi);
+    double dlo = lo, dhi = hi, allow = fmax(hi - lo, 0.01);
+    for (int i = 0; p->intervals && i < f->nseries; i++)
+        for (int x = 0; x <= xmax; x++) {
+            const figure_mean *m = &f->series[i].means[x];
+            if (m->runs > 0 && !isnan(m->half) && m->half <= allow) {
+                lo = fmin(lo, m->mean - m->half);
+                hi = fmax(hi, m->mean + m->half);
+            }
+        }
+    if (!p->runs) { /* zoomed: never wider than the runs */
+        lo = fmax(lo, rlo);
+        hi = fmin(hi, rhi);
+    }
+    fit_range(b, lo, hi, dlo, dhi);
 }
 
 static void fit_layout(const figure *f, layout *l)
@@ -343,6 +360,29 @@ static void draw_runs(FILE *out, const figure *f, int si, const layout *l,
     }
 }
 
+/* An interval from pixel y1 (top) to y2 at cx: a vertical line with an end
+ * cap cap pixels to each side, or an arrowhead at an end cut at the frame
+ * (cut1, cut2). */
+static void draw_interval(FILE *out, const figure_series *s, double cx,
+                          double cap, double y1, double y2, int cut1, int cut2)
+{
+    fprintf(out, "<line class=\"ci\" x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" "
+            "y2=\"%.2f\" stroke=\"%s\" stroke-width=\"1.6\"%s/>\n", cx, y1,
+            cx, y2, s->stroke, cut1 || cut2 ? " data-cut=\"1\"" : "");
+    for (int e = 0; e < 2; e++) {
+        double y = e ? y2 : y1, d = e ? -1 : 1; /* d: into the interval */
+        if (e ? cut2 : cut1)
+            fprintf(out, "<polyline points=\"%.2f,%.2f %.2f,%.2f %.2f,%.2f\" "
+                    "fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\"/>\n",
+                    cx - cap, y + d * cap, cx, y, cx + cap, y + d * cap,
+                    s->stroke);
+        else
+            fprintf(out, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" "
+                    "y2=\"%.2f\" stroke=\"%s\" stroke-width=\"1.6\"/>\n",
+                    cx - cap, y, cx + cap, y, s->stroke);
+    }
+}
+
 /* One mean of series si at x as a <g class="mean">: its interval (a
  * vertical line with end caps) when it has one, then a marker (marker) or a
  * short bar. */
@@ -368,16 +408,10 @@ static void draw_mean(FILE *out, const figure *f, int si, int x,
         fprintf(out, ", 95%% interval %.4f to %.4f", m->mean - m->half,
                 m->mean + m->half);
     fprintf(out, " (%d run%s)</title>\n", m->runs, m->runs == 1 ? "" : "s");
-    if (ci) {
-        double y1 = py(b, m->mean + m->half), y2 = py(b, m->mean - m->half);
-        fprintf(out, "<line class=\"ci\" x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" "
-                "y2=\"%.2f\" stroke=\"%s\" stroke-width=\"1.6\"/>\n", cx, y1,
-                cx, y2, s->stroke);
-        for (int e = 0; e < 2; e++)
-            fprintf(out, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" "
-                    "y2=\"%.2f\" stroke=\"%s\" stroke-width=\"1.6\"/>\n",
-                    cx - cap, e ? y2 : y1, cx + cap, e ? y2 : y1, s->stroke);
-    }
+    if (ci)
+        draw_interval(out, s, cx, cap, py(b, fmin(m->mean + m->half, b->yhi)),
+                      py(b, fmax(m->mean - m->half, b->ylo)),
+                      m->mean + m->half > b->yhi, m->mean - m->half < b->ylo);
     if (marker)
         draw_marker(out, "mean-marker", s, cx, cy, MARKER_R, 1.0);
     else
@@ -424,17 +458,22 @@ static void draw_panel(FILE *out, const figure *f, int pi, const layout *l)
     fprintf(out, "</g>\n");
 }
 
-/* Whether some mean in an interval panel rests on one run (no interval). */
-static int has_single_runs(const figure *f, const layout *l)
+/* What the interval panels hold that the legend must explain: a mean of
+ * one run (no interval), an interval cut at the frame. */
+static void interval_notes(const figure *f, const layout *l, int *single,
+                           int *cut)
 {
-    int intervals = 0;
-    for (int i = 0; i < f->npanels; i++)
-        intervals |= f->panels[i].intervals;
-    for (int si = 0; intervals && si < f->nseries; si++)
-        for (int x = 0; x <= l->xmax; x++)
-            if (f->series[si].means[x].runs == 1)
-                return 1;
-    return 0;
+    *single = *cut = 0;
+    for (int pi = 0; pi < f->npanels; pi++) {
+        const box *b = &l->panel[pi];
+        for (int si = 0; f->panels[pi].intervals && si < f->nseries; si++)
+            for (int x = 0; x <= l->xmax; x++) {
+                const figure_mean *m = &f->series[si].means[x];
+                *single |= m->runs == 1;
+                *cut |= m->runs > 1 && (m->mean + m->half > b->yhi ||
+                                        m->mean - m->half < b->ylo);
+            }
+    }
 }
 
 /* The legend, right of the first panel: the series, the interval and the
@@ -464,9 +503,19 @@ static void draw_legend(FILE *out, const figure *f, const layout *l)
         put_lines(out, f->interval_label, LEGEND_X + 36, 15);
         fprintf(out, "</text>\n");
         y += LEGEND_ROW + (strchr(f->interval_label, '\n') ? 15 : 0);
-        if (has_single_runs(f, l)) {
+        int single, cut;
+        interval_notes(f, l, &single, &cut);
+        if (single) {
             fprintf(out, "<text x=\"%d\" y=\"%d\">one run: mean only, no "
                     "interval</text>\n", LEGEND_X + 36, y + 4);
+            y += LEGEND_ROW;
+        }
+        if (cut) {
+            fprintf(out, "<polyline points=\"%d,%d %d,%d %d,%d\" "
+                    "fill=\"none\" stroke=\"#000000\" stroke-width=\"1.6\"/>"
+                    "\n<text x=\"%d\" y=\"%d\">interval cut at the frame"
+                    "</text>\n", LEGEND_X + 10, y + 2, LEGEND_X + 14,
+                    y - 2, LEGEND_X + 18, y + 2, LEGEND_X + 36, y + 4);
             y += LEGEND_ROW;
         }
     }
