@@ -561,7 +561,7 @@ else
             cut -d'"' -f2)
         h=$(grep -o '<svg [^>]*' "$svg" | grep -o 'height="[0-9]*"' |
             cut -d'"' -f2)
-        HOME=$TMP/home timeout 300 chromium --headless --disable-gpu \
+        HOME=$TMP/home timeout 180 chromium --headless --disable-gpu \
             --no-sandbox --hide-scrollbars --user-data-dir="$TMP/home/c" \
             --screenshot="$TMP/chromium-$fig.png" --window-size="$w,$h" \
             "file://$svg" >"$TMP/chromium.log" 2>&1
