@@ -154,8 +154,7 @@ static void print_summary(const grid_report *g, const report_files *files)
     table_release(&t);
     char empty[160];
     if (stats_gains_empty(g, empty, sizeof empty)) {
-        printf("\nTable 1 (gain of transfer+ over base and selffer+): none, "
-               "%s\n", empty);
+        printf("\nTable 1: none, %s\n", empty);
     } else {
         printf("\nTable 1 (random splits): gain of transfer+ over base and "
                "selffer+\n");
@@ -285,9 +284,9 @@ void cmd_report_help(FILE *out)
         "is on PATH\n"
         "  table.md     every point (mean, sample sd, runs, 95%% interval) "
         "and Table 1\n"
-        "  table.csv    every point: similarity,variant,finetune,n,mean,sd,"
-        "runs,\n"
-        "               ci95_lo,ci95_hi\n"
+        "  table.csv    every point, columns similarity variant finetune n "
+        "mean sd\n"
+        "               runs ci95_lo ci95_hi\n"
         "  table1.csv   Table 1: layers,versus,gain,points,missing: the mean "
         "over n\n"
         "               of (transfer+ - base) and of (transfer+ - selffer+) "

@@ -237,14 +237,6 @@ static void fit_layout(const figure *f, layout *l)
     l->height = last + 56 + ncaption * CAPTION_ROW + (ncaption ? 12 : 0);
 }
 
-void figure_size(const figure *f, int *width, int *height)
-{
-    layout l;
-    fit_layout(f, &l);
-    *width = FIG_W;
-    *height = l.height;
-}
-
 /* A panel's grid, y ticks and their labels, x ticks, frame and y label. */
 static void draw_axes(FILE *out, const figure_panel *p, const layout *l,
                       const box *b)

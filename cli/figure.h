@@ -103,9 +103,6 @@ int figure_add_run(figure_series *s, double x, double y);
  * listed in the legend as "(no runs)".  TFQ_EIO naming path on failure. */
 int figure_write_svg(const figure *f, const char *path, tfq_error *e);
 
-/* The size figure_write_svg gives f, in pixels. */
-void figure_size(const figure *f, int *width, int *height);
-
 /* PNGs are rendered by this program (Debian librsvg2-bin), at this many
  * times the SVG's size, so that they stay sharp in a paper or a chat. */
 #define FIGURE_PNG_TOOL "rsvg-convert"

@@ -326,7 +326,7 @@ awk '!/"finetune": 1/' "$TMP/grid.json" >"$TMP/noplus.json"
 if expect "report without transfer+" 0 -- report --from-json \
         "$TMP/noplus.json" -o "$TMP/noplus"; then
     why="no transfer+ (AnB+) nets on the random splits"
-    [ "$(grep -c "^Table 1.*none, the grid has $why" "$TMP/out")" -eq 1 ] &&
+    [ "$(grep -c "^Table 1: none, the grid has $why$" "$TMP/out")" -eq 1 ] &&
         ! grep -q "no transfer+ at n" "$TMP/out" &&
         ! grep -q "^layers " "$TMP/out" &&
         ok "summary: an empty Table 1 is one line" ||
