@@ -32,6 +32,7 @@
 #define RUN_JITTER 0.10
 #define GOLDEN 0.6180339887498949
 #define CAP_HALF 0.045 /* half-width of an interval's end caps, in layers */
+#define BAR_HALF 0.075 /* half-width of the bar at a mean, in layers */
 
 typedef struct {
     int top, bottom;  /* pixels */
@@ -352,6 +353,21 @@ static void draw_runs(FILE *out, const figure *f, int si, const layout *l,
     }
 }
 
+/* Half the width of the bar that marks a mean among its runs, in pixels. */
+static double bar_px(const layout *l)
+{
+    return BAR_HALF * (PLOT_R - PLOT_L) / (l->xhi - l->xlo);
+}
+
+/* A mean among its runs: a short thick horizontal bar at (cx, cy). */
+static void draw_bar(FILE *out, const figure_series *s, double cx, double cy,
+                     double half)
+{
+    fprintf(out, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" "
+            "stroke=\"%s\" stroke-width=\"3\"/>\n", cx - half, cy,
+            cx + half, cy, s->stroke);
+}
+
 /* An interval from pixel y1 (top) to y2 at cx: a vertical line with an end
  * cap cap pixels to each side, or an arrowhead at an end cut at the frame
  * (cut1, cut2). */
@@ -407,9 +423,7 @@ static void draw_mean(FILE *out, const figure *f, int si, int x,
     if (marker)
         draw_marker(out, "mean-marker", s, cx, cy, MARKER_R, 1.0);
     else
-        fprintf(out, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" "
-                "stroke=\"%s\" stroke-width=\"3\"/>\n", cx - 1.6 * cap, cy,
-                cx + 1.6 * cap, cy, s->stroke);
+        draw_bar(out, s, cx, cy, bar_px(l));
     fprintf(out, "</g>\n");
 }
 
@@ -438,13 +452,8 @@ static void draw_panel(FILE *out, const figure *f, int pi, const layout *l)
             if (p->intervals)
                 draw_mean(out, f, si, x, l, b, !p->runs);
             else
-                fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
-                        "y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"/>\n",
-                        px(l, dodged(f, si, x) - 0.08),
-                        py(b, f->series[si].means[x].mean),
-                        px(l, dodged(f, si, x) + 0.08),
-                        py(b, f->series[si].means[x].mean),
-                        f->series[si].stroke);
+                draw_bar(out, &f->series[si], px(l, dodged(f, si, x)),
+                         py(b, f->series[si].means[x].mean), bar_px(l));
         }
     }
     fprintf(out, "</g>\n");
