@@ -225,6 +225,7 @@ static void dress(const grid_report *g, figure *f2, figure *f3,
     f3->caption[2] = INTERVAL_CAPTION;
     f2->interval_label = f3->interval_label = INTERVAL_LABEL;
     f2->xmax = f3->xmax = g->xmax;
+    f3->dodge = 0.22; /* three series, close together at small n */
     f3->has_ref = 1;
     f3->ref_y = 1.0;
     f3->ref_label = "base net (1.0)";
