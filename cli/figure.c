@@ -377,12 +377,13 @@ static void draw_interval(FILE *out, const figure_series *s, double cx,
     fprintf(out, "<line class=\"ci\" x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" "
             "y2=\"%.2f\" stroke=\"%s\" stroke-width=\"1.6\"%s/>\n", cx, y1,
             cx, y2, s->stroke, cut1 || cut2 ? " data-cut=\"1\"" : "");
+    double head = 1.5 * cap; /* an arrowhead, wider than a cap */
     for (int e = 0; e < 2; e++) {
         double y = e ? y2 : y1, d = e ? -1 : 1; /* d: into the interval */
         if (e ? cut2 : cut1)
             fprintf(out, "<polyline points=\"%.2f,%.2f %.2f,%.2f %.2f,%.2f\" "
-                    "fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\"/>\n",
-                    cx - cap, y + d * cap, cx, y, cx + cap, y + d * cap,
+                    "fill=\"none\" stroke=\"%s\" stroke-width=\"2\"/>\n",
+                    cx - head, y + d * head, cx, y, cx + head, y + d * head,
                     s->stroke);
         else
             fprintf(out, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" "
