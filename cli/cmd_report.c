@@ -2,6 +2,7 @@
  * Table 1, from the finished jobs of a grid (report_grid.h says how). */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,12 +34,20 @@ static int write_tables(const grid_report *g, const char *path,
             fprintf(out, "# tfq report: grid %s, metric %s\n\n%ld runs (jobs "
                     "that succeeded with a result).\n\n## Points\n\nMean, "
                     "sample standard deviation and number of runs of every "
-                    "point; base nets are variant base, n 0.\n\n", g->grid,
+                    "point, and the 95%% interval of the mean (mean +- "
+                    "t(0.975, runs - 1) * sd / sqrt(runs); none for one "
+                    "run); base nets are variant base, n 0.\n\n", g->grid,
                     g->metric.name, g->runs);
         rc = stats_points_table(g, decimals, none, &t);
         if (rc == 0)
             table_write(&t, fmt, out);
         table_release(&t);
+    }
+    char empty[160];
+    if (rc == 0 && gains && md && stats_gains_empty(g, empty, sizeof empty)) {
+        fprintf(out, "\n## Table 1: transfer+ (AnB+) against base and "
+                "selffer+ (BnB+), random splits\n\nNone: %s.\n", empty);
+        gains = 0;
     }
     if (rc == 0 && gains) {
         if (md)
@@ -60,29 +69,63 @@ static int write_tables(const grid_report *g, const char *path,
     return TFQ_OK;
 }
 
-static const char *const s_outputs[] = {"figure2.svg", "figure3.svg",
-                                        "table.md", "table.csv",
-                                        "table1.csv"};
+/* The files of a report, in the order they are written; the PNGs only
+ * when FIGURE_PNG_TOOL is there. */
+enum { OUT_FIG2, OUT_FIG3, OUT_MD, OUT_CSV, OUT_TABLE1, OUT_PNG2, OUT_PNG3,
+       NOUTPUTS };
+static const char *const s_outputs[NOUTPUTS] = {
+    "figure2.svg", "figure3.svg", "table.md", "table.csv", "table1.csv",
+    "figure2.png", "figure3.png",
+};
+
+typedef struct {
+    char path[NOUTPUTS][REPORT_PATH_BYTES];
+    int written[NOUTPUTS];
+} report_files;
+
+/* The PNG of each figure, or once on stderr why there are none. */
+static int write_pngs(report_files *out, tfq_error *e)
+{
+    for (int i = 0; i < 2; i++) {
+        int rc = figure_write_png(out->path[OUT_FIG2 + i],
+                                  out->path[OUT_PNG2 + i], e);
+        if (rc == TFQ_ENOENT) {
+            fprintf(stderr, "tfq report: %s; figure2.png and figure3.png "
+                    "not written (install librsvg2-bin for PNGs)\n", e->msg);
+            *e = (tfq_error){0};
+            return TFQ_OK;
+        }
+        if (rc != 0)
+            return rc;
+        out->written[OUT_PNG2 + i] = 1;
+    }
+    return TFQ_OK;
+}
 
 static int write_report(const grid_report *g, const figure *f2,
-                        const figure *f3, const char *dir, tfq_error *e)
+                        const figure *f3, const char *dir, report_files *out,
+                        tfq_error *e)
 {
-    char path[5][REPORT_PATH_BYTES];
-    for (int i = 0; i < 5; i++)
-        if (snprintf(path[i], REPORT_PATH_BYTES, "%s/%s", dir, s_outputs[i]) >=
-            REPORT_PATH_BYTES)
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < NOUTPUTS; i++)
+        if (snprintf(out->path[i], REPORT_PATH_BYTES, "%s/%s", dir,
+                     s_outputs[i]) >= REPORT_PATH_BYTES)
             return tfq_error_set(e, TFQ_ERANGE, "%s: path too long", dir);
     int rc = cli_mkdir_p(dir, e);
     if (rc == 0)
-        rc = figure_write_svg(f2, path[0], e);
+        rc = figure_write_svg(f2, out->path[OUT_FIG2], e);
     if (rc == 0)
-        rc = figure_write_svg(f3, path[1], e);
+        rc = figure_write_svg(f3, out->path[OUT_FIG3], e);
     if (rc == 0)
-        rc = write_tables(g, path[2], TABLE_MARKDOWN, 1, 1, e);
+        rc = write_tables(g, out->path[OUT_MD], TABLE_MARKDOWN, 1, 1, e);
     if (rc == 0)
-        rc = write_tables(g, path[3], TABLE_CSV, 1, 0, e);
+        rc = write_tables(g, out->path[OUT_CSV], TABLE_CSV, 1, 0, e);
     if (rc == 0)
-        rc = write_tables(g, path[4], TABLE_CSV, 0, 1, e);
+        rc = write_tables(g, out->path[OUT_TABLE1], TABLE_CSV, 0, 1, e);
+    for (int i = OUT_FIG2; rc == 0 && i <= OUT_TABLE1; i++)
+        out->written[i] = 1;
+    if (rc == 0)
+        rc = write_pngs(out, e);
     return rc;
 }
 
@@ -91,7 +134,7 @@ static const char *plural(long n)
     return n == 1 ? "" : "s";
 }
 
-static void print_summary(const grid_report *g, const char *dir)
+static void print_summary(const grid_report *g, const report_files *files)
 {
     printf("grid %s, metric %s: %ld finished run%s", g->grid, g->metric.name,
            g->runs, plural(g->runs));
@@ -109,54 +152,141 @@ static void print_summary(const grid_report *g, const char *dir)
     if (stats_points_table(g, 4, "-", &t) == 0)
         table_write(&t, TABLE_TEXT, stdout);
     table_release(&t);
-    printf("\nTable 1 (random splits): gain of transfer+ over base and "
-           "selffer+\n");
-    if (stats_gains_table(g, 4, "-", &t) == 0)
-        table_write(&t, TABLE_TEXT, stdout);
-    table_release(&t);
+    char empty[160];
+    if (stats_gains_empty(g, empty, sizeof empty)) {
+        printf("\nTable 1: none, %s\n", empty);
+    } else {
+        printf("\nTable 1 (random splits): gain of transfer+ over base and "
+               "selffer+\n");
+        if (stats_gains_table(g, 4, "-", &t) == 0)
+            table_write(&t, TABLE_TEXT, stdout);
+        table_release(&t);
+    }
     if (g->no_base > 0)
         printf("\nfigure3: %ld run%s left out: no base net of the same split, "
                "target and seed\n", g->no_base, plural(g->no_base));
     printf("\n");
-    for (int i = 0; i < 5; i++)
-        printf("wrote %s/%s\n", dir, s_outputs[i]);
+    for (int i = 0; i < NOUTPUTS; i++)
+        if (files->written[i])
+            printf("wrote %s\n", files->path[i]);
+}
+
+/* s as a JSON string. */
+static void put_json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(out, "\\u%04x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+/* v as a JSON number, null when it is NAN. */
+static void put_json_number(FILE *out, const char *key, double v)
+{
+    fprintf(out, ", \"%s\": ", key);
+    if (isnan(v))
+        fputs("null", out);
+    else
+        fprintf(out, "%.6f", v);
+}
+
+/* --json: the counts, every point, Table 1 and the files, one object. */
+static void print_json(const grid_report *g, const report_files *files)
+{
+    printf("{\"grid\": ");
+    put_json_string(stdout, g->grid);
+    printf(", \"metric\": ");
+    put_json_string(stdout, g->metric.name);
+    printf(", \"runs\": %ld, \"unfinished\": %ld, \"no_value\": %ld, "
+           "\"plain\": %ld, \"no_base\": %ld,\n \"points\": [", g->runs,
+           g->unfinished, g->no_value, g->plain, g->no_base);
+    for (int i = 0; i < g->npoints; i++) {
+        const report_point *p = &g->points[i];
+        printf("%s\n  {\"similarity\": ", i ? "," : "");
+        put_json_string(stdout, p->similarity);
+        printf(", \"variant\": ");
+        put_json_string(stdout, p->variant);
+        printf(", \"finetune\": %d, \"n\": %d, \"runs\": %d", p->finetune,
+               p->n, p->runs);
+        put_json_number(stdout, "mean", p->mean);
+        put_json_number(stdout, "sd", p->sd);
+        put_json_number(stdout, "ci95_lo", p->mean - p->ci95);
+        put_json_number(stdout, "ci95_hi", p->mean + p->ci95);
+        printf("}");
+    }
+    printf("],\n \"table1\": [");
+    for (int i = 0; i < REPORT_NGAINS; i++) {
+        const report_gain *x = &g->gains[i];
+        printf("%s\n  {\"lo\": %d, \"hi\": %d, \"versus\": \"%s\", "
+               "\"points\": %d", i ? "," : "", x->lo, x->hi, x->versus,
+               x->points);
+        put_json_number(stdout, "gain", x->gain);
+        printf(", \"missing\": ");
+        put_json_string(stdout, x->missing);
+        printf("}");
+    }
+    printf("],\n \"files\": [");
+    for (int i = 0, n = 0; i < NOUTPUTS; i++)
+        if (files->written[i]) {
+            printf("%s", n++ ? ", " : "");
+            put_json_string(stdout, files->path[i]);
+        }
+    printf("]}\n");
 }
 
 /* ---- the command ---------------------------------------------------------*/
 
 static int build_report(grid_report *g, const char *json, const char *source,
                         const char *grid, const char *metric_opt, figure *f2,
-                        figure *f3, tfq_error *e)
+                        figure *f3, figures_text *texts, tfq_error *e)
 {
     int rc = ingest_runs(g, json, source, grid, metric_opt, e);
     if (rc == 0)
         rc = stats_load(g, e);
     if (rc == 0)
-        rc = figures_build(g, f2, f3, e);
+        rc = figures_build(g, f2, f3, texts, e);
     return rc;
 }
 
 void cmd_report_help(FILE *out)
 {
     fprintf(out,
-        "usage: tfq report GRID -o DIR [--metric M] [--connect ADDR]\n"
-        "       tfq report --from-json FILE -o DIR [--metric M]\n\n"
+        "usage: tfq report GRID -o DIR [--metric M] [--csv | --json] "
+        "[--connect ADDR]\n"
+        "       tfq report --from-json FILE -o DIR [--metric M] "
+        "[--csv | --json]\n\n"
         "Figures and tables of Yosinski et al. 2014 from the finished jobs "
         "of a grid\n(jobs that succeeded with a result; a grid still running "
         "gives what is done).\nWrites into DIR (created if missing):\n"
-        "  figure2.svg  accuracy against layer n, random splits: base, "
-        "selffer BnB,\n"
-        "               selffer+ BnB+, transfer AnB, transfer+ AnB+ "
-        "(a marker per run,\n"
-        "               a line through the means)\n"
+        "  figure2.svg  top-1 accuracy against layer n, random splits: base, "
+        "selffer\n"
+        "               BnB, selffer+ BnB+, transfer AnB, transfer+ AnB+; "
+        "on top a\n"
+        "               marker per run and a line through the means, below "
+        "the means\n"
+        "               zoomed with their 95%% t-intervals\n"
         "  figure3.svg  accuracy relative to the base net of the same split, "
         "target\n"
         "               and seed: transfer on the random and on the "
         "dissimilar splits,\n"
-        "               and the frozen random-weights control\n"
-        "  table.md     every point (mean, sample sd, runs) and Table 1\n"
-        "  table.csv    every point: similarity,variant,finetune,n,mean,sd,"
-        "runs\n"
+        "               and the frozen random-weights control; the runs, and "
+        "the means\n"
+        "               with their 95%% t-intervals\n"
+        "  figure2.png, figure3.png\n"
+        "               the figures at twice the size, when rsvg-convert "
+        "is on PATH\n"
+        "  table.md     every point (mean, sample sd, runs, 95%% interval) "
+        "and Table 1\n"
+        "  table.csv    every point, columns similarity variant finetune n "
+        "mean sd\n"
+        "               runs ci95_lo ci95_hi\n"
         "  table1.csv   Table 1: layers,versus,gain,points,missing: the mean "
         "over n\n"
         "               of (transfer+ - base) and of (transfer+ - selffer+) "
@@ -170,29 +300,40 @@ void cmd_report_help(FILE *out)
         "                      else %s)\n"
         "  --from-json FILE    read `tfq results GRID --json` output from "
         "FILE ('-': stdin)\n"
+        "  --csv               print the points (table.csv) instead of the "
+        "summary\n"
+        "  --json              print the counts, points, Table 1 and files "
+        "as JSON\n"
         CLI_CONNECT_HELP
         "  -h, --help          this text\n",
         REPORT_DEFAULT_METRIC);
 }
 
-int cmd_report(int argc, char **argv)
+typedef struct {
+    const char *dir, *metric_opt, *from, *connect, *grid;
+    int csv, json;
+} report_args;
+
+/* The command line into a; CLI_OK, or the exit status to return now. */
+static int parse_args(int argc, char **argv, report_args *a)
 {
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'},
         {"metric", required_argument, 0, 'm'},
         {"from-json", required_argument, 0, 'j'},
         {"connect", required_argument, 0, 'c'},
+        {"csv", no_argument, 0, 'C'},
+        {"json", no_argument, 0, 'J'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *dir = NULL, *metric_opt = NULL, *from = NULL;
-    const char *connect = NULL;
     metric m;
     int o;
+    memset(a, 0, sizeof *a);
     optind = 1;
     while ((o = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (o) {
-        case 'o': dir = optarg; break;
+        case 'o': a->dir = optarg; break;
         case 'm':
             if (metric_parse(optarg, &m) != 0) {
                 fprintf(stderr, "tfq report: --metric: unknown metric '%s' "
@@ -200,62 +341,71 @@ int cmd_report(int argc, char **argv)
                         optarg);
                 return CLI_USAGE;
             }
-            metric_opt = optarg;
+            a->metric_opt = optarg;
             break;
-        case 'j': from = optarg; break;
-        case 'c': connect = optarg; break;
-        case 'h': cmd_report_help(stdout); return CLI_OK;
+        case 'j': a->from = optarg; break;
+        case 'c': a->connect = optarg; break;
+        case 'C': a->csv = 1; break;
+        case 'J': a->json = 1; break;
+        case 'h': cmd_report_help(stdout); return -1;
         default: return CLI_USAGE;
         }
     }
-    const char *grid = optind < argc ? argv[optind] : NULL;
-    if (argc - optind > 1 || (grid == NULL) == (from == NULL)) {
-        fprintf(stderr, "tfq report: expected one GRID or --from-json FILE "
-                "(see tfq report --help)\n");
+    a->grid = optind < argc ? argv[optind] : NULL;
+    const char *why = NULL;
+    if (argc - optind > 1 || (a->grid == NULL) == (a->from == NULL))
+        why = "expected one GRID or --from-json FILE (see tfq report --help)";
+    else if (a->from != NULL && a->connect != NULL)
+        why = "--from-json and --connect conflict (the jobs come from FILE, "
+              "not a coordinator)";
+    else if (a->csv && a->json)
+        why = "--csv and --json conflict (one format on standard output)";
+    else if (a->dir == NULL)
+        why = "-o DIR is required (where the figures and tables go)";
+    if (why != NULL) {
+        fprintf(stderr, "tfq report: %s\n", why);
         return CLI_USAGE;
     }
-    if (from != NULL && connect != NULL) {
-        fprintf(stderr, "tfq report: --from-json and --connect conflict "
-                "(the jobs come from FILE, not a coordinator)\n");
-        return CLI_USAGE;
-    }
-    if (connect == NULL)
-        connect = cli_connect_default();
-    if (dir == NULL) {
-        fprintf(stderr, "tfq report: -o DIR is required (where the figures "
-                "and tables go)\n");
-        return CLI_USAGE;
-    }
+    if (a->connect == NULL)
+        a->connect = cli_connect_default();
+    return CLI_OK;
+}
+
+int cmd_report(int argc, char **argv)
+{
+    report_args a;
+    int st = parse_args(argc, argv, &a);
+    if (st != CLI_OK)
+        return st < 0 ? CLI_OK : st;
     tfq_error e = {0};
-    char *json = from != NULL ? ingest_read_all(from, &e)
-                              : client_results(connect, grid, &e);
+    char *json = a.from != NULL ? ingest_read_all(a.from, &e)
+                                : client_results(a.connect, a.grid, &e);
     grid_report g = {0};
-    figure f2, f3;
-    char title2[REPORT_PATH_BYTES + 64] = "";
-    char title3[REPORT_PATH_BYTES + 64] = "";
-    char ylabel2[REPORT_NAME_BYTES + 32] = "";
-    char ylabel3[REPORT_NAME_BYTES + 48] = "";
-    figure_init(&f2, title2, "layer n at which the net is chopped", ylabel2);
-    figure_init(&f3, title3, "layer n at which the net is chopped", ylabel3);
-    const char *source = from == NULL              ? "the coordinator's reply"
-                         : strcmp(from, "-") == 0 ? "standard input"
-                                                  : from;
-    int rc = json != NULL ? build_report(&g, json, source, grid, metric_opt,
-                                         &f2, &f3, &e)
+    figure f2 = {0}, f3 = {0};
+    figures_text texts;
+    report_files files;
+    const char *source = a.from == NULL              ? "the coordinator's reply"
+                         : strcmp(a.from, "-") == 0 ? "standard input"
+                                                    : a.from;
+    int rc = json != NULL ? build_report(&g, json, source, a.grid,
+                                         a.metric_opt, &f2, &f3, &texts, &e)
                           : e.code;
-    if (rc == 0) {
-        snprintf(title2, sizeof title2, "Figure 2: random A/B splits, grid "
-                 "%s", g.grid);
-        snprintf(title3, sizeof title3, "Figure 3: transfer relative to the "
-                 "base net, grid %s", g.grid);
-        snprintf(ylabel2, sizeof ylabel2, "accuracy (%s)", g.metric.name);
-        snprintf(ylabel3, sizeof ylabel3, "accuracy relative to the base net "
-                 "(%s)", g.metric.name);
-        rc = write_report(&g, &f2, &f3, dir, &e);
-    }
     if (rc == 0)
-        print_summary(&g, dir);
-    else
+        rc = write_report(&g, &f2, &f3, a.dir, &files, &e);
+    table t;
+    if (rc == 0 && a.csv) {
+        rc = stats_points_table(&g, 6, "", &t);
+        if (rc == 0)
+            table_write(&t, TABLE_CSV, stdout);
+        else
+            tfq_error_set(&e, rc, "out of memory");
+        table_release(&t);
+    } else if (rc == 0 && a.json) {
+        print_json(&g, &files);
+    } else if (rc == 0) {
+        print_summary(&g, &files);
+    }
+    if (rc != 0)
         fprintf(stderr, "tfq report: %s\n", e.msg);
     figure_release(&f2);
     figure_release(&f3);

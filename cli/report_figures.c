@@ -1,7 +1,68 @@
 #include "report_figures.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "report_stats.h"
+
+#define XLABEL "layer n at which the net is chopped"
+#define INTERVAL_LABEL "mean and its 95% interval\n(t-based, from the runs)"
+#define INTERVAL_CAPTION \
+    "95% interval: mean \u00b1 t(0.975, runs \u2212 1) \u00b7 sd / " \
+    "\u221aruns, sd the runs' sample standard deviation."
+
+void figures_metric_label(const metric *m, const char *sep, char *buf,
+                          size_t bytes)
+{
+    if (m->kind == METRIC_FINAL)
+        snprintf(buf, bytes, "top-1 accuracy,%sfinal evaluation", sep);
+    else if (m->kind == METRIC_BEST || m->k == 1)
+        snprintf(buf, bytes, "top-1 accuracy,%sbest evaluation", sep);
+    else
+        snprintf(buf, bytes, "top-1 accuracy,%smean of the %d best "
+                 "evaluations", sep, m->k);
+}
+
+/* The index of run i of s in 0..xmax, or -1 when it is outside. */
+static long run_x(const figure_series *s, size_t i, int xmax)
+{
+    long x = lround(s->runs[i].x);
+    return x < 0 || x > xmax ? -1 : x;
+}
+
+/* Every series' mean at each x, and the half-width of its 95% t-interval
+ * (report_stats.h) from the runs there. */
+static void summarise(figure *f)
+{
+    int xmax = f->xmax < FIGURE_MAX_X ? f->xmax : FIGURE_MAX_X;
+    for (int si = 0; si < f->nseries; si++) {
+        figure_series *s = &f->series[si];
+        double ss[FIGURE_MAX_X + 1] = {0};
+        memset(s->means, 0, sizeof s->means);
+        for (size_t i = 0; i < s->nruns; i++) {
+            long x = run_x(s, i, xmax);
+            if (x >= 0) {
+                s->means[x].mean += s->runs[i].y;
+                s->means[x].runs++;
+            }
+        }
+        for (int x = 0; x <= xmax; x++)
+            if (s->means[x].runs > 0)
+                s->means[x].mean /= s->means[x].runs;
+        for (size_t i = 0; i < s->nruns; i++) {
+            long x = run_x(s, i, xmax);
+            double d = x >= 0 ? s->runs[i].y - s->means[x].mean : 0;
+            if (x >= 0)
+                ss[x] += d * d;
+        }
+        for (int x = 0; x <= xmax; x++) {
+            int n = s->means[x].runs;
+            s->means[x].half =
+                n > 1 ? stats_ci95(sqrt(ss[x] / (n - 1)), n) : NAN;
+        }
+    }
+}
 
 /* Adds the rows (n, y) of the bound statement st to s, a NULL y counted in
  * *skipped; resets st. */
@@ -65,7 +126,6 @@ static int build_figure2(grid_report *g, figure *f, tfq_error *e)
         rc = fill_series(g, st, s, &skipped, e);
     }
     sqlite3_finalize(st);
-    f->xmax = g->xmax;
     return rc;
 }
 
@@ -95,10 +155,11 @@ static int random_control(grid_report *g, char *label, size_t bytes,
     return TFQ_OK;
 }
 
-static int build_figure3(grid_report *g, figure *f, tfq_error *e)
+static int build_figure3(grid_report *g, figure *f, char *control,
+                         tfq_error *e)
 {
-    char control[FIGURE_LABEL_BYTES], control_sim[REPORT_NAME_BYTES];
-    int rc = random_control(g, control, sizeof control, control_sim,
+    char control_sim[REPORT_NAME_BYTES];
+    int rc = random_control(g, control, FIGURE_LABEL_BYTES, control_sim,
                             sizeof control_sim, e);
     if (rc != 0)
         return rc;
@@ -132,17 +193,52 @@ static int build_figure3(grid_report *g, figure *f, tfq_error *e)
         rc = fill_series(g, st, s, &g->no_base, e);
     }
     sqlite3_finalize(st);
-    f->xmax = g->xmax;
-    f->has_ref = 1;
-    f->ref_y = 1.0;
-    f->ref_label = "base net (1.0)";
     return rc;
 }
 
-int figures_build(grid_report *g, figure *f2, figure *f3, tfq_error *e)
+/* The panels, texts and layout of the two figures. */
+static void dress(const grid_report *g, figure *f2, figure *f3,
+                  figures_text *t)
 {
+    snprintf(t->title2, sizeof t->title2, "Figure 2: random A/B splits, grid "
+             "%s", g->grid);
+    snprintf(t->title3, sizeof t->title3, "Figure 3: transfer relative to "
+             "the base net, grid %s", g->grid);
+    figures_metric_label(&g->metric, "\n", t->ylabel2, sizeof t->ylabel2);
+    char words[96];
+    figures_metric_label(&g->metric, " ", words, sizeof words);
+    snprintf(t->ylabel3, sizeof t->ylabel3, "accuracy relative to the base "
+             "net\n(%s)", words);
+    figure_init(f2, t->title2, XLABEL);
+    figure_init(f3, t->title3, XLABEL);
+    figure_add_panel(f2, "runs", t->ylabel2, 1, 0);
+    figure_add_panel(f2, "means", t->ylabel2, 0, 1);
+    figure_add_panel(f3, "runs", t->ylabel3, 1, 1);
+    f2->caption[0] = "Random A/B splits, both directions pooled; the base "
+                     "nets at n = 0.";
+    f2->caption[1] = "Top: every run (a marker each) and the mean of each "
+                     "series (line).  Bottom: the means alone, zoomed.";
+    f2->caption[2] = INTERVAL_CAPTION;
+    f3->caption[0] = "Each run divided by the base net of the same split, "
+                     "target and seed (1.0: as good as the base).";
+    f3->caption[1] = "Pale markers: the runs; bars: their means.";
+    f3->caption[2] = INTERVAL_CAPTION;
+    f2->interval_label = f3->interval_label = INTERVAL_LABEL;
+    f2->xmax = f3->xmax = g->xmax;
+    f3->dodge = 0.22; /* three series, close together at small n */
+    f3->has_ref = 1;
+    f3->ref_y = 1.0;
+    f3->ref_label = "base net (1.0)";
+}
+
+int figures_build(grid_report *g, figure *f2, figure *f3, figures_text *t,
+                  tfq_error *e)
+{
+    dress(g, f2, f3, t);
     int rc = build_figure2(g, f2, e);
     if (rc == 0)
-        rc = build_figure3(g, f3, e);
+        rc = build_figure3(g, f3, t->control, e);
+    summarise(f2);
+    summarise(f3);
     return rc;
 }

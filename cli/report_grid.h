@@ -29,6 +29,7 @@ typedef struct {
     char similarity[REPORT_NAME_BYTES], variant[REPORT_NAME_BYTES];
     int finetune, n;
     double mean, sd; /* sd: sample standard deviation (n - 1); NAN for one */
+    double ci95;     /* half-width of the mean's 95% t-interval; NAN for one */
     int runs;
 } report_point;
 

@@ -6,6 +6,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* t_{0.975, df} for df = 1 .. 30; above, the Cornish-Fisher expansion
+ * below is within 1e-5 of the quantile. */
+static const double s_t975[] = {
+    12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060,
+    2.2622,  2.2281, 2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199,
+    2.1098,  2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639,
+    2.0595,  2.0555, 2.0518, 2.0484, 2.0452, 2.0423,
+};
+
+double stats_t975(int df)
+{
+    const int ntable = (int)(sizeof s_t975 / sizeof *s_t975);
+    if (df < 1)
+        return NAN;
+    if (df <= ntable)
+        return s_t975[df - 1];
+    /* The normal quantile corrected in powers of 1/df (Abramowitz and
+     * Stegun 26.7.5). */
+    const double z = 1.959963984540054, z2 = z * z, d = df;
+    double g1 = (z2 + 1) * z / 4;
+    double g2 = ((5 * z2 + 16) * z2 + 3) * z / 96;
+    double g3 = (((3 * z2 + 19) * z2 + 17) * z2 - 15) * z / 384;
+    return z + g1 / d + g2 / (d * d) + g3 / (d * d * d);
+}
+
+double stats_ci95(double sd, int runs)
+{
+    if (runs < 2)
+        return NAN;
+    return stats_t975(runs - 1) * sd / sqrt(runs);
+}
+
 /* Every point with its mean, sample sd and count, random splits first,
  * then base, selffer, transfer, random control. */
 static int load_points(grid_report *g, tfq_error *e)
@@ -47,6 +79,7 @@ static int load_points(grid_report *g, tfq_error *e)
         p->sd = p->runs > 1
                     ? sqrt(sqlite3_column_double(st, 6) / (p->runs - 1))
                     : NAN;
+        p->ci95 = stats_ci95(p->sd, p->runs);
     }
     sqlite3_finalize(st);
     if (step != SQLITE_DONE)
@@ -147,25 +180,64 @@ int stats_load(grid_report *g, tfq_error *e)
     return rc;
 }
 
+int stats_gains_empty(const grid_report *g, char *reason, size_t bytes)
+{
+    for (int i = 0; i < REPORT_NGAINS; i++)
+        if (g->gains[i].points > 0)
+            return 0;
+    int transfer = 0, other = 0;
+    for (int i = 0; i < g->npoints; i++) {
+        const report_point *p = &g->points[i];
+        if (strcmp(p->similarity, "random") != 0)
+            continue;
+        if (p->finetune && strcmp(p->variant, "transfer") == 0)
+            transfer = 1;
+        if (strcmp(p->variant, "base") == 0 ||
+            (p->finetune && strcmp(p->variant, "selffer") == 0))
+            other = 1;
+    }
+    if (!transfer)
+        snprintf(reason, bytes, "the grid has no transfer+ (AnB+) nets on "
+                 "the random splits");
+    else if (!other)
+        snprintf(reason, bytes, "the grid has no base net and no selffer+ "
+                 "(BnB+) nets on the random splits");
+    else
+        snprintf(reason, bytes, "no layer n = 1-7 has transfer+ (AnB+) and "
+                 "base or selffer+ (BnB+) nets on the random splits");
+    return 1;
+}
+
+/* v with decimals digits into buf, none when it is NAN. */
+static void put_value(char *buf, size_t bytes, int decimals, const char *none,
+                      double v)
+{
+    if (isnan(v))
+        snprintf(buf, bytes, "%s", none);
+    else
+        snprintf(buf, bytes, "%.*f", decimals, v);
+}
+
 int stats_points_table(const grid_report *g, int decimals, const char *none,
                        table *t)
 {
     static const char *const header[] = {"similarity", "variant", "finetune",
-                                         "n", "mean", "sd", "runs"};
-    table_init(t, 7);
+                                         "n", "mean", "sd", "runs",
+                                         "ci95_lo", "ci95_hi"};
+    table_init(t, 9);
     int rc = table_add(t, header);
     for (int i = 0; rc == 0 && i < g->npoints; i++) {
         const report_point *p = &g->points[i];
-        char ft[16], n[16], mean[32], sd[32], runs[16];
+        char ft[16], n[16], mean[32], sd[32], runs[16], lo[32], hi[32];
         snprintf(ft, sizeof ft, "%d", p->finetune);
         snprintf(n, sizeof n, "%d", p->n);
-        snprintf(mean, sizeof mean, "%.*f", decimals, p->mean);
-        if (isnan(p->sd))
-            snprintf(sd, sizeof sd, "%s", none);
-        else
-            snprintf(sd, sizeof sd, "%.*f", decimals, p->sd);
+        put_value(mean, sizeof mean, decimals, none, p->mean);
+        put_value(sd, sizeof sd, decimals, none, p->sd);
         snprintf(runs, sizeof runs, "%d", p->runs);
-        const char *row[] = {p->similarity, p->variant, ft, n, mean, sd, runs};
+        put_value(lo, sizeof lo, decimals, none, p->mean - p->ci95);
+        put_value(hi, sizeof hi, decimals, none, p->mean + p->ci95);
+        const char *row[] = {p->similarity, p->variant, ft, n, mean, sd, runs,
+                             lo, hi};
         rc = table_add(t, row);
     }
     return rc;

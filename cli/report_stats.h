@@ -11,6 +11,19 @@
  * (SQLite's message) in e. */
 int stats_load(grid_report *g, tfq_error *e);
 
+/* t_{0.975, df}: the 97.5% quantile of Student's t with df >= 1 degrees of
+ * freedom, so that mean +- stats_t975(n - 1) * sd / sqrt(n) is the 95%
+ * interval of the mean of n runs.  NAN for df < 1. */
+double stats_t975(int df);
+
+/* The half-width of the 95% t-interval of the mean of runs with sample sd
+ * sd; NAN for fewer than two runs. */
+double stats_ci95(double sd, int runs);
+
+/* 1 when no line of Table 1 has a point, with why in one sentence in
+ * reason (e.g. the grid has no transfer+ nets); else 0. */
+int stats_gains_empty(const grid_report *g, char *reason, size_t bytes);
+
 /* t (initialised here; the caller releases it): the points with decimals
  * digits, none standing for a missing sd.  TFQ_ENOMEM when it cannot grow. */
 int stats_points_table(const grid_report *g, int decimals, const char *none,

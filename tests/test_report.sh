@@ -1,11 +1,14 @@
 #!/bin/bash
 # tfq report on a synthetic grid: the points, their statistics and Table 1
 # are recomputed here in awk from the same JSON and compared with what tfq
-# wrote; the SVGs must render with rsvg-convert.  Usage: test_report.sh
-# PATH-TO-TFQ
+# wrote; the figures' panels, intervals and offsets are checked against
+# numbers recomputed in Python (check_figures.py); the SVGs must render
+# with rsvg-convert and in headless Chromium, and the report's PNGs be
+# there.  Usage: test_report.sh PATH-TO-TFQ
 #
 # Prints "ok: ..." or "FAIL: ..." per check and exits 1 if any failed, 77
-# (skipped) when every other check passed but rsvg-convert is missing.
+# (skipped) when every other check passed but rsvg-convert or python3 is
+# missing.  Without chromium its checks are skipped with a note.
 set -u
 
 TFQ=${1:?usage: test_report.sh PATH-TO-TFQ}
@@ -232,7 +235,7 @@ if expect "report from JSON" 0 -- report --from-json "$TMP/grid.json" \
         [ -s "$TMP/r/sub/$f" ] || fail "no $f written"
     done
     head -1 "$TMP/r/sub/table.csv" | grep -qx \
-        "similarity,variant,finetune,n,mean,sd,runs" ||
+        "similarity,variant,finetune,n,mean,sd,runs,ci95_lo,ci95_hi" ||
         fail "table.csv header: $(head -1 "$TMP/r/sub/table.csv")"
     expected_points "$TMP/grid.json" top5 >"$TMP/want.csv"
     if same_points "$TMP/want.csv" "$TMP/r/sub/table.csv" >"$TMP/diff"; then
@@ -242,11 +245,11 @@ if expect "report from JSON" 0 -- report --from-json "$TMP/grid.json" \
         sed 's/^/    /' "$TMP/diff"
     fi
     # Spot checks that the recomputation itself sees what was generated.
-    grep -q '^random,transfer,1,3,.*,8$' "$TMP/r/sub/table.csv" ||
+    grep -q '^random,transfer,1,3,[^,]*,[^,]*,8,' "$TMP/r/sub/table.csv" ||
         fail "random transfer+ n=3 is not 8 runs"
-    grep -q '^random,transfer,0,3,.*,9$' "$TMP/r/sub/table.csv" ||
+    grep -q '^random,transfer,0,3,[^,]*,[^,]*,9,' "$TMP/r/sub/table.csv" ||
         fail "random transfer n=3 is not 9 runs (with random9)"
-    grep -q '^dissimilar,base,0,0,.*,4$' "$TMP/r/sub/table.csv" ||
+    grep -q '^dissimilar,base,0,0,[^,]*,[^,]*,4,' "$TMP/r/sub/table.csv" ||
         fail "dissimilar base is not 4 runs"
     grep -q '0\.99' "$TMP/r/sub/table.csv" &&
         fail "a job without coordinates or not succeeded was counted"
@@ -281,6 +284,73 @@ if expect "report with a missing point" 0 -- report --from-json \
         grep -q '^1-7,selffer+,.*,6,no transfer+ at n = 6$' \
             "$TMP/gap/table1.csv" && ok "Table 1 names the missing point" ||
         fail "Table 1 with a gap: $(cat "$TMP/gap/table1.csv")"
+fi
+
+# ---- --csv, --json, and an empty Table 1 -----------------------------------
+
+if expect "report --csv" 0 -- report --from-json "$TMP/grid.json" \
+        -o "$TMP/csv" --csv; then
+    cmp -s "$TMP/out" "$TMP/csv/table.csv" &&
+        ok "--csv prints table.csv" ||
+        fail "--csv output differs from table.csv: $(head -3 "$TMP/out")"
+fi
+if expect "report --json" 0 -- report --from-json "$TMP/grid.json" \
+        -o "$TMP/json" --json && command -v python3 >/dev/null; then
+    if python3 - "$TMP/out" "$TMP/json/table.csv" "$TMP/json" <<'PY'
+import csv, json, sys
+r = json.load(open(sys.argv[1]))
+rows = list(csv.DictReader(open(sys.argv[2])))
+assert r["grid"] == "synthetic" and r["metric"] == "top5", r
+assert r["runs"] == 321 and r["unfinished"] == 4 and r["no_base"] == 1, r
+assert len(r["points"]) == len(rows), (len(r["points"]), len(rows))
+for p, row in zip(r["points"], rows):
+    for k in ("mean", "sd", "ci95_lo", "ci95_hi"):
+        want = float(row[k]) if row[k] else None
+        got = p[k]
+        assert (got is None) == (want is None) and \
+            (want is None or abs(got - want) < 1e-6), (k, p, row)
+assert [(g["lo"], g["hi"], g["versus"]) for g in r["table1"]] == \
+    [(1, 7, "base"), (1, 7, "selffer+"), (3, 7, "base"),
+     (3, 7, "selffer+"), (5, 7, "base"), (5, 7, "selffer+")], r["table1"]
+assert sys.argv[3] + "/figure2.svg" in r["files"], r["files"]
+PY
+    then ok "--json: the counts, points (as table.csv), Table 1, files"
+    else fail "--json: $(head -c 300 "$TMP/out")"
+    fi
+fi
+expect "--csv and --json" 2 "conflict" -- report --from-json \
+    "$TMP/grid.json" -o "$TMP/x" --csv --json
+
+# No fine-tuned nets (as tfq run quick): Table 1 is one line that says why.
+awk '!/"finetune": 1/' "$TMP/grid.json" >"$TMP/noplus.json"
+if expect "report without transfer+" 0 -- report --from-json \
+        "$TMP/noplus.json" -o "$TMP/noplus"; then
+    why="no transfer+ (AnB+) nets on the random splits"
+    [ "$(grep -c "^Table 1: none, the grid has $why$" "$TMP/out")" -eq 1 ] &&
+        ! grep -q "no transfer+ at n" "$TMP/out" &&
+        ! grep -q "^layers " "$TMP/out" &&
+        ok "summary: an empty Table 1 is one line" ||
+        fail "summary with an empty Table 1: $(sed -n '/Table 1/,$p' "$TMP/out")"
+    grep -q "^None: the grid has $why\.$" "$TMP/noplus/table.md" &&
+        ! grep -q "no transfer+ at n" "$TMP/noplus/table.md" &&
+        ok "table.md: an empty Table 1 is one line" ||
+        fail "table.md with an empty Table 1: $(sed -n '/Table 1/,$p' \
+            "$TMP/noplus/table.md")"
+    [ "$(wc -l <"$TMP/noplus/table1.csv")" -eq 7 ] ||
+        fail "table1.csv lost its rows: $(cat "$TMP/noplus/table1.csv")"
+fi
+
+# Without rsvg-convert the report is written, without PNGs, and says so
+# once.
+if env PATH=/nonexistent "$TFQ" report --from-json "$TMP/grid.json" \
+        -o "$TMP/nopng" >"$TMP/out" 2>"$TMP/err"; then
+    [ "$(grep -c "rsvg-convert is not on PATH.*not written" "$TMP/err")" \
+        -eq 1 ] && [ ! -e "$TMP/nopng/figure2.png" ] &&
+        [ -s "$TMP/nopng/figure2.svg" ] && ! grep -q "\.png" "$TMP/out" &&
+        ok "without rsvg-convert: no PNGs, said once on stderr" ||
+        fail "without rsvg-convert: $(cat "$TMP/err")"
+else
+    fail "report without rsvg-convert on PATH failed: $(cat "$TMP/err")"
 fi
 
 # ---- metrics ----------------------------------------------------------------
@@ -322,7 +392,7 @@ for mv in "default 0.600000" "final 0.500000" "best 0.700000"; do
     [ "$1" != default ] && args=(--metric "$1")
     if expect "no accs, metric $1" 0 -- report --from-json "$TMP/summary.json" \
             -o "$TMP/s-$1" "${args[@]}"; then
-        grep -qx "random,base,0,0,$2,,1" "$TMP/s-$1/table.csv" ||
+        grep -qx "random,base,0,0,$2,,1,," "$TMP/s-$1/table.csv" ||
             fail "no accs, $1: $(tail -1 "$TMP/s-$1/table.csv")"
     fi
 done
@@ -384,20 +454,22 @@ fi
 
 # ---- the figures ------------------------------------------------------------
 
-# Markers: one per run plus one per legend entry.
-markers() { grep -c 'fill-opacity="0.85"' "$1"; }
+# Markers: one per run.
+markers() { grep -c 'class="run"' "$1"; }
 want2=$(awk '/"state": "succeeded"/ && /"similarity": "random"/ &&
     /"variant": "(base|selffer|transfer)"/' "$TMP/grid.json" | wc -l)
-[ "$(markers "$TMP/r/sub/figure2.svg")" -eq $((want2 + 5)) ] &&
+[ "$(markers "$TMP/r/sub/figure2.svg")" -eq "$want2" ] &&
     ok "figure2: a marker per run ($want2)" ||
-    fail "figure2: $(markers "$TMP/r/sub/figure2.svg") markers, expected $((want2 + 5))"
+    fail "figure2: $(markers "$TMP/r/sub/figure2.svg") markers, expected $want2"
 want3=$(awk '/"state": "succeeded"/ && /"finetune": 0/ && !/random9/ &&
     /"variant": "(transfer|random)"/' "$TMP/grid.json" | wc -l)
-[ "$(markers "$TMP/r/sub/figure3.svg")" -eq $((want3 + 3)) ] &&
+[ "$(markers "$TMP/r/sub/figure3.svg")" -eq "$want3" ] &&
     ok "figure3: a marker per run with a base ($want3)" ||
-    fail "figure3: $(markers "$TMP/r/sub/figure3.svg") markers, expected $((want3 + 3))"
+    fail "figure3: $(markers "$TMP/r/sub/figure3.svg") markers, expected $want3"
+grep -q "accuracy (top" "$TMP/r/sub/figure2.svg" &&
+    fail "figure2 still labels the metric 'accuracy (topK)'"
 for label in "selffer BnB" "selffer+ BnB+" "transfer AnB" "transfer+ AnB+" \
-        "accuracy (top5)"; do
+        "mean of the 5 best evaluations" "95% interval"; do
     grep -q "$label" "$TMP/r/sub/figure2.svg" || fail "figure2 lacks '$label'"
 done
 grep -q "dissimilar split" "$TMP/r/sub/figure3.svg" &&
@@ -414,10 +486,96 @@ awk '/"variant": "random"/ && /"split": "random0"/ {
 if expect "random control off the random splits" 0 -- report --from-json \
         "$TMP/ctl.json" -o "$TMP/ctl"; then
     grep -q "random weights (on dissimilar splits)</text>" \
-        "$TMP/ctl/figure3.svg" && grep -q '^dissimilar,random,0,1,.*,4$' \
+        "$TMP/ctl/figure3.svg" && grep -q '^dissimilar,random,0,1,[^,]*,[^,]*,4,' \
         "$TMP/ctl/table.csv" && ok "figure3 legend names the control's splits" ||
         fail "figure3 legend: $(grep -o 'random weights[^<]*' \
             "$TMP/ctl/figure3.svg")"
+fi
+
+# Few runs: one random split and seed, both directions up to n = 4 (two
+# runs: intervals of 1 degree of freedom, wider than the data), one above
+# (a mean without an interval).
+awk '/"job":/ && !(/"split": "random0"/ && /"seed": 1,/) { next }
+    /"target": "B"/ && /"n": [5-7],/ { next } { print }' "$TMP/grid.json" |
+    sed '2s/^,//' >"$TMP/few.json"
+expect "report of few runs" 0 -- report --from-json "$TMP/few.json" \
+    -o "$TMP/few" || true
+grep -q "one run: mean only, no interval" "$TMP/few/figure2.svg" &&
+    ok "figure2 legend: one-run means explained" ||
+    fail "figure2 of few runs: legend lacks the one-run note"
+# Up to n = 2 the means are close and the intervals of 2 runs wide: the
+# zoomed panel keeps to the means and the runs, and cuts those intervals at
+# its frame.
+awk '!/"n": [3-7],/' "$TMP/few.json" >"$TMP/tiny.json"
+expect "report of two layers" 0 -- report --from-json "$TMP/tiny.json" \
+    -o "$TMP/tiny" || true
+grep -q "interval cut at the frame" "$TMP/tiny/figure2.svg" &&
+    ok "figure2 legend: cut intervals explained" ||
+    fail "figure2 of two layers: no interval cut at the frame"
+
+# The axis of Figure 2 stops at 1.0 when no run is above it, where a
+# margin and round ticks would take it to 1.05.
+awk '/"accs": \[/ { c++; v = c == 1 ? 0.999 : 0.80 + (c % 10) * 0.01
+        sub(/"accs": \[[^]]*\]/, sprintf("\"accs\": [0.5, %.3f]", v)) }
+    { print }' "$TMP/few.json" >"$TMP/high.json"
+if expect "report of runs near 1.0" 0 -- report --from-json \
+        "$TMP/high.json" -o "$TMP/high" --metric best; then
+    top=$(grep -o 'class="ytick" data-value="[0-9.]*"' \
+        "$TMP/high/figure2.svg" | cut -d'"' -f4 | sort -g | tail -1)
+    awk -v t="$top" 'BEGIN { exit !(t == 1.0) }' &&
+        ok "figure2: the y axis stops at 1.0 ($top)" ||
+        fail "figure2: the y axis of runs at 0.99 goes to $top"
+fi
+
+if ! command -v python3 >/dev/null; then
+    echo "note: python3 not found, skipping the figures' interval checks"
+    [ "$failures" -eq 0 ] && exit 77
+    exit 1
+fi
+CHECK="$(dirname "$0")/check_figures.py"
+# check_figs DIR JSON METRIC: check_figures.py on DIR's figures.
+check_figs() {
+    if python3 "$CHECK" svg "$TMP/$1/figure2.svg" "$TMP/$1/figure3.svg" \
+            "$TMP/$1/table.csv" "$TMP/$2" "$3" >"$TMP/check" 2>&1; then
+        ok "figures of $1 ($3): $(grep -c '^ok' "$TMP/check") checks"
+    else
+        fail "figures of $1:"
+        sed 's/^/    /' "$TMP/check"
+    fi
+}
+check_figs r/sub grid.json top5
+check_figs m-final grid.json final
+check_figs m-top3 grid.json top3
+check_figs few few.json top5
+check_figs tiny tiny.json top5
+check_figs high high.json best
+
+# Headless Chromium renders both figures: not blank, both plot areas drawn.
+if ! command -v chromium >/dev/null; then
+    echo "note: chromium not found, skipping the Chromium rendering checks"
+else
+    mkdir -p "$TMP/home"
+    for fig in figure2 figure3; do
+        svg=$TMP/r/sub/$fig.svg
+        w=$(grep -o '<svg [^>]*' "$svg" | grep -o 'width="[0-9]*"' |
+            cut -d'"' -f2)
+        h=$(grep -o '<svg [^>]*' "$svg" | grep -o 'height="[0-9]*"' |
+            cut -d'"' -f2)
+        HOME=$TMP/home timeout 180 chromium --headless --disable-gpu \
+            --no-sandbox --hide-scrollbars --user-data-dir="$TMP/home/c" \
+            --screenshot="$TMP/chromium-$fig.png" --window-size="$w,$h" \
+            "file://$svg" >"$TMP/chromium.log" 2>&1
+        if [ ! -s "$TMP/chromium-$fig.png" ]; then
+            fail "chromium did not render $fig:"
+            tail -5 "$TMP/chromium.log" | sed 's/^/    /'
+        elif python3 "$CHECK" png "$TMP/chromium-$fig.png" "$svg" 1 \
+                >"$TMP/check" 2>&1; then
+            ok "chromium renders $fig ($(grep -c '^ok' "$TMP/check") checks)"
+        else
+            fail "chromium's $fig:"
+            sed 's/^/    /' "$TMP/check"
+        fi
+    done
 fi
 
 if ! command -v rsvg-convert >/dev/null; then
@@ -449,7 +607,7 @@ rsvg-convert -w 800 -h 600 "$TMP/truncated.svg" -o "$TMP/truncated.png" \
 
 for fig in "$TMP/r/sub/figure2.svg" "$TMP/r/sub/figure3.svg" \
         "$TMP/m-final/figure3.svg"; do
-    png=${fig%.svg}.png
+    png=${fig%.svg}-800.png
     name=${fig#"$TMP/"}
     if ! rsvg-convert -w 800 -h 600 "$fig" -o "$png" 2>"$TMP/err"; then
         fail "$name does not render: $(cat "$TMP/err")"
@@ -464,6 +622,16 @@ for fig in "$TMP/r/sub/figure2.svg" "$TMP/r/sub/figure3.svg" \
     else
         ok "$name renders (800x600, $size bytes)"
     fi
+done
+
+# The report's own PNGs, through rsvg-convert at twice the SVG's size.
+for fig in figure2 figure3; do
+    python3 "$CHECK" png "$TMP/r/sub/$fig.png" "$TMP/r/sub/$fig.svg" 2 \
+        >"$TMP/check" 2>&1 &&
+        ok "report's $fig.png ($(grep -c '^ok' "$TMP/check") checks)" || {
+        fail "report's $fig.png:"
+        sed 's/^/    /' "$TMP/check"
+    }
 done
 
 if [ "$failures" -ne 0 ]; then
