@@ -1,7 +1,22 @@
 # Shared by the CLI-style shell tests (sourced): "ok: ..." / "FAIL: ..."
-# lines, a failure count, and expect.  The sourcing script sets TFQ and TMP
-# and exits 1 when $failures > 0.
+# lines, a failure count, expect and check_tmp.  The sourcing script sets
+# TFQ and TMP (or calls check_tmp) and exits 1 when $failures > 0.
 failures=0
+
+# check_tmp NAME: a new directory TMP (also DIR, the state's parent for
+# lib_queue.sh), PIDS to kill at exit, and the cleanup that does so and
+# removes TMP.
+check_tmp() {
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/tfq-$1-XXXXXX")
+    DIR=$TMP
+    PIDS=()
+    cleanup() {
+        for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+        wait 2>/dev/null
+        rm -rf "$TMP"
+    }
+    trap cleanup EXIT
+}
 
 ok() { echo "ok: $*"; }
 fail() {

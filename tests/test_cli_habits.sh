@@ -10,21 +10,12 @@
 set -u
 
 TFQ=$(realpath "${1:?usage: test_cli_habits.sh PATH-TO-TFQ}")
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/tfq-habits-XXXXXX")
-DIR=$TMP
-PIDS=()
 COMMANDS="train bench coordinator worker submit status results cancel retry
 workers checkpoint run report keygen"
 
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
 . "$(dirname "$0")/lib_queue.sh"
 . "$(dirname "$0")/lib_check.sh"
+check_tmp habits
 unset TFQ_CONNECT
 
 # ---- help -------------------------------------------------------------------

@@ -9,18 +9,10 @@
 set -u
 
 TFQ=$(realpath "${1:?usage: test_workers.sh PATH-TO-TFQ}")
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/tfq-workers-XXXXXX")
-DIR=$TMP
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
 
 . "$(dirname "$0")/lib_queue.sh"
 . "$(dirname "$0")/lib_check.sh"
+check_tmp workers
 unset TFQ_CONNECT
 
 # 250 ms heartbeats: the liveness window is 1 s (4 heartbeats; PROTOCOL.md),
