@@ -25,7 +25,10 @@
     {"seed", "$.seed", REPORT_PLAIN}
 
 /* metric and acc: the grid's metric and the job's value under it
- * (ingest_with_metric), the number tfq report uses. */
+ * (ingest_with_metric), the number tfq report uses.  The table stops at
+ * error (RESULT_TABLE_COLS); CSV goes on with the summaries the worker
+ * sent (its last, best and mean of its topk best evaluations), which
+ * differ from acc only in name where the metric is one of them. */
 static const report_column s_result_cols[] = {
     {"job", "$.job", REPORT_PLAIN},
     {"grid", "$.grid", REPORT_PLAIN},
@@ -35,10 +38,12 @@ static const report_column s_result_cols[] = {
     GRID_COORD_COLS,
     {"metric", "$.metric", REPORT_PLAIN},
     {"acc", "$.acc", REPORT_PLAIN},
+    {"error", "$.error", REPORT_PLAIN},
+#define RESULT_TABLE_COLS 15
     {"final_acc", "$.result.final_acc", REPORT_PLAIN},
     {"best_acc", "$.result.best_acc", REPORT_PLAIN},
+    {"topk", "$.result.topk", REPORT_PLAIN},
     {"topk_acc", "$.result.topk_acc", REPORT_PLAIN},
-    {"error", "$.error", REPORT_PLAIN},
 };
 
 /* One row per job, attempt and epoch (report_curve_rows). */
@@ -95,7 +100,9 @@ void cmd_results_help(FILE *out)
           "its grid\ncoordinates (split, similarity, target, n, variant, "
           "finetune, seed; empty\nfor a job of a job file), and its "
           "accuracy under the grid's metric: metric\nand acc, the number "
-          "tfq report uses (empty until the job succeeds).\n"
+          "tfq report uses (empty until the job succeeds).\nCSV and JSON "
+          "add the worker's summaries: final_acc, best_acc, topk and\n"
+          "topk_acc (the mean of the topk best evaluations).\n"
           "  --curves            every epoch of every attempt instead: job, "
           "grid, name,\n"
           "                      the coordinates, attempt, epoch, loss, "
@@ -123,7 +130,9 @@ static int print_results(const char *items, int curves, int csv, int json)
         printf("%s\n", rows);
     else if (rc == 0)
         rc = report_print(rows, curves ? s_curve_cols : s_result_cols,
-                          curves ? NCOLS(s_curve_cols) : NCOLS(s_result_cols),
+                          curves ? NCOLS(s_curve_cols)
+                          : csv  ? NCOLS(s_result_cols)
+                                 : RESULT_TABLE_COLS,
                           csv || curves, stdout, &e);
     free(rows);
     if (rc != 0) {

@@ -67,8 +67,8 @@ import csv, json, math, sqlite3, sys
 d, copy = sys.argv[1], sys.argv[2]
 COORDS = ["split", "similarity", "target", "n", "variant", "finetune", "seed"]
 RESULT_HEADER = (["job", "grid", "name", "state", "attempts"] + COORDS +
-                 ["metric", "acc", "final_acc", "best_acc", "topk_acc",
-                  "error"])
+                 ["metric", "acc", "error", "final_acc", "best_acc", "topk",
+                  "topk_acc"])
 CURVE_HEADER = (["job", "grid", "name"] + COORDS +
                 ["attempt", "epoch", "loss", "test_acc", "images_per_s"])
 
