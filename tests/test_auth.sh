@@ -18,7 +18,9 @@ for k in coord w c stranger other; do
 done
 [ "$(stat -c %a c.key)" = 600 ] || fail "the secret key is mode $(stat -c %a c.key)"
 [ "$(tr -d '\n' <c.pub | wc -c)" = 40 ] || fail "the public key is not 40 characters"
-"$TFQ" keygen -o c 2>keygen.err && fail "keygen overwrote a key"
+"$TFQ" keygen -o c 2>keygen.err
+rc=$?
+[ "$rc" = 1 ] || fail "keygen over an existing key exited $rc, not 1"
 grep -q "c.key: File exists" keygen.err || fail "keygen overwrite: $(cat keygen.err)"
 { echo "# the workers"; cat w.pub; } >workers.list
 cp c.pub clients.list

@@ -61,7 +61,9 @@ refused() {
     PIDS+=("$pid")
     poll 60 gone "$pid" ||
         fail "the coordinator on $what still serves after 60 s, having said: $(cat "$DIR/refused.out")"
-    wait "$pid" && fail "the coordinator on $what exited 0: $(cat "$DIR/refused.out")"
+    wait "$pid"
+    local rc=$?
+    [ "$rc" = 1 ] || fail "the coordinator on $what exited $rc, not 1 (an error): $(cat "$DIR/refused.out")"
     grep -Eq "$pattern" "$DIR/refused.out" ||
         fail "the coordinator on $what did not say /$pattern/: $(cat "$DIR/refused.out")"
     [ "$(cat "$ST/endpoint" 2>/dev/null)" = "$before" ] || fail "the coordinator on $what wrote an endpoint"
