@@ -68,11 +68,18 @@ static int request_locked(dashboard *d, const proto_msg *m, int pages,
 }
 
 int dash_request(dashboard *d, const proto_msg *m, int pages,
-                 proto_msg *reply, char **items, tfq_error *e)
+                 proto_msg *reply, char **items, dash_names *names,
+                 tfq_error *e)
 {
     *items = NULL;
     pthread_mutex_lock(&d->coord_lock);
     int rc = request_locked(d, m, pages, reply, items, e);
+    if (rc == 0 && names != NULL) {
+        snprintf(names->grid, sizeof names->grid, "%s",
+                 reply->grid != NULL ? reply->grid : "");
+        snprintf(names->name, sizeof names->name, "%s",
+                 reply->name != NULL ? reply->name : "");
+    }
     /* The reply's strings point into the client's buffer: not past here. */
     reply->grid = reply->items = reply->msg = reply->name = NULL;
     reply->state = reply->worker = reply->spec = reply->result = NULL;

@@ -72,14 +72,21 @@ struct dashboard {
 int dash_coord_init(dashboard *d, const char *endpoint, tfq_error *e);
 void dash_coord_release(dashboard *d);
 
+/* The strings of a reply that dash_request keeps (job_info's). */
+typedef struct {
+    char grid[PROTO_MAX_NAME_BYTES + 1], name[PROTO_MAX_NAME_BYTES + 1];
+} dash_names;
+
 /* Sends m and takes its reply: every page's items joined (pages: m is a
  * paged read) or the one reply's items, as a new string *items the caller
  * frees ("[]" when the reply has none); the reply's numbers in *reply, its
- * strings cleared.  TFQ_EIO when the coordinator is unreachable (also at
+ * strings cleared (its grid and name copied into names unless NULL).
+ * TFQ_EIO when the coordinator is unreachable (also at
  * once, within DASH_RETRY_MS of a failure), TFQ_EPERM when it refused us,
  * else the code and message of its error reply. */
 int dash_request(dashboard *d, const proto_msg *m, int pages,
-                 proto_msg *reply, char **items, tfq_error *e);
+                 proto_msg *reply, char **items, dash_names *names,
+                 tfq_error *e);
 
 /* The answer built by build(d, arg, out) for key, asked for at most once
  * every DASH_CACHE_MS: a copy (the caller frees out->body) of the cached
