@@ -177,9 +177,12 @@ function progressBar(g) {
   return bar;
 }
 
+// A table with a header row; a header ending in '#' names a numeric column
+// (right-aligned, as its cells).
 function table(id, headers) {
   const tr = el('tr', {});
-  for (const h of headers) tr.append(el('th', {}, h));
+  for (const h of headers)
+    tr.append(h.endsWith('#') ? el('th', {class: 'n'}, h.slice(0, -1)) : el('th', {}, h));
   return el('table', {id: id, class: 'data'}, el('thead', {}, tr), el('tbody', {}));
 }
 
@@ -204,7 +207,7 @@ function stateCell(state) {
   return el('td', {class: 'state ' + text(state)}, text(state));
 }
 
-const EVENT_HEADERS = ['when', 'kind', 'grid', 'job', 'attempt', 'worker', 'detail'];
+const EVENT_HEADERS = ['when', 'kind', 'grid', 'job', 'attempt#', 'worker', 'detail'];
 
 function eventRows(events) {
   return events.map((e) => el('tr', {'data-event': e.id, class: 'ev ' + text(e.kind)},
@@ -223,13 +226,13 @@ function section(title, ...children) {
 
 /* ---- #/ : grids, workers, events ----------------------------------- */
 
-const GRID_HEADERS = ['grid', 'progress', 'done', 'total', 'queued', 'running',
-                      'failed', 'blocked', 'cancelled', 'metric'];
+const GRID_HEADERS = ['grid', 'progress', 'done#', 'total#', 'queued#', 'running#',
+                      'failed#', 'blocked#', 'cancelled#', 'metric'];
 
 function homeView() {
   const grids = table('grids', GRID_HEADERS);
-  const workers = table('workers', ['worker', 'host', 'threads', 'running',
-                                    'done', 'seen', 'state']);
+  const workers = table('workers', ['worker', 'host', 'threads#', 'running#',
+                                    'done#', 'seen', 'state']);
   const events = table('events', EVENT_HEADERS);
   $('view').replaceChildren(section('Grids', grids), section('Workers', workers),
                             section('Recent events', events));
@@ -266,24 +269,25 @@ function workerRow(w) {
 
 /* ---- #/grid/G : counts, jobs, figures, Table 1 ------------------------- */
 
-// Columns of the jobs table: [header, sort key or null, cell of a job].
+// Columns of the jobs table: [header, sort key or null, cell of a job,
+// numeric (right-aligned)].
 const JOB_COLUMNS = [
-  ['job', 'job', (j) => el('td', {class: 'n'}, jobLink(j.job))],
+  ['job', 'job', (j) => el('td', {class: 'n'}, jobLink(j.job)), 1],
   ['name', 'name', (j) => el('td', {class: 'name'}, jobLink(j.job, text(j.name)))],
   ['state', 'state', (j) => stateCell(j.state)],
   ['split', 'split', (j) => el('td', {}, text(j.split))],
   ['sim', null, (j) => el('td', {}, text(j.similarity))],
   ['target', null, (j) => el('td', {}, text(j.target))],
-  ['n', 'n', (j) => el('td', {class: 'n'}, text(j.n))],
+  ['n', 'n', (j) => el('td', {class: 'n'}, text(j.n)), 1],
   ['variant', 'variant', (j) => el('td', {}, text(j.variant))],
-  ['ft', null, (j) => el('td', {class: 'n'}, text(j.finetune))],
-  ['seed', null, (j) => el('td', {class: 'n'}, text(j.seed))],
+  ['ft', null, (j) => el('td', {class: 'n'}, text(j.finetune)), 1],
+  ['seed', null, (j) => el('td', {class: 'n'}, text(j.seed)), 1],
   ['worker', null, (j) => el('td', {}, text(j.worker))],
-  ['att', 'attempts', (j) => el('td', {class: 'n'}, text(j.attempts))],
-  ['epoch', null, (j) => el('td', {class: 'n'}, text(j.epoch))],
-  ['acc', null, (j) => el('td', {class: 'n acc'}, fixed(j.acc))],
+  ['att', 'attempts', (j) => el('td', {class: 'n'}, text(j.attempts)), 1],
+  ['epoch', null, (j) => el('td', {class: 'n'}, text(j.epoch)), 1],
+  ['acc', null, (j) => el('td', {class: 'n acc'}, fixed(j.acc)), 1],
   ['ETA', null, (j) => el('td', {class: 'n eta'},
-                          j.state === 'running' ? duration(j.eta_s) : '')],
+                          j.state === 'running' ? duration(j.eta_s) : ''), 1],
   ['updated', 'updated', (j) => el('td', {class: 'when'}, ago(j.updated_ms))],
   ['error', null, (j) => el('td', {class: 'error', title: j.error || null}, text(j.error))],
 ];
@@ -293,7 +297,7 @@ function filterBar(q, changed) {
                       el('option', {value: ''}, 'any state'));
   for (const s of STATES) stateSel.append(el('option', {value: s}, s));
   const box = (id, label, type) => el('input', {id: id, type: type || 'search',
-    placeholder: label, 'aria-label': label, size: 10});
+    placeholder: label, 'aria-label': label, size: 14});
   const inputs = {state: stateSel, split: box('f-split', 'split'),
                   variant: box('f-variant', 'variant'),
                   n: box('f-n', 'n', 'number'), q: box('f-q', 'name contains')};
@@ -340,9 +344,10 @@ function pager(q, changed) {
 
 function jobsHead(q, changed) {
   const tr = el('tr', {});
-  for (const [label, key] of JOB_COLUMNS) {
-    const th = el('th', key ? {'data-sort': key, class: 'sortable', tabindex: 0}
-                            : {}, label);
+  for (const [label, key, , numeric] of JOB_COLUMNS) {
+    const cls = (key ? 'sortable' : '') + (numeric ? ' n' : '');
+    const th = el('th', key ? {'data-sort': key, class: cls, tabindex: 0}
+                            : {class: cls || null}, label);
     if (key) {
       const pick = () => {
         q.desc = q.sort === key ? !q.desc : false;
@@ -456,7 +461,7 @@ async function refreshFigures(grid, figs, t1) {
 }
 
 function table1(r) {
-  const t = table('table1', ['layers', 'versus', 'gain', 'points', 'missing']);
+  const t = table('table1', ['layers', 'versus', 'gain#', 'points#', 'missing']);
   const rows = (r.table1 || []).map((x) => el('tr', {},
     el('td', {}, x.lo + '\u2013' + x.hi), el('td', {}, text(x.versus)),
     el('td', {class: 'n'}, x.gain === null ? 'none'
@@ -488,7 +493,7 @@ const JOB_FIELDS = [
 function jobView(id) {
   const title = el('h2', {id: 'job-title'}, 'job ' + id);
   const coords = el('dl', {id: 'job-coords', class: 'coords'});
-  const attempts = table('attempts', ['attempt', 'worker', 'state', 'started',
+  const attempts = table('attempts', ['attempt#', 'worker', 'state', 'started',
                                       'finished', 'heartbeat', 'error']);
   const loss = svg('svg', {id: 'curve-loss', class: 'chart'});
   const acc = svg('svg', {id: 'curve-acc', class: 'chart'});
@@ -513,8 +518,8 @@ function jobView(id) {
       err.hidden = true;
       const j = r.job;
       title.replaceChildren('job ' + j.job + ': ', el('span', {class: 'jname'}, text(j.name)));
-      coords.replaceChildren(...JOB_FIELDS.flatMap(([k, f]) => [
-        el('dt', {}, k), el('dd', {class: k === 'state' ? 'state ' + text(j.state) : null}, f(j))]));
+      coords.replaceChildren(...JOB_FIELDS.map(([k, f]) => el('div', {},
+        el('dt', {}, k), el('dd', {class: k === 'state' ? 'state ' + text(j.state) : null}, f(j)))));
       fill(attempts.tBodies[0], r.attempts.map(attemptRow), 'no attempts yet', 7);
       const series = bySeries(r.curves);
       drawChart(loss, series, 'loss', 'loss');
