@@ -432,7 +432,11 @@ function gridCounts(row) {
 }
 
 function jobRow(j) {
-  return el('tr', {'data-job': j.job}, ...JOB_COLUMNS.map((c) => c[2](j)));
+  return el('tr', {'data-job': j.job}, ...JOB_COLUMNS.map((c) => {
+    const td = c[2](j);
+    td.setAttribute('data-col', c[0]);
+    return td;
+  }));
 }
 
 // The figures and Table 1 again, each time the grid's done count changes.

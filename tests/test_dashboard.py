@@ -173,16 +173,26 @@ def go(d, route):
     js(d, 'location.hash = arguments[0];', route)
 
 
+ROWS = """
+    const out = [];
+    for (const tr of document.querySelectorAll('table#jobs tbody tr[data-job]')) {
+      const r = {job: tr.getAttribute('data-job')};
+      for (const td of tr.querySelectorAll('td[data-col]'))
+        r[td.getAttribute('data-col')] = td.textContent;
+      out.push(r);
+    }
+    return out;"""
+
+
+def row_list(d):
+    """The rows of table#jobs in order: {job, name, state, variant, ...}
+    (the cells' text by column)."""
+    return js(d, ROWS)
+
+
 def rows(d):
-    """{job id: {'state': ..., 'name': ..., 'error': ...}} of table#jobs."""
-    return js(d, """
-        const out = {};
-        for (const tr of document.querySelectorAll('table#jobs tbody tr[data-job]'))
-          out[tr.getAttribute('data-job')] = {
-            state: tr.querySelector('td.state').textContent,
-            name: tr.querySelector('td.name').textContent,
-            error: tr.querySelector('td.error').textContent};
-        return out;""")
+    """{job id: row} of table#jobs."""
+    return {r['job']: r for r in row_list(d)}
 
 
 def check(cond, what):
@@ -289,7 +299,7 @@ def watch_state_change(d, h):
         if s and s != seen[-1]:
             seen.append(s)
         return s == 'succeeded'
-    poll(state, START_S + SLOW_MS / 1000, "job 'slow' shows as succeeded")
+    poll(state, TRAIN_S, "job 'slow' shows as succeeded")
     check(seen == ['ready', 'running', 'succeeded'],
           "job 'slow''s state cell went %s" % ' -> '.join(seen))
     marker_kept(d, 'the state change')
@@ -301,6 +311,12 @@ def check_xss_grid(d, h):
                        ".some(tr => tr.querySelector('td.name').textContent === arguments[0]);",
                     XSS_GRID), PAGE_S, 'the grids table lists %s as text' % XSS_GRID)
     xss_clean(d, 'the grids page')
+    workers = poll(lambda: js(d, """const w = {};
+        for (const tr of document.querySelectorAll('#workers tr[data-worker]'))
+          w[tr.getAttribute('data-worker')] = tr.querySelector('td.wstate').textContent;
+        return w['w1'] && w['w-nodata'] === 'gone' && w;"""), PAGE_S,
+        'the workers table shows w1 and w-nodata gone')
+    check(workers['w1'] in ('live', 'idle'), 'the workers table: %s' % workers)
     go(d, '#/grid/' + js(d, 'return encodeURIComponent(arguments[0]);', XSS_GRID))
     want = h.q("select id, last_error from jobs where name = 'nodata'")[0]
     r = poll(lambda: rows(d).get(str(want[0])), PAGE_S, 'the failed job of grid %s' % XSS_GRID)
@@ -311,12 +327,35 @@ def check_xss_grid(d, h):
     xss_clean(d, 'the grid page of ' + XSS_GRID)
 
 
+def check_sort_filter(d, n):
+    """Sorting by a header (the server's order, both ways) and a filter."""
+    for desc in (False, True):
+        js(d, "document.querySelector('table#jobs th[data-sort=name]').click();")
+        want = 'descending' if desc else 'ascending'
+        poll(lambda: js(d, "return document.querySelector('table#jobs th[data-sort=name]')"
+                           ".getAttribute('aria-sort');") == want and
+             [r['name'] for r in row_list(d)] ==
+             sorted((r['name'] for r in row_list(d)), reverse=desc) and len(row_list(d)) == n,
+             PAGE_S, 'the jobs sorted by name, %s' % want)
+        print('ok: a click on "name" sorts the jobs by name, %s' % want, flush=True)
+    js(d, """const i = document.getElementById('f-variant'); i.value = 'transfer';
+             i.dispatchEvent(new Event('input'));""")
+    got = poll(lambda: (lambda r: r and all(x['variant'] == 'transfer' for x in r) and
+                        js(d, "return document.getElementById('showing').textContent;")
+                        == 'showing 1\u2013%d of %d' % (len(r), len(r)) and r)(row_list(d)),
+               PAGE_S, 'the variant filter shows only transfer jobs')
+    check(0 < len(got) < n, 'the variant filter keeps %d of %d jobs' % (len(got), n))
+    js(d, """const i = document.getElementById('f-variant'); i.value = '';
+             i.dispatchEvent(new Event('input'));""")
+    poll(lambda: len(row_list(d)) == n, PAGE_S, 'all %d jobs again without the filter' % n)
+
+
 def check_tiny(d, h):
     """#/grid/tiny once the worker trained it: the jobs, Figure 2, Table 1;
     then a job's page and its curves."""
     go(d, '#/grid/tiny')
     n = len(h.q("select j.id from jobs j join grids g on g.id = j.grid_id where g.name = 'tiny'"))
-    poll(lambda: (len(rows(d)) == n and all(r['state'] == 'succeeded' for r in rows(d).values())),
+    poll(lambda: (len(rows(d)) == n and all(r['state'] == 'succeeded' for r in row_list(d))),
          TRAIN_S, 'the jobs table shows the %d jobs of grid tiny succeeded' % n)
     print('ok: the jobs table shows grid tiny\'s %d jobs, succeeded' % n)
     w = poll(lambda: js(d, "const i = document.getElementById('figure2');"
@@ -327,6 +366,7 @@ def check_tiny(d, h):
     lines = poll(lambda: js(d, "return document.querySelectorAll('#table1 tbody tr:not(.empty)').length;"),
                  PAGE_S, 'Table 1 has lines')
     print('ok: Table 1 shows %d lines' % lines, flush=True)
+    check_sort_filter(d, n)
     screenshot(d, h, 'dashboard-grid.png', 'the grid page')
     job = min(int(k) for k in rows(d))
     js(d, "document.querySelector('table#jobs tr[data-job=\"' + arguments[0] + '\"] td.name a').click();", job)
