@@ -157,6 +157,17 @@ function clearOutage() {
   $('conn').className = 'conn up';
 }
 
+// A request of the view refused as bad or naming nothing (400, 404): said
+// in the view, not in the banner; the service itself is fine.
+function viewError(message) {
+  clearOutage();
+  const e = $('view-error');
+  if (e) {
+    e.hidden = false;
+    e.textContent = message;
+  }
+}
+
 /* ---- shared pieces ------------------------------------------------------ */
 
 // A stacked bar of a grid's counts, as SVG rects (widths are attributes,
@@ -234,7 +245,8 @@ function homeView() {
   const workers = table('workers', ['worker', 'host', 'threads#', 'running#',
                                     'done#', 'seen', 'state']);
   const events = table('events', EVENT_HEADERS);
-  $('view').replaceChildren(section('Grids', grids), section('Workers', workers),
+  const err = el('p', {id: 'view-error', class: 'error-note', hidden: true});
+  $('view').replaceChildren(err, section('Grids', grids), section('Workers', workers),
                             section('Recent events', events));
   return {
     async poll() {
@@ -244,6 +256,7 @@ function homeView() {
       fill(grids.tBodies[0], g.grids.map(gridRow), 'no grids yet', GRID_HEADERS.length);
       fill(workers.tBodies[0], w.workers.map(workerRow), 'no workers', 7);
       fill(events.tBodies[0], eventRows(e.events), 'no events', EVENT_HEADERS.length);
+      err.hidden = true;
     },
   };
 }
@@ -382,7 +395,7 @@ function figure(n, caption) {
 function gridView(grid) {
   const q = {state: '', split: '', variant: '', n: '', q: '', sort: 'job',
              desc: false, page: 1, per_page: 100};
-  const view = {grid, lastDone: null, figureBusy: false};
+  const view = {grid, lastDone: null};
   const changed = () => kick();
   const counts = el('div', {id: 'grid-counts', class: 'counts'});
   const thead = jobsHead(q, changed);
@@ -692,6 +705,7 @@ async function tick() {
   } catch (err) {
     if (err.status === 0) showOutage('dashboard server unreachable', err.message);
     else if (err.status >= 500) showOutage('coordinator unreachable', err.message);
+    else if (err.status === 400 || err.status === 404) viewError(err.message);
     else showOutage('request refused (HTTP ' + err.status + ')', err.message);
   } finally {
     busy = false;
