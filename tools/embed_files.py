@@ -7,10 +7,15 @@ path relative to the directory with a leading '/', type its Content-Type.
 Fails, naming the file, when a file's name has no known type: a file the
 server would send with a guessed type never compiles.
 
-Usage: embed_files.py --list DIR         (the files, one a line, sorted)
-       embed_files.py OUT DIR FILE...
+Usage: embed_files.py OUT DIR DEPFILE
+
+Every file under DIR but hidden ones is embedded.  DEPFILE (Makefile
+syntax, for ninja) names them and DIR and its folders themselves: a
+folder's time changes when a file is added or removed, so the header is
+made again then, as when a file is edited.
 """
 import os
+import re
 import sys
 
 TYPES = {
@@ -46,10 +51,21 @@ def c_bytes(data):
     return "\n".join(lines) if lines else "    0x00,"
 
 
-def main(out, top, inputs):
+def write_depfile(dep, out, top, inputs):
+    dirs = sorted({top} | {os.path.dirname(p) for p in inputs})
+    esc = [p.replace(" ", "\\ ") for p in dirs + inputs]
+    with open(dep, "w") as f:
+        f.write("%s: %s\n" % (out, " ".join(esc)))
+
+
+def main(out, top, dep):
+    inputs = listing(top)
     rows = []
     for n, path in enumerate(sorted(inputs)):
         rel = os.path.relpath(path, top).replace(os.sep, "/")
+        if not re.match(r"^[A-Za-z0-9._/-]+$", rel):
+            fail("%s: a served file's name is letters, digits and . _ - /"
+                 % path)
         ext = os.path.splitext(rel)[1].lower()
         if ext not in TYPES:
             fail("%s: no Content-Type for '%s' files (known: %s)"
@@ -68,13 +84,12 @@ def main(out, top, inputs):
             f.write('    {"%s", "%s", s_file%d, %d},\n'
                     % (rel, ctype, n, len(data)))
         f.write("};\n")
+    write_depfile(dep, out, top, inputs)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--list":
-        print("\n".join(listing(sys.argv[2])))
-    elif len(sys.argv) >= 3:
-        main(sys.argv[1], sys.argv[2], sys.argv[3:])
+    if len(sys.argv) == 4:
+        main(sys.argv[1], sys.argv[2], sys.argv[3])
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
