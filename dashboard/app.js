@@ -228,7 +228,7 @@ function eventRows(events) {
     el('td', {}, e.job ? jobLink(e.job, text(e.name) || String(e.job)) : ''),
     el('td', {class: 'n'}, text(e.attempt)),
     el('td', {}, text(e.worker)),
-    el('td', {class: 'detail'}, text(e.detail))));
+    el('td', {class: 'detail', title: e.detail || null}, text(e.detail))));
 }
 
 function section(title, ...children) {
@@ -344,7 +344,7 @@ function pager(q, changed) {
     q.page = 1;
     changed();
   });
-  const showing = el('span', {id: 'showing', class: 'showing'});
+  const showing = el('span', {id: 'showing', class: 'showing'}, 'loading\u2026');
   return {node: el('div', {class: 'pager'}, prev, next, per, showing),
           update(count) {
             const first = count === 0 ? 0 : (q.page - 1) * q.per_page + 1;
@@ -388,7 +388,7 @@ function markSort(thead, q) {
 function figure(n, caption) {
   const img = el('img', {id: 'figure' + n, alt: 'Figure ' + n + ' of the grid',
                          class: 'figure', hidden: true});
-  const note = el('p', {class: 'note', id: 'figure' + n + '-note'}, 'no finished runs yet');
+  const note = el('p', {class: 'note', id: 'figure' + n + '-note'}, 'loading\u2026');
   return {img, note, node: el('figure', {}, img, note, el('figcaption', {}, caption))};
 }
 
@@ -485,7 +485,7 @@ function table1(r) {
     el('td', {}, x.lo + '\u2013' + x.hi), el('td', {}, text(x.versus)),
     el('td', {class: 'n'}, x.gain === null ? 'none'
                                           : (x.gain >= 0 ? '+' : '') + x.gain.toFixed(4)),
-    el('td', {class: 'n'}, text(x.points)), el('td', {class: 'detail'}, text(x.missing))));
+    el('td', {class: 'n'}, text(x.points)), el('td', {class: 'missing'}, text(x.missing))));
   fill(t.tBodies[0], rows, 'no lines', 5);
   const about = el('p', {class: 'note'},
     text(r.runs) + ' runs under metric ' + text(r.metric) + '; ' + text(r.unfinished) +
