@@ -334,6 +334,7 @@ function filterBar(q, changed) {
 function pager(q, changed) {
   const prev = el('button', {type: 'button', id: 'prev'}, '\u2039 prev');
   const next = el('button', {type: 'button', id: 'next'}, 'next \u203a');
+  prev.disabled = next.disabled = true; /* until the first count */
   const per = el('select', {id: 'per-page', 'aria-label': 'rows per page'});
   for (const n of PER_PAGE) per.append(el('option', {value: n}, n + ' per page'));
   per.value = String(q.per_page);
