@@ -213,9 +213,12 @@ def api_jobs(d, failed, held):
     check(q["count"] == 11 and all("s3" in x["name"] for x in q["jobs"]),
           f"q=s3: {q['count']} jobs")  # s3, s30 .. s39
     for bad in ["per_page=501", "page=0", "page=x", "desc=maybe", "n=-1",
-                "sort=nonsense", "state=nonsense", "bogus=1"]:
+                "sort=nonsense", "state=nonsense", "grid=g"]:
         d.get(f"/api/jobs?grid=g&{bad}", want=400)
     d.get("/api/jobs", want=400)
+    other = d.get("/api/jobs?grid=g&per_page=15&page=2&t=12345")
+    check(other["count"] == NJOBS and len(other["jobs"]) == 15,
+          f"a parameter of no meaning is not passed over: {other}")
     d.get("/api/jobs?grid=nosuchgrid", want=404)
 
 
