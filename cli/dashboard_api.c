@@ -155,6 +155,8 @@ static int read_args(struct MHD_Connection *conn, const dash_route *route,
             len += (size_t)snprintf(key + len, bytes - len, "&%d=%zu:%s", i,
                                     strlen(a->v[i]), a->v[i]);
     }
+    if (len >= bytes)
+        key[0] = '\0'; /* cut short it could name another: not cached */
     return 0;
 }
 
@@ -203,7 +205,7 @@ const char *dash_api(dashboard *d, struct MHD_Connection *conn,
         return r->path;
     if (r->check != NULL && r->check(&a, out) != 0)
         return r->path;
-    if (r->uncached)
+    if (r->uncached || key[0] == '\0')
         r->build(d, &a, out);
     else
         dash_cached(d, key, r->build, &a, out);

@@ -128,7 +128,8 @@ def check_headers(path, h, api):
     check(h.get("content-security-policy") == CSP,
           f"{path}: CSP {h.get('content-security-policy')!r}")
     check(h.get("x-content-type-options") == "nosniff",
-          f"{path}: X-Content-Type-Options {h.get('x-content-type-options')!r}")
+          f"{path}: X-Content-Type-Options "
+          f"{h.get('x-content-type-options')!r}")
     check(h.get("referrer-policy") == "no-referrer",
           f"{path}: Referrer-Policy {h.get('referrer-policy')!r}")
     if api:
@@ -194,8 +195,9 @@ def api_status_grids_workers(d):
 def api_jobs(d, failed, held):
     j = d.get(f"/api/jobs?grid={GQ}&page=2&per_page=15")
     keys(j, ["grid", "page", "per_page", "count", "jobs"], "/api/jobs")
-    check(j["grid"] == GRID and j["count"] == NJOBS and j["page"] == 2 and j["per_page"] == 15 and
-          len(j["jobs"]) == 15, f"/api/jobs page 2: {dict(j, jobs='...')}")
+    check(j["grid"] == GRID and j["count"] == NJOBS and j["page"] == 2 and
+          j["per_page"] == 15 and len(j["jobs"]) == 15,
+          f"/api/jobs page 2: {dict(j, jobs='...')}")
     keys(j["jobs"][0], ["job", "grid", "name", "state", "attempts", "split",
                         "n", "variant", "metric", "result", "error", "worker",
                         "attempt", "epoch", "test_acc", "eta_s", "updated_ms",
@@ -301,8 +303,8 @@ def api_cache(c, d):
         d.get("/api/grids")
     took = time.monotonic() - t0
     asked = coord_requests(c, "grids") - before
-    check(1 <= asked <= int(took) + 2, f"20 /api/grids in {took:.2f} s asked the "
-          f"coordinator {asked:g} times")
+    check(1 <= asked <= int(took) + 2, f"20 /api/grids in {took:.2f} s "
+          f"asked the coordinator {asked:g} times")
     print(f"# 20 /api/grids in {took:.2f} s: the coordinator asked "
           f"{asked:g} times")
 
