@@ -1680,27 +1680,6 @@ static int submit_off_loop(void)
 
 /* ---- the dashboard's reads --------------------------------------------- */
 
-/* The first column of the first row of sql over the JSON text bound as ?1
- * (SQLite's JSON functions read the replies); "" for no row or NULL. */
-static const char *json_q(const char *json, const char *sql)
-{
-    static char out[4][1024];
-    static int next;
-    char *r = out[next++ % 4];
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    r[0] = '\0';
-    if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        snprintf(r, sizeof out[0], "error: %s", sqlite3_errmsg(db));
-    else if (sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC) == SQLITE_OK &&
-             sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-        snprintf(r, sizeof out[0], "%s", sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return r;
-}
-
 #define CHECK_STR(a, b)                                                   \
     CHECK_MSG(strcmp((a), (b)) == 0, "'%s' vs '%s'", (a), (b))
 
@@ -1763,14 +1742,14 @@ static int dash_jobs(conn *client, const leased *run, const leased *fin)
     proto_msg r, m;
     CHECK(jobs_req(client, "dash", NULL, &r) == 0);
     CHECK_EQ_INT(r.count, 5);
-    CHECK_STR(json_q(r.items, NAMES), "a1,a2,a3,b4,b5");
+    CHECK_STR(test_json_query(r.items, NAMES), "a1,a2,a3,b4,b5");
     CHECK(jobs_req(client, "dash", "{\"sort\": \"name\", \"desc\": true, "
                    "\"limit\": 2}", &r) == 0);
     CHECK_EQ_INT(r.count, 5);
-    CHECK_STR(json_q(r.items, NAMES), "b5,b4");
+    CHECK_STR(test_json_query(r.items, NAMES), "b5,b4");
     CHECK(jobs_req(client, "dash", "{\"sort\": \"name\", \"offset\": 3, "
                    "\"limit\": 10}", &r) == 0);
-    CHECK_STR(json_q(r.items, NAMES), "b4,b5");
+    CHECK_STR(test_json_query(r.items, NAMES), "b4,b5");
     CHECK(jobs_req(client, "dash", "{\"q\": \"a\", \"state\": \"ready\"}",
                    &r) == 0);
     CHECK_EQ_INT(r.count, 1); /* a1 and a2 are leased */
@@ -1779,7 +1758,8 @@ static int dash_jobs(conn *client, const leased *run, const leased *fin)
     char want[160];
     snprintf(want, sizeof want, "%lld|worker-a|%d|2|0.75|10.0",
              (long long)run->job, run->attempt);
-    CHECK_STR(json_q(r.items, "SELECT json_extract(value, '$.job') || '|' "
+    CHECK_STR(test_json_query(r.items, "SELECT json_extract(value, '$.job') "
+                     "|| '|' "
                      "|| json_extract(value, '$.worker') || '|' || "
                      "json_extract(value, '$.attempt') || '|' || "
                      "json_extract(value, '$.epoch') || '|' || "
@@ -1788,7 +1768,8 @@ static int dash_jobs(conn *client, const leased *run, const leased *fin)
               want);
     CHECK(jobs_req(client, "dash", "{\"state\": \"succeeded\"}", &r) == 0);
     snprintf(want, sizeof want, "%lld|{}", (long long)fin->job);
-    CHECK_STR(json_q(r.items, "SELECT json_extract(value, '$.job') || '|' "
+    CHECK_STR(test_json_query(r.items, "SELECT json_extract(value, '$.job') "
+                     "|| '|' "
                      "|| json(json_extract(value, '$.result')) FROM "
                      "json_each(?1)"), want);
     proto_msg_init(&m, PROTO_JOBS);
@@ -1814,20 +1795,22 @@ static int dash_events(conn *client, const leased *run, const leased *fin)
     proto_msg m, r;
     proto_msg_init(&m, PROTO_EVENTS);
     CHECK(request(client, &m, &r, PROTO_EVENTS_REPLY) == 0);
-    const char *n = json_q(r.items, "SELECT count(*) FROM json_each(?1)");
+    const char *n = test_json_query(r.items, "SELECT count(*) FROM "
+                     "json_each(?1)");
     CHECK_MSG(atoi(n) >= 3, "%s events: %s", n, r.items); /* 2 leases, 1 end */
     /* Newest first: every id below the one before it. */
-    CHECK_STR(json_q(r.items, "SELECT count(*) FROM json_each(?1) a JOIN "
+    CHECK_STR(test_json_query(r.items, "SELECT count(*) FROM json_each(?1) "
+                     "a JOIN "
                      "json_each(?1) b ON b.key = a.key + 1 WHERE "
                      "json_extract(b.value, '$.id') >= json_extract(a.value, "
                      "'$.id')"), "0");
-    int64_t newest = atoll(json_q(r.items, "SELECT json_extract(?1, "
+    int64_t newest = atoll(test_json_query(r.items, "SELECT json_extract(?1, "
                                   "'$[0].id')"));
     m.count = 1;
     CHECK(request(client, &m, &r, PROTO_EVENTS_REPLY) == 0);
-    CHECK_EQ_INT(atoll(json_q(r.items, "SELECT json_extract(?1, "
+    CHECK_EQ_INT(atoll(test_json_query(r.items, "SELECT json_extract(?1, "
                               "'$[0].id')")), newest);
-    CHECK_STR(json_q(r.items, "SELECT json_array_length(?1)"), "1");
+    CHECK_STR(test_json_query(r.items, "SELECT json_array_length(?1)"), "1");
     m.count = 0;
     m.after = newest;
     CHECK(request(client, &m, &r, PROTO_EVENTS_REPLY) == 0);
@@ -1836,7 +1819,7 @@ static int dash_events(conn *client, const leased *run, const leased *fin)
     m.job = fin->job;
     m.grid = "dash";
     CHECK(request(client, &m, &r, PROTO_EVENTS_REPLY) == 0);
-    CHECK_STR(json_q(r.items, "SELECT group_concat(DISTINCT "
+    CHECK_STR(test_json_query(r.items, "SELECT group_concat(DISTINCT "
                      "json_extract(value, '$.name') || '/' || "
                      "json_extract(value, '$.grid')) FROM json_each(?1)"),
               "a1/dash");
@@ -1846,7 +1829,8 @@ static int dash_events(conn *client, const leased *run, const leased *fin)
     proto_msg_init(&m, PROTO_ATTEMPTS);
     m.job = fin->job;
     CHECK(request(client, &m, &r, PROTO_ATTEMPTS_REPLY) == 0);
-    CHECK_STR(json_q(r.items, "SELECT group_concat(json_extract(value, "
+    CHECK_STR(test_json_query(r.items, "SELECT "
+                     "group_concat(json_extract(value, "
                      "'$.attempt') || ':' || json_extract(value, '$.state') "
                      "|| ':' || json_extract(value, '$.worker')) FROM "
                      "json_each(?1)"), "1:succeeded:worker-a");
@@ -1856,12 +1840,13 @@ static int dash_events(conn *client, const leased *run, const leased *fin)
     proto_msg_init(&m, PROTO_CURVES);
     m.grid = "dash";
     CHECK(request(client, &m, &r, PROTO_CURVES_REPLY) == 0);
-    CHECK_STR(json_q(r.items, "SELECT json_array_length(?1)"), "2");
+    CHECK_STR(test_json_query(r.items, "SELECT json_array_length(?1)"), "2");
     m.job = run->job;
     CHECK(request(client, &m, &r, PROTO_CURVES_REPLY) == 0);
     char want[64];
     snprintf(want, sizeof want, "%lld:2", (long long)run->job);
-    CHECK_STR(json_q(r.items, "SELECT group_concat(json_extract(value, "
+    CHECK_STR(test_json_query(r.items, "SELECT "
+                     "group_concat(json_extract(value, "
                      "'$.job') || ':' || json_array_length(json_extract("
                      "value, '$.epochs'))) FROM json_each(?1)"), want);
     return 0;
@@ -1962,19 +1947,21 @@ static int dashboard_body(fixture *fx)
     proto_msg m, r;
     proto_msg_init(&m, PROTO_GRIDS);
     CHECK(request(client, &m, &r, PROTO_GRIDS_REPLY) == 0);
-    CHECK_STR(json_q(r.items, "SELECT group_concat(json_extract(value, "
+    CHECK_STR(test_json_query(r.items, "SELECT "
+                     "group_concat(json_extract(value, "
                      "'$.grid') || ':' || json_extract(value, '$.queued') "
                      "|| json_extract(value, '$.running') || "
                      "json_extract(value, '$.done') || json_extract(value, "
                      "'$.failed') || json_extract(value, '$.total'), ';') "
                      "FROM json_each(?1)"), "dash:31105;q\"uo\\te\nx:10001");
     CHECK_EQ_INT(r.next, 0);
-    m.after = atoll(json_q(r.items, "SELECT json_extract(?1, "
+    m.after = atoll(test_json_query(r.items, "SELECT json_extract(?1, "
                            "'$[0].grid_id')"));
     CHECK(request(client, &m, &r, PROTO_GRIDS_REPLY) == 0);
-    CHECK_STR(json_q(r.items, "SELECT json_extract(?1, '$[#-1].total')"),
+    CHECK_STR(test_json_query(r.items, "SELECT json_extract(?1, "
+                     "'$[#-1].total')"),
               "1");
-    CHECK_STR(json_q(r.items, "SELECT json_array_length(?1)"), "1");
+    CHECK_STR(test_json_query(r.items, "SELECT json_array_length(?1)"), "1");
 
     CHECK(dash_jobs(client, &run, &fin) == 0);
     CHECK(dash_events(client, &run, &fin) == 0);
