@@ -458,7 +458,9 @@ async function refreshFigures(grid, figs, t1) {
   for (const [i, f] of figs.entries()) {
     const n = i + 2;
     try {
-      const url = await imageURL(query('/api/figure', {grid, n, t: Date.now()}));
+      /* fetch's cache: 'no-store' is the cache-buster: the API refuses
+         parameters it does not know */
+      const url = await imageURL(query('/api/figure', {grid, n}));
       f.img.src = url;
       f.img.hidden = false;
       f.note.hidden = true;

@@ -154,14 +154,14 @@ def browser(h):
     opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
     env = dict(os.environ, HOME=home)
     service = Service(executable_path=CHROMEDRIVER, env=env,
-                      log_path=os.path.join(h.dir, 'chromedriver.log'))
+                      log_path=os.path.join(h.dir, 'chromedriver.out'))
     try:
         return webdriver.Chrome(service=service, options=opts)
     except Exception as e:  # any reason is the message
         why = str(e).strip().splitlines()
         fail('chromium did not start under chromedriver: %s (its log: %s)'
              % (why[0] if why else repr(e),
-                os.path.join(h.dir, 'chromedriver.log')))
+                os.path.join(h.dir, 'chromedriver.out')))
 
 
 def js(d, script, *args):
