@@ -36,6 +36,7 @@ int cmd_checkpoint(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
+int cmd_dashboard(int argc, char **argv);
 
 /* The usage of each subcommand, printed by its -h/--help and by tfq help
  * NAME: plain text that starts with "usage: tfq NAME", the same on every
@@ -54,6 +55,7 @@ void cmd_checkpoint_help(FILE *out);
 void cmd_run_help(FILE *out);
 void cmd_report_help(FILE *out);
 void cmd_keygen_help(FILE *out);
+void cmd_dashboard_help(FILE *out);
 
 /* The coordinator a client or worker talks to without --connect:
  * TFQ_CONNECT when set and not empty, else CLIENT_DEFAULT_ENDPOINT. */

@@ -2,7 +2,6 @@
  * Table 1, from the finished jobs of a grid (report_grid.h says how). */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "common/client.h"
 #include "report_figures.h"
 #include "report_grid.h"
+#include "report_json.h"
 #include "report_stats.h"
 #include "table.h"
 
@@ -171,89 +171,7 @@ static void print_summary(const grid_report *g, const report_files *files)
             printf("wrote %s\n", files->path[i]);
 }
 
-/* s as a JSON string. */
-static void put_json_string(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
-    }
-    fputc('"', out);
-}
-
-/* v as a JSON number, null when it is NAN. */
-static void put_json_number(FILE *out, const char *key, double v)
-{
-    fprintf(out, ", \"%s\": ", key);
-    if (isnan(v))
-        fputs("null", out);
-    else
-        fprintf(out, "%.6f", v);
-}
-
-/* --json: the counts, every point, Table 1 and the files, one object. */
-static void print_json(const grid_report *g, const report_files *files)
-{
-    printf("{\"grid\": ");
-    put_json_string(stdout, g->grid);
-    printf(", \"metric\": ");
-    put_json_string(stdout, g->metric.name);
-    printf(", \"runs\": %ld, \"unfinished\": %ld, \"no_value\": %ld, "
-           "\"plain\": %ld, \"no_base\": %ld,\n \"points\": [", g->runs,
-           g->unfinished, g->no_value, g->plain, g->no_base);
-    for (int i = 0; i < g->npoints; i++) {
-        const report_point *p = &g->points[i];
-        printf("%s\n  {\"similarity\": ", i ? "," : "");
-        put_json_string(stdout, p->similarity);
-        printf(", \"variant\": ");
-        put_json_string(stdout, p->variant);
-        printf(", \"finetune\": %d, \"n\": %d, \"runs\": %d", p->finetune,
-               p->n, p->runs);
-        put_json_number(stdout, "mean", p->mean);
-        put_json_number(stdout, "sd", p->sd);
-        put_json_number(stdout, "ci95_lo", p->mean - p->ci95);
-        put_json_number(stdout, "ci95_hi", p->mean + p->ci95);
-        printf("}");
-    }
-    printf("],\n \"table1\": [");
-    for (int i = 0; i < REPORT_NGAINS; i++) {
-        const report_gain *x = &g->gains[i];
-        printf("%s\n  {\"lo\": %d, \"hi\": %d, \"versus\": \"%s\", "
-               "\"points\": %d", i ? "," : "", x->lo, x->hi, x->versus,
-               x->points);
-        put_json_number(stdout, "gain", x->gain);
-        printf(", \"missing\": ");
-        put_json_string(stdout, x->missing);
-        printf("}");
-    }
-    printf("],\n \"files\": [");
-    for (int i = 0, n = 0; i < NOUTPUTS; i++)
-        if (files->written[i]) {
-            printf("%s", n++ ? ", " : "");
-            put_json_string(stdout, files->path[i]);
-        }
-    printf("]}\n");
-}
-
 /* ---- the command ---------------------------------------------------------*/
-
-static int build_report(grid_report *g, const char *json, const char *source,
-                        const char *grid, const char *metric_opt, figure *f2,
-                        figure *f3, figures_text *texts, tfq_error *e)
-{
-    int rc = ingest_runs(g, json, source, grid, metric_opt, e);
-    if (rc == 0)
-        rc = stats_load(g, e);
-    if (rc == 0)
-        rc = figures_build(g, f2, f3, texts, e);
-    return rc;
-}
 
 void cmd_report_help(FILE *out)
 {
@@ -387,7 +305,7 @@ int cmd_report(int argc, char **argv)
     const char *source = a.from == NULL              ? "the coordinator's reply"
                          : strcmp(a.from, "-") == 0 ? "standard input"
                                                     : a.from;
-    int rc = json != NULL ? build_report(&g, json, source, a.grid,
+    int rc = json != NULL ? report_build(&g, json, source, a.grid,
                                          a.metric_opt, &f2, &f3, &texts, &e)
                           : e.code;
     if (rc == 0)
@@ -401,7 +319,12 @@ int cmd_report(int argc, char **argv)
             tfq_error_set(&e, rc, "out of memory");
         table_release(&t);
     } else if (rc == 0 && a.json) {
-        print_json(&g, &files);
+        const char *written[NOUTPUTS];
+        int nwritten = 0;
+        for (int i = 0; i < NOUTPUTS; i++)
+            if (files.written[i])
+                written[nwritten++] = files.path[i];
+        report_write_json(&g, written, nwritten, stdout);
     } else if (rc == 0) {
         print_summary(&g, &files);
     }

@@ -32,7 +32,7 @@
 typedef struct {
     long nworkers;
     const char *state, *data, *file;
-    int data_given, csv, json;
+    int data_given, csv, json, no_dashboard;
 } run_args;
 
 /* One local run: its state directory, coordinator and workers.  Every
@@ -43,6 +43,7 @@ typedef struct {
     char ep[256];     /* the coordinator's endpoint; "" until it is up */
     char log[4200];   /* the coordinator's log */
     pid_t coord;      /* also the children's process group; 0 once gone */
+    pid_t dash;       /* the dashboard; 0 when none or gone */
     pid_t *workers;   /* (nworkers); 0 once exited */
     long nworkers;
     int stopping;     /* the workers were told to hand back */
@@ -199,6 +200,10 @@ void cmd_run_help(FILE *out)
           "  --csv, --json       print the results so (tfq results), no "
           "report; stdout\n"
           "                      is then the results alone\n"
+          "  --no-dashboard      no tfq dashboard (by default one serves "
+          "the run on\n"
+          "                      a free loopback port; its URL is printed "
+          "once)\n"
           "  -h, --help          this text\n", out);
 }
 
@@ -211,6 +216,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"data", required_argument, 0, 'd'},
         {"csv", no_argument, 0, 'v'},
         {"json", no_argument, 0, 'j'},
+        {"no-dashboard", no_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -226,6 +232,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         case 'd': a->data = optarg; a->data_given = 1; break;
         case 'v': a->csv = 1; break;
         case 'j': a->json = 1; break;
+        case 'D': a->no_dashboard = 1; break;
         case 'h': cmd_run_help(stdout); return 1;
         default: return -1;
         }
@@ -262,6 +269,31 @@ static int make_state_dir(local_run *r, const char *state)
     return 0;
 }
 
+/* Waits for the first line of the file path, which child writes, into
+ * buf: until it is there, ENDPOINT_TRIES x ENDPOINT_WAIT_NS have passed, a
+ * signal came, or child exited (*child is then 0).  buf "" when none. */
+static void await_line(const char *path, pid_t *child, char *buf,
+                       size_t bytes)
+{
+    buf[0] = '\0';
+    for (int i = 0; *child != 0 && i < ENDPOINT_TRIES && buf[0] == '\0' &&
+                    !s_signals; i++) {
+        FILE *f = fopen(path, "r");
+        if (f != NULL) {
+            if (fgets(buf, (int)bytes, f) == NULL)
+                buf[0] = '\0';
+            buf[strcspn(buf, "\n")] = '\0';
+            fclose(f);
+        }
+        if (buf[0] == '\0' && waitpid(*child, NULL, WNOHANG) == *child)
+            *child = 0; /* it exited: its log says why */
+        if (buf[0] == '\0') {
+            struct timespec ts = {0, ENDPOINT_WAIT_NS};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 /* Starts the coordinator on a free loopback port, in a process group of
  * its own, and reads its endpoint into r->ep ("" when it did not come up
  * in time or a signal came first). */
@@ -275,26 +307,38 @@ static void start_coordinator(local_run *r)
                      "tcp://127.0.0.1:*", NULL};
     pid_t pid = spawn(cargs, r->log, 0, 0);
     r->coord = pid > 0 ? pid : 0;
-    for (int i = 0; r->coord != 0 && i < ENDPOINT_TRIES && r->ep[0] == '\0' &&
-                    !s_signals; i++) {
-        FILE *f = fopen(endpoint_file, "r");
-        if (f != NULL) {
-            if (fgets(r->ep, sizeof r->ep, f) == NULL)
-                r->ep[0] = '\0';
-            r->ep[strcspn(r->ep, "\n")] = '\0';
-            fclose(f);
-        }
-        if (r->ep[0] == '\0') {
-            struct timespec ts = {0, ENDPOINT_WAIT_NS};
-            nanosleep(&ts, NULL);
-        }
-    }
+    await_line(endpoint_file, &r->coord, r->ep, sizeof r->ep);
 }
 
-/* SIGTERM to the coordinator, which commits and stops, and waits for it
- * (a third signal kills it).  Nothing when it is gone already. */
+/* Starts tfq dashboard on a free loopback port, in the children's group,
+ * and prints its URL once it is written (or why there is none). */
+static void start_dashboard(local_run *r)
+{
+    char url_file[4200], dlog[4200], url[256];
+    snprintf(url_file, sizeof url_file, "%s/dashboard.url", r->dir);
+    snprintf(dlog, sizeof dlog, "%s/dashboard.log", r->dir);
+    unlink(url_file);
+    char *dargs[] = {"tfq", "dashboard", "--connect", r->ep, "--listen",
+                     "127.0.0.1:0", "--url-file", url_file, NULL};
+    pid_t pid = spawn(dargs, dlog, r->coord, 0);
+    r->dash = pid > 0 ? pid : 0;
+    await_line(url_file, &r->dash, url, sizeof url);
+    if (url[0] != '\0')
+        fprintf(stderr, "tfq run: dashboard at %s\n", url);
+    else if (!s_signals)
+        fprintf(stderr, "tfq run: no dashboard (see %s)\n", dlog);
+}
+
+/* SIGTERM to the dashboard and the coordinator, which commits and stops,
+ * and waits for them (a third signal kills the coordinator).  Nothing for
+ * what is gone already. */
 static void stop_coordinator(local_run *r)
 {
+    if (r->dash != 0) {
+        kill(r->dash, SIGTERM);
+        wait_child(r->dash, 0, 3);
+        r->dash = 0;
+    }
     if (r->coord == 0)
         return;
     kill(r->coord, SIGTERM);
@@ -388,6 +432,8 @@ static void wait_workers(local_run *r, const char *grid)
         pid_t p = waitpid(-1, &ws, WNOHANG);
         if (p > 0 && p == r->coord)
             r->coord = 0; /* it died: the workers say why in their logs */
+        if (p > 0 && p == r->dash)
+            r->dash = 0;
         for (long i = 0; p > 0 && i < r->nworkers; i++)
             if (r->workers[i] == p) {
                 r->workers[i] = 0;
@@ -510,6 +556,8 @@ int cmd_run(int argc, char **argv)
                 r.log);
         goto out;
     }
+    if (!a.no_dashboard && !s_signals)
+        start_dashboard(&r);
     char *sargs[] = {"tfq", "submit", (char *)a.file, "--as", grid,
                      "--connect", r.ep, NULL};
     if (!s_signals && !run_child(&r, sargs, 1) && !s_signals)

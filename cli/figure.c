@@ -555,12 +555,8 @@ static void draw_texts(FILE *out, const figure *f, const layout *l)
     fprintf(out, "</g>\n");
 }
 
-int figure_write_svg(const figure *f, const char *path, tfq_error *e)
+void figure_svg(const figure *f, FILE *out)
 {
-    FILE *out = fopen(path, "w");
-    if (out == NULL)
-        return tfq_error_set(e, TFQ_EIO, "%s: cannot write: %s", path,
-                             strerror(errno));
     layout l;
     fit_layout(f, &l);
     fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -574,9 +570,34 @@ int figure_write_svg(const figure *f, const char *path, tfq_error *e)
         draw_panel(out, f, i, &l);
     draw_legend(out, f, &l);
     fprintf(out, "</svg>\n");
+}
+
+int figure_write_svg(const figure *f, const char *path, tfq_error *e)
+{
+    FILE *out = fopen(path, "w");
+    if (out == NULL)
+        return tfq_error_set(e, TFQ_EIO, "%s: cannot write: %s", path,
+                             strerror(errno));
+    figure_svg(f, out);
     int bad = ferror(out);
     if (fclose(out) != 0 || bad)
         return tfq_error_set(e, TFQ_EIO, "%s: write failed", path);
+    return TFQ_OK;
+}
+
+int figure_svg_mem(const figure *f, char **svg, size_t *bytes, tfq_error *e)
+{
+    *svg = NULL;
+    FILE *out = open_memstream(svg, bytes);
+    if (out == NULL)
+        return tfq_error_set(e, TFQ_ENOMEM, "out of memory for a figure");
+    figure_svg(f, out);
+    int bad = ferror(out);
+    if (fclose(out) != 0 || bad) {
+        free(*svg);
+        *svg = NULL;
+        return tfq_error_set(e, TFQ_ENOMEM, "out of memory for a figure");
+    }
     return TFQ_OK;
 }
 

@@ -14,6 +14,7 @@
 #define TFQ_CLI_FIGURE_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "common/err.h"
 
@@ -98,6 +99,13 @@ figure_series *figure_add_series(figure *f, const char *label,
 
 /* Appends one run; TFQ_ENOMEM when it cannot grow. */
 int figure_add_run(figure_series *s, double x, double y);
+
+/* Writes f as a standalone SVG document to out (its errors: ferror). */
+void figure_svg(const figure *f, FILE *out);
+
+/* f as an SVG document in a new buffer, *svg (NUL-terminated, *bytes long
+ * without the NUL; the caller frees it).  TFQ_ENOMEM on failure. */
+int figure_svg_mem(const figure *f, char **svg, size_t *bytes, tfq_error *e);
 
 /* Writes f as a standalone SVG file at path.  A series without runs is
  * listed in the legend as "(no runs)".  TFQ_EIO naming path on failure. */

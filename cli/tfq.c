@@ -29,6 +29,7 @@ static const struct {
     CMD(run, "coordinator and N workers here, then the results"),
     CMD(report, "figures 2 and 3 and the tables of a grid"),
     CMD(keygen, "write a CURVE key pair (NAME.key, NAME.pub)"),
+    CMD(dashboard, "serve the queue to a browser (HTTP, read-only)"),
 #undef CMD
 };
 

@@ -64,7 +64,8 @@ typedef struct {
     X(AFTER, "after", T_I64, after, 0, INT64_MAX)                          \
     X(NEXT, "next", T_I64, next, 0, INT64_MAX)                             \
     X(NAME, "name", T_STR, name, 0, PROTO_MAX_NAME_BYTES)                  \
-    X(STATE, "state", T_STR, state, 0, PROTO_MAX_STATE_BYTES)
+    X(STATE, "state", T_STR, state, 0, PROTO_MAX_STATE_BYTES)             \
+    X(QUERY, "query", T_STR, query, 0, PROTO_MAX_QUERY_BYTES)
 
 enum {
 #define F_ENUM(e, key, type, member, lo, hi) F_##e,
@@ -72,6 +73,7 @@ enum {
 #undef F_ENUM
     F_N
 };
+_Static_assert(F_N <= 64, "a kind's fields are bits of a uint64_t");
 
 #define F_DEF(e, key, type, member, lo, hi) \
     [F_##e] = {key, type, offsetof(proto_msg, member), lo, hi},
@@ -123,7 +125,7 @@ static const kind_def s_kinds[PROTO_KIND_COUNT] = {
                                 B(NEXT)},
     [PROTO_RESULTS] = {"results", B(GRID), B(AFTER)},
     [PROTO_RESULTS_REPLY] = {"results_reply", B(ITEMS), B(NEXT)},
-    [PROTO_CURVES] = {"curves", B(GRID), B(AFTER)},
+    [PROTO_CURVES] = {"curves", B(GRID), B(AFTER) | B(JOB)},
     [PROTO_CURVES_REPLY] = {"curves_reply", B(ITEMS), B(NEXT)},
     [PROTO_CANCEL_GRID] = {"cancel_grid", B(GRID), 0},
     [PROTO_RETRY] = {"retry", B(GRID), 0},
@@ -133,6 +135,16 @@ static const kind_def s_kinds[PROTO_KIND_COUNT] = {
     [PROTO_JOB_GET] = {"job_get", 0, B(JOB) | B(NAME) | B(GRID)},
     [PROTO_JOB_INFO] = {"job_info", B(JOB) | B(NAME) | B(GRID) | B(STATE),
                         B(SHA256) | B(EPOCH)},
+    [PROTO_GRIDS] = {"grids", 0, B(AFTER)},
+    [PROTO_GRIDS_REPLY] = {"grids_reply", B(ITEMS), B(NEXT)},
+    [PROTO_JOBS] = {"jobs", B(GRID), B(QUERY)},
+    [PROTO_JOBS_REPLY] = {"jobs_reply", B(ITEMS) | B(COUNT), 0},
+    [PROTO_EVENTS] = {"events", 0, B(GRID) | B(JOB) | B(AFTER) | B(COUNT)},
+    [PROTO_EVENTS_REPLY] = {"events_reply", B(ITEMS), 0},
+    [PROTO_ATTEMPTS] = {"attempts", B(JOB), 0},
+    [PROTO_ATTEMPTS_REPLY] = {"attempts_reply", B(ITEMS), 0},
+    [PROTO_METRICS] = {"metrics", 0, 0},
+    [PROTO_METRICS_REPLY] = {"metrics_reply", B(ITEMS), 0},
     [PROTO_ERROR] = {"error", B(CODE) | B(MSG), B(RE)},
 };
 

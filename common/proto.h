@@ -28,6 +28,7 @@
 #define PROTO_MAX_MSG_BYTES 4096                     /* "msg", "error" */
 #define PROTO_MAX_TEXT_BYTES (1u << 20)              /* "spec", "result" */
 #define PROTO_MAX_ITEMS_BYTES (3u << 20)             /* "items" (JSON) */
+#define PROTO_MAX_QUERY_BYTES 4096                   /* "query" (JSON) */
 /* Jobs one "ready" may ask for ("max") and so the "job" replies one
  * request may bring. */
 #define PROTO_MAX_LEASE 256
@@ -70,6 +71,16 @@
     X(WORKERS_REPLY, "workers_reply")      \
     X(JOB_GET, "job_get")                  \
     X(JOB_INFO, "job_info")                \
+    X(GRIDS, "grids")                      \
+    X(GRIDS_REPLY, "grids_reply")          \
+    X(JOBS, "jobs")                        \
+    X(JOBS_REPLY, "jobs_reply")            \
+    X(EVENTS, "events")                    \
+    X(EVENTS_REPLY, "events_reply")        \
+    X(ATTEMPTS, "attempts")                \
+    X(ATTEMPTS_REPLY, "attempts_reply")    \
+    X(METRICS, "metrics")                  \
+    X(METRICS_REPLY, "metrics_reply")      \
     X(ERROR, "error")
 
 typedef enum {
@@ -134,7 +145,9 @@ typedef struct {
     int64_t released; /* status_reply: attempts handed back by a worker
                          that stopped */
     int64_t count;
-    const char *items; /* JSON array text */
+    const char *items; /* JSON array text; metrics_reply: the Prometheus
+                          text exposition */
+    const char *query; /* jobs: a JSON object of filters, sort and page */
     const char *name;  /* job_get, job_info: a job's name in its grid */
     const char *state; /* job_info: the job's state ("succeeded", ...) */
 
@@ -143,7 +156,7 @@ typedef struct {
     const char *msg;
     proto_kind re;    /* the kind being answered, or PROTO_KIND_NONE */
 
-    /* paged reads (status, results, curves, workers): the reply's items
+    /* paged reads (status, results, curves, workers, grids): the reply's items
      * start after row `after` (0: at the first); `next` is the `after` that
      * asks for the page that follows, 0 when this page was the last */
     int64_t after, next;

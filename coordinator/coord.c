@@ -130,6 +130,8 @@ void coord_reply_error(coord *c, const peer *p, int code, const char *msg,
 {
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
+    c->stats.errors[re > PROTO_KIND_NONE && re < PROTO_KIND_COUNT
+                        ? re : PROTO_KIND_NONE]++;
     if (proto_error_reply(code, msg, re, &b) == 0)
         send_frame(c, p, &b);
     msgpack_sbuffer_destroy(&b);
@@ -280,7 +282,8 @@ static void on_timer(uv_timer_t *t)
     }
     if (rc != 0)
         log_error("lease check: %s", e.msg);
-    else if (requeued > 0)
+    c->stats.leases_lost += (uint64_t)requeued;
+    if (rc == 0 && requeued > 0)
         log_warn("%d attempt%s lost (no heartbeat for %lld ms): requeued",
                  requeued, requeued == 1 ? "" : "s", (long long)liveness_ms);
     uploads_sweep(c, coord_now_ms(), liveness_ms);
@@ -391,6 +394,7 @@ static int open_store(coord *c, tfq_error *e)
         }
         return e ? e->code : TFQ_EIO;
     }
+    store_time_commits(c->st, &c->stats.commits);
     int64_t from = store_rolled_back_from(c->st);
     if (from > 0)
         log_warn("--accept-rollback: serving %s as it is, at commit %" PRId64
@@ -529,6 +533,8 @@ coord *coord_new(const coord_config *cfg, tfq_error *e)
         c->cfg.liveness = COORD_LIVENESS;
     proto_unpacked_init(&c->up);
     c->lock_fd = -1;
+    c->stats.start_ms = coord_now_ms();
+    histogram_init(&c->stats.commits);
     if (open_state(c, e) != 0 || make_socket(c, e) != 0 ||
         bind_socket(c, e) != 0)
         goto fail;

@@ -141,6 +141,8 @@ static void on_result(coord *c, const peer *p, const proto_msg *m)
                  : store_release(c->st, m->job, m->attempt, holder,
                                  coord_now_ms(), &e);
     if (rc != 0) {
+        if (rc == TFQ_EMISMATCH && m->kind == PROTO_RESULT)
+            c->stats.results_stale++;
         if (rc != TFQ_EPERM)
             log_warn("%s of job %lld attempt %d from %s refused: %s",
                      proto_kind_name(m->kind), (long long)m->job, m->attempt,
@@ -159,8 +161,7 @@ static void on_result(coord *c, const peer *p, const proto_msg *m)
 }
 
 
-/* How long unseen makes a worker gone in the workers report. */
-static int64_t gone_after_ms(const coord *c)
+int64_t handlers_gone_after_ms(const coord *c)
 {
     int64_t live = (int64_t)c->cfg.heartbeat_ms * c->cfg.liveness;
     int64_t idle = (int64_t)COORD_RETRY_MS * COORD_IDLE_LIVENESS;
@@ -221,7 +222,7 @@ static int grid_of(coord *c, const peer *p, const proto_msg *m,
     return 0;
 }
 
-/* results, curves and workers: one page of rows after m->after. */
+/* results, curves, workers and grids: one page of rows after m->after. */
 static void on_report(coord *c, const peer *p, const proto_msg *m)
 {
     int64_t grid_id = 0;
@@ -229,31 +230,105 @@ static void on_report(coord *c, const peer *p, const proto_msg *m)
     char *json = NULL;
     int64_t next = 0;
     int rc;
-    if (m->kind != PROTO_WORKERS && m->grid[0] != '\0' &&
-        grid_of(c, p, m, &grid_id) != 0)
+    proto_kind reply;
+    if ((m->kind == PROTO_RESULTS || m->kind == PROTO_CURVES) &&
+        m->grid[0] != '\0' && grid_of(c, p, m, &grid_id) != 0)
         return;
-    if (m->kind == PROTO_RESULTS)
+    switch (m->kind) {
+    case PROTO_RESULTS:
+        reply = PROTO_RESULTS_REPLY;
         rc = store_results_json(c->st, grid_id, m->after, COORD_PAGE_BYTES,
                                 &json, &next, &e);
-    else if (m->kind == PROTO_CURVES)
-        rc = store_curves_json(c->st, grid_id, m->after, COORD_PAGE_BYTES,
-                               &json, &next, &e);
-    else
-        rc = store_workers_json(c->st, coord_now_ms(), gone_after_ms(c),
-                                m->after, COORD_PAGE_BYTES, &json, &next,
-                                &e);
+        break;
+    case PROTO_CURVES:
+        reply = PROTO_CURVES_REPLY;
+        rc = store_curves_json(c->st, grid_id, m->job, m->after,
+                               COORD_PAGE_BYTES, &json, &next, &e);
+        break;
+    case PROTO_GRIDS:
+        reply = PROTO_GRIDS_REPLY;
+        rc = store_grids_json(c->st, m->after, COORD_PAGE_BYTES, &json,
+                              &next, &e);
+        break;
+    default:
+        reply = PROTO_WORKERS_REPLY;
+        rc = store_workers_json(c->st, coord_now_ms(),
+                                handlers_gone_after_ms(c), m->after,
+                                COORD_PAGE_BYTES, &json, &next, &e);
+        break;
+    }
     if (rc != 0) {
         coord_reply_error(c, p, e.code, e.msg, m->kind);
         return;
     }
     proto_msg r;
-    proto_msg_init(&r, m->kind == PROTO_RESULTS  ? PROTO_RESULTS_REPLY
-                       : m->kind == PROTO_CURVES ? PROTO_CURVES_REPLY
-                                                 : PROTO_WORKERS_REPLY);
+    proto_msg_init(&r, reply);
     r.items = json;
     r.next = next;
     coord_reply(c, p, &r);
     free(json);
+}
+
+/* Events of a page (at most COORD_EVENTS_MAX, COORD_EVENTS_DEFAULT when
+ * the request gives no count): a poll every 2 s shows what happened. */
+#define COORD_EVENTS_DEFAULT 100
+#define COORD_EVENTS_MAX 1000
+
+/* jobs, events, attempts: the dashboard's unpaged reads, each one JSON
+ * array (jobs: and the count of the jobs its query matches). */
+static void on_dashboard_read(coord *c, const peer *p, const proto_msg *m)
+{
+    int64_t grid_id = 0, count = 0;
+    tfq_error e = {0};
+    char *json = NULL;
+    int rc;
+    proto_msg r;
+    if (m->grid != NULL && (m->kind == PROTO_JOBS || m->grid[0] != '\0') &&
+        grid_of(c, p, m, &grid_id) != 0)
+        return;
+    if (m->kind == PROTO_EVENTS && m->count > COORD_EVENTS_MAX) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "events: count %lld is over %d",
+                 (long long)m->count, COORD_EVENTS_MAX);
+        coord_reply_error(c, p, TFQ_ERANGE, msg, m->kind);
+        return;
+    }
+    if (m->kind == PROTO_JOBS)
+        rc = store_jobs_json(c->st, grid_id, m->query, COORD_PAGE_BYTES,
+                             &json, &count, &e);
+    else if (m->kind == PROTO_EVENTS)
+        rc = store_events_json(c->st, grid_id, m->job, m->after,
+                               m->count > 0 ? (int)m->count
+                                            : COORD_EVENTS_DEFAULT,
+                               COORD_PAGE_BYTES, &json, &e);
+    else
+        rc = store_attempts_json(c->st, m->job, COORD_PAGE_BYTES, &json, &e);
+    if (rc != 0) {
+        coord_reply_error(c, p, e.code, e.msg, m->kind);
+        return;
+    }
+    proto_msg_init(&r, m->kind == PROTO_JOBS     ? PROTO_JOBS_REPLY
+                       : m->kind == PROTO_EVENTS ? PROTO_EVENTS_REPLY
+                                                 : PROTO_ATTEMPTS_REPLY);
+    r.items = json;
+    r.count = count;
+    coord_reply(c, p, &r);
+    free(json);
+}
+
+static void on_metrics(coord *c, const peer *p, const proto_msg *m)
+{
+    char *text = NULL;
+    tfq_error e = {0};
+    if (metrics_text(c, &text, &e) != 0) {
+        coord_reply_error(c, p, e.code, e.msg, m->kind);
+        return;
+    }
+    proto_msg r;
+    proto_msg_init(&r, PROTO_METRICS_REPLY);
+    r.items = text;
+    coord_reply(c, p, &r);
+    free(text);
 }
 
 /* job_get: one job, by id or by name (in m->grid, else in every grid),
@@ -393,8 +468,19 @@ static const struct {
     [PROTO_CURVES] = {ANYONE, 1, on_report},
     [PROTO_WORKERS] = {ANYONE, 1, on_report},
     [PROTO_JOB_GET] = {ANYONE, 1, on_job_get},
+    [PROTO_GRIDS] = {ANYONE, 1, on_report},
+    [PROTO_JOBS] = {ANYONE, 1, on_dashboard_read},
+    [PROTO_EVENTS] = {ANYONE, 1, on_dashboard_read},
+    [PROTO_ATTEMPTS] = {ANYONE, 1, on_dashboard_read},
+    [PROTO_METRICS] = {ANYONE, 1, on_metrics},
     [PROTO_ERROR] = {ANYONE, 0, on_error},
 };
+
+int handlers_serves(proto_kind k)
+{
+    return k > PROTO_KIND_NONE && k < PROTO_KIND_COUNT &&
+           s_kinds[k].fn != NULL;
+}
 
 void handlers_dispatch(coord *c, const peer *p, const void *frame,
                        size_t bytes)
@@ -402,13 +488,13 @@ void handlers_dispatch(coord *c, const peer *p, const void *frame,
     proto_msg m;
     tfq_error e = {0};
     int rc = proto_decode(frame, bytes, &m, &c->up, &e);
+    c->stats.requests[rc == 0 ? m.kind : PROTO_KIND_NONE]++;
     if (rc != 0) {
         log_warn("bad message from %s: %s", p->name, e.msg);
         coord_reply_error(c, p, rc, e.msg, PROTO_KIND_NONE);
         return;
     }
-    int known = m.kind > PROTO_KIND_NONE && m.kind < PROTO_KIND_COUNT &&
-                s_kinds[m.kind].fn != NULL;
+    int known = handlers_serves(m.kind);
     unsigned roles = known ? s_kinds[m.kind].roles : ANYONE;
     if (!(p->roles & roles)) {
         log_warn("refused %s from %s at %s (CURVE key %s): not allowed for "

@@ -24,6 +24,7 @@
 #include "common/jobspec.h"
 #include "common/proto.h"
 #include "coord.h"
+#include "histogram.h"
 #include "store.h"
 
 /* Jobs one "ready" is given at most, whatever it asks for: a worker that
@@ -99,8 +100,22 @@ typedef struct {
     } by_key, by_handshake;
 } auth;
 
+/* The coordinator's own counters, since it started (the metrics read). */
+typedef struct {
+    uint64_t requests[PROTO_KIND_COUNT]; /* [PROTO_KIND_NONE]: frames that
+                                            did not decode */
+    uint64_t errors[PROTO_KIND_COUNT];   /* error replies, by the kind they
+                                            answer (NONE: none) */
+    uint64_t leases_lost;                /* attempts lost by expiry */
+    uint64_t results_stale;              /* results of attempts no longer
+                                            running, refused */
+    histogram commits;                   /* the store's commits, seconds */
+    int64_t start_ms;                    /* when the coordinator started */
+} coord_stats;
+
 struct coord {
     coord_config cfg;
+    coord_stats stats;
     int64_t timer_ms;   /* when the lease check last ran (0: not yet) */
     auth auth;
     int batching;       /* replies go to held[] until the commit */
@@ -174,6 +189,18 @@ void coord_read(coord *c);
  * handler; anything wrong is answered with an error. */
 void handlers_dispatch(coord *c, const peer *p, const void *frame,
                        size_t bytes);
+
+/* Whether the coordinator serves kind k (it has a handler). */
+int handlers_serves(proto_kind k);
+
+/* How long unseen makes a worker gone in the workers report. */
+int64_t handlers_gone_after_ms(const coord *c);
+
+/* ---- coord_metrics.c ---- */
+
+/* The metrics text (Prometheus text exposition format 0.0.4) into *text,
+ * which the caller frees; TFQ_ENOMEM, or the store's error. */
+int metrics_text(coord *c, char **text, tfq_error *e);
 
 /* ---- coord_lease.c ---- */
 

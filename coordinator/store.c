@@ -12,6 +12,8 @@
 
 #include <sqlite3.h>
 
+#include "common/clock.h"
+
 /* How long a statement waits for a lock held by another connection (a
  * reader such as `sqlite3` or a status command) before failing. */
 #define STORE_BUSY_TIMEOUT_MS 5000
@@ -31,6 +33,13 @@ _Static_assert(SCHEMA_FILES_VERSION == STORE_SCHEMA_VERSION,
 _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
                    STORE_SCHEMA_VERSION,
                "one migration per schema version");
+
+/* A worker's state in the workers report and the metrics: gone when it
+ * said bye or was unseen for over ?3 ms at ?1 (now), else live when
+ * running (an SQL condition) holds, else idle. */
+#define WORKER_STATE(running)                                               \
+    "CASE WHEN w.state = 'gone' OR ?1 - w.last_seen_ms > ?3 THEN 'gone' "    \
+    "WHEN " running " THEN 'live' ELSE 'idle' END"
 
 /* The cached statements: prepared on first use, kept for the life of the
  * handle. */
@@ -233,6 +242,7 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
               "WHERE job_id = coalesce(j.reused_from, j.id) ORDER BY "        \
               "attempt, epoch) m))) FROM jobs j LEFT JOIN grids g ON g.id = " \
               "j.grid_id WHERE (?1 = 0 OR j.grid_id = ?1) AND j.id > ?2 AND " \
+              "(?3 = 0 OR j.id = ?3) AND "                                    \
               "EXISTS (SELECT 1 FROM metrics WHERE job_id = "                 \
               "coalesce(j.reused_from, j.id)) ORDER BY j.id")                 \
     X(RUNNING, "SELECT j.id, json_object('job', j.id, 'name', "               \
@@ -251,9 +261,8 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
     X(WORKERS, "SELECT w.rowid, json_object('worker', w.id, 'host', "        \
                "w.host, 'threads', w.threads, 'last_seen_ms', "               \
                "w.last_seen_ms, 'running', coalesce(n.running, 0), 'done', "  \
-               "coalesce(n.done, 0), 'state', CASE WHEN w.state = 'gone' OR " \
-               "?1 - w.last_seen_ms > ?3 THEN 'gone' WHEN n.running > 0 "     \
-               "THEN 'live' ELSE 'idle' END, 'seen_s_ago', round(max(0, ?1 "  \
+               "coalesce(n.done, 0), 'state', "                               \
+               WORKER_STATE("n.running > 0") ", 'seen_s_ago', round(max(0, ?1 "\
                "- w.last_seen_ms) / 1000.0, 3)) FROM workers w LEFT JOIN "    \
                "(SELECT worker, sum(state = 'running') AS running, sum(state "\
                "= 'succeeded') AS done FROM attempts GROUP BY worker) n ON "  \
@@ -284,7 +293,39 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
                     "WHERE id = ?1 AND (last_seen_ms < ?2 - ?3 OR state IS "  \
                     "NOT 'alive')")                                           \
     X(WORKER_BYE, "UPDATE workers SET last_seen_ms = ?2, state = 'gone' "    \
-                  "WHERE id = ?1")
+                  "WHERE id = ?1")                                            \
+    /* The dashboard's reads (store_grids_json ...). */                      \
+    X(GRIDS, "SELECT g.id, json_object('grid', g.name, 'grid_id', g.id, "     \
+             "'metric', g.metric, 'queued', coalesce(sum(j.state IN "          \
+             "('pending', 'ready')), 0), 'running', coalesce(sum(j.state = "   \
+             "'running'), 0), 'done', coalesce(sum(j.state = 'succeeded'), "   \
+             "0), 'failed', coalesce(sum(j.state = 'failed'), 0), 'blocked', " \
+             "coalesce(sum(j.state = 'blocked'), 0), 'cancelled', "            \
+             "coalesce(sum(j.state = 'cancelled'), 0), 'total', count(j.id)) " \
+             "FROM grids g LEFT JOIN jobs j ON j.grid_id = g.id WHERE "        \
+             "(?1 = 0 OR g.id = ?1) AND g.id > ?2 GROUP BY g.id ORDER BY g.id")\
+    /* Newest first: ?1 after, ?2 job (0: all), ?3 grid (0: all), ?4 rows. */\
+    X(EVENTS, "SELECT e.id, json_object('id', e.id, 'at_ms', e.at_ms, "       \
+              "'kind', e.kind, 'job', e.job_id, 'name', j.name, 'grid', "     \
+              "g.name, 'attempt', e.attempt, 'worker', e.worker, 'detail', "  \
+              "e.detail) FROM events e LEFT JOIN jobs j ON j.id = e.job_id "  \
+              "LEFT JOIN grids g ON g.id = j.grid_id WHERE e.id > ?1 AND "    \
+              "(?2 = 0 OR e.job_id = ?2) AND (?3 = 0 OR j.grid_id = ?3) "     \
+              "ORDER BY e.id DESC LIMIT ?4")                                  \
+    X(ATTEMPTS, "SELECT attempt, json_object('attempt', attempt, 'worker', "  \
+                "worker, 'state', state, 'started_ms', started_ms, "          \
+                "'finished_ms', finished_ms, 'heartbeat_ms', heartbeat_ms, "  \
+                "'error', error) FROM attempts WHERE job_id = ?1 ORDER BY "   \
+                "attempt")                                                    \
+    /* The metrics' gauges (store_gauges_get). */                            \
+    X(JOBS_BY_GRID, "SELECT coalesce(g.name, ''), j.state, count(*) FROM "    \
+                    "jobs j LEFT JOIN grids g ON g.id = j.grid_id GROUP BY "  \
+                    "j.grid_id, j.state ORDER BY j.grid_id, j.state")         \
+    X(READY_COUNT, "SELECT count(*) FROM jobs WHERE state = 'ready'")         \
+    X(WORKER_STATES, "SELECT " WORKER_STATE("EXISTS (SELECT 1 FROM attempts " \
+                     "a WHERE a.state = 'running' AND a.worker = w.id)")      \
+                     " AS st, count(*) FROM workers w GROUP BY st")           \
+    X(CKPT_BYTES, "SELECT coalesce(sum(bytes), 0) FROM checkpoints")
 
 enum {
 #define S_ENUM(name, sql) ST_##name,
@@ -309,6 +350,7 @@ struct store {
     int64_t changes_at_begin; /* sqlite3_total_changes64 at the BEGIN */
     int seq_fd;               /* the mirror file; -1: none */
     int64_t rolled_back_from; /* the mirror's number, when it was ahead */
+    histogram *commits;       /* durations of commits; NULL: not timed */
 };
 
 /* The TFQ_E* code for an SQLite result code. */
@@ -485,8 +527,11 @@ static int txn_close(store *s, int ret, tfq_error *e)
         return ret;
     }
     sqlite3_stmt *st = stmt(s, top ? ST_COMMIT : ST_RELEASE, e);
+    double t0 = counted && s->commits ? clock_mono_s() : 0;
     ret = st == NULL ? (e ? e->code : TFQ_EIO)
                      : run(s, st, "committing", e);
+    if (ret == TFQ_OK && counted && s->commits)
+        histogram_observe(s->commits, clock_mono_s() - t0);
     if (ret != TFQ_OK) {
         txn_abort(s);
         return ret;
@@ -1962,29 +2007,22 @@ static int text_append(char **buf, size_t *len, size_t *cap, const char *p,
     return 0;
 }
 
-/* Runs a report statement (rows of an id and its JSON object, in id order,
- * after ?2, of grid ?1; the workers' takes now as ?1 and arg3 as ?3) and
- * joins the rows into one JSON array of at most
- * max_bytes, stopping before the row that would not fit; *next gets the id
- * of the last row taken when one did not fit, else 0.  A row alone larger
- * than max_bytes is TFQ_ERANGE. */
-static int report(store *s, int id, int64_t grid_id, int64_t after,
-                  int64_t arg3, size_t max_bytes, char **json, int64_t *next,
-                  tfq_error *e)
+/* Steps st, a bound statement whose rows are an id and a JSON object, and
+ * joins the rows into one JSON array of at most max_bytes, stopping before
+ * the row that would not fit; *next gets the id of the last row taken when
+ * one did not fit, else 0 (NULL next: a row that does not fit is
+ * TFQ_ERANGE, as a row alone larger than max_bytes always is).  Resets st. */
+static int collect(store *s, sqlite3_stmt *st, size_t max_bytes, char **json,
+                   int64_t *next, tfq_error *e)
 {
     int ret = TFQ_OK;
-    sqlite3_stmt *st;
     char *buf = NULL;
     size_t len = 0, cap = 0;
     int64_t last = 0;
     int rows = 0, rc = SQLITE_DONE;
     *json = NULL;
-    *next = 0;
-    PREP(st, id);
-    sqlite3_bind_int64(st, 1, grid_id);
-    sqlite3_bind_int64(st, 2, after);
-    if (id == ST_WORKERS)
-        sqlite3_bind_int64(st, 3, arg3);
+    if (next != NULL)
+        *next = 0;
     if (text_append(&buf, &len, &cap, "[", 1) != 0)
         goto nomem;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1994,12 +2032,13 @@ static int report(store *s, int id, int64_t grid_id, int64_t after,
             goto nomem;
         /* The separator or the opening bracket, the row, the closing one. */
         if (len + (rows > 0) + n + 1 > max_bytes) {
-            if (rows == 0)
-                ret = tfq_error_set(e, TFQ_ERANGE, "report: the row of id "
-                                    "%lld is %zu bytes, more than a page "
-                                    "holds (%zu)",
-                                    (long long)sqlite3_column_int64(st, 0),
-                                    n, max_bytes);
+            if (rows == 0 || next == NULL)
+                ret = tfq_error_set(e, TFQ_ERANGE, "report: %s of id %lld "
+                                    "is %zu bytes, more than a page holds "
+                                    "(%zu)", rows ? "the page up to the row"
+                                    : "the row", (long long)
+                                    sqlite3_column_int64(st, 0),
+                                    len + n, max_bytes);
             else
                 *next = last;
             break;
@@ -2024,6 +2063,23 @@ nomem:
     sqlite3_reset(st);
     free(buf);
     return tfq_error_set(e, TFQ_ENOMEM, "report: out of memory");
+}
+
+/* Runs a report statement (rows of an id and its JSON object, in id order,
+ * after ?2, of grid ?1; the workers' takes now as ?1, and it and curves
+ * take arg3 as ?3) as collect does. */
+static int report(store *s, int id, int64_t grid_id, int64_t after,
+                  int64_t arg3, size_t max_bytes, char **json, int64_t *next,
+                  tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    PREP(st, id);
+    sqlite3_bind_int64(st, 1, grid_id);
+    sqlite3_bind_int64(st, 2, after);
+    if (sqlite3_bind_parameter_count(st) >= 3)
+        sqlite3_bind_int64(st, 3, arg3);
+    return collect(s, st, max_bytes, json, next, e);
 done:
     return ret;
 }
@@ -2036,11 +2092,18 @@ int store_results_json(store *s, int64_t grid_id, int64_t after,
                   e);
 }
 
-int store_curves_json(store *s, int64_t grid_id, int64_t after,
+int store_curves_json(store *s, int64_t grid_id, int64_t job, int64_t after,
                       size_t max_bytes, char **json, int64_t *next,
                       tfq_error *e)
 {
-    return report(s, ST_CURVES, grid_id, after, 0, max_bytes, json, next, e);
+    return report(s, ST_CURVES, grid_id, after, job, max_bytes, json, next,
+                  e);
+}
+
+int store_grids_json(store *s, int64_t after, size_t max_bytes, char **json,
+                     int64_t *next, tfq_error *e)
+{
+    return report(s, ST_GRIDS, 0, after, 0, max_bytes, json, next, e);
 }
 
 int store_running_json(store *s, int64_t grid_id, int64_t after,
@@ -2175,4 +2238,340 @@ int store_worker_touch(store *s, const char *id, int64_t now_ms,
 int store_worker_bye(store *s, const char *id, int64_t now_ms, tfq_error *e)
 {
     return worker_update(s, ST_WORKER_BYE, id, now_ms, 0, e);
+}
+
+void store_time_commits(store *s, histogram *h)
+{
+    s->commits = h;
+}
+
+/* ---- the dashboard's reads ---- */
+
+int store_events_json(store *s, int64_t grid_id, int64_t job, int64_t after,
+                      int rows, size_t max_bytes, char **json, tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    PREP(st, ST_EVENTS);
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, job);
+    sqlite3_bind_int64(st, 3, grid_id);
+    sqlite3_bind_int(st, 4, rows);
+    return collect(s, st, max_bytes, json, NULL, e);
+done:
+    return ret;
+}
+
+int store_attempts_json(store *s, int64_t job, size_t max_bytes, char **json,
+                        tfq_error *e)
+{
+    int ret = TFQ_OK;
+    sqlite3_stmt *st;
+    char state[16];
+    *json = NULL;
+    if ((ret = job_state(s, job, state, sizeof state, e)) != TFQ_OK)
+        return ret;
+    PREP(st, ST_ATTEMPTS);
+    sqlite3_bind_int64(st, 1, job);
+    return collect(s, st, max_bytes, json, NULL, e);
+done:
+    return ret;
+}
+
+/* Steps st for its one row of one integer into *v; resets st. */
+static int one_int(store *s, sqlite3_stmt *st, int64_t *v, const char *what,
+                   tfq_error *e)
+{
+    int rc = sqlite3_step(st);
+    *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? TFQ_OK : db_fail(s, rc, what, e);
+}
+
+int store_gauges_get(store *s, int64_t now_ms, int64_t gone_after_ms,
+                     store_gauges *out, store_jobs_by_fn *fn, void *arg,
+                     tfq_error *e)
+{
+    int ret = TFQ_OK, rc;
+    sqlite3_stmt *st;
+    memset(out, 0, sizeof *out);
+    PREP(st, ST_JOBS_BY_GRID);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(arg, (const char *)sqlite3_column_text(st, 0),
+           (const char *)sqlite3_column_text(st, 1),
+           sqlite3_column_int64(st, 2));
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        ret = db_fail(s, rc, "counting jobs by grid", e);
+        goto done;
+    }
+    PREP(st, ST_READY_COUNT);
+    TRY(one_int(s, st, &out->ready, "counting ready jobs", e));
+    PREP(st, ST_CKPT_BYTES);
+    TRY(one_int(s, st, &out->checkpoint_bytes, "summing checkpoints", e));
+    PREP(st, ST_WORKER_STATES);
+    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 3, gone_after_ms);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *state = (const char *)sqlite3_column_text(st, 0);
+        *(strcmp(state, "live") == 0   ? &out->workers_live
+          : strcmp(state, "idle") == 0 ? &out->workers_idle
+                                       : &out->workers_gone) =
+            sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        ret = db_fail(s, rc, "counting workers", e);
+done:
+    return ret;
+}
+
+/* ---- jobs: a filtered, sorted page of a grid's jobs ---- */
+
+#define JOBS_MAX_LIMIT 500
+#define JOBS_DEFAULT_LIMIT 100
+#define JOBS_MAX_OFFSET 1000000000 /* past any grid: a page of nothing */
+
+/* The string filters of a jobs query: the key and the condition on jobs j
+ * it adds, with the value bound as ?. */
+static const struct {
+    const char *key, *cond;
+} s_jobs_text[] = {
+    {"state", "j.state = ?"},        {"split", "j.split = ?"},
+    {"variant", "j.variant = ?"},    {"target", "j.target = ?"},
+    {"q", "instr(j.name, ?) > 0"},
+};
+#define JOBS_NTEXT (sizeof s_jobs_text / sizeof s_jobs_text[0])
+
+/* The sort keys and their columns; ties go by id in the same direction. */
+static const struct {
+    const char *key, *col;
+} s_jobs_sort[] = {
+    {"job", "j.id"},         {"name", "j.name"},      {"state", "j.state"},
+    {"split", "j.split"},    {"variant", "j.variant"}, {"n", "j.n"},
+    {"attempts", "j.attempts"}, {"updated", "j.updated_ms"},
+};
+#define JOBS_NSORT (sizeof s_jobs_sort / sizeof s_jobs_sort[0])
+
+static const char *const s_job_states[] = {
+    "pending", "ready", "running", "succeeded", "failed", "blocked",
+    "cancelled"};
+
+typedef struct {
+    char *text[JOBS_NTEXT]; /* owned; NULL: no such filter */
+    int has_n;
+    int64_t n;
+    int sort, desc;
+    int64_t offset, limit;
+} jobs_query;
+
+static void jobs_query_release(jobs_query *q)
+{
+    for (size_t i = 0; i < JOBS_NTEXT; i++)
+        free(q->text[i]);
+}
+
+static int jq_bad(tfq_error *e, const char *key, const char *why)
+{
+    return tfq_error_set(e, TFQ_EINVAL, "jobs: query key \"%s\": %s", key,
+                         why);
+}
+
+/* Sets one key of q from a json_each row (key, type, value). */
+static int jq_key(jobs_query *q, sqlite3_stmt *row, tfq_error *e)
+{
+    const char *key = (const char *)sqlite3_column_text(row, 0);
+    const char *type = (const char *)sqlite3_column_text(row, 1);
+    const char *text = (const char *)sqlite3_column_text(row, 2);
+    int64_t v = sqlite3_column_int64(row, 2);
+    int is_int = strcmp(type, "integer") == 0;
+    char why[160];
+    for (size_t i = 0; i < JOBS_NTEXT; i++) {
+        if (strcmp(key, s_jobs_text[i].key) != 0)
+            continue;
+        if (strcmp(type, "text") != 0)
+            return jq_bad(e, key, "must be a string");
+        int ok = i != 0;
+        for (size_t k = 0; !ok && k < 7; k++)
+            ok = strcmp(text, s_job_states[k]) == 0;
+        if (!ok)
+            return jq_bad(e, key, "not a job state (pending, ready, running, "
+                          "succeeded, failed, blocked, cancelled)");
+        free(q->text[i]);
+        if ((q->text[i] = strdup(text)) == NULL)
+            return tfq_error_set(e, TFQ_ENOMEM, "jobs: query");
+        return TFQ_OK;
+    }
+    if (strcmp(key, "sort") == 0) {
+        for (size_t i = 0; text != NULL && strcmp(type, "text") == 0 &&
+                           i < JOBS_NSORT; i++)
+            if (strcmp(text, s_jobs_sort[i].key) == 0) {
+                q->sort = (int)i;
+                return TFQ_OK;
+            }
+        return jq_bad(e, key, "must be one of job, name, state, split, "
+                      "variant, n, attempts, updated");
+    }
+    if (strcmp(key, "desc") == 0) {
+        if (strcmp(type, "true") != 0 && strcmp(type, "false") != 0)
+            return jq_bad(e, key, "must be true or false");
+        q->desc = type[0] == 't';
+        return TFQ_OK;
+    }
+    int64_t lo = strcmp(key, "limit") == 0 ? 1 : 0;
+    int64_t hi = strcmp(key, "limit") == 0    ? JOBS_MAX_LIMIT
+                 : strcmp(key, "offset") == 0 ? JOBS_MAX_OFFSET
+                                              : INT64_MAX;
+    if (strcmp(key, "n") != 0 && strcmp(key, "offset") != 0 && lo == 0)
+        return tfq_error_set(e, TFQ_EINVAL, "jobs: unknown query key \"%s\" "
+                             "(known: state, split, variant, n, target, q, "
+                             "sort, desc, offset, limit)", key);
+    snprintf(why, sizeof why, "must be an integer in [%lld, %lld]",
+             (long long)lo, (long long)hi);
+    if (!is_int || (key[0] != 'n' && (v < lo || v > hi)))
+        return jq_bad(e, key, why);
+    if (key[0] == 'n') {
+        q->has_n = 1;
+        q->n = v;
+    } else if (key[0] == 'l') {
+        q->limit = v;
+    } else {
+        q->offset = v;
+    }
+    return TFQ_OK;
+}
+
+/* Parses a jobs query (NULL: {}) into q, which the caller releases. */
+static int jobs_query_parse(store *s, const char *json, jobs_query *q,
+                            tfq_error *e)
+{
+    int ret = TFQ_OK, rc;
+    sqlite3_stmt *st;
+    memset(q, 0, sizeof *q);
+    q->limit = JOBS_DEFAULT_LIMIT;
+    if (json == NULL)
+        return TFQ_OK;
+    PREP(st, ST_RESULT_SHAPE);
+    bind_text(st, 1, json);
+    rc = sqlite3_step(st);
+    int object = rc == SQLITE_ROW &&
+                 sqlite3_column_type(st, 0) == SQLITE_TEXT &&
+                 strcmp((const char *)sqlite3_column_text(st, 0), "object") == 0;
+    sqlite3_reset(st);
+    if (!object)
+        return tfq_error_set(e, TFQ_EINVAL, "jobs: the query is not a JSON "
+                             "object");
+    PREP(st, ST_RESULT_FIELDS);
+    bind_text(st, 1, json);
+    while (ret == TFQ_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        ret = jq_key(q, st, e);
+    sqlite3_reset(st);
+    if (ret == TFQ_OK && rc != SQLITE_DONE)
+        ret = db_fail(s, rc, "reading a jobs query", e);
+done:
+    return ret;
+}
+
+/* The WHERE clause of q (parameters from ?2: ?1 is the grid) into buf. */
+static void jobs_where(const jobs_query *q, char *buf, size_t cap)
+{
+    size_t len = (size_t)snprintf(buf, cap, "FROM jobs j WHERE j.grid_id = ?1");
+    for (size_t i = 0; i < JOBS_NTEXT; i++)
+        if (q->text[i] != NULL && len < cap)
+            len += (size_t)snprintf(buf + len, cap - len, " AND %s",
+                                    s_jobs_text[i].cond);
+    if (q->has_n && len < cap)
+        snprintf(buf + len, cap - len, " AND j.n = ?");
+}
+
+/* Whether q filters on a column by equality (q, a substring, does not). */
+static int jobs_filtered(const jobs_query *q)
+{
+    for (size_t i = 0; i < JOBS_NTEXT; i++)
+        if (q->text[i] != NULL && strcmp(s_jobs_text[i].key, "q") != 0)
+            return 1;
+    return q->has_n;
+}
+
+/* Binds q's filters to st from ?2; returns the next parameter's index. */
+static int jobs_bind(const jobs_query *q, int64_t grid_id, sqlite3_stmt *st)
+{
+    int i = 1;
+    sqlite3_bind_int64(st, i++, grid_id);
+    for (size_t k = 0; k < JOBS_NTEXT; k++)
+        if (q->text[k] != NULL)
+            bind_text(st, i++, q->text[k]);
+    if (q->has_n)
+        sqlite3_bind_int64(st, i++, q->n);
+    return i;
+}
+
+/* The columns of a jobs item: p is the page's ids in order, j the job, a
+ * its latest attempt, m that attempt's last progress. */
+#define JOBS_ITEM                                                            \
+    "SELECT j.id, json_object('job', j.id, 'grid', g.name, 'name', j.name, " \
+    "'state', j.state, 'attempts', j.attempts, 'split', j.split, "           \
+    "'similarity', j.similarity, 'target', j.target, 'n', j.n, 'variant', "  \
+    "j.variant, 'finetune', j.finetune, 'seed', j.seed, 'metric', g.metric, "\
+    "'result', CASE WHEN json_valid(j.result) THEN json(j.result) END, "     \
+    "'error', j.last_error, 'worker', a.worker, 'attempt', a.attempt, "      \
+    "'epoch', m.epoch, 'test_acc', m.test_acc, 'eta_s', m.eta_s, "           \
+    "'updated_ms', j.updated_ms) FROM (SELECT j.id AS id %s ORDER BY %s%s, " \
+    "j.id%s LIMIT ? OFFSET ?) p CROSS JOIN jobs j ON j.id = p.id LEFT JOIN " \
+    "grids g ON g.id = j.grid_id LEFT JOIN attempts a ON a.rowid = (SELECT " \
+    "rowid FROM attempts WHERE job_id = j.id ORDER BY attempt DESC LIMIT 1)" \
+    " LEFT JOIN metrics m ON m.rowid = (SELECT rowid FROM metrics WHERE "    \
+    "job_id = a.job_id AND attempt = a.attempt ORDER BY epoch DESC LIMIT 1)" \
+    " ORDER BY %s%s, j.id%s"
+
+/* Prepares sql (made for this one query) into *st. */
+static int prepare_once(store *s, const char *sql, sqlite3_stmt **st,
+                        tfq_error *e)
+{
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    return rc == SQLITE_OK ? TFQ_OK : db_fail(s, rc, "preparing a jobs "
+                                              "query", e);
+}
+
+int store_jobs_json(store *s, int64_t grid_id, const char *query,
+                    size_t max_bytes, char **json, int64_t *count,
+                    tfq_error *e)
+{
+    jobs_query q;
+    sqlite3_stmt *st = NULL;
+    char where[512], sql[4096];
+    *json = NULL;
+    *count = 0;
+    int ret = jobs_query_parse(s, query, &q, e);
+    if (ret != TFQ_OK)
+        goto out;
+    jobs_where(&q, where, sizeof where);
+    snprintf(sql, sizeof sql, "SELECT count(*) %s", where);
+    if ((ret = prepare_once(s, sql, &st, e)) != TFQ_OK)
+        goto out;
+    jobs_bind(&q, grid_id, st);
+    ret = one_int(s, st, count, "counting a grid's jobs", e);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (ret != TFQ_OK)
+        goto out;
+    /* With a filter, the filter's index finds the rows and they are sorted
+     * ("+" keeps the planner off the sort key's index, whose walk would
+     * pass every job of the grid to find a few); without one, the sort
+     * key's index walk is the page. */
+    const char *col = s_jobs_sort[q.sort].col, *dir = q.desc ? " DESC" : "";
+    char inner[64];
+    snprintf(inner, sizeof inner, "%s%s", jobs_filtered(&q) ? "+" : "", col);
+    snprintf(sql, sizeof sql, JOBS_ITEM, where, inner, dir, dir, col, dir,
+             dir);
+    if ((ret = prepare_once(s, sql, &st, e)) != TFQ_OK)
+        goto out;
+    int i = jobs_bind(&q, grid_id, st);
+    sqlite3_bind_int64(st, i++, q.limit);
+    sqlite3_bind_int64(st, i, q.offset);
+    ret = collect(s, st, max_bytes, json, NULL, e);
+out:
+    sqlite3_finalize(st);
+    jobs_query_release(&q);
+    return ret;
 }

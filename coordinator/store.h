@@ -18,9 +18,10 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "histogram.h"
 
 /* The newest schema version this code knows (schema/NNN_*.sql). */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 typedef struct store store;
 
@@ -307,15 +308,69 @@ int store_counts_get(store *s, int64_t grid_id, store_counts *out,
 int store_results_json(store *s, int64_t grid_id, int64_t after,
                        size_t max_bytes, char **json, int64_t *next,
                        tfq_error *e);
-int store_curves_json(store *s, int64_t grid_id, int64_t after,
+/* Curves of job `job` only when it is not 0. */
+int store_curves_json(store *s, int64_t grid_id, int64_t job, int64_t after,
                       size_t max_bytes, char **json, int64_t *next,
                       tfq_error *e);
+/* Grids, paged by grid id: grid, grid_id, metric, queued (pending or
+ * ready), running, done (succeeded), failed, blocked, cancelled, total. */
+int store_grids_json(store *s, int64_t after, size_t max_bytes, char **json,
+                     int64_t *next, tfq_error *e);
 int store_running_json(store *s, int64_t grid_id, int64_t after,
                        size_t max_bytes, char **json, int64_t *next,
                        tfq_error *e);
 int store_workers_json(store *s, int64_t now_ms, int64_t gone_after_ms,
                        int64_t after, size_t max_bytes, char **json,
                        int64_t *next, tfq_error *e);
+
+/* The dashboard's reads.  Each gives *json, a JSON array the caller frees,
+ * of at most max_bytes (a page that does not fit is TFQ_ERANGE).
+ *
+ * store_jobs_json: a page of grid grid_id's jobs as query (a JSON object:
+ * schema/PROTOCOL.md, "jobs"; NULL: {}) filters, sorts and pages them, and
+ * in *count the number of jobs that match.  A query that is not an object,
+ * or has an unknown key or a bad value, is TFQ_EINVAL naming the key.
+ * Each item: job, grid, name, state, attempts, the coordinates, metric,
+ * result (object or null), error, updated_ms, and of the latest attempt
+ * (the running one, if any): worker, attempt, and the epoch, test_acc and
+ * eta_s of its last progress.
+ *
+ * store_events_json: the newest `rows` events with id > after, newest
+ * first, of job `job` (0: any) and grid grid_id (0: any): id, at_ms, kind,
+ * job, name, grid, attempt, worker, detail.
+ *
+ * store_attempts_json: job's attempts in order: attempt, worker, state,
+ * started_ms, finished_ms, heartbeat_ms, error; TFQ_ENOENT for an unknown
+ * job. */
+int store_jobs_json(store *s, int64_t grid_id, const char *query,
+                    size_t max_bytes, char **json, int64_t *count,
+                    tfq_error *e);
+int store_events_json(store *s, int64_t grid_id, int64_t job, int64_t after,
+                      int rows, size_t max_bytes, char **json, tfq_error *e);
+int store_attempts_json(store *s, int64_t job, size_t max_bytes, char **json,
+                        tfq_error *e);
+
+/* What the metrics show of the store, read at once. */
+typedef struct {
+    int64_t ready;            /* jobs ready to lease: the queue's depth */
+    int64_t workers_live, workers_idle, workers_gone; /* as the workers
+                                 report's state says, at now_ms */
+    int64_t checkpoint_bytes; /* sum of the checkpoints' sizes */
+} store_gauges;
+
+/* Called once per (grid, state) that has jobs, grids in id order; grid is
+ * "" for jobs of no grid. */
+typedef void store_jobs_by_fn(void *arg, const char *grid, const char *state,
+                              int64_t n);
+
+int store_gauges_get(store *s, int64_t now_ms, int64_t gone_after_ms,
+                     store_gauges *out, store_jobs_by_fn *fn, void *arg,
+                     tfq_error *e);
+
+/* From now on, every commit that changed something adds its duration (the
+ * COMMIT statement: the write and sync of the WAL) to h, which must outlive
+ * the store or the next call; NULL stops it. */
+void store_time_commits(store *s, histogram *h);
 
 /* One job as a client asks for it. */
 typedef struct {

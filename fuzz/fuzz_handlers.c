@@ -92,6 +92,20 @@ static const char *const s_results[] = {
     "{\"accs\": [0.1, [0.2]]}",
 };
 static const char *const s_errors[] = {"boom", "diverged", ""};
+/* Queries of a jobs request: good ones, and a bad key, value or type. */
+static const char *const s_queries[] = {
+    "{}",
+    "{\"state\": \"running\", \"sort\": \"n\", \"desc\": true, "
+    "\"limit\": 2}",
+    "{\"q\": \"a\", \"offset\": 1, \"sort\": \"updated\"}",
+    "{\"split\": \"random\", \"variant\": \"selffer\", \"n\": 1, "
+    "\"target\": \"B\"}",
+    "{\"sort\": \"bogus\"}",
+    "{\"limit\": 0}",
+    "{\"unknown\": 1}",
+    "[1]",
+    "{\"state\": 3",
+};
 static const char s_zero_hash[] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -156,7 +170,9 @@ typedef enum {
     HF_STEP, HF_LOSS,
     HF_TEST_ACC, HF_IMAGES_PER_S, HF_ETA_S, HF_OK, HF_RESULT, HF_ERROR, HF_SHA256,
     HF_OFFSET, HF_TOTAL, HF_DATA, HF_GRID, HF_SPEC, HF_FORCE, HF_FINGERPRINT,
-    HF_CODE, HF_MSG, HF_RE, HF_AFTER, HF_COUNT
+    HF_CODE, HF_MSG, HF_RE, HF_AFTER, HF_QUERY,
+    HF_ROWS, /* "count" of an events request */
+    HF_COUNT
 } field;
 
 static const char *const s_keys[HF_COUNT] = {
@@ -164,7 +180,7 @@ static const char *const s_keys[HF_COUNT] = {
     "loss",
     "test_acc", "images_per_s", "eta_s", "ok", "result", "error", "sha256",
     "offset", "total", "data", "grid", "spec", "force", "fingerprint", "code",
-    "msg", "re", "after"};
+    "msg", "re", "after", "query", "count"};
 
 #define END HF_COUNT
 typedef struct {
@@ -200,7 +216,13 @@ static const op_def s_ops[HIN_OP_COUNT] = {
     [HIN_OP_ERROR] = {PROTO_ERROR, {HF_CODE, HF_MSG, HF_RE, END}},
     [HIN_OP_JOB] = {PROTO_JOB, {HF_JOB, HF_ATTEMPT, HF_SPEC, HF_LEASE, END}},
     [HIN_OP_RAW] = {PROTO_KIND_NONE, {END}},
-    [HIN_OP_CURVES] = {PROTO_CURVES, {HF_GRID, HF_AFTER, END}},
+    [HIN_OP_CURVES] = {PROTO_CURVES, {HF_GRID, HF_AFTER, HF_JOB, END}},
+    [HIN_OP_GRIDS] = {PROTO_GRIDS, {HF_AFTER, END}},
+    [HIN_OP_JOBS] = {PROTO_JOBS, {HF_GRID, HF_QUERY, END}},
+    [HIN_OP_EVENTS] = {PROTO_EVENTS,
+                       {HF_GRID, HF_JOB, HF_AFTER, HF_ROWS, END}},
+    [HIN_OP_ATTEMPTS] = {PROTO_ATTEMPTS, {HF_JOB, END}},
+    [HIN_OP_METRICS] = {PROTO_METRICS, {END}},
 };
 
 /* The peers with a connection, by HIN_PEER_*. */
@@ -351,6 +373,10 @@ static value usual(reader *r, field f, scratch *s)
         return text(r, s_grids, HIN_GRID_COUNT);
     case HF_SPEC:
         return text(r, s_specs, HIN_SPEC_COUNT);
+    case HF_QUERY:
+        return text(r, s_queries, sizeof s_queries / sizeof s_queries[0]);
+    case HF_ROWS:
+        return v_int(rd_u8(r) % 12);
     case HF_SHA256:
     case HF_FINGERPRINT:
         return hash_value(r, s);
@@ -406,6 +432,7 @@ static value extreme(reader *r, field f)
     case HF_LEASE:
     case HF_GRID:
     case HF_SPEC:
+    case HF_QUERY:
     case HF_FINGERPRINT:
     case HF_MSG:
     case HF_RE:

@@ -66,6 +66,11 @@ enum {
     HIN_OP_JOB, /* a coordinator's kind: not served */
     HIN_OP_RAW,
     HIN_OP_CURVES, /* after RAW: the seeds written before keep their ops */
+    HIN_OP_GRIDS,
+    HIN_OP_JOBS,
+    HIN_OP_EVENTS,
+    HIN_OP_ATTEMPTS,
+    HIN_OP_METRICS,
     HIN_OP_COUNT
 };
 

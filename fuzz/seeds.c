@@ -83,6 +83,7 @@ static void sample(proto_msg *m, proto_kind k)
     m->after = 5;
     m->next = 6;
     m->items = "[]";
+    m->query = "{\"state\": \"running\", \"limit\": 5}";
     m->name = k == PROTO_JOB_GET ? NULL : "lr-0.1"; /* job or name */
     m->state = "running";
     m->code = TFQ_EMISMATCH;
@@ -203,8 +204,8 @@ static void handlers_seeds(void)
     }
     write_file("fuzz_handlers", "bad_uploads", s.b, s.n);
 
-    /* A client: submits, status, results, curves, workers, cancel and
-     * retry. */
+    /* A client: submits, status, results, curves, workers, the dashboard's
+     * reads, cancel and retry. */
     s.n = 0;
     PUT(&s, HIN_OP_SUBMIT, HIN_PEER_CLIENT, U(HIN_GRID_OTHER),
         U(HIN_SPEC_SMALL), U(0), ABSENT, NO_EXTRA);
@@ -226,9 +227,27 @@ static void handlers_seeds(void)
     PUT(&s, HIN_OP_RESULTS, HIN_PEER_CLIENT, U(HIN_GRID_EMPTY), U(1),
         NO_EXTRA);
     PUT(&s, HIN_OP_CURVES, HIN_PEER_CLIENT, U(HIN_GRID_FUZZ), ABSENT,
-        NO_EXTRA);
+        ABSENT, NO_EXTRA);
     PUT(&s, HIN_OP_CURVES, HIN_PEER_CLIENT, U(HIN_GRID_EMPTY), U(1),
+        ABSENT, NO_EXTRA);
+    PUT(&s, HIN_OP_CURVES, HIN_PEER_CLIENT, U(HIN_GRID_FUZZ), ABSENT,
+        U(HIN_LEASE_PICK + 2), NO_EXTRA);
+    PUT(&s, HIN_OP_GRIDS, HIN_PEER_CLIENT, ABSENT, NO_EXTRA);
+    PUT(&s, HIN_OP_GRIDS, HIN_PEER_CLIENT, U(1), NO_EXTRA);
+    for (int q = 0; q < 9; q++) /* each of fuzz_handlers' s_queries */
+        PUT(&s, HIN_OP_JOBS, HIN_PEER_CLIENT, U(HIN_GRID_FUZZ), U(q),
+            NO_EXTRA);
+    PUT(&s, HIN_OP_JOBS, HIN_PEER_CLIENT, U(HIN_GRID_OTHER), ABSENT,
         NO_EXTRA);
+    PUT(&s, HIN_OP_EVENTS, HIN_PEER_CLIENT, ABSENT, ABSENT, ABSENT, ABSENT,
+        NO_EXTRA);
+    PUT(&s, HIN_OP_EVENTS, HIN_PEER_CLIENT, U(HIN_GRID_FUZZ),
+        U(HIN_LEASE_PICK), U(2), U(3), NO_EXTRA);
+    PUT(&s, HIN_OP_ATTEMPTS, HIN_PEER_CLIENT, U(HIN_LEASE_PICK + 1),
+        NO_EXTRA);
+    PUT(&s, HIN_OP_ATTEMPTS, HIN_PEER_CLIENT, HIN_CTL_EXTREME, 0, 0, 0, 0,
+        0, 0, 0x30, 0x39, NO_EXTRA); /* job 12345: none such */
+    PUT(&s, HIN_OP_METRICS, HIN_PEER_CLIENT, NO_EXTRA);
     PUT(&s, HIN_OP_WORKERS, HIN_PEER_CLIENT, ABSENT, NO_EXTRA);
     PUT(&s, HIN_OP_WORKERS, HIN_PEER_CLIENT, U(1), NO_EXTRA);
     PUT(&s, HIN_OP_CANCEL_GRID, HIN_PEER_CLIENT, U(HIN_GRID_OTHER), NO_EXTRA);

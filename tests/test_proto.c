@@ -39,7 +39,7 @@ static const char *const s_kind_fields[PROTO_KIND_COUNT][KIND_MAX_FIELDS] = {
                             "blocked", "cancelled", "next"},
     [PROTO_RESULTS] = {"grid", "after"},
     [PROTO_RESULTS_REPLY] = {"items", "next"},
-    [PROTO_CURVES] = {"grid", "after"},
+    [PROTO_CURVES] = {"grid", "after", "job"},
     [PROTO_CURVES_REPLY] = {"items", "next"},
     [PROTO_CANCEL_GRID] = {"grid"},
     [PROTO_RETRY] = {"grid"},
@@ -48,6 +48,16 @@ static const char *const s_kind_fields[PROTO_KIND_COUNT][KIND_MAX_FIELDS] = {
     [PROTO_WORKERS_REPLY] = {"items", "next"},
     [PROTO_JOB_GET] = {"job", "name", "grid"},
     [PROTO_JOB_INFO] = {"job", "name", "grid", "state", "sha256", "epoch"},
+    [PROTO_GRIDS] = {"after"},
+    [PROTO_GRIDS_REPLY] = {"items", "next"},
+    [PROTO_JOBS] = {"grid", "query"},
+    [PROTO_JOBS_REPLY] = {"items", "count"},
+    [PROTO_EVENTS] = {"grid", "job", "after", "count"},
+    [PROTO_EVENTS_REPLY] = {"items"},
+    [PROTO_ATTEMPTS] = {"job"},
+    [PROTO_ATTEMPTS_REPLY] = {"items"},
+    [PROTO_METRICS] = {0},
+    [PROTO_METRICS_REPLY] = {"items"},
     [PROTO_ERROR] = {"code", "msg", "re"},
 };
 
@@ -127,6 +137,7 @@ static void sample(proto_msg *m, proto_kind k)
      * job_get_one_way). */
     m->name = k == PROTO_JOB_GET ? NULL : "random0/1/A3B+";
     m->state = "succeeded";
+    m->query = "{\"state\": \"running\", \"sort\": \"n\", \"desc\": true}";
 }
 
 static bool str_eq(const char *a, const char *b)
@@ -151,7 +162,7 @@ static bool field_eq(const proto_msg *a, const proto_msg *b, const char *key)
     INT_F(blocked) INT_F(cancelled)
     STR_F(worker) STR_F(spec) STR_F(result) STR_F(error) STR_F(grid)
     STR_F(items) STR_F(msg) STR_F(sha256) STR_F(init) STR_F(fingerprint)
-    STR_F(lease) STR_F(name) STR_F(state)
+    STR_F(lease) STR_F(name) STR_F(state) STR_F(query)
 #undef INT_F
 #undef STR_F
     if (strcmp(key, "data") == 0)
@@ -170,7 +181,7 @@ static const char *const s_all_keys[] = {
     "force", "grid_id", "added", "reused", "kept", "fingerprint", "queued", "running", "done",
     "failed", "count", "items", "code", "msg", "re", "lease", "lost", "failures",
     "released", "blocked", "cancelled",
-    "after", "next", "name", "state"};
+    "after", "next", "name", "state", "query"};
 #define N_KEYS (sizeof s_all_keys / sizeof s_all_keys[0])
 
 static int test_roundtrip_all_kinds(void)
@@ -363,6 +374,43 @@ static int test_paging_fields(void)
     msgpack_sbuffer_destroy(&sb);
     CHECK_MSG(rc == 0, "a status_reply with %u bytes of items: %s",
               PROTO_MAX_ITEMS_BYTES, e.msg);
+    return 0;
+}
+
+/* The dashboard's reads: a jobs request needs its grid, a query string over
+ * PROTO_MAX_QUERY_BYTES or not a string is refused naming "query", the
+ * optional fields of events and curves read as 0 when absent, and an
+ * attempts request needs its job. */
+static int test_dashboard_fields(void)
+{
+    proto_msg m;
+    tfq_error e;
+    const char *nogrid[] = {"v", "u:1", "k", "s:jobs", "query", "s:{}"};
+    CHECK_EQ_INT(decode_map(nogrid, 3, &m, &e), TFQ_EFORMAT);
+    CHECK_MSG(strstr(e.msg, "\"grid\""), "%s", e.msg);
+    const char *num[] = {"v", "u:1", "k", "s:jobs", "grid", "s:g",
+                         "query", "i:3"};
+    CHECK_EQ_INT(decode_map(num, 4, &m, &e), TFQ_EFORMAT);
+    CHECK_MSG(strstr(e.msg, "\"query\""), "%s", e.msg);
+    char q[PROTO_MAX_QUERY_BYTES + 4] = "s:";
+    memset(q + 2, ' ', PROTO_MAX_QUERY_BYTES + 1);
+    q[PROTO_MAX_QUERY_BYTES + 3] = '\0';
+    const char *big[] = {"v", "u:1", "k", "s:jobs", "grid", "s:g",
+                         "query", q};
+    CHECK_EQ_INT(decode_map(big, 4, &m, &e), TFQ_ERANGE);
+    CHECK_MSG(strstr(e.msg, "\"query\""), "%s", e.msg);
+    const char *events[] = {"v", "u:1", "k", "s:events"};
+    CHECK_EQ_INT(decode_map(events, 2, &m, &e), 0);
+    CHECK(m.grid == NULL && m.job == 0 && m.after == 0 && m.count == 0);
+    const char *curves[] = {"v", "u:1", "k", "s:curves", "grid", "s:g"};
+    CHECK_EQ_INT(decode_map(curves, 3, &m, &e), 0);
+    CHECK_EQ_INT(m.job, 0);
+    const char *attempts[] = {"v", "u:1", "k", "s:attempts"};
+    CHECK_EQ_INT(decode_map(attempts, 2, &m, &e), TFQ_EFORMAT);
+    CHECK_MSG(strstr(e.msg, "\"job\""), "%s", e.msg);
+    const char *count[] = {"v", "u:1", "k", "s:jobs_reply", "items", "s:[]"};
+    CHECK_EQ_INT(decode_map(count, 3, &m, &e), TFQ_EFORMAT);
+    CHECK_MSG(strstr(e.msg, "\"count\""), "%s", e.msg);
     return 0;
 }
 
@@ -801,6 +849,7 @@ int main(int argc, char **argv)
         {"roundtrip_all_kinds", test_roundtrip_all_kinds},
         {"unknown_keys_ignored", test_unknown_keys_ignored},
         {"paging_fields", test_paging_fields},
+        {"dashboard_fields", test_dashboard_fields},
         {"job_get_one_way", test_job_get_one_way},
         {"duplicate_keys", test_duplicate_keys},
         {"wrong_version", test_wrong_version},

@@ -56,8 +56,10 @@ stopped_run() {
     if grep -i "no answer\|not confirmed" "$DIR"/*.log "$DIR"/st/*.log; then
         fail "a client or worker did not reach the coordinator"
     fi
-    grep -v "^tfq run: 2 workers, state in \|^tfq run: interrupted; " "$DIR/run.err.log" &&
-        fail "tfq run printed more than its start and resume lines"
+    grep -v "^tfq run: 2 workers, state in \|^tfq run: interrupted; \|^tfq run: dashboard at http://127\.0\.0\.1:[0-9]*/$" "$DIR/run.err.log" &&
+        fail "tfq run printed more than its start, dashboard and resume lines"
+    [ "$(grep -c '^tfq run: dashboard at ' "$DIR/run.err.log")" = 1 ] ||
+        fail "not one dashboard line"
     grep -q "^job  *grid  *name  *state" "$DIR/run.out.log" && fail "results were printed after the stop"
     # the coordinator was stopped by run (SIGTERM), not by the terminal
     grep -q "signal 15: stopping" "$DIR/st/coordinator.log" ||
