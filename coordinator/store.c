@@ -218,8 +218,9 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
                "'attempts', j.attempts, 'lost', j.lost, 'failures', "         \
                "j.failures, 'error', j.last_error, 'result', CASE WHEN "      \
                "json_valid(j.result) THEN json(j.result) END, 'bad_result', " \
-               "CASE WHEN NOT json_valid(j.result) THEN 'the stored result "  \
-               "is not valid JSON; left out' END, 'checkpoint', (SELECT "     \
+               "CASE WHEN j.result IS NOT NULL AND NOT json_valid(j.result) " \
+               "THEN 'the stored result is not valid JSON; left out' END, "   \
+               "'checkpoint', (SELECT "                                       \
                "c.sha256 FROM "                                               \
                "checkpoints c WHERE c.job_id = COALESCE(j.reused_from, j.id) "\
                "ORDER BY c.epoch DESC, c.attempt DESC LIMIT 1), 'split', "    \
