@@ -1755,7 +1755,13 @@ static int dash_jobs(conn *client, const leased *run, const leased *fin)
     CHECK_EQ_INT(r.count, 1); /* a1 and a2 are leased */
     CHECK(jobs_req(client, "dash", "{\"state\": \"running\"}", &r) == 0);
     CHECK_EQ_INT(r.count, 1);
-    char want[160];
+    char want[160], one[64];
+    snprintf(one, sizeof one, "{\"job\": %lld}", (long long)run->job);
+    CHECK(jobs_req(client, "dash", one, &r) == 0); /* one job, by id */
+    CHECK_EQ_INT(r.count, 1);
+    snprintf(want, sizeof want, "%lld", (long long)run->job);
+    CHECK_STR(test_json_query(r.items, "SELECT group_concat(json_extract("
+                              "value, '$.job')) FROM json_each(?1)"), want);
     snprintf(want, sizeof want, "%lld|worker-a|%d|2|0.75|10.0",
              (long long)run->job, run->attempt);
     CHECK_STR(test_json_query(r.items, "SELECT json_extract(value, '$.job') "
@@ -1912,7 +1918,7 @@ static int dash_metrics(fixture *fx, conn *client)
               == 1, "%s", t);
     CHECK_EQ_INT((int)metric(t, "tfq_queue_depth"), 4);
     CHECK_EQ_INT((int)metric(t, "tfq_workers{state=\"live\"}"), 1);
-    CHECK_EQ_INT((int)metric(t, "tfq_requests_total{kind=\"jobs\"}"), 11);
+    CHECK_EQ_INT((int)metric(t, "tfq_requests_total{kind=\"jobs\"}"), 12);
     CHECK_EQ_INT((int)metric(t, "tfq_request_errors_total{kind=\"jobs\"}"),
                  5);
     CHECK_EQ_INT((int)metric(t, "tfq_requests_total{kind=\"metrics\"}"), 1);
