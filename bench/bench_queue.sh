@@ -18,6 +18,10 @@
 #                    workers are stopped and the rate so far is reported
 #   BENCH_KEEP=1     keep the state directory (for perf or sqlite3 after)
 #   BENCH_DIR        state/work directory (default: a new one under TMPDIR)
+#   BENCH_BESIDE     a command run beside the drain, from its start to the
+#                    end of the run, with EP (the coordinator) and DIR in its
+#                    environment: e.g. a dashboard and its pollers
+#                    (bench_dashboard.sh)
 #
 # Prints one "key: value" line per figure, then "PASS" when every job
 # succeeded exactly once, or "FAIL: why" (exit status 1).
@@ -41,7 +45,9 @@ TCK=$(getconf CLK_TCK)
 PIDS=()
 WPIDS=()
 
+BESIDE=
 cleanup() {
+    [ -n "$BESIDE" ] && kill -9 -- "-$BESIDE" 2>/dev/null
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
     wait 2>/dev/null
     [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$DIR"
@@ -127,6 +133,16 @@ c0=$(cpu_ticks "$COORD")
 children_cpu >"$DIR/cpu0"
 read -r mb0 mt0 < <(machine_ticks)
 read -r wu0 ws0 <"$DIR/cpu0"
+if [ -n "${BENCH_BESIDE:-}" ]; then
+    # in a session of its own, so that its children go with it at the end
+    EP=$EP DIR=$DIR setsid bash -c "$BENCH_BESIDE" >>"$DIR/beside.log" 2>&1 &
+    BESIDE=$!
+    for _ in $(seq 600); do # it says "ready" when it polls
+        grep -q '^ready' "$DIR/beside.log" 2>/dev/null && break
+        sleep 0.05
+    done
+    grep -q '^ready' "$DIR/beside.log" || fail "BENCH_BESIDE did not get ready"
+fi
 t2=$(now_ns)
 for i in $(seq "$W"); do
     "$TFQ" worker --connect "$EP" --name "bench-w$i" --exit-when-idle \
@@ -200,6 +216,9 @@ echo "status_json_ms_median_of_9 (tfq status bench --json, before drain, $N queu
 echo "status_json_ms_median_of_9 (after drain): $(status_median_ms)"
 echo "db_bytes: $(du -cb "$ST"/tfq.db* | tail -1 | cut -f1)"
 echo "events: $(q "select count(*) from events")"
+if [ -n "$BESIDE" ]; then
+    echo "beside_requests_answered: $(cat "$DIR"/poller-*.count 2>/dev/null | awk '{s += $1} END {print s + 0}')"
+fi
 [ "${TIMED_OUT:-0}" = 1 ] && fail "drain did not finish in $TIMEOUT_S s"
 [ $KILL_CHECK = 1 ] && [ $KILLED = 0 ] && fail "the coordinator was never killed"
 

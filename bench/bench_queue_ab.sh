@@ -7,6 +7,8 @@
 #
 # Usage: bench_queue_ab.sh TFQ_A TFQ_B [N_JOBS] [N_WORKERS] [ROUNDS]
 #   defaults: 100000 jobs, 4 workers, 3 rounds
+# BENCH_BESIDE_A / BENCH_BESIDE_B: bench_queue.sh's BENCH_BESIDE for A's
+# or B's runs only (A and B may then be one build: bench_dashboard.sh).
 # Prints "key: value" lines; exit status 1 when any run failed.
 set -u
 A="${1:?usage: bench_queue_ab.sh TFQ_A TFQ_B [N_JOBS] [N_WORKERS] [ROUNDS]}"
@@ -21,9 +23,9 @@ echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1)" \
 echo "jobs: $N  workers: $W  rounds: $ROUNDS"
 declare -a RA RB CA CB
 ok=0
-run() { # run TFQ -> "jobs_per_s coord_us_per_job"
+run() { # run TFQ BESIDE -> "jobs_per_s coord_us_per_job"
     local out
-    out=$(bash "$HERE/bench_queue.sh" "$1" "$N" "$W" 2>&1)
+    out=$(BENCH_BESIDE="$2" bash "$HERE/bench_queue.sh" "$1" "$N" "$W" 2>&1)
     if ! grep -q '^PASS' <<<"$out"; then
         echo "FAIL ($1):" >&2
         tail -5 <<<"$out" >&2
@@ -35,11 +37,11 @@ run() { # run TFQ -> "jobs_per_s coord_us_per_job"
 }
 for r in $(seq 1 "$ROUNDS"); do
     if [ $((r % 2)) = 1 ]; then
-        read -r ja ca < <(run "$A") || ok=1
-        read -r jb cb < <(run "$B") || ok=1
+        read -r ja ca < <(run "$A" "${BENCH_BESIDE_A:-}") || ok=1
+        read -r jb cb < <(run "$B" "${BENCH_BESIDE_B:-}") || ok=1
     else
-        read -r jb cb < <(run "$B") || ok=1
-        read -r ja ca < <(run "$A") || ok=1
+        read -r jb cb < <(run "$B" "${BENCH_BESIDE_B:-}") || ok=1
+        read -r ja ca < <(run "$A" "${BENCH_BESIDE_A:-}") || ok=1
     fi
     RA+=("$ja"); RB+=("$jb"); CA+=("$ca"); CB+=("$cb")
     awk -v r="$r" -v a="$ja" -v b="$jb" -v ca="$ca" -v cb="$cb" 'BEGIN {

@@ -269,6 +269,31 @@ static int make_state_dir(local_run *r, const char *state)
     return 0;
 }
 
+/* Waits for the first line of the file path, which child writes, into
+ * buf: until it is there, ENDPOINT_TRIES x ENDPOINT_WAIT_NS have passed, a
+ * signal came, or child exited (*child is then 0).  buf "" when none. */
+static void await_line(const char *path, pid_t *child, char *buf,
+                       size_t bytes)
+{
+    buf[0] = '\0';
+    for (int i = 0; *child != 0 && i < ENDPOINT_TRIES && buf[0] == '\0' &&
+                    !s_signals; i++) {
+        FILE *f = fopen(path, "r");
+        if (f != NULL) {
+            if (fgets(buf, (int)bytes, f) == NULL)
+                buf[0] = '\0';
+            buf[strcspn(buf, "\n")] = '\0';
+            fclose(f);
+        }
+        if (buf[0] == '\0' && waitpid(*child, NULL, WNOHANG) == *child)
+            *child = 0; /* it exited: its log says why */
+        if (buf[0] == '\0') {
+            struct timespec ts = {0, ENDPOINT_WAIT_NS};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 /* Starts the coordinator on a free loopback port, in a process group of
  * its own, and reads its endpoint into r->ep ("" when it did not come up
  * in time or a signal came first). */
@@ -282,27 +307,14 @@ static void start_coordinator(local_run *r)
                      "tcp://127.0.0.1:*", NULL};
     pid_t pid = spawn(cargs, r->log, 0, 0);
     r->coord = pid > 0 ? pid : 0;
-    for (int i = 0; r->coord != 0 && i < ENDPOINT_TRIES && r->ep[0] == '\0' &&
-                    !s_signals; i++) {
-        FILE *f = fopen(endpoint_file, "r");
-        if (f != NULL) {
-            if (fgets(r->ep, sizeof r->ep, f) == NULL)
-                r->ep[0] = '\0';
-            r->ep[strcspn(r->ep, "\n")] = '\0';
-            fclose(f);
-        }
-        if (r->ep[0] == '\0') {
-            struct timespec ts = {0, ENDPOINT_WAIT_NS};
-            nanosleep(&ts, NULL);
-        }
-    }
+    await_line(endpoint_file, &r->coord, r->ep, sizeof r->ep);
 }
 
 /* Starts tfq dashboard on a free loopback port, in the children's group,
  * and prints its URL once it is written (or why there is none). */
 static void start_dashboard(local_run *r)
 {
-    char url_file[4200], dlog[4200], url[256] = "";
+    char url_file[4200], dlog[4200], url[256];
     snprintf(url_file, sizeof url_file, "%s/dashboard.url", r->dir);
     snprintf(dlog, sizeof dlog, "%s/dashboard.log", r->dir);
     unlink(url_file);
@@ -310,22 +322,7 @@ static void start_dashboard(local_run *r)
                      "127.0.0.1:0", "--url-file", url_file, NULL};
     pid_t pid = spawn(dargs, dlog, r->coord, 0);
     r->dash = pid > 0 ? pid : 0;
-    for (int i = 0; r->dash != 0 && i < ENDPOINT_TRIES && url[0] == '\0' &&
-                    !s_signals; i++) {
-        FILE *f = fopen(url_file, "r");
-        if (f != NULL) {
-            if (fgets(url, sizeof url, f) == NULL)
-                url[0] = '\0';
-            url[strcspn(url, "\n")] = '\0';
-            fclose(f);
-        }
-        if (url[0] == '\0' && waitpid(r->dash, NULL, WNOHANG) == r->dash)
-            r->dash = 0; /* it exited: its log says why */
-        if (url[0] == '\0') {
-            struct timespec ts = {0, ENDPOINT_WAIT_NS};
-            nanosleep(&ts, NULL);
-        }
-    }
+    await_line(url_file, &r->dash, url, sizeof url);
     if (url[0] != '\0')
         fprintf(stderr, "tfq run: dashboard at %s\n", url);
     else if (!s_signals)

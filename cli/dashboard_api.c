@@ -118,11 +118,11 @@ static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind,
     int i = 0;
     while (c->route->params[i] != NULL && strcmp(c->route->params[i], key))
         i++;
-    if (c->bad[0] != '\0')
+    /* Another parameter (a page's cache-buster) is passed over: it is
+     * not in the cache's key either, so it cannot defeat the cache. */
+    if (c->bad[0] != '\0' || c->route->params[i] == NULL)
         return MHD_YES;
-    if (c->route->params[i] == NULL)
-        snprintf(c->bad, sizeof c->bad, "unknown parameter '%.64s'", key);
-    else if (c->args->v[i] != NULL)
+    if (c->args->v[i] != NULL)
         snprintf(c->bad, sizeof c->bad, "parameter '%s' given twice", key);
     else if (value != NULL && strlen(value) > DASH_MAX_VALUE_BYTES)
         snprintf(c->bad, sizeof c->bad, "parameter '%s': over %d bytes",
@@ -155,6 +155,8 @@ static int read_args(struct MHD_Connection *conn, const dash_route *route,
             len += (size_t)snprintf(key + len, bytes - len, "&%d=%zu:%s", i,
                                     strlen(a->v[i]), a->v[i]);
     }
+    if (len >= bytes)
+        key[0] = '\0'; /* cut short it could name another: not cached */
     return 0;
 }
 
@@ -203,7 +205,7 @@ const char *dash_api(dashboard *d, struct MHD_Connection *conn,
         return r->path;
     if (r->check != NULL && r->check(&a, out) != 0)
         return r->path;
-    if (r->uncached)
+    if (r->uncached || key[0] == '\0')
         r->build(d, &a, out);
     else
         dash_cached(d, key, r->build, &a, out);

@@ -125,7 +125,8 @@ static void copy_reply(const dash_reply *from, dash_reply *to)
         dash_error(to, 500, "out of memory");
         return;
     }
-    memcpy(to->body, from->body, from->bytes);
+    if (from->bytes > 0)
+        memcpy(to->body, from->body, from->bytes);
     to->body[from->bytes] = '\0';
 }
 

@@ -15,7 +15,8 @@
 #define DASH_CACHE_MS 1000
 /* Distinct requests remembered; the oldest makes room. */
 #define DASH_CACHE_ENTRIES 64
-#define DASH_KEY_BYTES 1024
+/* A key: the route and every parameter (each at most 256 bytes). */
+#define DASH_KEY_BYTES 4096
 /* A reply later than this is taken as the coordinator being away: short,
  * so that no HTTP thread waits long behind a dead coordinator. */
 #define DASH_REPLY_TIMEOUT_MS 1000

@@ -14,9 +14,6 @@
 enum { J_GRID, J_STATE, J_SPLIT, J_VARIANT, J_N, J_TARGET, J_Q, J_SORT,
        J_DESC, J_PAGE, J_PER_PAGE };
 #define MAX_PER_PAGE 500
-/* One job's row is looked for in at most this many pages of the jobs whose
- * name holds its name. */
-#define JOB_SCAN_PAGES 40
 
 typedef struct {
     long n, page, per_page;
@@ -153,33 +150,21 @@ static char *json_pick(const char *sql, const char *json, long id)
     return out;
 }
 
-/* Job id's row (jobs-style, with "acc"), named name in grid: the pages of
- * the jobs whose name holds name, until its row comes.  A new string, or
- * NULL with the reason in e. */
-static char *job_row(dashboard *d, const char *grid, const char *name,
-                     long id, tfq_error *e)
+/* Job id's row (jobs-style, with "acc") in grid, the jobs query's "job"
+ * key; a new string ("null" when there is none), or NULL with the reason
+ * in e. */
+static char *job_row(dashboard *d, const char *grid, long id, tfq_error *e)
 {
-    for (int page = 0; page < JOB_SCAN_PAGES; page++) {
-        char query[PROTO_MAX_QUERY_BYTES];
-        FILE *qf = fmemopen(query, sizeof query, "w");
-        if (qf == NULL)
-            break;
-        fputs("{\"q\": ", qf);
-        report_json_string(qf, name);
-        fprintf(qf, ", \"sort\": \"job\", \"offset\": %d, \"limit\": %d}",
-                page * MAX_PER_PAGE, MAX_PER_PAGE);
-        fclose(qf);
-        char *jobs;
-        int64_t count;
-        if (jobs_page(d, grid, query, &jobs, &count, e) != 0)
-            return NULL;
-        char *row = json_pick("SELECT value FROM json_each(?1) WHERE "
-                              "json_extract(value, '$.job') = ?2", jobs, id);
-        free(jobs);
-        if (row != NULL || (int64_t)(page + 1) * MAX_PER_PAGE >= count)
-            return row != NULL ? row : strdup("null");
-    }
-    return strdup("null");
+    char query[64];
+    snprintf(query, sizeof query, "{\"job\": %ld}", id);
+    char *jobs;
+    int64_t count;
+    if (jobs_page(d, grid, query, &jobs, &count, e) != 0)
+        return NULL;
+    char *row = json_pick("SELECT value FROM json_each(?1) WHERE "
+                          "json_extract(value, '$.job') = ?2", jobs, id);
+    free(jobs);
+    return row != NULL ? row : strdup("null");
 }
 
 /* m's items, or "[]" when the coordinator has none (an error reply). */
@@ -203,7 +188,7 @@ static int job_reads(dashboard *d, const dash_names *n, long id,
                      job_parts *p, tfq_error *e)
 {
     proto_msg m;
-    p->row = n->grid[0] != '\0' ? job_row(d, n->grid, n->name, id, e)
+    p->row = n->grid[0] != '\0' ? job_row(d, n->grid, id, e)
                                 : strdup("null");
     proto_msg_init(&m, PROTO_ATTEMPTS);
     m.job = id;

@@ -298,8 +298,10 @@ static int load_runs(grid_report *g, const char *json, tfq_error *e)
     return TFQ_OK;
 }
 
-/* Names, on stderr, the jobs whose stored result the coordinator could not
- * read (a row of an old database): the report leaves them out and goes on. */
+/* Names, on stderr, the succeeded jobs whose stored result the coordinator
+ * could not read (a row of an old database): the report leaves them out
+ * and goes on.  Other jobs have no result to leave out (a coordinator whose
+ * SQLite takes json_valid(NULL) for false says so of every one). */
 static void warn_bad_results(sqlite3 *db, const char *json)
 {
     sqlite3_stmt *st = ingest_prepare(
@@ -307,7 +309,8 @@ static void warn_bad_results(sqlite3 *db, const char *json)
             "json_extract(value, '$.name'), json_extract("
             "value, '$.bad_result') FROM json_each(?1) "
             "WHERE json_extract(value, '$.bad_result') IS "
-            "NOT NULL", NULL);
+            "NOT NULL AND json_extract(value, '$.state') = "
+            "'succeeded'", NULL);
     if (st == NULL)
         return;
     sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);

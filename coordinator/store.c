@@ -218,8 +218,9 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
                "'attempts', j.attempts, 'lost', j.lost, 'failures', "         \
                "j.failures, 'error', j.last_error, 'result', CASE WHEN "      \
                "json_valid(j.result) THEN json(j.result) END, 'bad_result', " \
-               "CASE WHEN NOT json_valid(j.result) THEN 'the stored result "  \
-               "is not valid JSON; left out' END, 'checkpoint', (SELECT "     \
+               "CASE WHEN j.result IS NOT NULL AND NOT json_valid(j.result) " \
+               "THEN 'the stored result is not valid JSON; left out' END, "   \
+               "'checkpoint', (SELECT "                                       \
                "c.sha256 FROM "                                               \
                "checkpoints c WHERE c.job_id = COALESCE(j.reused_from, j.id) "\
                "ORDER BY c.epoch DESC, c.attempt DESC LIMIT 1), 'split', "    \
@@ -2359,8 +2360,8 @@ static const char *const s_job_states[] = {
 
 typedef struct {
     char *text[JOBS_NTEXT]; /* owned; NULL: no such filter */
-    int has_n;
-    int64_t n;
+    int has_n, has_job;
+    int64_t n, job;
     int sort, desc;
     int64_t offset, limit;
 } jobs_query;
@@ -2422,10 +2423,11 @@ static int jq_key(jobs_query *q, sqlite3_stmt *row, tfq_error *e)
     int64_t hi = strcmp(key, "limit") == 0    ? JOBS_MAX_LIMIT
                  : strcmp(key, "offset") == 0 ? JOBS_MAX_OFFSET
                                               : INT64_MAX;
-    if (strcmp(key, "n") != 0 && strcmp(key, "offset") != 0 && lo == 0)
+    if (strcmp(key, "n") != 0 && strcmp(key, "job") != 0 &&
+        strcmp(key, "offset") != 0 && lo == 0)
         return tfq_error_set(e, TFQ_EINVAL, "jobs: unknown query key \"%s\" "
                              "(known: state, split, variant, n, target, q, "
-                             "sort, desc, offset, limit)", key);
+                             "job, sort, desc, offset, limit)", key);
     snprintf(why, sizeof why, "must be an integer in [%lld, %lld]",
              (long long)lo, (long long)hi);
     if (!is_int || (key[0] != 'n' && (v < lo || v > hi)))
@@ -2433,6 +2435,9 @@ static int jq_key(jobs_query *q, sqlite3_stmt *row, tfq_error *e)
     if (key[0] == 'n') {
         q->has_n = 1;
         q->n = v;
+    } else if (key[0] == 'j') {
+        q->has_job = 1;
+        q->job = v;
     } else if (key[0] == 'l') {
         q->limit = v;
     } else {
@@ -2481,7 +2486,9 @@ static void jobs_where(const jobs_query *q, char *buf, size_t cap)
             len += (size_t)snprintf(buf + len, cap - len, " AND %s",
                                     s_jobs_text[i].cond);
     if (q->has_n && len < cap)
-        snprintf(buf + len, cap - len, " AND j.n = ?");
+        len += (size_t)snprintf(buf + len, cap - len, " AND j.n = ?");
+    if (q->has_job && len < cap)
+        snprintf(buf + len, cap - len, " AND j.id = ?");
 }
 
 /* Whether q filters on a column by equality (q, a substring, does not). */
@@ -2490,7 +2497,7 @@ static int jobs_filtered(const jobs_query *q)
     for (size_t i = 0; i < JOBS_NTEXT; i++)
         if (q->text[i] != NULL && strcmp(s_jobs_text[i].key, "q") != 0)
             return 1;
-    return q->has_n;
+    return q->has_n || q->has_job;
 }
 
 /* Binds q's filters to st from ?2; returns the next parameter's index. */
@@ -2503,6 +2510,8 @@ static int jobs_bind(const jobs_query *q, int64_t grid_id, sqlite3_stmt *st)
             bind_text(st, i++, q->text[k]);
     if (q->has_n)
         sqlite3_bind_int64(st, i++, q->n);
+    if (q->has_job)
+        sqlite3_bind_int64(st, i++, q->job);
     return i;
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sqlite3.h>
 #include <zlib.h>
 
 /* The directories test_tmpdir made for the case running now. */
@@ -105,4 +106,23 @@ int test_write_gz(const char *path, const void *data, size_t len)
     int w = len ? gzwrite(g, data, (unsigned)len) : 0;
     int rc = gzclose(g);
     return (w == (int)len && rc == Z_OK) ? 0 : -1;
+}
+
+const char *test_json_query(const char *json, const char *sql)
+{
+    static char out[4][4096];
+    static int next;
+    char *r = out[next++ % 4];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    r[0] = '\0';
+    if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        snprintf(r, sizeof out[0], "error: %s", sqlite3_errmsg(db));
+    else if (sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC) == SQLITE_OK &&
+             sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        snprintf(r, sizeof out[0], "%s", sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return r;
 }

@@ -77,4 +77,10 @@ int test_write_file(const char *path, const void *data, size_t len);
 /* Writes len bytes gzip-compressed to path; returns 0 on success. */
 int test_write_gz(const char *path, const void *data, size_t len);
 
+/* The first column of the first row of sql run over the JSON text json,
+ * bound as ?1, in an in-memory SQLite database (its JSON functions read the
+ * replies a test gets): "" for no row or NULL, "error: ..." when sql does
+ * not prepare.  At most 4095 bytes; valid for the next 3 calls. */
+const char *test_json_query(const char *json, const char *sql);
+
 #endif

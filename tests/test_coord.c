@@ -1678,6 +1678,395 @@ static int submit_off_loop(void)
     return with_coordinator(off_loop_body, HOLD_HEARTBEAT_MS);
 }
 
+/* ---- the dashboard's reads --------------------------------------------- */
+
+#define CHECK_STR(a, b)                                                   \
+    CHECK_MSG(strcmp((a), (b)) == 0, "'%s' vs '%s'", (a), (b))
+
+/* The names of a reply's items, in order, joined with commas. */
+#define NAMES "SELECT group_concat(json_extract(value, '$.name')) FROM " \
+              "json_each(?1)"
+
+/* A jobs request of grid with query; the reply (jobs_reply) in *r. */
+static int jobs_req(conn *c, const char *grid, const char *query,
+                    proto_msg *r)
+{
+    proto_msg m;
+    proto_msg_init(&m, PROTO_JOBS);
+    m.grid = grid;
+    m.query = query;
+    CHECK(request(c, &m, r, PROTO_JOBS_REPLY) == 0);
+    return 0;
+}
+
+/* A request that must be refused with code, the message containing what. */
+static int refused(conn *c, const proto_msg *m, int code, const char *what)
+{
+    proto_msg r;
+    CHECK(request(c, m, &r, PROTO_ERROR) == 0);
+    CHECK_EQ_INT(r.code, code);
+    CHECK_MSG(r.msg != NULL && strstr(r.msg, what) != NULL, "'%s' lacks '%s'",
+              r.msg ? r.msg : "(none)", what);
+    CHECK_EQ_INT(r.re, m->kind);
+    return 0;
+}
+
+/* Sends progress for l at epoch with test_acc. */
+static int progress(conn *c, const leased *l, int epoch, double test_acc)
+{
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_PROGRESS);
+    m.job = l->job;
+    m.attempt = l->attempt;
+    memcpy(m.lease, l->lease, sizeof m.lease);
+    m.epoch = epoch;
+    m.loss = 1.0 / epoch;
+    m.test_acc = test_acc;
+    m.images_per_s = 100;
+    m.eta_s = 10;
+    CHECK(request(c, &m, &r, PROTO_ACK) == 0);
+    return 0;
+}
+
+static const char s_dash_jobs[] =
+    "name = a1\nkind = sleep\nsleep_ms = 0\n---\n"
+    "name = a2\nkind = sleep\nsleep_ms = 0\n---\n"
+    "name = a3\nkind = sleep\nsleep_ms = 0\n---\n"
+    "name = b4\nkind = sleep\nsleep_ms = 0\n---\n"
+    "name = b5\nkind = sleep\nsleep_ms = 0\n";
+
+/* jobs: counts, filters, sort, paging, the running attempt's worker and
+ * progress; bad keys and an unknown grid refused. */
+static int dash_jobs(conn *client, const leased *run, const leased *fin)
+{
+    proto_msg r, m;
+    CHECK(jobs_req(client, "dash", NULL, &r) == 0);
+    CHECK_EQ_INT(r.count, 5);
+    CHECK_STR(test_json_query(r.items, NAMES), "a1,a2,a3,b4,b5");
+    CHECK(jobs_req(client, "dash", "{\"sort\": \"name\", \"desc\": true, "
+                   "\"limit\": 2}", &r) == 0);
+    CHECK_EQ_INT(r.count, 5);
+    CHECK_STR(test_json_query(r.items, NAMES), "b5,b4");
+    CHECK(jobs_req(client, "dash", "{\"sort\": \"name\", \"offset\": 3, "
+                   "\"limit\": 10}", &r) == 0);
+    CHECK_STR(test_json_query(r.items, NAMES), "b4,b5");
+    CHECK(jobs_req(client, "dash", "{\"q\": \"a\", \"state\": \"ready\"}",
+                   &r) == 0);
+    CHECK_EQ_INT(r.count, 1); /* a1 and a2 are leased */
+    CHECK(jobs_req(client, "dash", "{\"state\": \"running\"}", &r) == 0);
+    CHECK_EQ_INT(r.count, 1);
+    char want[160], one[64];
+    snprintf(one, sizeof one, "{\"job\": %lld}", (long long)run->job);
+    CHECK(jobs_req(client, "dash", one, &r) == 0); /* one job, by id */
+    CHECK_EQ_INT(r.count, 1);
+    snprintf(want, sizeof want, "%lld", (long long)run->job);
+    CHECK_STR(test_json_query(r.items, "SELECT group_concat(json_extract("
+                              "value, '$.job')) FROM json_each(?1)"), want);
+    snprintf(want, sizeof want, "%lld|worker-a|%d|2|0.75|10.0",
+             (long long)run->job, run->attempt);
+    CHECK_STR(test_json_query(r.items, "SELECT json_extract(value, '$.job') "
+                     "|| '|' "
+                     "|| json_extract(value, '$.worker') || '|' || "
+                     "json_extract(value, '$.attempt') || '|' || "
+                     "json_extract(value, '$.epoch') || '|' || "
+                     "json_extract(value, '$.test_acc') || '|' || "
+                     "json_extract(value, '$.eta_s') FROM json_each(?1)"),
+              want);
+    CHECK(jobs_req(client, "dash", "{\"state\": \"succeeded\"}", &r) == 0);
+    snprintf(want, sizeof want, "%lld|{}", (long long)fin->job);
+    CHECK_STR(test_json_query(r.items, "SELECT json_extract(value, '$.job') "
+                     "|| '|' "
+                     "|| json(json_extract(value, '$.result')) FROM "
+                     "json_each(?1)"), want);
+    proto_msg_init(&m, PROTO_JOBS);
+    m.grid = "dash";
+    m.query = "{\"sort\": \"colour\"}";
+    CHECK(refused(client, &m, TFQ_EINVAL, "\"sort\"") == 0);
+    m.query = "{\"limit\": 501}";
+    CHECK(refused(client, &m, TFQ_EINVAL, "\"limit\"") == 0);
+    m.query = "{\"colour\": 1}";
+    CHECK(refused(client, &m, TFQ_EINVAL, "unknown query key \"colour\"") ==
+          0);
+    m.query = "not json";
+    CHECK(refused(client, &m, TFQ_EINVAL, "not a JSON object") == 0);
+    m.grid = "nosuch";
+    m.query = NULL;
+    CHECK(refused(client, &m, TFQ_ENOENT, "nosuch") == 0);
+    return 0;
+}
+
+/* events newest first, after and job; attempts; curves of one job. */
+static int dash_events(conn *client, const leased *run, const leased *fin)
+{
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_EVENTS);
+    CHECK(request(client, &m, &r, PROTO_EVENTS_REPLY) == 0);
+    const char *n = test_json_query(r.items, "SELECT count(*) FROM "
+                     "json_each(?1)");
+    CHECK_MSG(atoi(n) >= 3, "%s events: %s", n, r.items); /* 2 leases, 1 end */
+    /* Newest first: every id below the one before it. */
+    CHECK_STR(test_json_query(r.items, "SELECT count(*) FROM json_each(?1) "
+                     "a JOIN "
+                     "json_each(?1) b ON b.key = a.key + 1 WHERE "
+                     "json_extract(b.value, '$.id') >= json_extract(a.value, "
+                     "'$.id')"), "0");
+    int64_t newest = atoll(test_json_query(r.items, "SELECT json_extract(?1, "
+                                  "'$[0].id')"));
+    m.count = 1;
+    CHECK(request(client, &m, &r, PROTO_EVENTS_REPLY) == 0);
+    CHECK_EQ_INT(atoll(test_json_query(r.items, "SELECT json_extract(?1, "
+                              "'$[0].id')")), newest);
+    CHECK_STR(test_json_query(r.items, "SELECT json_array_length(?1)"), "1");
+    m.count = 0;
+    m.after = newest;
+    CHECK(request(client, &m, &r, PROTO_EVENTS_REPLY) == 0);
+    CHECK_STR(r.items, "[]");
+    m.after = 0;
+    m.job = fin->job;
+    m.grid = "dash";
+    CHECK(request(client, &m, &r, PROTO_EVENTS_REPLY) == 0);
+    CHECK_STR(test_json_query(r.items, "SELECT group_concat(DISTINCT "
+                     "json_extract(value, '$.name') || '/' || "
+                     "json_extract(value, '$.grid')) FROM json_each(?1)"),
+              "a1/dash");
+    m.count = 1001;
+    CHECK(refused(client, &m, TFQ_ERANGE, "1000") == 0);
+
+    proto_msg_init(&m, PROTO_ATTEMPTS);
+    m.job = fin->job;
+    CHECK(request(client, &m, &r, PROTO_ATTEMPTS_REPLY) == 0);
+    CHECK_STR(test_json_query(r.items, "SELECT "
+                     "group_concat(json_extract(value, "
+                     "'$.attempt') || ':' || json_extract(value, '$.state') "
+                     "|| ':' || json_extract(value, '$.worker')) FROM "
+                     "json_each(?1)"), "1:succeeded:worker-a");
+    m.job = 99999;
+    CHECK(refused(client, &m, TFQ_ENOENT, "99999") == 0);
+
+    proto_msg_init(&m, PROTO_CURVES);
+    m.grid = "dash";
+    CHECK(request(client, &m, &r, PROTO_CURVES_REPLY) == 0);
+    CHECK_STR(test_json_query(r.items, "SELECT json_array_length(?1)"), "2");
+    m.job = run->job;
+    CHECK(request(client, &m, &r, PROTO_CURVES_REPLY) == 0);
+    char want[64];
+    snprintf(want, sizeof want, "%lld:2", (long long)run->job);
+    CHECK_STR(test_json_query(r.items, "SELECT "
+                     "group_concat(json_extract(value, "
+                     "'$.job') || ':' || json_array_length(json_extract("
+                     "value, '$.epochs'))) FROM json_each(?1)"), want);
+    return 0;
+}
+
+/* The value of the sample `series` (name and labels, as written) in the
+ * metrics text; -1 when there is none. */
+static double metric(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+/* The coordinator's metrics text into *r (items). */
+static int metrics(conn *c, proto_msg *r)
+{
+    proto_msg m;
+    proto_msg_init(&m, PROTO_METRICS);
+    CHECK(request(c, &m, r, PROTO_METRICS_REPLY) == 0);
+    return 0;
+}
+
+/* `promtool check metrics` on text when promtool is on PATH: it must find
+ * nothing to complain about.  Said, and skipped, without it. */
+static int promtool_ok(fixture *fx, const char *text)
+{
+    if (system("command -v promtool >/dev/null 2>&1") != 0) {
+        printf("promtool not on PATH: the text is not linted\n");
+        return 0;
+    }
+    char in[400], out[400], cmd[1000];
+    snprintf(in, sizeof in, "%s/metrics.txt", fx->dir);
+    snprintf(out, sizeof out, "%s/promtool.out", fx->dir);
+    FILE *f = fopen(in, "w");
+    CHECK(f != NULL);
+    fputs(text, f);
+    CHECK(fclose(f) == 0);
+    snprintf(cmd, sizeof cmd, "promtool check metrics < '%s' > '%s' 2>&1",
+             in, out);
+    int st = system(cmd);
+    char *said = slurp(out);
+    CHECK_MSG(st == 0 && said != NULL && said[0] == '\0',
+              "promtool check metrics (status %d): %s", st,
+              said ? said : "?");
+    free(said);
+    return 0;
+}
+
+static int dash_metrics(fixture *fx, conn *client)
+{
+    proto_msg r;
+    CHECK(metrics(client, &r) == 0);
+    const char *t = r.items;
+    CHECK_MSG(metric(t, "tfq_jobs{grid=\"dash\",state=\"running\"}") == 1 &&
+              metric(t, "tfq_jobs{grid=\"dash\",state=\"ready\"}") == 3 &&
+              metric(t, "tfq_jobs{grid=\"dash\",state=\"succeeded\"}") == 1,
+              "%s", t);
+    /* The grid's name, user text, escaped: q"uo\te<newline>x. */
+    CHECK_MSG(metric(t, "tfq_jobs{grid=\"q\\\"uo\\\\te\\nx\",state=\"ready\"}")
+              == 1, "%s", t);
+    CHECK_EQ_INT((int)metric(t, "tfq_queue_depth"), 4);
+    CHECK_EQ_INT((int)metric(t, "tfq_workers{state=\"live\"}"), 1);
+    CHECK_EQ_INT((int)metric(t, "tfq_requests_total{kind=\"jobs\"}"), 12);
+    CHECK_EQ_INT((int)metric(t, "tfq_request_errors_total{kind=\"jobs\"}"),
+                 5);
+    CHECK_EQ_INT((int)metric(t, "tfq_requests_total{kind=\"metrics\"}"), 1);
+    CHECK(metric(t, "tfq_store_commit_seconds_count") >= 3);
+    CHECK(metric(t, "tfq_store_commit_seconds_bucket{le=\"+Inf\"}") ==
+          metric(t, "tfq_store_commit_seconds_count"));
+    CHECK(metric(t, "tfq_start_time_seconds") > 1.7e9);
+    CHECK(promtool_ok(fx, t) == 0);
+    /* The count moves: this read is counted in the next one. */
+    CHECK(metrics(client, &r) == 0);
+    CHECK_EQ_INT((int)metric(r.items, "tfq_requests_total{kind=\"metrics\"}"),
+                 2);
+    return 0;
+}
+
+static int dashboard_body(fixture *fx)
+{
+    conn *client = conn_open(fx, "client");
+    conn *a = conn_open(fx, "worker-a");
+    CHECK(client && a);
+    CHECK(submit(client, "dash", s_dash_jobs, 5) == 0);
+    CHECK(submit(client, "q\"uo\\te\nx", "name = z\nkind = sleep\n", 1) == 0);
+    CHECK(hello(a, "worker-a", fx->heartbeat_ms) == 0);
+    leased fin, run;
+    CHECK(ready_job(a, &fin) == 0);
+    CHECK(ready_job(a, &run) == 0);
+    CHECK(progress(a, &fin, 1, 0.5) == 0);
+    CHECK(result_ok(a, &fin) == 0);
+    CHECK(progress(a, &run, 1, 0.5) == 0);
+    CHECK(progress(a, &run, 2, 0.75) == 0);
+
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_GRIDS);
+    CHECK(request(client, &m, &r, PROTO_GRIDS_REPLY) == 0);
+    CHECK_STR(test_json_query(r.items, "SELECT "
+                     "group_concat(json_extract(value, "
+                     "'$.grid') || ':' || json_extract(value, '$.queued') "
+                     "|| json_extract(value, '$.running') || "
+                     "json_extract(value, '$.done') || json_extract(value, "
+                     "'$.failed') || json_extract(value, '$.total'), ';') "
+                     "FROM json_each(?1)"), "dash:31105;q\"uo\\te\nx:10001");
+    CHECK_EQ_INT(r.next, 0);
+    m.after = atoll(test_json_query(r.items, "SELECT json_extract(?1, "
+                           "'$[0].grid_id')"));
+    CHECK(request(client, &m, &r, PROTO_GRIDS_REPLY) == 0);
+    CHECK_STR(test_json_query(r.items, "SELECT json_extract(?1, "
+                     "'$[#-1].total')"),
+              "1");
+    CHECK_STR(test_json_query(r.items, "SELECT json_array_length(?1)"), "1");
+
+    CHECK(dash_jobs(client, &run, &fin) == 0);
+    CHECK(dash_events(client, &run, &fin) == 0);
+    CHECK(dash_metrics(fx, client) == 0);
+    return 0;
+}
+
+static int dashboard_reads(void)
+{
+    return with_coordinator(dashboard_body, HOLD_HEARTBEAT_MS);
+}
+
+/* Starts `tfq worker` against the coordinator, its output in the log. */
+static pid_t worker_start(fixture *fx, const char *name)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(fx->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execl(s_tfq, "tfq", "worker", "--connect", fx->ep, "--name", name,
+              (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Polls the metrics until series reaches at least want; its value. */
+static double wait_metric(conn *c, const char *series, double want)
+{
+    int64_t deadline = mono_ms() + EXPIRY_TIMEOUT_MS;
+    double v = -1;
+    proto_msg r;
+    while (mono_ms() < deadline) {
+        if (metrics(c, &r) != 0)
+            return -1;
+        if ((v = metric(r.items, series)) >= want)
+            return v;
+        sleep_ms(50);
+    }
+    fprintf(stderr, "%s is %g after %d ms, wanted %g\n", series, v,
+            EXPIRY_TIMEOUT_MS, want);
+    return v;
+}
+
+/* A real worker killed with SIGKILL: its lease is counted lost once it
+ * expires; a silent test worker's late result is counted stale. */
+static int lost_body(fixture *fx)
+{
+    conn *client = conn_open(fx, "client");
+    conn *b = conn_open(fx, "worker-b");
+    CHECK(client && b);
+    CHECK(submit(client, "slow", "name = long\nkind = sleep\n"
+                 "sleep_ms = 600000\n---\nname = short\nkind = sleep\n"
+                 "sleep_ms = 0\nafter = long\n", 2) == 0);
+    proto_msg r;
+    CHECK(metrics(client, &r) == 0);
+    CHECK_EQ_INT((int)metric(r.items, "tfq_leases_lost_total"), 0);
+    pid_t w = worker_start(fx, "doomed");
+    CHECK(w > 0);
+    double running = wait_metric(client, "tfq_jobs{grid=\"slow\",state="
+                                 "\"running\"}", 1);
+    CHECK(wait_metric(client, "tfq_workers{state=\"live\"}", 1) == 1);
+    kill(w, SIGKILL);
+    waitpid(w, NULL, 0);
+    CHECK_MSG(running == 1, "running %g", running);
+    CHECK(wait_metric(client, "tfq_leases_lost_total", 1) == 1);
+    CHECK(metrics(client, &r) == 0);
+    CHECK_EQ_INT((int)metric(r.items, "tfq_jobs{grid=\"slow\",state="
+                             "\"ready\"}"), 1);
+    CHECK_EQ_INT((int)metric(r.items, "tfq_results_stale_total"), 0);
+
+    /* B takes the job back, goes silent, and reports after the expiry. */
+    CHECK(hello(b, "worker-b", fx->heartbeat_ms) == 0);
+    leased lb;
+    CHECK(ready_job(b, &lb) == 0);
+    CHECK_EQ_INT(lb.attempt, 2);
+    CHECK(wait_metric(client, "tfq_leases_lost_total", 2) == 2);
+    proto_msg m;
+    result_msg(&m, &lb);
+    CHECK(request(b, &m, &r, PROTO_ERROR) == 0);
+    CHECK_EQ_INT(r.code, TFQ_EMISMATCH);
+    CHECK(metrics(client, &r) == 0);
+    CHECK_EQ_INT((int)metric(r.items, "tfq_results_stale_total"), 1);
+    CHECK_EQ_INT((int)metric(r.items, "tfq_request_errors_total{kind="
+                             "\"result\"}"), 1);
+    CHECK(promtool_ok(fx, r.items) == 0);
+    return 0;
+}
+
+static int metrics_lost_lease(void)
+{
+    return with_coordinator(lost_body, EXPIRY_HEARTBEAT_MS);
+}
+
 int main(int argc, char **argv)
 {
     job_engine_register(); /* jobs are checked as the tfq executable checks them */
@@ -1695,6 +2084,8 @@ int main(int argc, char **argv)
         {"checkpoint_by_name", checkpoint_by_name},
         {"submit_hostile", submit_hostile},
         {"submit_off_loop", submit_off_loop},
+        {"dashboard_reads", dashboard_reads},
+        {"metrics_lost_lease", metrics_lost_lease},
     };
     return test_main(argc > 2 ? 2 : argc, argv, cases,
                      (int)(sizeof cases / sizeof cases[0]));

@@ -35,6 +35,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "hostile"))
@@ -46,6 +47,9 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; "
        "base-uri 'none'; form-action 'none'")
 EVIL_WORKER = "<script>alert(1)</script>"
 EVIL_ERROR = "<img src=x onerror=alert(1)>"
+# The sleep grid's name, and as a URL has it.
+GRID = "<script>alert(2)</script>"
+GQ = urllib.parse.quote(GRID, safe="")
 START_S = 60.0
 
 
@@ -124,7 +128,8 @@ def check_headers(path, h, api):
     check(h.get("content-security-policy") == CSP,
           f"{path}: CSP {h.get('content-security-policy')!r}")
     check(h.get("x-content-type-options") == "nosniff",
-          f"{path}: X-Content-Type-Options {h.get('x-content-type-options')!r}")
+          f"{path}: X-Content-Type-Options "
+          f"{h.get('x-content-type-options')!r}")
     check(h.get("referrer-policy") == "no-referrer",
           f"{path}: Referrer-Policy {h.get('referrer-policy')!r}")
     if api:
@@ -144,11 +149,11 @@ NJOBS = 40
 
 
 def evil_grid(c):
-    """NJOBS sleep jobs in grid g; a peer named EVIL_WORKER leases one and
+    """NJOBS sleep jobs in grid GRID; a peer named EVIL_WORKER leases one and
     fails it with EVIL_ERROR, leases another and holds it.  Returns (the
     failed job's id, the held one's, the peer)."""
     c.submit(hostile.sleep_grid(NJOBS, 600000, prefix="s",
-                                 extra="max_attempts = 1\n"), "g")
+                                 extra="max_attempts = 1\n"), GRID)
     w = c.peer(EVIL_WORKER)
     w.hello(EVIL_WORKER)
     failed = w.ready(1)[0]
@@ -178,8 +183,8 @@ def api_status_grids_workers(d):
     check(len(g) == 1, f"/api/grids: {g}")
     keys(g[0], ["grid", "grid_id", "metric", "queued", "running", "done",
                 "failed", "blocked", "cancelled", "total"], "a grid")
-    check(g[0]["grid"] == "g" and g[0]["total"] == NJOBS and
-          g[0]["running"] == 1 and g[0]["failed"] == 1, f"grid g: {g[0]}")
+    check(g[0]["grid"] == GRID and g[0]["total"] == NJOBS and
+          g[0]["running"] == 1 and g[0]["failed"] == 1, f"the grid: {g[0]}")
     ws = d.get("/api/workers")["workers"]
     check(len(ws) == 1 and ws[0]["worker"] == EVIL_WORKER,
           f"/api/workers: {ws}")
@@ -188,34 +193,38 @@ def api_status_grids_workers(d):
 
 
 def api_jobs(d, failed, held):
-    j = d.get("/api/jobs?grid=g&page=2&per_page=15")
+    j = d.get(f"/api/jobs?grid={GQ}&page=2&per_page=15")
     keys(j, ["grid", "page", "per_page", "count", "jobs"], "/api/jobs")
-    check(j["count"] == NJOBS and j["page"] == 2 and j["per_page"] == 15 and
-          len(j["jobs"]) == 15, f"/api/jobs page 2: {dict(j, jobs='...')}")
+    check(j["grid"] == GRID and j["count"] == NJOBS and j["page"] == 2 and
+          j["per_page"] == 15 and len(j["jobs"]) == 15,
+          f"/api/jobs page 2: {dict(j, jobs='...')}")
     keys(j["jobs"][0], ["job", "grid", "name", "state", "attempts", "split",
                         "n", "variant", "metric", "result", "error", "worker",
                         "attempt", "epoch", "test_acc", "eta_s", "updated_ms",
                         "acc"], "a job")
     ids = [x["job"] for x in j["jobs"]]
     check(ids == sorted(ids), f"page 2 not in job order: {ids}")
-    j = d.get("/api/jobs?grid=g&sort=name&desc=true&per_page=3")
+    j = d.get(f"/api/jobs?grid={GQ}&sort=name&desc=true&per_page=3")
     names = [x["name"] for x in j["jobs"]]
     check(names == sorted(names, reverse=True) and names[0] == "s9",
           f"sort=name&desc=true: {names}")
-    f = d.get("/api/jobs?grid=g&state=failed")
+    f = d.get(f"/api/jobs?grid={GQ}&state=failed")
     check(f["count"] == 1 and f["jobs"][0]["job"] == failed and
           f["jobs"][0]["error"] == EVIL_ERROR and
           f["jobs"][0]["acc"] is None, f"state=failed: {f}")
-    r = d.get("/api/jobs?grid=g&state=running")
+    r = d.get(f"/api/jobs?grid={GQ}&state=running")
     check(r["count"] == 1 and r["jobs"][0]["worker"] == EVIL_WORKER,
           f"state=running: {r}")
-    q = d.get("/api/jobs?grid=g&q=s3")
+    q = d.get(f"/api/jobs?grid={GQ}&q=s3")
     check(q["count"] == 11 and all("s3" in x["name"] for x in q["jobs"]),
           f"q=s3: {q['count']} jobs")  # s3, s30 .. s39
     for bad in ["per_page=501", "page=0", "page=x", "desc=maybe", "n=-1",
-                "sort=nonsense", "state=nonsense", "bogus=1"]:
-        d.get(f"/api/jobs?grid=g&{bad}", want=400)
+                "sort=nonsense", "state=nonsense", f"grid={GQ}"]:
+        d.get(f"/api/jobs?grid={GQ}&{bad}", want=400)
     d.get("/api/jobs", want=400)
+    other = d.get(f"/api/jobs?grid={GQ}&per_page=15&page=2&t=12345")
+    check(other["count"] == NJOBS and len(other["jobs"]) == 15,
+          f"a parameter of no meaning is not passed over: {other}")
     d.get("/api/jobs?grid=nosuchgrid", want=404)
 
 
@@ -294,8 +303,8 @@ def api_cache(c, d):
         d.get("/api/grids")
     took = time.monotonic() - t0
     asked = coord_requests(c, "grids") - before
-    check(1 <= asked <= int(took) + 2, f"20 /api/grids in {took:.2f} s asked the "
-          f"coordinator {asked:g} times")
+    check(1 <= asked <= int(took) + 2, f"20 /api/grids in {took:.2f} s "
+          f"asked the coordinator {asked:g} times")
     print(f"# 20 /api/grids in {took:.2f} s: the coordinator asked "
           f"{asked:g} times")
 
@@ -308,9 +317,9 @@ def case_api(c):
     api_job_events(d, failed, held)
     api_errors_and_files(d)
     api_cache(c, d)
-    d.get("/api/figure?grid=g&n=2", want=404)
-    d.get("/api/figure?grid=g&n=5", want=400)
-    d.get("/api/table1?grid=g", want=404)
+    d.get(f"/api/figure?grid={GQ}&n=2", want=404)
+    d.get(f"/api/figure?grid={GQ}&n=5", want=400)
+    d.get(f"/api/table1?grid={GQ}", want=404)
 
 
 # ---- the report's routes --------------------------------------------------
@@ -504,7 +513,7 @@ def case_metrics(c):
         "text/plain; version=0.0.4"), f"/metrics: {status} {h}")
     check_headers("/metrics", h, api=True)
     text = body.decode()
-    for want in ['tfq_jobs{grid="g",state="running"} 1',
+    for want in ['tfq_jobs{grid="' + GRID + '",state="running"} 1',
                  "# TYPE tfq_dashboard_http_requests_total counter",
                  'tfq_dashboard_http_requests_total{route="/api/status",'
                  'code="200"} 1',

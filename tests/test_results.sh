@@ -107,6 +107,9 @@ with open(f"{d}/results.json") as f:
 check([r["job"] for r in rows] == [str(j["job"]) for j in jobs],
       "results --csv and --json have the same jobs in the same order")
 by_id = {j["job"]: j for j in jobs}
+check(any(j.get("result") is None for j in jobs) and
+      all(j.get("bad_result") is None for j in jobs),
+      "a job without a result is not said to have a bad one")
 grids = {}
 for r in rows:
     grids.setdefault(r["grid"], []).append(r)

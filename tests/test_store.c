@@ -878,27 +878,6 @@ static int test_bulk_insert_100k(void)
     return 0;
 }
 
-/* The first column of the first row of sql over a JSON text bound as ?1,
- * in a database of its own: how the tests read a page. */
-static const char *json_query(const char *json, const char *sql)
-{
-    static char out[4][4096];
-    static int next;
-    char *r = out[next++ % 4];
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    r[0] = '\0';
-    if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        snprintf(r, sizeof out[0], "error: %s", sqlite3_errmsg(db));
-    else if (sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC) == SQLITE_OK &&
-             sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-        snprintf(r, sizeof out[0], "%s", sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return r;
-}
-
 /* One jobs page of query: its count and the page's job ids joined with
  * commas into ids (NULL: not wanted), and the median of `runs` reads in
  * ms into *median_ms. */
@@ -922,7 +901,7 @@ static int jobs_page(store *s, int64_t grid, const char *query, int runs,
     }
     *median_ms = ms[runs / 2];
     if (ids != NULL)
-        snprintf(ids, cap, "%s", json_query(json, "SELECT coalesce("
+        snprintf(ids, cap, "%s", test_json_query(json, "SELECT coalesce("
                  "group_concat(json_extract(value, '$.job')), '') FROM "
                  "json_each(?1)"));
     free(json);
