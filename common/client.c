@@ -52,7 +52,12 @@ int client_reconnect(client *c, tfq_error *e)
     /* Plaintext too: against a coordinator that wants CURVE the handshake
      * fails, and the monitor says so at once instead of a timeout. */
     c->monitor = curve_monitor_open(c->ctx, c->sock);
+    /* A send waits for a connection at most as long as for a reply: once
+     * a handshake has failed there is none to queue on, and a blocking
+     * send would wait for ever. */
+    int send_ms = c->reply_timeout_ms;
     if (zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &send_ms, sizeof send_ms) != 0 ||
         (c->routing_id[0] != '\0' &&
          zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, c->routing_id,
                         strlen(c->routing_id)) != 0) ||
@@ -136,9 +141,21 @@ int client_send(client *c, const proto_msg *m, int flags, tfq_error *e)
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
     int rc = proto_encode(m, &b, e);
-    if (rc == 0 && zmq_send(c->sock, b.data, b.size, flags) < 0)
-        rc = tfq_error_set(e, TFQ_EIO, "send to %s: %s", c->endpoint,
-                           zmq_strerror(errno));
+    if (rc == 0 && zmq_send(c->sock, b.data, b.size, flags) < 0) {
+        int err = errno;
+        if (c->monitor != NULL && c->refused[0] == '\0')
+            curve_handshake_refused(c->monitor, c->curve.on, c->refused,
+                                    sizeof c->refused);
+        if (c->refused[0] != '\0')
+            rc = tfq_error_set(e, TFQ_EPERM, "%s: %s", c->endpoint,
+                               c->refused);
+        else if (err == EAGAIN && !(flags & ZMQ_DONTWAIT))
+            rc = tfq_error_set(e, TFQ_EIO, "no connection to %s within "
+                               "%d ms", c->endpoint, c->reply_timeout_ms);
+        else
+            rc = tfq_error_set(e, TFQ_EIO, "send to %s: %s", c->endpoint,
+                               zmq_strerror(err));
+    }
     if (rc == 0)
         c->pending++;
     msgpack_sbuffer_destroy(&b);

@@ -23,6 +23,9 @@ Cases:
                   port: ok again, the dashboard not restarted
   dash_metrics    /metrics: the coordinator's text and the dashboard's own
                   counters; `promtool check metrics` when it is on PATH
+  dash_curve      a CURVE coordinator with an allow-list of clients: the
+                  dashboard with a listed key is served, one with a
+                  stranger's key or none says unreachable, refused
 
 Usage: test_dashboard_http.py CASE TFQ
 """
@@ -501,6 +504,37 @@ def case_reconnect(c):
     d.get("/api/grids")
 
 
+def case_curve(c):
+    """The dashboard is a client like any: under CURVE it needs a key the
+    coordinator's allow-list holds (tfq's global --curve-key and
+    --server-key)."""
+    k = {}
+    for name in ("server", "dash", "stranger"):
+        k[name] = os.path.join(c.dir, name)
+        r = subprocess.run([c.tfq, "keygen", "-o", k[name]],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, f"keygen {name}: {r.stderr}")
+    allow = os.path.join(c.dir, "clients.list")
+    shutil.copy(k["dash"] + ".pub", allow)
+    c.stop()
+    c.args = ["--curve-key", k["server"] + ".key", "--allow-clients", allow]
+    c.start()
+    server = ["--server-key", k["server"] + ".pub"]
+    good = Dashboard(c, "--curve-key", k["dash"] + ".key", *server)
+    s = status_of(good)
+    check(s["coordinator"] == "ok", f"the allowed key: {s}")
+    check(isinstance(good.get("/api/grids")["grids"], list), "grids")
+    for who, args in (("a stranger's key",
+                       ["--curve-key", k["stranger"] + ".key"] + server),
+                      ("no key", [])):
+        d = Dashboard(c, *args)
+        s = poll(20, lambda: (lambda s: s if s["coordinator"] ==
+                              "unreachable" else None)(status_of(d)),
+                 f"/api/status with {who} saying unreachable")
+        print(f"# {who}: {s['error']}")
+        d.get("/api/grids", want=503)
+
+
 # ---- /metrics -------------------------------------------------------------
 
 def case_metrics(c):
@@ -536,4 +570,4 @@ if __name__ == "__main__":
     hostile.main({"dash_api": case_api, "dash_report": case_report,
                   "dash_security": case_security, "dash_tls": case_tls,
                   "dash_reconnect": case_reconnect,
-                  "dash_metrics": case_metrics})
+                  "dash_metrics": case_metrics, "dash_curve": case_curve})
