@@ -102,6 +102,19 @@ void dash_coord_error(dash_reply *out, int rc, const tfq_error *e)
         dash_error(out, 502, "%s", e->msg);
 }
 
+int dash_out_begin(int rc, const tfq_error *e, dash_out *o, dash_reply *out)
+{
+    if (rc != 0) {
+        dash_coord_error(out, rc, e);
+        return -1;
+    }
+    if (dash_out_open(o) != 0) {
+        dash_error(out, 500, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- parameters --------------------------------------------------------- */
 
 typedef struct {

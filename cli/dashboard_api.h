@@ -52,6 +52,11 @@ void dash_out_json(dash_out *o, dash_reply *out);
  * coordinator does not know, 400 for what it refused, else 502. */
 void dash_coord_error(dash_reply *out, int rc, const tfq_error *e);
 
+/* After a coordinator read that returned rc (its error in e): 0 with o
+ * open for the answer, or -1 with the error (dash_coord_error, or a 500
+ * when memory ran out) already in out. */
+int dash_out_begin(int rc, const tfq_error *e, dash_out *o, dash_reply *out);
+
 /* Parameter i as an integer in lo .. hi into *v (dflt when absent); 0, or
  * -1 with a 400 in out. */
 int dash_arg_int(const dash_args *a, int i, long lo, long hi, long dflt,

@@ -102,15 +102,11 @@ void dash_build_jobs(dashboard *d, const void *arg, dash_reply *out)
     write_query(a, &j, qf);
     fclose(qf);
     char *jobs;
-    int64_t count;
+    int64_t count = 0;
     tfq_error e = {0};
     int rc = jobs_page(d, a->v[J_GRID], query, &jobs, &count, &e);
     dash_out o;
-    if (rc != 0) {
-        dash_coord_error(out, rc, &e);
-    } else if (dash_out_open(&o) != 0) {
-        dash_error(out, 500, "out of memory");
-    } else {
+    if (dash_out_begin(rc, &e, &o, out) == 0) {
         fputs("{\"grid\": ", o.f);
         report_json_string(o.f, a->v[J_GRID]);
         fprintf(o.f, ", \"page\": %ld, \"per_page\": %ld, \"count\": %lld, "
@@ -158,7 +154,7 @@ static char *job_row(dashboard *d, const char *grid, long id, tfq_error *e)
     char query[64];
     snprintf(query, sizeof query, "{\"job\": %ld}", id);
     char *jobs;
-    int64_t count;
+    int64_t count = 0;
     if (jobs_page(d, grid, query, &jobs, &count, e) != 0)
         return NULL;
     char *row = json_pick("SELECT value FROM json_each(?1) WHERE "
@@ -228,11 +224,7 @@ void dash_build_job(dashboard *d, const void *arg, dash_reply *out)
     if (rc == 0)
         rc = job_reads(d, &names, id, &p, &e);
     dash_out o;
-    if (rc != 0) {
-        dash_coord_error(out, rc, &e);
-    } else if (dash_out_open(&o) != 0) {
-        dash_error(out, 500, "out of memory");
-    } else {
+    if (dash_out_begin(rc, &e, &o, out) == 0) {
         fprintf(o.f, "{\"job\": %s, \"attempts\": %s, \"curves\": %s, "
                 "\"events\": %s}\n", p.row, p.attempts, p.epochs, p.events);
         dash_out_json(&o, out);

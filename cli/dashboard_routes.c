@@ -56,11 +56,7 @@ static void wrap_items(dashboard *d, const proto_msg *m, int pages,
     tfq_error e = {0};
     int rc = dash_request(d, m, pages, &r, &items, NULL, &e);
     dash_out o;
-    if (rc != 0) {
-        dash_coord_error(out, rc, &e);
-    } else if (dash_out_open(&o) != 0) {
-        dash_error(out, 500, "out of memory");
-    } else {
+    if (dash_out_begin(rc, &e, &o, out) == 0) {
         fprintf(o.f, "{\"%s\": %s}\n", name, items);
         dash_out_json(&o, out);
     }
