@@ -322,7 +322,6 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
     X(JOBS_BY_GRID, "SELECT coalesce(g.name, ''), j.state, count(*) FROM "    \
                     "jobs j LEFT JOIN grids g ON g.id = j.grid_id GROUP BY "  \
                     "j.grid_id, j.state ORDER BY j.grid_id, j.state")         \
-    X(READY_COUNT, "SELECT count(*) FROM jobs WHERE state = 'ready'")         \
     X(WORKER_STATES, "SELECT " WORKER_STATE("EXISTS (SELECT 1 FROM attempts " \
                      "a WHERE a.state = 'running' AND a.worker = w.id)")      \
                      " AS st, count(*) FROM workers w GROUP BY st")           \
@@ -2296,18 +2295,20 @@ int store_gauges_get(store *s, int64_t now_ms, int64_t gone_after_ms,
     int ret = TFQ_OK, rc;
     sqlite3_stmt *st;
     memset(out, 0, sizeof *out);
-    PREP(st, ST_JOBS_BY_GRID);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        fn(arg, (const char *)sqlite3_column_text(st, 0),
-           (const char *)sqlite3_column_text(st, 1),
-           sqlite3_column_int64(st, 2));
+    PREP(st, ST_JOBS_BY_GRID); /* every job, so its ready rows sum to the
+                                  queue's depth */
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *state = (const char *)sqlite3_column_text(st, 1);
+        int64_t n = sqlite3_column_int64(st, 2);
+        if (strcmp(state, "ready") == 0)
+            out->ready += n;
+        fn(arg, (const char *)sqlite3_column_text(st, 0), state, n);
+    }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
         ret = db_fail(s, rc, "counting jobs by grid", e);
         goto done;
     }
-    PREP(st, ST_READY_COUNT);
-    TRY(one_int(s, st, &out->ready, "counting ready jobs", e));
     PREP(st, ST_CKPT_BYTES);
     TRY(one_int(s, st, &out->checkpoint_bytes, "summing checkpoints", e));
     PREP(st, ST_WORKER_STATES);
