@@ -29,17 +29,17 @@
  * error (RESULT_TABLE_COLS); CSV goes on with the summaries the worker
  * sent (its last, best and mean of its topk best evaluations), which
  * differ from acc only in name where the metric is one of them. */
+#define RESULT_TABLE_COLUMNS                                                \
+    {"job", "$.job", REPORT_PLAIN}, {"grid", "$.grid", REPORT_PLAIN},       \
+    {"name", "$.name", REPORT_PLAIN}, {"state", "$.state", REPORT_PLAIN},   \
+    {"attempts", "$.attempts", REPORT_PLAIN}, GRID_COORD_COLS,              \
+    {"metric", "$.metric", REPORT_PLAIN}, {"acc", "$.acc", REPORT_PLAIN},   \
+    {"error", "$.error", REPORT_PLAIN}
+#define RESULT_TABLE_COLS                                                   \
+    ((int)(sizeof((report_column[]){RESULT_TABLE_COLUMNS}) /                \
+           sizeof(report_column)))
 static const report_column s_result_cols[] = {
-    {"job", "$.job", REPORT_PLAIN},
-    {"grid", "$.grid", REPORT_PLAIN},
-    {"name", "$.name", REPORT_PLAIN},
-    {"state", "$.state", REPORT_PLAIN},
-    {"attempts", "$.attempts", REPORT_PLAIN},
-    GRID_COORD_COLS,
-    {"metric", "$.metric", REPORT_PLAIN},
-    {"acc", "$.acc", REPORT_PLAIN},
-    {"error", "$.error", REPORT_PLAIN},
-#define RESULT_TABLE_COLS 15
+    RESULT_TABLE_COLUMNS,
     {"final_acc", "$.result.final_acc", REPORT_PLAIN},
     {"best_acc", "$.result.best_acc", REPORT_PLAIN},
     {"topk", "$.result.topk", REPORT_PLAIN},
