@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "report_json.h"
 #include "table.h"
 
 void record_init(record *r)
@@ -18,6 +19,7 @@ static record_field *add(record *r, const char *name)
     record_field *f = &r->f[r->n++];
     f->name = name;
     f->json = NULL;
+    f->is_str = 0;
     f->value[0] = f->text[0] = '\0';
     return f;
 }
@@ -50,19 +52,7 @@ void record_str(record *r, const char *name, const char *v)
     if (f == NULL)
         return;
     snprintf(f->text, sizeof f->text, "%s", v);
-    size_t n = 0, cap = sizeof f->value - 2; /* the closing quote, NUL */
-    f->value[n++] = '"';
-    for (const unsigned char *p = (const unsigned char *)v; *p && n + 6 < cap;
-         p++) {
-        if (*p == '"' || *p == '\\')
-            n += (size_t)snprintf(f->value + n, cap - n, "\\%c", *p);
-        else if (*p < 0x20)
-            n += (size_t)snprintf(f->value + n, cap - n, "\\u%04x", *p);
-        else
-            f->value[n++] = (char)*p;
-    }
-    f->value[n++] = '"';
-    f->value[n] = '\0';
+    f->is_str = 1;
 }
 
 void record_json(record *r, const char *name, const char *json)
@@ -75,9 +65,13 @@ void record_json(record *r, const char *name, const char *json)
 void record_write_json(const record *r, FILE *out)
 {
     fputc('{', out);
-    for (int i = 0; i < r->n; i++)
-        fprintf(out, "%s\"%s\": %s", i ? ", " : "", r->f[i].name,
-                r->f[i].json != NULL ? r->f[i].json : r->f[i].value);
+    for (int i = 0; i < r->n; i++) {
+        fprintf(out, "%s\"%s\": ", i ? ", " : "", r->f[i].name);
+        if (r->f[i].is_str)
+            report_json_string(out, r->f[i].text);
+        else
+            fputs(r->f[i].json != NULL ? r->f[i].json : r->f[i].value, out);
+    }
     fputs("}\n", out);
 }
 

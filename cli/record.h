@@ -12,9 +12,9 @@
 
 typedef struct {
     const char *name;             /* the caller's, a JSON key and CSV column */
-    char value[RECORD_VALUE_BYTES]; /* JSON text of the value (number,
-                                       "string", null) */
+    char value[RECORD_VALUE_BYTES]; /* JSON text of a number or null */
     char text[RECORD_VALUE_BYTES];  /* as CSV has it: unquoted, null "" */
+    int is_str;                   /* a string: JSON writes text, quoted */
     const char *json;             /* record_json: JSON text kept elsewhere,
                                      left out of CSV; else NULL */
 } record_field;
