@@ -22,7 +22,7 @@
     {"target", "$.target", REPORT_PLAIN}, {"n", "$.n", REPORT_PLAIN},       \
     {"variant", "$.variant", REPORT_PLAIN},                                 \
     {"finetune", "$.finetune", REPORT_PLAIN},                               \
-    {"seed", "$.seed", REPORT_PLAIN}
+    {"seed", "$.seed", REPORT_PLAIN}, {"sweep", "$.sweep", REPORT_PLAIN}
 
 /* metric and acc: the grid's metric and the job's value under it
  * (ingest_with_metric), the number tfq report uses.  The table stops at

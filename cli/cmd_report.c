@@ -12,6 +12,7 @@
 #include "report_grid.h"
 #include "report_json.h"
 #include "report_stats.h"
+#include "report_sweep.h"
 #include "table.h"
 
 /* Writes into path, as fmt, the points (when points) and Table 1 (when
@@ -230,6 +231,8 @@ void cmd_report_help(FILE *out)
 typedef struct {
     const char *dir, *metric_opt, *from, *connect, *grid;
     int csv, json;
+    const char *where[SWEEP_MAX_WHERE]; /* --where KEY=VALUE */
+    int nwhere;
 } report_args;
 
 /* The command line into a; CLI_OK, or the exit status to return now. */
@@ -242,6 +245,7 @@ static int parse_args(int argc, char **argv, report_args *a)
         {"connect", required_argument, 0, 'c'},
         {"csv", no_argument, 0, 'C'},
         {"json", no_argument, 0, 'J'},
+        {"where", required_argument, 0, 'w'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -265,6 +269,14 @@ static int parse_args(int argc, char **argv, report_args *a)
         case 'c': a->connect = optarg; break;
         case 'C': a->csv = 1; break;
         case 'J': a->json = 1; break;
+        case 'w':
+            if (a->nwhere == SWEEP_MAX_WHERE) {
+                fprintf(stderr, "tfq report: more than %d --where\n",
+                        SWEEP_MAX_WHERE);
+                return CLI_USAGE;
+            }
+            a->where[a->nwhere++] = optarg;
+            break;
         case 'h': cmd_report_help(stdout); return -1;
         default: return CLI_USAGE;
         }
@@ -289,36 +301,33 @@ static int parse_args(int argc, char **argv, report_args *a)
     return CLI_OK;
 }
 
-int cmd_report(int argc, char **argv)
+/* One report: the jobs of json (a whole grid, or one setting combination
+ * of a swept grid, then named by grid) built and written into dir, then
+ * printed as the options say unless quiet; *out keeps the points for a
+ * caller that writes them beside others (NULL: released here). */
+static int report_one(const report_args *a, const char *json,
+                      const char *source, const char *grid, const char *dir,
+                      int quiet, grid_report *out, tfq_error *e)
 {
-    report_args a;
-    int st = parse_args(argc, argv, &a);
-    if (st != CLI_OK)
-        return st < 0 ? CLI_OK : st;
-    tfq_error e = {0};
-    char *json = a.from != NULL ? ingest_read_all(a.from, &e)
-                                : client_results(a.connect, a.grid, &e);
     grid_report g = {0};
     figure f2 = {0}, f3 = {0};
     figures_text texts;
     report_files files;
-    const char *source = a.from == NULL              ? "the coordinator's reply"
-                         : strcmp(a.from, "-") == 0 ? "standard input"
-                                                    : a.from;
-    int rc = json != NULL ? report_build(&g, json, source, a.grid,
-                                         a.metric_opt, &f2, &f3, &texts, &e)
-                          : e.code;
+    int rc = report_build(&g, json, source, grid, a->metric_opt, &f2, &f3,
+                          &texts, e);
     if (rc == 0)
-        rc = write_report(&g, &f2, &f3, a.dir, &files, &e);
+        rc = write_report(&g, &f2, &f3, dir, &files, e);
     table t;
-    if (rc == 0 && a.csv) {
+    if (rc == 0 && quiet) {
+        /* the caller prints */
+    } else if (rc == 0 && a->csv) {
         rc = stats_points_table(&g, 6, "", &t);
         if (rc == 0)
             table_write(&t, TABLE_CSV, stdout);
         else
-            tfq_error_set(&e, rc, "out of memory");
+            tfq_error_set(e, rc, "out of memory");
         table_release(&t);
-    } else if (rc == 0 && a.json) {
+    } else if (rc == 0 && a->json) {
         const char *written[NOUTPUTS];
         int nwritten = 0;
         for (int i = 0; i < NOUTPUTS; i++)
@@ -328,11 +337,154 @@ int cmd_report(int argc, char **argv)
     } else if (rc == 0) {
         print_summary(&g, &files);
     }
-    if (rc != 0)
-        fprintf(stderr, "tfq report: %s\n", e.msg);
     figure_release(&f2);
     figure_release(&f3);
-    grid_report_release(&g);
+    if (rc == 0 && out != NULL)
+        *out = g;
+    else
+        grid_report_release(&g);
+    return rc;
+}
+
+/* Appends the points of g, one row each after the combination's values
+ * of keys, to t (whose header is made from g's when t has no row). */
+static int sweep_points(table *t, const grid_report *g, const char *sweep,
+                        char keys[][32], int nkeys, int decimals,
+                        const char *none)
+{
+    table p;
+    int rc = stats_points_table(g, decimals, none, &p);
+    if (rc == 0 && t->ncols == 0)
+        table_init(t, nkeys + p.ncols);
+    for (size_t r = t->nrows ? 1 : 0; rc == 0 && r < p.nrows; r++) {
+        const char *row[TABLE_MAX_COLS];
+        char values[TABLE_MAX_COLS][64];
+        for (int k = 0; k < nkeys; k++) {
+            if (r == 0)
+                snprintf(values[k], sizeof values[k], "%s", keys[k]);
+            else
+                sweep_value(sweep, keys[k], values[k], sizeof values[k]);
+            row[k] = values[k];
+        }
+        for (int c = 0; c < p.ncols; c++)
+            row[nkeys + c] = p.cells[r * (size_t)p.ncols + (size_t)c];
+        rc = table_add(t, row);
+    }
+    table_release(&p);
+    return rc;
+}
+
+/* DIR/table.md and DIR/table.csv of a report per setting combination:
+ * every point of every chosen combination, a column per swept key. */
+static int write_sweep_tables(const sweep_set *ss, const grid_report *gs,
+                              const char *dir, int quiet, tfq_error *e)
+{
+    char keys[TABLE_MAX_COLS][32];
+    int nkeys = 0, first = 0;
+    while (!ss->chosen[first])
+        first++;
+    sweep_keys(ss->names[first], keys, TABLE_MAX_COLS - 10, &nkeys);
+    for (int md = 0; md <= 1; md++) {
+        char path[REPORT_PATH_BYTES];
+        snprintf(path, sizeof path, "%s/%s", dir, md ? "table.md" : "table.csv");
+        table t = {0};
+        int rc = 0;
+        for (int i = 0; rc == 0 && i < ss->n; i++)
+            if (ss->chosen[i])
+                rc = sweep_points(&t, &gs[i], ss->names[i], keys, nkeys,
+                                  md ? 4 : 6, md ? "-" : "");
+        FILE *out = rc == 0 ? fopen(path, "w") : NULL;
+        if (out != NULL && md)
+            fprintf(out, "# tfq report: grid %s, metric %s, per setting\n\n"
+                    "Every point of every setting combination (its own "
+                    "report, with Table 1, is in the folder of that name)."
+                    "\n\n", ss->grid, gs[first].metric.name);
+        if (out != NULL)
+            table_write(&t, md ? TABLE_MARKDOWN : TABLE_CSV, out);
+        table_release(&t);
+        if (out == NULL || fclose(out) != 0)
+            return tfq_error_set(e, TFQ_EIO, "%s: cannot write", path);
+        if (!quiet)
+            printf("wrote %s\n", path);
+    }
+    return TFQ_OK;
+}
+
+/* The reports of a swept grid: one per chosen setting combination, in
+ * DIR/KEY=VALUE/... (DIR itself when --where leaves one), and the tables
+ * of them all. */
+static int report_sweeps(const report_args *a, const char *json,
+                         const char *source, sweep_set *ss, tfq_error *e)
+{
+    int chosen = 0, rc = 0;
+    for (int i = 0; i < ss->n; i++)
+        chosen += ss->chosen[i];
+    grid_report *gs = calloc((size_t)ss->n, sizeof *gs);
+    if (gs == NULL)
+        return tfq_error_set(e, TFQ_ENOMEM, "report: out of memory");
+    if (a->json && chosen > 1)
+        printf("{\"sweeps\": [");
+    for (int i = 0, done = 0; rc == 0 && i < ss->n; i++) {
+        if (!ss->chosen[i])
+            continue;
+        char dir[REPORT_PATH_BYTES], grid[REPORT_PATH_BYTES];
+        char *sub = sweep_select(json, ss->names[i], e);
+        snprintf(dir, sizeof dir, "%s/%s", a->dir, ss->names[i]);
+        snprintf(grid, sizeof grid, "%s %s", ss->grid, ss->names[i]);
+        if (a->json && chosen > 1)
+            printf("%s{\"sweep\": \"%s\", \"report\": ", done++ ? ", " : "",
+                   ss->names[i]);
+        else if (!a->json && !a->csv)
+            printf("%ssetting %s\n", i ? "\n" : "", ss->names[i]);
+        rc = sub == NULL ? e->code
+                         : report_one(a, sub, source, grid,
+                                      chosen > 1 ? dir : a->dir,
+                                      a->csv && chosen > 1, &gs[i], e);
+        if (a->json && chosen > 1)
+            printf("}");
+        free(sub);
+    }
+    if (a->json && chosen > 1)
+        printf("]}\n");
+    if (rc == 0 && chosen > 1)
+        rc = write_sweep_tables(ss, gs, a->dir, a->csv || a->json, e);
+    if (rc == 0 && a->csv && chosen > 1) {
+        char path[REPORT_PATH_BYTES];
+        snprintf(path, sizeof path, "%s/table.csv", a->dir);
+        char *text = ingest_read_all(path, e);
+        if (text != NULL)
+            fputs(text, stdout);
+        free(text);
+    }
+    for (int i = 0; i < ss->n; i++)
+        grid_report_release(&gs[i]);
+    free(gs);
+    return rc;
+}
+
+int cmd_report(int argc, char **argv)
+{
+    report_args a;
+    int st = parse_args(argc, argv, &a);
+    if (st != CLI_OK)
+        return st < 0 ? CLI_OK : st;
+    tfq_error e = {0};
+    char *json = a.from != NULL ? ingest_read_all(a.from, &e)
+                                : client_results(a.connect, a.grid, &e);
+    const char *source = a.from == NULL              ? "the coordinator's reply"
+                         : strcmp(a.from, "-") == 0 ? "standard input"
+                                                    : a.from;
+    sweep_set ss = {0};
+    int rc = json != NULL ? sweep_set_load(&ss, json, a.grid, &e) : e.code;
+    if (rc == 0)
+        rc = sweep_set_where(&ss, a.where, a.nwhere, &e);
+    if (rc == 0 && ss.n == 0)
+        rc = report_one(&a, json, source, a.grid, a.dir, 0, NULL, &e);
+    else if (rc == 0)
+        rc = report_sweeps(&a, json, source, &ss, &e);
+    if (rc != 0)
+        fprintf(stderr, "tfq report: %s\n", e.msg);
+    sweep_set_release(&ss);
     free(json);
     return rc == 0 ? CLI_OK : CLI_ERROR;
 }

@@ -111,11 +111,29 @@ static int fingerprint(gridspec *g, tfq_error *e)
     return 0;
 }
 
+/* The jobs of each setting combination of a swept grid, whose expansion
+ * gives each combination's jobs one after the other: "lr=0.01/init=he: 9
+ * jobs". */
+static void print_sweeps(const jobfile *f, FILE *out)
+{
+    for (int i = 0, run = 1; i < f->njobs; i++, run++)
+        if (f->jobs[i].sweep[0] != '\0' &&
+            (i + 1 == f->njobs ||
+             strcmp(f->jobs[i + 1].sweep, f->jobs[i].sweep) != 0)) {
+            fprintf(out, "sweep %s: %d jobs\n", f->jobs[i].sweep, run);
+            run = 0;
+        }
+}
+
 /* The expanded jobs, one line each, and what each waits on. */
 static void print_jobs(const jobfile *f, FILE *out)
 {
-    fprintf(out, "%-24s %-9s %-11s %-4s %-6s %-12s %s\n", "job", "variant",
-            "classes", "copy", "freeze", "identity", "waits on");
+    int width = 24;
+    for (int i = 0; i < f->njobs; i++)
+        if ((int)strlen(f->jobs[i].name) > width)
+            width = (int)strlen(f->jobs[i].name);
+    fprintf(out, "%-*s %-9s %-11s %-4s %-6s %-12s %s\n", width, "job",
+            "variant", "classes", "copy", "freeze", "identity", "waits on");
     for (int i = 0; i < f->njobs; i++) {
         const jobfile_job *j = &f->jobs[i];
         char classes[64] = "all";
@@ -123,13 +141,14 @@ static void print_jobs(const jobfile *f, FILE *out)
         for (int c = 0; c < j->spec.nclasses && off < sizeof classes; c++)
             off += (size_t)snprintf(classes + off, sizeof classes - off,
                                     "%s%d", c ? "," : "", j->spec.classes[c]);
-        fprintf(out, "%-24s %-9s %-11s %-4d %-6d %.12s ", j->name,
+        fprintf(out, "%-*s %-9s %-11s %-4d %-6d %.12s ", width, j->name,
                 j->variant[0] ? j->variant : "-", classes,
                 j->spec.copy_layers, j->spec.freeze_layers, j->identity);
         for (int a = 0; a < j->nafter; a++)
             fprintf(out, "%s%s", a ? ", " : "", f->jobs[j->after[a]].name);
         fprintf(out, "%s\n", j->nafter ? "" : "-");
     }
+    print_sweeps(f, out);
     fprintf(out, "%d jobs\n", f->njobs);
 }
 

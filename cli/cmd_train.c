@@ -44,8 +44,16 @@ static void help_settings(FILE *out)
         char name[OPTION_NAME_BYTES], label[64], text[256];
         option_name(s, name);
         snprintf(label, sizeof label, "  %s %-*s ", name,
-                 (int)(18 - strlen(name)), s->type == SETTING_DOUBLE ? "F" : "N");
-        snprintf(text, sizeof text, "%s (%g)", s->help, s->def);
+                 (int)(18 - strlen(name)),
+                 s->type == SETTING_DOUBLE ? "F"
+                 : s->type == SETTING_ENUM ? "W"
+                                           : "N");
+        char def[32];
+        if (s->type == SETTING_ENUM)
+            settings_format(s, s->def, def, sizeof def);
+        else
+            snprintf(def, sizeof def, "%g", s->def);
+        snprintf(text, sizeof text, "%s (%s)", s->help, def);
         size_t indent = strlen(label), col = indent;
         fputs(label, out);
         for (char *w = strtok(text, " "); w != NULL; w = strtok(NULL, " ")) {
@@ -192,6 +200,15 @@ static int set_setting(train_args *a, int id, const char *v)
     double d = 0;
     if (s->type == SETTING_U64) /* the seed, every bit of it */
         return cli_u64("train", flag, v, &c->seed);
+    if (s->type == SETTING_ENUM) {
+        tfq_error e = {0};
+        if (settings_parse(s, flag, v, &d, &e) != 0) {
+            fprintf(stderr, "tfq train: %s\n", e.msg);
+            return -1;
+        }
+        c->weight_init = (weight_init)d; /* the one enumerated setting */
+        return 0;
+    }
     if (s->type == SETTING_INT
             ? cli_int("train", flag, v, (long)s->lo, (long)s->hi, &n)
             : cli_double("train", flag, v, s->lo, s->hi, &d))
@@ -213,6 +230,7 @@ static int set_setting(train_args *a, int id, const char *v)
     case SETTING_COPY: c->copy_layers = (int)n; break;
     case SETTING_FREEZE: c->freeze_layers = (int)n; break;
     case SETTING_SEED:
+    case SETTING_WEIGHT_INIT:
     case SETTING_CKPT_EVERY:
     case SETTING_COUNT: break;
     }

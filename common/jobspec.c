@@ -12,7 +12,7 @@
 #include "text.h"
 
 typedef enum { V_KIND, V_INT, V_I64, V_U64, V_DBL, V_STR, V_HEX, V_NET,
-               V_CLASSES } vtype;
+               V_CLASSES, V_ENUM } vtype;
 
 #define FOR_TRAIN 1u
 #define FOR_SLEEP 2u
@@ -60,6 +60,9 @@ static const field s_fields[] = {
     FS(V_DBL, lr_gamma, SETTING_LR_GAMMA, FOR_TRAIN),
     FS(V_DBL, bias_lr_mult, SETTING_BIAS_LR_MULT, FOR_TRAIN),
     FS(V_DBL, bias_decay_mult, SETTING_BIAS_DECAY_MULT, FOR_TRAIN),
+    /* Left out of the canonical text at its default (he), so the jobs of
+     * before it existed keep their identity. */
+    FS(V_ENUM, weight_init, SETTING_WEIGHT_INIT, FOR_TRAIN),
     F("init", V_HEX, init, 0, 0, FOR_TRAIN),
     FS(V_INT, copy_layers, SETTING_COPY, FOR_TRAIN),
     FS(V_INT, freeze_layers, SETTING_FREEZE, FOR_TRAIN),
@@ -236,6 +239,18 @@ static int set_field(const field *f, const char *v, jobspec *s,
         netspec_format(&spec, p, f->bytes);
         return 0;
     }
+    case V_ENUM: {
+        const setting *st = &settings_table[f->setting];
+        double x;
+        if (settings_parse(st, "", v, &x, NULL) != 0) {
+            char words[128];
+            settings_words(st, words, sizeof words);
+            snprintf(why, whylen, "expected one of %s", words);
+            return -1;
+        }
+        *(int *)(void *)p = (int)x;
+        return 0;
+    }
     case V_CLASSES:
         if (parse_classes(v, s) != 0) {
             snprintf(why, whylen, "expected 'all' or at least two distinct "
@@ -363,6 +378,10 @@ static int format_value(const field *f, const jobspec *s, char *out,
                         s->kind == JOBSPEC_SLEEP ? "sleep" : "train");
     case V_INT:
         return snprintf(out, bytes, "%d", *(const int *)(const void *)p);
+    case V_ENUM:
+        return snprintf(out, bytes, "%s",
+                        settings_word(&settings_table[f->setting],
+                                      *(const int *)(const void *)p));
     case V_I64:
         return snprintf(out, bytes, "%lld",
                         (long long)*(const int64_t *)(const void *)p);
@@ -393,13 +412,22 @@ static int format_value(const field *f, const jobspec *s, char *out,
     return -1;
 }
 
+/* An enumerated setting at its default is not written: a setting added
+ * later leaves the identity of every job that does not use it as it was. */
+static int at_default(const field *f, const jobspec *s)
+{
+    return f->type == V_ENUM &&
+           *(const int *)(const void *)((const char *)s + f->off) ==
+               (int)settings_table[f->setting].def;
+}
+
 int jobspec_format(const jobspec *s, char *buf, size_t bytes)
 {
     size_t n = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < NFIELDS; i++) {
         const field *f = &s_fields[i];
-        if (!(f->kinds & kind_bit(s->kind)))
+        if (!(f->kinds & kind_bit(s->kind)) || at_default(f, s))
             continue;
         int w = snprintf(buf + n, bytes - n, "%s = ", field_key(f));
         if (w < 0 || (size_t)w >= bytes - n)

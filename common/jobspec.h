@@ -53,6 +53,8 @@ typedef struct {
     int epochs, batch, topk;
     double lr, momentum, weight_decay, lr_step, lr_gamma;
     double bias_lr_mult, bias_decay_mult;
+    int weight_init;           /* weight_init (common/settings.h); its
+                                  default he is left out of the text */
     /* train: transfer */
     char init[HASH_HEX_BYTES]; /* SHA-256 of the checkpoint to copy from;
                                   "" when the queue supplies it (a job file's

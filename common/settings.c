@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +12,17 @@
  * floats: a job's canonical text, and so its identity, has always carried
  * them as the float's exact value (lr = 0.0099999997764825821). */
 #define S(id, name, type, lo, hi, def, grid, help) \
-    [id] = {name, type, lo, hi, def, grid, help}
+    [id] = {name, type, lo, hi, def, grid, help, NULL, NULL}
+/* An enumerated setting: one of words, the first the default. */
+#define SE(id, name, words, nwords, grid_key, help) \
+    [id] = {name, SETTING_ENUM, 0, (nwords) - 1, 0, 1, help, words, grid_key}
+
+static const char *const s_weight_inits[WEIGHT_INIT_COUNT + 1] = {
+    [WEIGHT_INIT_HE] = "he",
+    [WEIGHT_INIT_CAFFE] = "caffe",
+    [WEIGHT_INIT_TORCH] = "torch",
+    [WEIGHT_INIT_COUNT] = NULL,
+};
 
 const setting settings_table[SETTING_COUNT] = {
     S(SETTING_SEED, "seed", SETTING_U64, 0, 0, 1, 0,
@@ -49,6 +60,10 @@ const setting settings_table[SETTING_COUNT] = {
       "copy learned layers 1..N from the init checkpoint"),
     S(SETTING_FREEZE, "freeze", SETTING_INT, 0, SETTINGS_MAX_LAYERS, 0, 0,
       "freeze learned layers 1..N (no update, no decay)"),
+    /* A grid's train: says init: (the job spec's init is the checkpoint a
+     * transfer job copies from). */
+    SE(SETTING_WEIGHT_INIT, "weight_init", s_weight_inits, WEIGHT_INIT_COUNT,
+       "init", "first weights: he, caffe or torch"),
 };
 
 const setting *settings_find(const char *name)
@@ -59,13 +74,51 @@ const setting *settings_find(const char *name)
     return NULL;
 }
 
+const char *settings_grid_key(const setting *s)
+{
+    return s->grid_key != NULL ? s->grid_key : s->name;
+}
+
+const setting *settings_find_grid(const char *key)
+{
+    for (int i = 0; i < SETTING_COUNT; i++)
+        if (settings_table[i].grid &&
+            strcmp(settings_grid_key(&settings_table[i]), key) == 0)
+            return &settings_table[i];
+    return NULL;
+}
+
 void settings_grid_keys(const char *keys[SETTING_COUNT + 1])
 {
     int n = 0;
     for (int i = 0; i < SETTING_COUNT; i++)
         if (settings_table[i].grid)
-            keys[n++] = settings_table[i].name;
+            keys[n++] = settings_grid_key(&settings_table[i]);
     keys[n] = NULL;
+}
+
+const char *settings_word(const setting *s, double v)
+{
+    if (s->type != SETTING_ENUM || !settings_valid(s, v))
+        return "?";
+    return s->words[(int)v];
+}
+
+void settings_format(const setting *s, double v, char *buf, size_t bytes)
+{
+    if (s->type == SETTING_ENUM) {
+        snprintf(buf, bytes, "%s", settings_word(s, v));
+        return;
+    }
+    if (s->type != SETTING_DOUBLE) {
+        snprintf(buf, bytes, "%.0f", v);
+        return;
+    }
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, bytes, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
 }
 
 int settings_valid(const setting *s, double v)
@@ -75,6 +128,26 @@ int settings_valid(const setting *s, double v)
     if (!(v >= s->lo && v <= s->hi))
         return 0;
     return s->type == SETTING_DOUBLE || v == floor(v);
+}
+
+void settings_words(const setting *s, char *buf, size_t bytes)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int i = 0; s->words != NULL && s->words[i] != NULL && off < bytes;
+         i++)
+        off += (size_t)snprintf(buf + off, bytes - off, "%s%s",
+                                i ? ", " : "", s->words[i]);
+}
+
+/* "what: bad value 'x': expected one of he, caffe, torch". */
+static int enum_error(const setting *s, const char *what, const char *text,
+                      tfq_error *e)
+{
+    char list[256];
+    settings_words(s, list, sizeof list);
+    return tfq_error_set(e, TFQ_EINVAL, "%s: bad value '%.64s': expected "
+                         "one of %s", what, text, list);
 }
 
 int settings_parse(const setting *s, const char *what, const char *text,
@@ -101,6 +174,13 @@ int settings_parse(const setting *s, const char *what, const char *text,
         *out = x;
         return 0;
     }
+    case SETTING_ENUM:
+        for (int i = 0; s->words[i] != NULL; i++)
+            if (strcmp(s->words[i], text) == 0) {
+                *out = i;
+                return 0;
+            }
+        return enum_error(s, what, text, e);
     case SETTING_U64:
         break;
     }

@@ -40,6 +40,7 @@ static int add_job(coord *c, const jobfile_job *j, int64_t grid_id,
         .n = j->n,
         .finetune = j->finetune,
         .seed = (int64_t)j->spec.seed,
+        .sweep = j->sweep[0] ? j->sweep : NULL,
         .init_from = init_from,
         .reused_from = reuse,
     };

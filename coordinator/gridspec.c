@@ -226,16 +226,17 @@ static int on_dataset(reader *r, gridspec *g, const char *key,
                                                    : &g->limit_test);
 }
 
-static int on_train(reader *r, gridspec *g, const char *key,
-                    const yaml_node_t *k, const yaml_node_t *v)
+/* A train: key given one value: a line of every job's spec, checked as a
+ * job spec checks it. */
+static int train_value(reader *r, gridspec *g, const setting *st,
+                       const char *path, const yaml_node_t *v)
 {
-    (void)k;
-    char path[64], line[160], spec[256];
-    snprintf(path, sizeof path, "train.%s", key);
+    char line[160], spec[256];
     const char *val = scalar(v);
     if (val == NULL || *val == '\0' || strlen(val) > 64)
-        return fail(r, v, path, "expected a number");
-    snprintf(line, sizeof line, "%s = %s\n", key, val);
+        return fail(r, v, path, "expected a number%s, or a list of them",
+                    st->type == SETTING_ENUM ? " or word" : "");
+    snprintf(line, sizeof line, "%s = %s\n", st->name, val);
     snprintf(spec, sizeof spec, "kind = train\n%s", line);
     jobspec js;
     tfq_error je = {0};
@@ -246,6 +247,81 @@ static int on_train(reader *r, gridspec *g, const char *key,
         return fail(r, v, path, "the train section is too long");
     memcpy(g->train + used, line, strlen(line) + 1);
     return 0;
+}
+
+/* The length of the longest sweep coordinate, "lr=0.01/init=caffe". */
+static size_t sweep_name_max(const gridspec *g)
+{
+    size_t n = 0;
+    for (int i = 0; i < g->nsweeps; i++) {
+        size_t longest = 0;
+        for (int k = 0; k < g->sweeps[i].nvalues; k++)
+            if (strlen(g->sweeps[i].values[k]) > longest)
+                longest = strlen(g->sweeps[i].values[k]);
+        n += (i ? 1 : 0) + strlen(g->sweeps[i].key) + 1 + longest;
+    }
+    return n;
+}
+
+/* A train: key given a list: a sweep.  Each item a value of the setting,
+ * kept canonical (settings_format), each once; an error names the item by
+ * its position (1-based). */
+static int train_sweep(reader *r, gridspec *g, const setting *st,
+                       const char *path, const yaml_node_t *v)
+{
+    grid_sweep sw = {settings_grid_key(st), st->name,
+                     (int)(st - settings_table), {{0}}, 0};
+    int pos = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start;
+         it < v->data.sequence.items.top; it++) {
+        const yaml_node_t *item = yaml_document_get_node(r->doc, *it);
+        const char *val = scalar(item);
+        char what[32];
+        double x;
+        tfq_error se = {0};
+        snprintf(what, sizeof what, "item %d", ++pos);
+        if (val == NULL)
+            return fail(r, item, path, "%s is a %s: a sweep lists values",
+                        what, item->type == YAML_SEQUENCE_NODE ? "list"
+                                                               : "mapping");
+        if (sw.nvalues == GRID_MAX_SWEEP_VALUES)
+            return fail(r, item, path, "more than %d values",
+                        GRID_MAX_SWEEP_VALUES);
+        if (settings_parse(st, what, val, &x, &se) != 0)
+            return fail(r, item, path, "%s", se.msg);
+        char *canon = sw.values[sw.nvalues];
+        settings_format(st, x, canon, GRID_WORD_BYTES);
+        for (int k = 0; k < sw.nvalues; k++)
+            if (strcmp(sw.values[k], canon) == 0)
+                return fail(r, item, path, "%s, '%s', is the value %s of "
+                            "item %d again", what, val, canon, k + 1);
+        sw.nvalues++;
+    }
+    if (sw.nvalues == 0)
+        return fail(r, v, path, "the list is empty (give a value, or a "
+                    "list of at least one)");
+    int at = g->nsweeps++; /* kept in the settings table's order */
+    while (at > 0 && g->sweeps[at - 1].setting > sw.setting) {
+        g->sweeps[at] = g->sweeps[at - 1];
+        at--;
+    }
+    g->sweeps[at] = sw;
+    if (sweep_name_max(g) >= GRID_SWEEP_BYTES)
+        return fail(r, v, path, "the sweep's coordinates (key=value/...) "
+                    "take more than %d characters of each job's name",
+                    GRID_SWEEP_BYTES - 1);
+    return 0;
+}
+
+static int on_train(reader *r, gridspec *g, const char *key,
+                    const yaml_node_t *k, const yaml_node_t *v)
+{
+    (void)k;
+    char path[64];
+    snprintf(path, sizeof path, "train.%s", key);
+    const setting *st = settings_find_grid(key);
+    return v->type == YAML_SEQUENCE_NODE ? train_sweep(r, g, st, path, v)
+                                         : train_value(r, g, st, path, v);
 }
 
 static int split_add(reader *r, gridspec *g, const yaml_node_t *at,
@@ -792,6 +868,8 @@ int gridspec_count(const gridspec *g)
                 g->random;
     long per_split = 2 + (long)(g->a_to_b + g->b_to_a) * g->nlayers * per_n;
     long total = per_split * g->nsplits * g->nseeds;
+    for (int i = 0; i < g->nsweeps && total <= GRID_MAX_JOBS; i++)
+        total *= g->sweeps[i].nvalues;
     return total > GRID_MAX_JOBS ? GRID_MAX_JOBS + 1 : (int)total;
 }
 
@@ -840,6 +918,9 @@ typedef struct {
     const gridspec *g;
     const grid_split *s;
     int seed;
+    const char *sweep;  /* the combination's coordinate, "" without sweeps */
+    const char *prefix; /* sweep and '/' (or ""): the names' start */
+    const char *lines;  /* the combination's job spec lines */
 } cell;
 
 static void put_job(strbuf *b, const cell *c, const char *job, char target,
@@ -847,10 +928,13 @@ static void put_job(strbuf *b, const cell *c, const char *job, char target,
                     const char *from, int copy, int freeze)
 {
     const gridspec *g = c->g;
-    put(b, "%sname = %s/%d/%s\n", b->len ? "---\n" : "", c->s->name, c->seed,
-        job);
+    put(b, "%sname = %s%s/%d/%s\n", b->len ? "---\n" : "", c->prefix,
+        c->s->name, c->seed, job);
     if (from != NULL)
-        put(b, "init_from = %s/%d/%s\n", c->s->name, c->seed, from);
+        put(b, "init_from = %s%s/%d/%s\n", c->prefix, c->s->name, c->seed,
+            from);
+    if (c->sweep[0] != '\0')
+        put(b, "sweep = %s\n", c->sweep);
     put(b, "split = %s\nsimilarity = %s\ntarget = %c\nn = %d\nvariant = %s\n"
            "finetune = %d\n", c->s->name, c->s->similarity, target, n, variant,
         finetune);
@@ -866,7 +950,8 @@ static void put_job(strbuf *b, const cell *c, const char *job, char target,
         put(b, "limit_train = %d\n", g->limit_train);
     if (g->limit_test > 0)
         put(b, "limit_test = %d\n", g->limit_test);
-    put(b, "net = %s\n%sseed = %d\n", g->net, g->train, c->seed);
+    put(b, "net = %s\n%s%sseed = %d\n", g->net, g->train, c->lines,
+        c->seed);
     if (copy > 0)
         put(b, "copy = %d\n", copy);
     if (freeze > 0)
@@ -899,6 +984,56 @@ static void put_derived(strbuf *b, const cell *c, char x, char y, int n)
     }
 }
 
+/* The setting combination at[] (an index into each sweep's values): its
+ * coordinate "lr=0.01/init=caffe", that and '/' as the names' prefix, and
+ * its job spec lines. */
+static void sweep_cell(const gridspec *g, const int *at, char *sweep,
+                       char *prefix, char *lines, size_t lines_bytes)
+{
+    size_t n = 0, l = 0;
+    sweep[0] = prefix[0] = lines[0] = '\0';
+    for (int i = 0; i < g->nsweeps; i++) {
+        const grid_sweep *sw = &g->sweeps[i];
+        n += (size_t)snprintf(sweep + n, GRID_SWEEP_BYTES - n, "%s%s=%s",
+                              i ? "/" : "", sw->key, sw->values[at[i]]);
+        l += (size_t)snprintf(lines + l, lines_bytes - l, "%s = %s\n",
+                              sw->spec_key, sw->values[at[i]]);
+    }
+    if (n > 0)
+        snprintf(prefix, GRID_SWEEP_BYTES + 1, "%s/", sweep);
+}
+
+/* The next combination, the last sweep's value varying fastest; 0 after
+ * the last. */
+static int sweep_next(const gridspec *g, int *at)
+{
+    for (int i = g->nsweeps - 1; i >= 0; i--) {
+        if (++at[i] < g->sweeps[i].nvalues)
+            return 1;
+        at[i] = 0;
+    }
+    return 0;
+}
+
+/* Every net of one setting combination. */
+static void put_combination(strbuf *b, const gridspec *g, const int *at)
+{
+    char sweep[GRID_SWEEP_BYTES], prefix[GRID_SWEEP_BYTES + 1], lines[1024];
+    sweep_cell(g, at, sweep, prefix, lines, sizeof lines);
+    for (int si = 0; si < g->nsplits; si++)
+        for (int ri = 0; ri < g->nseeds; ri++) {
+            cell c = {g, &g->splits[si], g->seeds[ri], sweep, prefix, lines};
+            put_job(b, &c, "baseA", 'A', 0, "base", 0, NULL, 0, 0);
+            put_job(b, &c, "baseB", 'B', 0, "base", 0, NULL, 0, 0);
+            for (int li = 0; li < g->nlayers; li++) {
+                if (g->a_to_b)
+                    put_derived(b, &c, 'B', 'A', g->layers[li]);
+                if (g->b_to_a)
+                    put_derived(b, &c, 'A', 'B', g->layers[li]);
+            }
+        }
+}
+
 int gridspec_expand(const gridspec *g, char **text, tfq_error *e)
 {
     *text = NULL;
@@ -909,18 +1044,10 @@ int gridspec_expand(const gridspec *g, char **text, tfq_error *e)
     if (b.p == NULL)
         return tfq_error_set(e, TFQ_ENOMEM, "grid: out of memory");
     b.p[0] = '\0';
-    for (int si = 0; si < g->nsplits; si++)
-        for (int ri = 0; ri < g->nseeds; ri++) {
-            cell c = {g, &g->splits[si], g->seeds[ri]};
-            put_job(&b, &c, "baseA", 'A', 0, "base", 0, NULL, 0, 0);
-            put_job(&b, &c, "baseB", 'B', 0, "base", 0, NULL, 0, 0);
-            for (int li = 0; li < g->nlayers; li++) {
-                if (g->a_to_b)
-                    put_derived(&b, &c, 'B', 'A', g->layers[li]);
-                if (g->b_to_a)
-                    put_derived(&b, &c, 'A', 'B', g->layers[li]);
-            }
-        }
+    int at[SETTING_COUNT] = {0};
+    do
+        put_combination(&b, g, at);
+    while (sweep_next(g, at));
     if (b.failed) {
         free(b.p);
         return tfq_error_set(e, TFQ_ENOMEM, "grid: out of memory");

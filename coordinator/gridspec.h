@@ -22,6 +22,7 @@
 #include "common/err.h"
 #include "common/hash.h"
 #include "common/netspec.h"
+#include "common/settings.h"
 
 #define GRID_MAX_CLASSES 256
 #define GRID_MAX_SPLITS 64
@@ -43,6 +44,23 @@
                                  splits of 256 classes each fit */
 #define GRID_MAX_ANCHORS 64   /* &name */
 
+/* Values one swept train: key may list. */
+#define GRID_MAX_SWEEP_VALUES 64
+/* The longest sweep coordinate, "lr=0.01/init=caffe": it prefixes every
+ * job name (at most 127 characters, jobfile.h) before SPLIT/SEED/NET. */
+#define GRID_SWEEP_BYTES 80
+
+/* A train: key given as a list: one grid coordinate, each value a
+ * setting of it.  Values are canonical (settings_format: 0.010 is 0.01). */
+typedef struct {
+    const char *key;      /* the train: key (init), a settings table name */
+    const char *spec_key; /* the job spec's key (weight_init) */
+    int setting;          /* its setting_id: sweeps are in the table's
+                             order, whatever the file's */
+    char values[GRID_MAX_SWEEP_VALUES][GRID_WORD_BYTES];
+    int nvalues;
+} grid_sweep;
+
 /* One split of the classes into task A and task B. */
 typedef struct {
     char name[GRID_WORD_BYTES];       /* random0, dissimilar, or the user's */
@@ -63,6 +81,8 @@ typedef struct {
     char net[NETSPEC_TEXT_BYTES]; /* a preset name or operations */
     int learned;                   /* its learned layers */
     char train[2048];              /* "key = value" lines of the job spec */
+    grid_sweep sweeps[SETTING_COUNT]; /* the train: keys given as lists */
+    int nsweeps;
     /* the grid */
     grid_split splits[GRID_MAX_SPLITS];
     int nsplits;
@@ -90,11 +110,15 @@ int gridspec_parse(const char *text, gridspec *g, tfq_error *e);
 /* Jobs the grid expands to. */
 int gridspec_count(const gridspec *g);
 
-/* The grid as a job file (jobfile.h), *text malloc'd: per split and seed the
- * base nets baseA and baseB, then per direction X<-Y and n the selffer XnX,
- * XnX+, the transfer YnX, YnX+ and the random control RnX, as the grid asks,
- * each derived net copying from (and waiting on) its base.  Names read
- * SPLIT/SEED/NET, e.g. random0/1/A3B+.  g->fingerprint must be set. */
+/* The grid as a job file (jobfile.h), *text malloc'd: per combination of
+ * the swept settings (the product of the train: lists; one when none),
+ * split and seed the base nets baseA and baseB, then per direction X<-Y
+ * and n the selffer XnX, XnX+, the transfer YnX, YnX+ and the random
+ * control RnX, as the grid asks, each derived net copying from (and
+ * waiting on) the base of its own combination.  Names read
+ * SPLIT/SEED/NET, e.g. random0/1/A3B+, under the combination's coordinate
+ * when there are sweeps: lr=0.01/init=caffe/random0/1/A3B+ (the job file's
+ * sweep key).  g->fingerprint must be set. */
 int gridspec_expand(const gridspec *g, char **text, tfq_error *e);
 
 /* The text of a built-in grid ("quick", "paper"), or NULL. */

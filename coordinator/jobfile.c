@@ -35,13 +35,39 @@ typedef struct {
 /* A spec line is at least one character and its '\n'. */
 #define SPEC_MAX_LINES (JOBSPEC_TEXT_BYTES / 2)
 
+/* A name: letters, digits and _ - . + / = (a swept grid's names start
+ * with its coordinates: lr=0.01/random0/1/A3B). */
 static int valid_name(const char *n)
 {
     if (*n == '\0' || strlen(n) >= JOBFILE_NAME_BYTES)
         return 0;
     for (const char *p = n; *p; p++)
-        if (!isalnum((unsigned char)*p) && strchr("_-.+/", *p) == NULL)
+        if (!isalnum((unsigned char)*p) && strchr("_-.+/=", *p) == NULL)
             return 0;
+    return 1;
+}
+
+/* A sweep coordinate: KEY=VALUE items joined by '/', a key of letters,
+ * digits and _, a value of letters, digits and _ - . + (a setting's
+ * canonical text: 0.01, 1e-05, caffe). */
+static int valid_sweep(const char *v)
+{
+    if (*v == '\0' || strlen(v) >= JOBFILE_SWEEP_BYTES)
+        return 0;
+    for (const char *p = v; *p != '\0'; p += *p == '/') {
+        const char *k = p;
+        while (isalnum((unsigned char)*p) || *p == '_')
+            p++;
+        if (p == k || *p++ != '=')
+            return 0;
+        const char *val = p;
+        while (*p != '\0' &&
+               (isalnum((unsigned char)*p) || strchr("_-.+", *p) != NULL))
+            p++;
+        if (p == val || (*p != '/' && *p != '\0') ||
+            (*p == '/' && p[1] == '\0'))
+            return 0;
+    }
     return 1;
 }
 
@@ -165,7 +191,7 @@ static int read_own_key(reader *r, const char *key, char *v, int lineno,
     if (strcmp(key, "name") == 0) {
         if (j->name[0] || !valid_name(v))
             return tfq_error_set(e, TFQ_EINVAL, "line %d: bad or repeated "
-                                 "name '%.64s' (letters, digits, _ - . + /)",
+                                 "name '%.64s' (letters, digits, _ - . + / =)",
                                  lineno, v);
         snprintf(j->name, sizeof j->name, "%s", v);
         pr->name_line = lineno;
@@ -181,6 +207,12 @@ static int read_own_key(reader *r, const char *key, char *v, int lineno,
                                  "%s '%.32s' (a number from 0 to 1000)",
                                  lineno, key, v);
         *x = (int)val;
+    } else if (strcmp(key, "sweep") == 0) {
+        if (j->sweep[0] || !valid_sweep(v))
+            return tfq_error_set(e, TFQ_EINVAL, "line %d: bad or repeated "
+                                 "sweep '%.64s' (KEY=VALUE joined by /)",
+                                 lineno, v);
+        snprintf(j->sweep, sizeof j->sweep, "%s", v);
     } else if (strcmp(key, "max_attempts") == 0) {
         long val = strtol(v, &end, 10);
         if (*v == '\0' || *end != '\0' || val < 1 || val > 100)

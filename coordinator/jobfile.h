@@ -13,6 +13,8 @@
  *   n = 3                   #   spec's
  *   variant = transfer
  *   finetune = 1
+ *   sweep = lr=0.01/init=he # optional: the swept settings' values (a
+ *                           #   grid's train: lists), KEY=VALUE joined by /
  *   kind = sleep
  *   sleep_ms = 200
  *   ---
@@ -30,6 +32,7 @@
 #define JOBFILE_NAME_BYTES 128
 #define JOBFILE_MAX_AFTER 16
 #define JOBFILE_WORD_BYTES 32
+#define JOBFILE_SWEEP_BYTES 128
 
 typedef struct {
     char name[JOBFILE_NAME_BYTES];
@@ -43,6 +46,7 @@ typedef struct {
     char split[JOBFILE_WORD_BYTES], similarity[JOBFILE_WORD_BYTES];
     char target[JOBFILE_WORD_BYTES], variant[JOBFILE_WORD_BYTES];
     int n, finetune;
+    char sweep[JOBFILE_SWEEP_BYTES]; /* "lr=0.01/init=he", or "" */
     jobspec spec;
     char *text;                    /* canonical spec text (owned) */
     char identity[HASH_HEX_BYTES]; /* hash of the canonical text and, for

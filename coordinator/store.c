@@ -56,9 +56,9 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
     X(GRID_METRIC, "UPDATE grids SET metric = ?2 WHERE id = ?1")              \
     X(JOB_ADD, "INSERT INTO jobs (grid_id, name, kind, spec, identity, "      \
                "state, priority, max_attempts, split, similarity, target, n, "\
-               "variant, finetune, seed, created_ms, updated_ms, init_from) " \
-               "VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, " \
-               "?11, ?12, ?13, ?14, ?15, ?15, ?16)")                          \
+               "variant, finetune, seed, created_ms, updated_ms, init_from, " \
+               "sweep) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, "\
+               "?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?18)")                \
     /* The final checkpoint of the succeeded job a transfer job copies. */   \
     X(INIT, "SELECT c.sha256 FROM jobs j JOIN jobs src ON src.id = "        \
             "j.init_from JOIN attempts a ON a.job_id = COALESCE("            \
@@ -70,10 +70,10 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
     X(JOB_REUSE, "INSERT INTO jobs (grid_id, name, kind, spec, identity, "    \
                  "state, priority, max_attempts, split, similarity, target, " \
                  "n, variant, finetune, seed, created_ms, updated_ms, "       \
-                 "init_from, result, reused_from) SELECT ?1, ?2, ?3, ?4, ?5, "\
-                 "'succeeded', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "\
-                 "?15, ?16, src.result, src.id FROM jobs src WHERE src.id = " \
-                 "?17")                                                       \
+                 "init_from, result, reused_from, sweep) SELECT ?1, ?2, ?3, " \
+                 "?4, ?5, 'succeeded', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "  \
+                 "?14, ?15, ?15, ?16, src.result, src.id, ?18 FROM jobs src " \
+                 "WHERE src.id = ?17")                                        \
     X(JOB_FIND, "SELECT id, identity, state FROM jobs WHERE grid_id = ? AND " \
                 "name = ?")                                                   \
     /* The original of a succeeded job with this identity. */               \
@@ -226,8 +226,9 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
                "ORDER BY c.epoch DESC, c.attempt DESC LIMIT 1), 'split', "    \
                "j.split, 'similarity', j.similarity, 'target', j.target, "    \
                "'n', j.n, 'variant', j.variant, 'finetune', j.finetune, "     \
-               "'seed', j.seed, 'metric', g.metric, 'reused_from', "          \
-               "j.reused_from) FROM jobs j LEFT JOIN grids g ON g.id = "      \
+               "'seed', j.seed, 'sweep', j.sweep, 'metric', g.metric, "       \
+               "'reused_from', j.reused_from) FROM jobs j LEFT JOIN grids g " \
+               "ON g.id = "                                                   \
                "j.grid_id WHERE (?1 = 0 OR j.grid_id = ?1) AND j.id > ?2 "    \
                "ORDER BY j.id")                                               \
     /* Curves: the jobs with a metric row (a reused job: its source's rows),\
@@ -236,7 +237,8 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] ==
               "'name', j.name, 'state', j.state, 'split', j.split, "          \
               "'similarity', j.similarity, 'target', j.target, 'n', j.n, "    \
               "'variant', j.variant, 'finetune', j.finetune, 'seed', "        \
-              "j.seed, 'reused_from', j.reused_from, 'epochs', json((SELECT " \
+              "j.seed, 'sweep', j.sweep, 'reused_from', j.reused_from, "      \
+              "'epochs', json((SELECT "                                       \
               "json_group_array(json_object('attempt', m.attempt, 'epoch', "  \
               "m.epoch, 'loss', m.loss, 'test_acc', m.test_acc, "             \
               "'images_per_s', m.images_per_s)) FROM (SELECT * FROM metrics " \
@@ -1117,6 +1119,7 @@ int store_job_add(store *s, const store_job *job, int64_t *job_id,
     bind_opt(st, 14, job->seed);
     sqlite3_bind_int64(st, 15, now_ms);
     bind_id(st, 16, job->init_from);
+    bind_text(st, 18, job->sweep);
     TRY(run(s, st, "inserting", e));
     if (job_id != NULL)
         *job_id = sqlite3_last_insert_rowid(s->db);
@@ -2522,7 +2525,8 @@ static int jobs_bind(const jobs_query *q, int64_t grid_id, sqlite3_stmt *st)
     "SELECT j.id, json_object('job', j.id, 'grid', g.name, 'name', j.name, " \
     "'state', j.state, 'attempts', j.attempts, 'split', j.split, "           \
     "'similarity', j.similarity, 'target', j.target, 'n', j.n, 'variant', "  \
-    "j.variant, 'finetune', j.finetune, 'seed', j.seed, 'metric', g.metric, "\
+    "j.variant, 'finetune', j.finetune, 'seed', j.seed, 'sweep', j.sweep, "  \
+    "'metric', g.metric, "                                                   \
     "'result', CASE WHEN json_valid(j.result) THEN json(j.result) END, "     \
     "'error', j.last_error, 'worker', a.worker, 'attempt', a.attempt, "      \
     "'epoch', m.epoch, 'test_acc', m.test_acc, 'eta_s', m.eta_s, "           \

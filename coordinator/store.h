@@ -21,7 +21,7 @@
 #include "histogram.h"
 
 /* The newest schema version this code knows (schema/NNN_*.sql). */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 typedef struct store store;
 
@@ -43,6 +43,7 @@ typedef struct {
     const char *variant;
     int finetune;
     int64_t seed;
+    const char *sweep;    /* the swept settings' values, "lr=0.01/init=he" */
     int64_t init_from;    /* the job whose final checkpoint this one copies
                              layers from (it must also be a dependency); 0:
                              none */

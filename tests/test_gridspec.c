@@ -439,7 +439,7 @@ static int test_settings_agree(void)
     static const char *const keys[] = {
         "epochs", "batch", "lr", "momentum", "weight_decay", "lr_step",
         "lr_gamma", "bias_lr_mult", "bias_decay_mult", "cache_mb",
-        "ckpt_every", NULL};
+        "ckpt_every", "init", NULL};
     const char *got[SETTING_COUNT + 1];
     settings_grid_keys(got);
     for (int i = 0; keys[i] != NULL || got[i] != NULL; i++)
@@ -447,7 +447,9 @@ static int test_settings_agree(void)
                   "grid key %d: %s, expected %s", i, got[i] ? got[i] : "end",
                   keys[i] ? keys[i] : "end");
     for (int i = 0; got[i] != NULL; i++) {
-        const setting *s = settings_find(got[i]);
+        const setting *s = settings_find_grid(got[i]);
+        if (s->type == SETTING_ENUM)
+            continue; /* words: test_sweep_errors */
         double step = s->type == SETTING_DOUBLE ? 0.5 : 1;
         /* a grid checks a train: key with the reference net, which at
          * batch 65536 is over the memory budget: a smaller batch there */
@@ -468,7 +470,105 @@ static int test_settings_agree(void)
     return 0;
 }
 
+/* A swept grid: train: keys given as lists expand to their product, the
+ * combinations in the settings table's order whatever the file's, each
+ * under its own names, with its own base nets, the values canonical. */
+static int test_sweep_expand(void)
+{
+    static gridspec g;
+    jobfile f;
+    if (expand("splits: {random: [0]}\nlayers: 1-2\nvariants: [transfer, "
+               "random]\ntrain: {init: [he, caffe], epochs: 2, lr: [0.010, "
+               "1e-3, 0.1]}\n", &g, &f))
+        return 1;
+    CHECK_EQ_INT(g.nsweeps, 2);
+    CHECK(strcmp(g.sweeps[0].key, "lr") == 0);
+    CHECK(strcmp(g.sweeps[1].key, "init") == 0);
+    CHECK(strcmp(g.sweeps[1].spec_key, "weight_init") == 0);
+    CHECK(strcmp(g.sweeps[0].values[0], "0.01") == 0);
+    CHECK(strcmp(g.sweeps[0].values[1], "0.001") == 0);
+    CHECK_EQ_INT(f.njobs, 3 * 2 * (2 + 2 * 2));
+    const jobfile_job *j = find(&f, "lr=0.001/init=caffe/random0/1/A2B");
+    CHECK(j != NULL);
+    CHECK(strcmp(j->sweep, "lr=0.001/init=caffe") == 0);
+    CHECK(j->spec.lr == 0.001 && j->spec.weight_init == WEIGHT_INIT_CAFFE);
+    CHECK_EQ_INT(j->spec.epochs, 2);
+    CHECK(strcmp(f.jobs[j->init_from].name,
+                 "lr=0.001/init=caffe/random0/1/baseA") == 0);
+    const jobfile_job *r = find(&f, "lr=0.1/init=he/random0/1/R1B");
+    CHECK(r != NULL && r->spec.weight_init == WEIGHT_INIT_HE);
+    /* every name once; a list of one is a coordinate, a scalar is not */
+    for (int a = 0; a < f.njobs; a++)
+        for (int b = a + 1; b < f.njobs; b++)
+            CHECK(strcmp(f.jobs[a].name, f.jobs[b].name) != 0);
+    /* the same value written alike gives the same job: 0.010 is 0.01 */
+    const jobfile_job *base = find(&f, "lr=0.01/init=he/random0/1/baseB");
+    CHECK(base != NULL);
+    char id[HASH_HEX_BYTES];
+    snprintf(id, sizeof id, "%s", base->identity);
+    jobfile_release(&f);
+    if (expand("splits: {random: [0]}\nlayers: 1\ntrain: {epochs: 2, lr: "
+               "[0.01]}\n", &g, &f))
+        return 1;
+    base = find(&f, "lr=0.01/random0/1/baseB");
+    CHECK(base != NULL && strcmp(base->sweep, "lr=0.01") == 0);
+    jobfile_release(&f);
+    if (expand("splits: {random: [0]}\nlayers: 1\ntrain: {epochs: 2, lr: "
+               "0.010}\n", &g, &f))
+        return 1;
+    base = find(&f, "random0/1/baseB");
+    CHECK(base != NULL && base->sweep[0] == '\0');
+    jobfile_release(&f);
+    if (expand("splits: {random: [0]}\nlayers: 1\ntrain: {epochs: 2, lr: "
+               "[0.01], init: [he]}\n", &g, &f))
+        return 1;
+    base = find(&f, "lr=0.01/init=he/random0/1/baseB");
+    CHECK(base != NULL && strcmp(base->identity, id) == 0);
+    jobfile_release(&f);
+    return 0;
+}
+
+/* A sweep's errors name the line, the key and the item. */
+static int test_sweep_errors(void)
+{
+    static const struct {
+        const char *train, *want;
+    } cases[] = {
+        {"{lr: [[0.01, 0.1]]}", "line 3: train.lr: item 1 is a list: a "
+                                "sweep lists values"},
+        {"{lr: [0.01, {a: 1}]}", "train.lr: item 2 is a mapping"},
+        {"{lr: []}", "line 3: train.lr: the list is empty"},
+        {"{lr: [0.01, 0.1, 0.010]}", "train.lr: item 3, '0.010', is the "
+                                     "value 0.01 of item 1 again"},
+        {"{init: [he, he]}", "train.init: item 2, 'he', is the value he of "
+                             "item 1 again"},
+        {"{epochs: [1, 2, x]}", "train.epochs: item 3: bad value 'x': "
+                                "expected an integer from 1 to 1024"},
+        {"{lr: [0.01, 11]}", "train.lr: item 2: bad value '11': expected a "
+                             "number from 1e-09 to 10"},
+        {"{init: [he, xavier]}", "train.init: item 2: bad value 'xavier': "
+                                 "expected one of he, caffe, torch"},
+        {"{init: xavier}", "train.init: job spec line 2: weight_init: bad value 'xavier': "
+                           "expected one of he, caffe, torch"},
+        {"{weight_init: he}", "unknown key 'weight_init'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "splits: {random: [0]}\nlayers: 1\n"
+                 "train: %s\n", cases[i].train);
+        static gridspec g;
+        tfq_error e = {0};
+        CHECK_MSG(gridspec_parse(text, &g, &e) == TFQ_EINVAL, "%s taken",
+                  cases[i].train);
+        CHECK_MSG(strstr(e.msg, cases[i].want) != NULL, "%s: %s",
+                  cases[i].train, e.msg);
+    }
+    return 0;
+}
+
 static const test_case cases[] = {
+    {"sweep_expand", test_sweep_expand},
+    {"sweep_errors", test_sweep_errors},
     {"expand_table", test_expand_table},
     {"random_split", test_random_split},
     {"presets", test_presets},

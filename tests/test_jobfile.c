@@ -114,7 +114,42 @@ static int test_error_lines(void)
     return 0;
 }
 
+/* sweep: a swept grid's coordinate, KEY=VALUE joined by '/', kept as
+ * given; a name may hold '=' (it starts with the coordinate). */
+static int test_sweep(void)
+{
+    jobfile f;
+    tfq_error e = {0};
+    CHECK_MSG(jobfile_parse("name = lr=0.01/init=caffe/random0/1/baseA\n"
+                            "sweep = lr=0.01/init=caffe\nkind = sleep\n---\n"
+                            "name = b\nafter = lr=0.01/init=caffe/random0/1/"
+                            "baseA\nsweep = lr=1e-05\nkind = sleep\n---\n"
+                            "name = plain\nkind = sleep\n", &f, &e) == 0,
+              "%s", e.msg);
+    CHECK(strcmp(f.jobs[0].name, "lr=0.01/init=caffe/random0/1/baseA") == 0);
+    CHECK(strcmp(f.jobs[0].sweep, "lr=0.01/init=caffe") == 0);
+    CHECK(strcmp(f.jobs[1].sweep, "lr=1e-05") == 0);
+    CHECK_EQ_INT(f.jobs[1].nafter, 1);
+    CHECK(f.jobs[2].sweep[0] == '\0');
+    /* the coordinate is not part of the spec: the identity is the same */
+    CHECK(strcmp(f.jobs[0].identity, f.jobs[2].identity) == 0);
+    jobfile_release(&f);
+    static const char *const bad[] = {"lr", "lr=", "=0.01", "lr=0.01/",
+                                      "lr=0.01//init=he", "lr=a b",
+                                      "lr=0.01,init=he", "l r=1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "name = a\nkind = sleep\nsweep = %s\n",
+                 bad[i]);
+        CHECK(rejects(text, "line 3: bad or repeated sweep", NULL) == 0);
+    }
+    CHECK(rejects("name = a\nsweep = lr=1\nsweep = lr=1\nkind = sleep\n",
+                  "line 3: bad or repeated sweep", NULL) == 0);
+    return 0;
+}
+
 static const test_case cases[] = {
+    {"sweep", test_sweep},
     {"parse", test_parse},
     {"errors", test_errors},
     {"error_lines", test_error_lines},

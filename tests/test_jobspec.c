@@ -6,6 +6,7 @@
 
 #include "worker/job.h"
 #include "common/jobspec.h"
+#include "common/settings.h"
 
 static int test_roundtrip_train(void)
 {
@@ -257,7 +258,43 @@ static int test_sleep_ckpt_every(void)
     return 0;
 }
 
+/* weight_init: a word of its own; at its default (he) the canonical text
+ * and so the identity are those of a job spec without the key; another
+ * value is written, parsed back and reaches the trainer. */
+static int test_weight_init(void)
+{
+    jobspec plain, he, caffe;
+    tfq_error e = {0};
+    CHECK(jobspec_parse("kind = train\nepochs = 2\n", &plain, &e) == 0);
+    CHECK(jobspec_parse("kind = train\nepochs = 2\nweight_init = he\n",
+                        &he, &e) == 0);
+    char a[JOBSPEC_TEXT_BYTES], b[JOBSPEC_TEXT_BYTES];
+    CHECK(jobspec_format(&plain, a, sizeof a) == 0);
+    CHECK(jobspec_format(&he, b, sizeof b) == 0);
+    CHECK(strcmp(a, b) == 0 && strstr(a, "weight_init") == NULL);
+    CHECK(jobspec_parse("kind = train\nweight_init = caffe\n", &caffe,
+                        &e) == 0);
+    CHECK_EQ_INT(caffe.weight_init, WEIGHT_INIT_CAFFE);
+    CHECK(jobspec_format(&caffe, a, sizeof a) == 0);
+    CHECK(strstr(a, "\nweight_init = caffe\n") != NULL);
+    jobspec back;
+    CHECK(jobspec_parse(a, &back, &e) == 0);
+    CHECK_EQ_INT(back.weight_init, WEIGHT_INIT_CAFFE);
+    char ia[HASH_HEX_BYTES], ib[HASH_HEX_BYTES];
+    CHECK(jobspec_identity(&plain, ia) == 0 && jobspec_identity(&caffe, ib) == 0);
+    CHECK(strcmp(ia, ib) != 0);
+    train_config cfg;
+    CHECK(job_train_config(&caffe, &cfg, &e) == 0);
+    CHECK_EQ_INT(cfg.weight_init, WEIGHT_INIT_CAFFE);
+    CHECK(jobspec_parse("kind = train\nweight_init = xavier\n", &back,
+                        &e) == TFQ_EINVAL);
+    CHECK_MSG(strstr(e.msg, "weight_init: bad value 'xavier': expected one "
+                     "of he, caffe, torch") != NULL, "%s", e.msg);
+    return 0;
+}
+
 static const test_case cases[] = {
+    {"weight_init", test_weight_init},
     {"sleep_ckpt_every", test_sleep_ckpt_every},
     {"sleep_resume", test_sleep_resume},
     {"sleep_runs", test_sleep_runs},

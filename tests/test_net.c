@@ -866,7 +866,88 @@ static int test_caffenet_steps(void)
     return 0;
 }
 
+/* The old He draw written out: N(0, 2 / fan_in) by Box-Muller on the
+ * layer's stream, the classifier N(0, 0.01^2). */
+static float he_reference(uint64_t seed, int g, int i, int fan_in,
+                          int classifier)
+{
+    uint64_t key = rng_key(seed, 0x696e6974, (uint64_t)g);
+    double u1 = ((double)(rng_u64(key, 2 * (uint64_t)i) >> 11) + 0.5) /
+                9007199254740992.0;
+    double u2 = (double)(rng_u64(key, 2 * (uint64_t)i + 1) >> 11) /
+                9007199254740992.0;
+    double z = sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+    return (float)((classifier ? 0.01 : sqrt(2.0 / fan_in)) * z);
+}
+
+/* Mean and (population) standard deviation of n floats. */
+static void moments(const float *x, int n, double *mean, double *sd)
+{
+    double s = 0, ss = 0;
+    for (int i = 0; i < n; i++)
+        s += x[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++)
+        ss += (x[i] - *mean) * (x[i] - *mean);
+    *sd = sqrt(ss / n);
+}
+
+/* Each weight_init draws what its definition says, layer by layer, on a
+ * net with more convolutions than CaffeNet (the sixth is matched to conv5)
+ * and two hidden fc layers (fc6, fc7); he draws exactly the old weights. */
+static int test_weight_init(void)
+{
+    static const double caffe_sd[9] = {0.01, 0.01, 0.01, 0.01, 0.01, 0.01,
+                                       0.005, 0.005, 0.01};
+    static const float caffe_bias[9] = {0, 1, 0, 1, 1, 1, 1, 1, 0};
+    tfq_error e = {0};
+    netspec spec;
+    CHECK(netspec_parse("conv 64 3 pad=1; relu; conv 64 3 pad=1; relu; "
+                        "conv 64 3 pad=1; relu; conv 64 3 pad=1; relu; "
+                        "conv 64 3 pad=1; relu; conv 64 3 pad=1; relu; "
+                        "fc 256; relu; fc 256; relu; fc classes", &spec,
+                        &e) == 0);
+    net *m = net_new(&spec, (netspec_shape){8, 8, 8}, 10, 1, &e);
+    CHECK_MSG(m != NULL, "%s", e.msg);
+    CHECK_EQ_INT(m->nlearned, 9);
+    for (int kind = 0; kind < WEIGHT_INIT_COUNT; kind++) {
+        net_init_layers_as(m, 1, m->nlearned, 7, (weight_init)kind);
+        for (int g = 1; g <= m->nlearned; g++) {
+            layer_params *p = net_layer_params(m, g);
+            int fan_in = p->nw / p->nb;
+            double mean, sd, bmean, bsd, bound = 1.0 / sqrt(fan_in);
+            moments(p->w, p->nw, &mean, &sd);
+            moments(p->b, p->nb, &bmean, &bsd);
+            if (kind == WEIGHT_INIT_HE) {
+                for (int i = 0; i < p->nw; i++)
+                    CHECK(p->w[i] == he_reference(7, g, i, fan_in,
+                                                  g == m->nlearned));
+                CHECK(bmean == 0 && bsd == 0);
+            } else if (kind == WEIGHT_INIT_CAFFE) {
+                CHECK_NEAR(sd / caffe_sd[g - 1], 1, 0.05);
+                CHECK_NEAR(mean, 0, 4 * caffe_sd[g - 1] / sqrt(p->nw));
+                CHECK(bsd == 0 && bmean == caffe_bias[g - 1]);
+            } else {
+                float lo = 0, hi = 0;
+                for (int i = 0; i < p->nw; i++) {
+                    lo = p->w[i] < lo ? p->w[i] : lo;
+                    hi = p->w[i] > hi ? p->w[i] : hi;
+                }
+                CHECK(lo >= -bound && hi <= bound);
+                CHECK(lo < -0.99 * bound && hi > 0.99 * bound);
+                CHECK_NEAR(sd / (bound / sqrt(3.0)), 1, 0.05);
+                for (int i = 0; i < p->nb; i++)
+                    CHECK(fabsf(p->b[i]) <= bound);
+                CHECK(bsd > 0.3 * bound); /* drawn, not constant */
+            }
+        }
+    }
+    net_destroy(&m);
+    return 0;
+}
+
 static const test_case cases[] = {
+    {"weight_init", test_weight_init},
     {"caffenet_steps", test_caffenet_steps},
     {"fused_relu", test_fused_relu},
     {"spec_parse", test_spec_parse},

@@ -65,7 +65,8 @@ grep -q '^[0-9]*,"tiny,""q""",' "$DIR/results.csv" || fail "the copy's grid is n
 import csv, json, math, sqlite3, sys
 
 d, copy = sys.argv[1], sys.argv[2]
-COORDS = ["split", "similarity", "target", "n", "variant", "finetune", "seed"]
+COORDS = ["split", "similarity", "target", "n", "variant", "finetune", "seed",
+          "sweep"]
 RESULT_HEADER = (["job", "grid", "name", "state", "attempts"] + COORDS +
                  ["metric", "acc", "error", "final_acc", "best_acc", "topk",
                   "topk_acc"])
@@ -87,17 +88,18 @@ def read_csv(name):
 
 
 def coords_of(grid, name):
-    """split, similarity, target, n, variant, finetune, seed from the name
-    of a job of a grid file: SPLIT/SEED/baseT or SPLIT/SEED/SnT[+]."""
+    """split, similarity, target, n, variant, finetune, seed and sweep
+    (none here) from the name of a job of a grid file: SPLIT/SEED/baseT or
+    SPLIT/SEED/SnT[+]."""
     split, seed, net = name.split("/")
     sim = "dissimilar" if split == "dissimilar" else "random"
     if net.startswith("base"):
-        return [split, sim, net[4], "0", "base", "0", seed]
+        return [split, sim, net[4], "0", "base", "0", seed, ""]
     ft = "1" if net.endswith("+") else "0"
     net = net.rstrip("+")
     src, n, tgt = net[0], net[1:-1], net[-1]
     return [split, sim, tgt, n, "selffer" if src == tgt else "transfer", ft,
-            seed]
+            seed, ""]
 
 
 header, rows = read_csv("results.csv")
@@ -122,7 +124,7 @@ for r in grids["tiny"] + grids[copy]:
     check([r[k] for k in COORDS] == coords_of(r["grid"], r["name"]),
           f"{r['grid']} {r['name']}: coordinates {[r[k] for k in COORDS]}")
 for r in grids["plain"]:
-    check(all(r[k] == "" for k in COORDS[:-1]) and
+    check(all(r[k] == "" for k in COORDS if k != "seed") and
           r["seed"] == ("7" if r["name"] == "ok" else "0") and
           r["acc"] == "", f"plain {r['name']}: empty coordinates and acc")
 check(next(r for r in grids["plain"] if r["name"] == "bad")["error"]
@@ -210,7 +212,7 @@ check(all(isinstance(o[k], (int, float)) and not isinstance(o[k], bool)
       "curves' numbers are numbers")
 with open(f"{d}/plain_curves.json") as f:
     pj = json.load(f)
-check(all(o[k] is None for o in pj for k in COORDS[:-1]),
+check(all(o[k] is None for o in pj for k in COORDS if k != "seed"),
       "plain jobs' curves: null coordinates")
 same_as_store("plain", [{k: "" if v is None else str(v) for k, v in o.items()}
                         for o in pj])

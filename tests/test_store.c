@@ -123,20 +123,20 @@ static int test_open_migrate(void)
     store_destroy(&s);
     CHECK_STR(query(path, "SELECT COUNT(*) FROM jobs WHERE name = 'j1'"), "1");
     CHECK_STR(query(path, "SELECT value FROM meta WHERE key = "
-                          "'schema_version'"), "7");
+                          "'schema_version'"), "8");
     CHECK_STR(query(path, "PRAGMA journal_mode"), "wal");
 
     /* A newer schema is refused. */
     sqlite3 *db = NULL;
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "UPDATE meta SET value = 8 WHERE key = "
+    CHECK(sqlite3_exec(db, "UPDATE meta SET value = 9 WHERE key = "
                            "'schema_version'", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
     tfq_error_clear(&e);
     s = store_open(path, &e);
     CHECK(s == NULL);
     CHECK_EQ_INT(e.code, TFQ_EVERSION);
-    CHECK_MSG(strstr(e.msg, "schema version 8 is newer than this tfq (7)")
+    CHECK_MSG(strstr(e.msg, "schema version 9 is newer than this tfq (8)")
               != NULL, "%s", e.msg);
     CHECK(strstr(e.msg, path) != NULL);
 
@@ -1414,7 +1414,7 @@ static int test_upgrade(void)
     store_destroy(&s);
     CHECK_STR(query(path, "SELECT eta_s FROM metrics"), "3.5");
     CHECK_STR(query(path, "SELECT value FROM meta WHERE key = "
-                          "'schema_version'"), "7");
+                          "'schema_version'"), "8");
     return 0;
 }
 
@@ -1588,7 +1588,65 @@ static int test_quick_check(void)
     return 0;
 }
 
+/* A swept grid's job keeps its setting combination: in its row, in the
+ * results, the curves and the dashboard's jobs, also when it is added as
+ * a reuse of finished work; a job without one has null. */
+static int test_sweep_column(void)
+{
+    char path[512];
+    tfq_error e = {0};
+    store *s = fresh(path, sizeof path);
+    CHECK(s != NULL);
+    int64_t grid = 0, a = 0, b = 0, c = 0;
+    CHECK_EQ_INT(store_grid_add(s, "g", "{}", &grid, 0, &e), TFQ_OK);
+    store_job j = {.grid_id = grid, .name = "lr=0.01/random0/1/baseA",
+                   .kind = "sleep", .spec = "kind = sleep", .identity = "x",
+                   .n = 0, .finetune = 0, .seed = 1, .sweep = "lr=0.01"};
+    CHECK_EQ_INT(store_job_add(s, &j, &a, 0, &e), TFQ_OK);
+    j.name = "plain";
+    j.identity = "y";
+    j.sweep = NULL;
+    CHECK_EQ_INT(store_job_add(s, &j, &b, 0, &e), TFQ_OK);
+    CHECK_EQ_INT(store_refresh_ready(s, 1, &e), TFQ_OK);
+    store_leased l;
+    memset(&l, 0, sizeof l);
+    CHECK_EQ_INT(lease_one(s, "w", 2, &l, &e), TFQ_OK);
+    CHECK_EQ_INT(store_metric_add(s, l.job_id, 1, NULL, 1, 0.1, 0.9, 10, 1,
+                                  &e), TFQ_OK);
+    CHECK_EQ_INT(store_finish(s, l.job_id, 1, NULL, 1, "{}", NULL, 3, &e),
+                 TFQ_OK);
+    store_leased_release(&l);
+    j.name = "lr=0.01/again";
+    j.identity = "x";
+    j.sweep = "lr=0.01/init=caffe";
+    j.reused_from = a;
+    CHECK_EQ_INT(store_job_add(s, &j, &c, 4, &e), TFQ_OK);
+    CHECK_STR(query(path, "SELECT group_concat(coalesce(sweep, '-'), ' ') "
+                          "FROM jobs ORDER BY id"),
+              "lr=0.01 - lr=0.01/init=caffe");
+    char *json = NULL;
+    int64_t next = 0, count = 0;
+    CHECK_EQ_INT(store_results_json(s, grid, 0, 1 << 20, &json, &next, &e),
+                 TFQ_OK);
+    CHECK_MSG(strstr(json, "\"sweep\":\"lr=0.01\"") &&
+              strstr(json, "\"sweep\":null") &&
+              strstr(json, "\"sweep\":\"lr=0.01/init=caffe\""), "%s", json);
+    free(json);
+    CHECK_EQ_INT(store_curves_json(s, grid, a, 0, 1 << 20, &json, &next, &e),
+                 TFQ_OK);
+    CHECK_MSG(strstr(json, "\"sweep\":\"lr=0.01\""), "%s", json);
+    free(json);
+    CHECK_EQ_INT(store_jobs_json(s, grid, NULL, 1 << 20, &json, &count, &e),
+                 TFQ_OK);
+    CHECK_MSG(strstr(json, "\"sweep\":\"lr=0.01/init=caffe\""), "%s",
+              json);
+    free(json);
+    store_destroy(&s);
+    return 0;
+}
+
 static const test_case cases[] = {
+    {"sweep_column", test_sweep_column},
     {"commit_seq", test_commit_seq},
     {"quick_check", test_quick_check},
     {"upgrade", test_upgrade},

@@ -362,6 +362,7 @@ int job_train_config(const jobspec *s, train_config *cfg, tfq_error *e)
     cfg->bias_lr_mult = (float)s->bias_lr_mult;
     cfg->bias_decay_mult = (float)s->bias_decay_mult;
     cfg->seed = s->seed;
+    cfg->weight_init = (weight_init)s->weight_init;
     cfg->copy_layers = s->copy_layers;
     cfg->freeze_layers = s->freeze_layers;
     cfg->cache_bytes = (size_t)s->cache_mb << 20;

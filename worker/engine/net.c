@@ -334,25 +334,75 @@ void net_layer_shape(const net *m, int g, int dims[4], int *ndims)
     }
 }
 
-void net_init_layers(net *m, int first, int last, uint64_t seed)
+/* How learned layer g of m starts under CaffeNet's prototxt
+ * (models/bvlc_reference_caffenet/train_val.prototxt of 2014, BVLC/caffe
+ * commit 74bf4b72): the layers are matched by position, the k-th conv of
+ * the net to conv k (conv5 for k > 5), every fc but the classifier to
+ * fc6/fc7 (they start alike) and the last learned layer, the classifier,
+ * to fc8. */
+static void caffe_layer(const net *m, int g, double *sd, float *bias)
+{
+    static const float conv_bias[5] = {0, 1, 0, 1, 1}; /* conv1..conv5 */
+    if (g == m->nlearned) {              /* fc8 */
+        *sd = 0.01;
+        *bias = 0;
+        return;
+    }
+    int convs = 0;
+    for (int h = 1; h <= g; h++)
+        convs += m->ops[m->learned_op[h - 1]].kind == NETSPEC_CONV;
+    if (m->ops[m->learned_op[g - 1]].kind == NETSPEC_CONV) {
+        *sd = 0.01;
+        *bias = conv_bias[convs < 5 ? convs - 1 : 4];
+    } else {                             /* fc6, fc7 */
+        *sd = 0.005;
+        *bias = 1;
+    }
+}
+
+/* Uniform in [-bound, bound), 53 bits of the stream's i-th draw. */
+static float uniform_sym(uint64_t key, uint64_t i, double bound)
+{
+    double u = (double)(rng_u64(key, i) >> 11) * 0x1.0p-53;
+    return (float)(bound * (2.0 * u - 1.0));
+}
+
+void net_init_layers_as(net *m, int first, int last, uint64_t seed,
+                        weight_init kind)
 {
     for (int g = first; g <= last && g <= m->nlearned; g++) {
         if (g < 1)
             continue;
         layer_params *p = net_layer_params(m, g);
         int fan_in = p->nw / p->nb;
-        /* The classifier starts near zero, as Caffe's CaffeNet does, so the
-         * first predictions are near uniform; measured on Fashion-MNIST it
-         * adds about 0.6 points after 10 epochs over He for this layer. */
+        /* The He classifier starts near zero, as Caffe's CaffeNet does, so
+         * the first predictions are near uniform; measured on Fashion-MNIST
+         * it adds about 0.6 points after 10 epochs over He for this
+         * layer. */
         double sd = g == m->nlearned ? NET_CLASSIFIER_INIT_STD
                                      : sqrt(2.0 / fan_in);
+        float bias = 0;
         uint64_t key = rng_key(seed, 0x696e6974 /* "init" */, (uint64_t)g);
+        uint64_t bkey = rng_key(seed, 0x62696173 /* "bias" */, (uint64_t)g);
+        double bound = 1.0 / sqrt((double)fan_in);
+        if (kind == WEIGHT_INIT_CAFFE)
+            caffe_layer(m, g, &sd, &bias);
         for (int i = 0; i < p->nw; i++)
-            p->w[i] = (float)(sd * rng_normal(key, (uint64_t)i));
-        memset(p->b, 0, sizeof(float) * (size_t)p->nb);
+            p->w[i] = kind == WEIGHT_INIT_TORCH
+                              ? uniform_sym(key, (uint64_t)i, bound)
+                              : (float)(sd * rng_normal(key, (uint64_t)i));
+        for (int i = 0; i < p->nb; i++)
+            p->b[i] = kind == WEIGHT_INIT_TORCH
+                              ? uniform_sym(bkey, (uint64_t)i, bound)
+                              : bias;
         memset(p->vw, 0, sizeof(float) * (size_t)p->nw);
         memset(p->vb, 0, sizeof(float) * (size_t)p->nb);
     }
+}
+
+void net_init_layers(net *m, int first, int last, uint64_t seed)
+{
+    net_init_layers_as(m, first, last, seed, WEIGHT_INIT_HE);
 }
 
 int net_first_op_above(const net *m, int n)

@@ -12,6 +12,7 @@
 
 #include "common/err.h"
 #include "common/netspec.h"
+#include "common/settings.h"
 #include "conv.h"
 #include "dropout.h"
 #include "fc.h"
@@ -86,10 +87,25 @@ int net_check(const netspec *spec, netspec_shape in, int classes, int batch_max,
 int net_check_params(const netspec *spec, netspec_shape in, int classes,
                      int batch_max, int64_t *nparams, tfq_error *e);
 
-/* Initialises learned layers first..last (1-based, inclusive) from seed:
- * weights ~ N(0, 2 / fan_in) (He et al. 2015, for ReLU nets) except the
- * classifier's, ~ N(0, 0.01^2) as in CaffeNet; biases 0, momentum 0.  Each layer draws from its own stream, so re-initialising
- * layer 6 gives the same weights whatever happened to layers 1-5. */
+/* Initialises learned layers first..last (1-based, inclusive) from seed,
+ * as kind says (common/settings.h), and zeroes their momentum:
+ *  - WEIGHT_INIT_HE: weights ~ N(0, 2 / fan_in) (He et al. 2015, for ReLU
+ *    nets) except the classifier's, ~ N(0, 0.01^2) as in CaffeNet; biases 0;
+ *  - WEIGHT_INIT_CAFFE: CaffeNet's Gaussians and constant biases, the k-th
+ *    conv as conv k (conv5 past 5), an fc as fc6/fc7 and the last learned
+ *    layer as fc8: conv N(0, 0.01^2) with biases 0, 1, 0, 1, 1 for conv1..5;
+ *    fc6/fc7 N(0, 0.005^2), bias 1; fc8 N(0, 0.01^2), bias 0;
+ *  - WEIGHT_INIT_TORCH: PyTorch's default for Conv2d and Linear
+ *    (kaiming_uniform_(a = sqrt(5)) and its bias rule): weights and biases
+ *    ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+ * fan_in is a conv's cin*k*k, an fc's inputs.  Each layer draws from its
+ * own streams (weights, biases), so re-initialising layer 6 gives the same
+ * values whatever happened to layers 1-5; he and caffe weights share a
+ * stream (the same normals, scaled). */
+void net_init_layers_as(net *m, int first, int last, uint64_t seed,
+                        weight_init kind);
+
+/* net_init_layers_as with WEIGHT_INIT_HE. */
 void net_init_layers(net *m, int first, int last, uint64_t seed);
 
 /* The parameters of learned layer g (1-based). */

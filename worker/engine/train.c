@@ -59,6 +59,7 @@ void train_config_default(train_config *cfg)
     cfg->bias_lr_mult = (float)t[SETTING_BIAS_LR_MULT].def;
     cfg->bias_decay_mult = (float)t[SETTING_BIAS_DECAY_MULT].def;
     cfg->seed = (uint64_t)t[SETTING_SEED].def;
+    cfg->weight_init = (weight_init)t[SETTING_WEIGHT_INIT].def;
     cfg->topk = (int)t[SETTING_TOPK].def;
     cfg->cache_bytes = (size_t)t[SETTING_CACHE_MB].def << 20;
 }
@@ -165,7 +166,7 @@ trainer *trainer_new(const train_config *cfg, const data_set *train,
     t->m = net_new(&cfg->spec, in, train->num_classes, cfg->batch, e);
     if (t->m == NULL)
         goto fail;
-    net_init_layers(t->m, 1, t->m->nlearned, cfg->seed);
+    net_init_layers_as(t->m, 1, t->m->nlearned, cfg->seed, cfg->weight_init);
     if (cfg->init != NULL) {
         if (ckpt_copy_layers(cfg->init, t->m, cfg->copy_layers, e) != 0)
             goto fail;

@@ -32,6 +32,8 @@ typedef struct {
     float bias_lr_mult;    /* 2, as Caffe */
     float bias_decay_mult; /* 0, as Caffe */
     uint64_t seed;
+    weight_init weight_init; /* how the layers start (net_init_layers_as):
+                                he */
     int topk;              /* the paper's metric: mean of the topk best test
                               evaluations; 3 */
     /* transfer */
