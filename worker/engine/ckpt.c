@@ -168,35 +168,29 @@ static int write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
-int ckpt_write(const char *path, const ckpt_meta *meta, const net *m,
-               tfq_error *e)
+int ckpt_file_write(const char *path, const uint8_t *buf, size_t bytes,
+                    tfq_error *e)
 {
-    uint8_t *buf = NULL;
-    size_t bytes = 0;
-    int rc = ckpt_encode(meta, m, &buf, &bytes, e);
-    if (rc != 0)
-        return rc;
+    int rc = 0;
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = tfq_error_set(e, TFQ_EIO, "%s: cannot create temporary file: %s",
-                           path, strerror(errno));
-        goto out;
-    }
+    if (fd < 0)
+        return tfq_error_set(e, TFQ_EIO, "%s: cannot create temporary file: "
+                             "%s", path, strerror(errno));
     if (write_all(fd, buf, bytes) != 0 || fsync(fd) != 0) {
         rc = tfq_error_set(e, TFQ_EIO, "%s: write failed: %s", tmp,
                            strerror(errno));
         close(fd);
         unlink(tmp);
-        goto out;
+        return rc;
     }
     close(fd);
     if (rename(tmp, path) != 0) {
         rc = tfq_error_set(e, TFQ_EIO, "%s: rename failed: %s", path,
                            strerror(errno));
         unlink(tmp);
-        goto out;
+        return rc;
     }
     /* Make the rename itself durable. */
     char dir[4096];
@@ -206,7 +200,17 @@ int ckpt_write(const char *path, const ckpt_meta *meta, const net *m,
         fsync(dfd);
         close(dfd);
     }
-out:
+    return 0;
+}
+
+int ckpt_write(const char *path, const ckpt_meta *meta, const net *m,
+               tfq_error *e)
+{
+    uint8_t *buf = NULL;
+    size_t bytes = 0;
+    int rc = ckpt_encode(meta, m, &buf, &bytes, e);
+    if (rc == 0)
+        rc = ckpt_file_write(path, buf, bytes, e);
     free(buf);
     return rc;
 }
@@ -399,35 +403,45 @@ fail:
     return NULL;
 }
 
-ckpt *ckpt_read(const char *path, tfq_error *e)
+int ckpt_file_read(const char *path, size_t max_bytes, uint8_t **out,
+                   size_t *out_bytes, tfq_error *e)
 {
+    *out = NULL;
     FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        tfq_error_set(e, errno == ENOENT ? TFQ_ENOENT : TFQ_EIO, "%s: %s",
-                      path, strerror(errno));
-        return NULL;
-    }
+    if (f == NULL)
+        return tfq_error_set(e, errno == ENOENT ? TFQ_ENOENT : TFQ_EIO,
+                             "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || st.st_size < 0 ||
-        (size_t)st.st_size > MAX_CKPT_BYTES) {
-        tfq_error_set(e, TFQ_EIO, "%s: cannot size the file", path);
+        (size_t)st.st_size > max_bytes) {
         fclose(f);
-        return NULL;
+        return tfq_error_set(e, TFQ_EIO, "%s: cannot size the file, or it "
+                             "is over %zu bytes", path, max_bytes);
     }
     size_t bytes = (size_t)st.st_size;
     uint8_t *buf = malloc(bytes ? bytes : 1);
     if (buf == NULL) {
-        tfq_error_set(e, TFQ_ENOMEM, "%s: out of memory", path);
         fclose(f);
-        return NULL;
+        return tfq_error_set(e, TFQ_ENOMEM, "%s: out of memory", path);
     }
     size_t got = fread(buf, 1, bytes, f);
     fclose(f);
-    ckpt *c = NULL;
-    if (got != bytes)
-        tfq_error_set(e, TFQ_EIO, "%s: short read", path);
-    else
-        c = ckpt_decode(buf, bytes, path, e);
+    if (got != bytes) {
+        free(buf);
+        return tfq_error_set(e, TFQ_EIO, "%s: short read", path);
+    }
+    *out = buf;
+    *out_bytes = bytes;
+    return 0;
+}
+
+ckpt *ckpt_read(const char *path, tfq_error *e)
+{
+    uint8_t *buf = NULL;
+    size_t bytes = 0;
+    if (ckpt_file_read(path, MAX_CKPT_BYTES, &buf, &bytes, e) != 0)
+        return NULL;
+    ckpt *c = ckpt_decode(buf, bytes, path, e);
     free(buf);
     return c;
 }

@@ -68,6 +68,17 @@ int ckpt_encode(const ckpt_meta *meta, const net *m, uint8_t **buf,
 int ckpt_write(const char *path, const ckpt_meta *meta, const net *m,
                tfq_error *e);
 
+/* Writes bytes to path atomically: a temporary file beside it, synced and
+ * renamed into place.  TFQ_EIO naming the path and the system's reason. */
+int ckpt_file_write(const char *path, const uint8_t *buf, size_t bytes,
+                    tfq_error *e);
+
+/* The whole file at path in a new buffer *out (the caller frees it) of
+ * *out_bytes bytes; TFQ_ENOENT, or TFQ_EIO for a file over max_bytes or
+ * one that cannot be read. */
+int ckpt_file_read(const char *path, size_t max_bytes, uint8_t **out,
+                   size_t *out_bytes, tfq_error *e);
+
 /* Parses and verifies a serialised checkpoint; `what` names it in errors
  * (a path, or "checkpoint of job 12").  Returns NULL with e set on failure. */
 ckpt *ckpt_decode(const uint8_t *buf, size_t bytes, const char *what,
