@@ -184,7 +184,8 @@ static int cmd_export(const ckpt_args *a, const char *job)
 {
     tfq_error e = {0};
     weights_set *w = calloc(1, sizeof *w);
-    int rc = w == NULL ? tfq_error_set(&e, TFQ_ENOMEM, "out of memory") : 0;
+    int rc = w == NULL ? tfq_error_set(&e, TFQ_ENOMEM, "out of memory")
+                       : weights_check_path(a->out, &e);
     if (rc == 0 && a->file != NULL) {
         ckpt *ck = ckpt_read(a->file, &e);
         rc = ck ? weights_from_ckpt(ck, w, &e) : e.code;

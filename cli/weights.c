@@ -287,13 +287,20 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
+int weights_check_path(const char *path, tfq_error *e)
+{
+    if (ends_with(path, ".npz") || ends_with(path, ".safetensors"))
+        return 0;
+    return tfq_error_set(e, TFQ_EINVAL, "%s: the name ends neither in "
+                         ".safetensors nor in .npz", path);
+}
+
 int weights_write(const weights_set *w, const char *path, tfq_error *e)
 {
     if (ends_with(path, ".npz"))
         return weights_npz_write(w, path, e);
-    if (!ends_with(path, ".safetensors"))
-        return tfq_error_set(e, TFQ_EINVAL, "%s: the name ends neither in "
-                             ".safetensors nor in .npz", path);
+    if (weights_check_path(path, e) != 0)
+        return e->code;
     uint8_t *buf = NULL;
     size_t bytes = 0;
     int rc = weights_safetensors_encode(w, &buf, &bytes, e);

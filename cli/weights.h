@@ -79,6 +79,9 @@ void weights_layer_name(netspec_op_kind k, int g,
  * one).  Fails on a checkpoint whose net text does not parse. */
 int weights_from_ckpt(const ckpt *c, weights_set *w, tfq_error *e);
 
+/* 0 when path ends in .safetensors or .npz, else TFQ_EINVAL saying so. */
+int weights_check_path(const char *path, tfq_error *e);
+
 /* Writes w to path, as safetensors or .npz after its suffix (.safetensors,
  * .npz; anything else is TFQ_EINVAL). */
 int weights_write(const weights_set *w, const char *path, tfq_error *e);
