@@ -214,6 +214,8 @@ def torch_accuracy(path, data, ntest):
     net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in t.items()},
                         strict=True)
     net.eval()
+    for m in net.seq:  # the list's modules are not the net's children
+        m.eval()
     with torch.no_grad():
         logits = net(torch.from_numpy(np.ascontiguousarray(x)))
     print(int((logits.argmax(dim=1).numpy() == y).sum()))

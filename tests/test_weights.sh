@@ -142,4 +142,49 @@ hostile missing "$dropped: the net needs it and the file has no such tensor"
 hostile extra "zz.extra: the file has this tensor and the net has no place"
 [ -e "$TMP/h/x.ckpt" ] && fail "a refused import left $TMP/h/x.ckpt"
 
+# ---- a grid from imported base nets (base:) ---------------------------------
+
+expect "base A: train" 0 -- train "${SHORT[@]}" --classes 0,1,2,3,4 \
+    --save "$TMP/baseA.ckpt"
+expect "base B: train" 0 -- train "${SHORT[@]}" --classes 5,6,7,8,9 \
+    --save "$TMP/baseB.ckpt"
+expect "base A: export" 0 -- checkpoint export --file "$TMP/baseA.ckpt" \
+    -o "$TMP/baseA.safetensors"
+cat >"$TMP/base.yaml" <<EOF
+name: imported
+dataset: {kind: fashion-mnist, limit_train: 3000, limit_test: $NTEST}
+train: {epochs: 1}
+splits: {custom: [{name: s, A: [0, 1, 2, 3, 4], B: [5, 6, 7, 8, 9]}]}
+layers: 1-2
+variants: [selffer, transfer, random]
+base: {A: $TMP/baseA.safetensors, B: $TMP/baseB.ckpt}
+EOF
+if expect "submit --dry-run with base:" 0 -- submit "$TMP/base.yaml" --dry-run; then
+    ! grep -q "/base[AB] " "$TMP/out" && grep -q "^s/1/A1B " "$TMP/out" &&
+        grep -q "^s/1/R2B " "$TMP/out" && grep -q "^6 jobs" "$TMP/out" &&
+        ok "base: expands to the derived nets alone" ||
+        fail "base: expansion: $(cat "$TMP/out")"
+fi
+sed "s|B: $TMP/baseB.ckpt|B: $R.ckpt|" "$TMP/base.yaml" >"$TMP/base-wrong.yaml"
+expect "base: of the other task's classes" 1 \
+    "base.B: $R.ckpt: a checkpoint for 1x28x28 inputs and 10 classes" -- \
+    submit "$TMP/base-wrong.yaml" --dry-run
+
+# The run needs the coordinator's blob_put (the data shipping work): until
+# it is built submit says so, and this part is skipped.
+EP=ipc://$TMP/coord.sock
+"$TFQ" coordinator --bind "$EP" --state "$TMP/state" >"$TMP/coord.log" 2>&1 &
+PIDS+=($!)
+if "$TFQ" submit "$TMP/base.yaml" --connect "$EP" >"$TMP/out" 2>"$TMP/err"; then
+    "$TFQ" worker --connect "$EP" --exit-when-idle >"$TMP/worker.log" 2>&1 &&
+        "$TFQ" status imported --connect "$EP" --json >"$TMP/status.json" &&
+        grep -q '"succeeded": 6' "$TMP/status.json" &&
+        ok "a grid from imported base nets runs to the end" ||
+        fail "base: grid run: $(cat "$TMP/status.json" "$TMP/worker.log")"
+elif grep -q "not built yet" "$TMP/err"; then
+    echo "note: blob_put is not built yet: the base: grid run is skipped"
+else
+    fail "base: submit: $(cat "$TMP/err")"
+fi
+
 [ "$failures" -eq 0 ] || exit 1
