@@ -29,7 +29,7 @@ if [ ! -d "$DATA" ] || ! "$PY" -c 'import numpy' 2>/dev/null; then
 fi
 
 expect "checkpoint --help names export and import" 0 -- checkpoint --help
-grep -q "export JOB|--file CKPT" "$TMP/out" && grep -q "import FILE" "$TMP/out" ||
+grep -q "export JOB|--file CKPT" "$TMP/out" && grep -q "import FILE -o" "$TMP/out" ||
     fail "tfq checkpoint --help lacks export or import"
 expect "export needs -o" 2 "-o FILE" -- checkpoint export --file x.ckpt
 expect "export to another suffix" 1 "neither in .safetensors nor in .npz" -- \
