@@ -10,6 +10,7 @@
 #include "common/text.h"
 #include "coordinator/gridspec.h"
 #include "coordinator/jobfile.h"
+#include "submit_base.h"
 #include "worker/engine/data.h"
 
 static char *read_file(const char *path, tfq_error *e)
@@ -155,7 +156,8 @@ static void print_jobs(const jobfile *f, FILE *out)
 /* Parses (and for a grid file expands) text, to check it before sending
  * and to print it with --dry-run; sets the grid's name and fingerprint. */
 static int check_source(const char *text, char *grid, size_t grid_bytes,
-                        char fp[HASH_HEX_BYTES], int dry_run, tfq_error *e)
+                        char fp[HASH_HEX_BYTES], int dry_run,
+                        submit_base *base, tfq_error *e)
 {
     jobfile f = {0};
     fp[0] = '\0';
@@ -175,6 +177,8 @@ static int check_source(const char *text, char *grid, size_t grid_bytes,
         snprintf(grid, grid_bytes, "%s", g->name);
     if (rc == 0)
         rc = fingerprint(g, e);
+    if (rc == 0)
+        rc = submit_base_prepare(g, text, base, e);
     if (rc == 0)
         rc = gridspec_expand(g, &jobs, e);
     if (rc == 0)
@@ -249,14 +253,17 @@ int cmd_submit(int argc, char **argv)
     const char *path = argv[optind];
     tfq_error e = {0};
     char fp[HASH_HEX_BYTES];
+    submit_base base = {0};
     char *text = source_text(path, &e);
     if (text == NULL ||
-        check_source(text, grid, sizeof grid, fp, dry_run, &e) != 0) {
+        check_source(text, grid, sizeof grid, fp, dry_run, &base, &e) != 0) {
         fprintf(stderr, "tfq submit: %s: %s\n", path, e.msg);
+        submit_base_release(&base);
         free(text);
         return CLI_ERROR;
     }
     if (dry_run) {
+        submit_base_release(&base);
         free(text);
         return CLI_OK;
     }
@@ -264,11 +271,11 @@ int cmd_submit(int argc, char **argv)
         base_name(path, grid, sizeof grid);
     client *c = client_new(connect, &e);
     int status = CLI_ERROR;
-    if (c != NULL) {
+    if (c != NULL && submit_upload_base(c, &base, &e) == 0) {
         proto_msg m, r;
         proto_msg_init(&m, PROTO_SUBMIT);
         m.grid = grid;
-        m.spec = text;
+        m.spec = base.text ? base.text : text;
         m.force = force;
         memcpy(m.fingerprint, fp, sizeof m.fingerprint);
         if (client_request(c, &m, &r, &e) == 0) {
@@ -282,6 +289,7 @@ int cmd_submit(int argc, char **argv)
     if (status != CLI_OK)
         fprintf(stderr, "tfq submit: %s: %s\n", path, e.msg);
     client_destroy(&c);
+    submit_base_release(&base);
     free(text);
     return status;
 }

@@ -515,6 +515,36 @@ static int get_words(reader *r, const yaml_node_t *v, const char *key,
     return 0;
 }
 
+/* base.A / base.B: a file of the submitter, or "sha256:HEX" once tfq
+ * submit has resolved it. */
+static int on_base(reader *r, gridspec *g, const char *key,
+                   const yaml_node_t *k, const yaml_node_t *v)
+{
+    (void)k;
+    char path[16], text[1100];
+    int t = key[0] == 'A' ? 0 : 1;
+    snprintf(path, sizeof path, "base.%s", key);
+    if (get_str(r, v, path, text, sizeof text) != 0)
+        return TFQ_EINVAL;
+    g->has_base = 1;
+    g->base_span[t][0] = (long)v->start_mark.index;
+    g->base_span[t][1] = (long)v->end_mark.index;
+    if (strncmp(text, "sha256:", 7) != 0) {
+        if (strlen(text) >= sizeof g->base_file[t])
+            return fail(r, v, path, "the file name is too long");
+        snprintf(g->base_file[t], sizeof g->base_file[t], "%s", text);
+        return 0;
+    }
+    int ok = strlen(text + 7) == HASH_HEX_BYTES - 1;
+    for (const char *c = text + 7; ok && *c; c++)
+        ok = isxdigit((unsigned char)*c) && !isupper((unsigned char)*c);
+    if (!ok)
+        return fail(r, v, path, "'sha256:' is not followed by 64 lowercase "
+                    "hex digits");
+    memcpy(g->base_sha[t], text + 7, HASH_HEX_BYTES);
+    return 0;
+}
+
 static int on_top(reader *r, gridspec *g, const char *key,
                   const yaml_node_t *k, const yaml_node_t *v)
 {
@@ -625,6 +655,30 @@ static const yaml_node_t *find_key(yaml_document_t *doc, const yaml_node_t *map,
     return NULL;
 }
 
+/* base: needs one split and one seed (the imported nets were trained on
+ * one split, once), and the base of every task a derived net copies from. */
+static int check_base(reader *r, gridspec *g, const yaml_node_t *root)
+{
+    if (!g->has_base)
+        return 0;
+    const yaml_node_t *at = find_key(r->doc, root, "base");
+    if (g->nsplits != 1 || g->nseeds != 1)
+        return fail(r, at, "base", "imported base nets need exactly one "
+                    "split and one seed (the grid has %d and %d)", g->nsplits,
+                    g->nseeds);
+    for (int t = 0; t < 2; t++) {
+        int x_is_t = t == 0 ? g->b_to_a : g->a_to_b; /* t is a target */
+        int y_is_t = t == 0 ? g->a_to_b : g->b_to_a; /* t is a source */
+        int needed = (x_is_t && g->selffer) || (y_is_t && g->transfer);
+        if (needed && g->nlayers > 0 && g->base_file[t][0] == '\0' &&
+            g->base_sha[t][0] == '\0')
+            return fail(r, at, "base", "the grid's %s nets copy from task "
+                        "%c's base: give base.%c", y_is_t && g->transfer
+                        ? "transfer" : "selffer", 'A' + t, 'A' + t);
+    }
+    return 0;
+}
+
 /* What the file left out, then the combinations that cannot run. */
 static int check(reader *r, gridspec *g, const yaml_node_t *root)
 {
@@ -652,6 +706,8 @@ static int check(reader *r, gridspec *g, const yaml_node_t *root)
                     "to finetune, or drop random");
     if ((g->selffer || g->transfer) && !g->frozen && !g->finetuned)
         return fail(r, root, "finetune", "no finetune mode");
+    if (check_base(r, g, root) != 0)
+        return TFQ_EINVAL;
     if (gridspec_count(g) > GRID_MAX_JOBS)
         return fail(r, root, "grid", "%d jobs, more than %d",
                     gridspec_count(g), GRID_MAX_JOBS);
@@ -668,7 +724,8 @@ static int parse_doc(reader *r, gridspec *g)
     static const char *const top[] = {
         "name", "dataset", "net", "train", "splits", "directions", "layers",
         "variants", "finetune", "seeds", "repeats", "metric", "max_attempts",
-        NULL};
+        "base", NULL};
+    static const char *const base[] = {"A", "B", NULL};
     static const char *const dataset[] = {"kind", "path", "fingerprint",
                                           "limit_train", "limit_test", NULL};
     static const char *const splits[] = {"random", "dissimilar", "custom",
@@ -695,7 +752,7 @@ static int parse_doc(reader *r, gridspec *g)
             return fail(r, k, "grid", "unknown key '%.40s' (known: name, "
                         "dataset, net, train, splits, directions, layers, "
                         "variants, finetune, seeds, repeats, metric, "
-                        "max_attempts)", key ? key : "?");
+                        "max_attempts, base)", key ? key : "?");
         for (yaml_node_pair_t *q = root->data.mapping.pairs.start; q < p; q++)
             if (strcmp(scalar(yaml_document_get_node(r->doc, q->key)), key) == 0)
                 return fail(r, k, "grid", "'%s' is given twice", key);
@@ -710,6 +767,8 @@ static int parse_doc(reader *r, gridspec *g)
             rc = each_key(r, g, v, "train", train_keys, on_train);
         else if (strcmp(key, "splits") == 0)
             rc = each_key(r, g, v, "splits", splits, on_splits);
+        else if (strcmp(key, "base") == 0)
+            rc = each_key(r, g, v, "base", base, on_base);
         else
             rc = on_top(r, g, key, k, v);
         if (rc != 0)
@@ -866,7 +925,8 @@ int gridspec_count(const gridspec *g)
 {
     int per_n = (g->selffer + g->transfer) * (g->frozen + g->finetuned) +
                 g->random;
-    long per_split = 2 + (long)(g->a_to_b + g->b_to_a) * g->nlayers * per_n;
+    long per_split = (g->has_base ? 0 : 2) +
+                     (long)(g->a_to_b + g->b_to_a) * g->nlayers * per_n;
     long total = per_split * g->nsplits * g->nseeds;
     for (int i = 0; i < g->nsweeps && total <= GRID_MAX_JOBS; i++)
         total *= g->sweeps[i].nvalues;
@@ -913,6 +973,14 @@ static void put_classes(strbuf *b, const int *c, int n)
     put(b, "\n");
 }
 
+/* With base:, a derived net's source is its task's imported checkpoint
+ * (from: "baseA" or "baseB"). */
+static void put_base_init(strbuf *b, const gridspec *g, const char *from)
+{
+    if (g->has_base && from != NULL)
+        put(b, "init = %s\n", g->base_sha[from[4] == 'A' ? 0 : 1]);
+}
+
 /* One job: its name and coordinates, then the spec every job shares. */
 typedef struct {
     const gridspec *g;
@@ -930,7 +998,7 @@ static void put_job(strbuf *b, const cell *c, const char *job, char target,
     const gridspec *g = c->g;
     put(b, "%sname = %s%s/%d/%s\n", b->len ? "---\n" : "", c->prefix,
         c->s->name, c->seed, job);
-    if (from != NULL)
+    if (from != NULL && !g->has_base)
         put(b, "init_from = %s%s/%d/%s\n", c->prefix, c->s->name, c->seed,
             from);
     if (c->sweep[0] != '\0')
@@ -954,6 +1022,7 @@ static void put_job(strbuf *b, const cell *c, const char *job, char target,
         c->seed);
     if (copy > 0)
         put(b, "copy = %d\n", copy);
+    put_base_init(b, g, from);
     if (freeze > 0)
         put(b, "freeze = %d\n", freeze);
 }
@@ -1023,8 +1092,10 @@ static void put_combination(strbuf *b, const gridspec *g, const int *at)
     for (int si = 0; si < g->nsplits; si++)
         for (int ri = 0; ri < g->nseeds; ri++) {
             cell c = {g, &g->splits[si], g->seeds[ri], sweep, prefix, lines};
-            put_job(b, &c, "baseA", 'A', 0, "base", 0, NULL, 0, 0);
-            put_job(b, &c, "baseB", 'B', 0, "base", 0, NULL, 0, 0);
+            if (!g->has_base) {
+                put_job(b, &c, "baseA", 'A', 0, "base", 0, NULL, 0, 0);
+                put_job(b, &c, "baseB", 'B', 0, "base", 0, NULL, 0, 0);
+            }
             for (int li = 0; li < g->nlayers; li++) {
                 if (g->a_to_b)
                     put_derived(b, &c, 'B', 'A', g->layers[li]);
@@ -1040,6 +1111,12 @@ int gridspec_expand(const gridspec *g, char **text, tfq_error *e)
     if (strlen(g->fingerprint) != 64)
         return tfq_error_set(e, TFQ_EINVAL, "grid: the data set's "
                              "fingerprint is not known");
+    for (int t = 0; g->has_base && t < 2; t++)
+        if (g->base_file[t][0] != '\0')
+            return tfq_error_set(e, TFQ_EINVAL, "grid: base.%c: '%s' is a "
+                                 "file where the grid was submitted; tfq "
+                                 "submit uploads it and names it by its "
+                                 "sha256", 'A' + t, g->base_file[t]);
     strbuf b = {malloc(65536), 0, 65536, 0};
     if (b.p == NULL)
         return tfq_error_set(e, TFQ_ENOMEM, "grid: out of memory");
@@ -1053,6 +1130,52 @@ int gridspec_expand(const gridspec *g, char **text, tfq_error *e)
         return tfq_error_set(e, TFQ_ENOMEM, "grid: out of memory");
     }
     *text = b.p;
+    return 0;
+}
+
+/* The byte offset of character index `chars` of UTF-8 text (libyaml's
+ * marks count characters), past a byte order mark libyaml skips. */
+static size_t byte_offset(const char *text, long chars)
+{
+    size_t i = strncmp(text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+    for (long n = 0; text[i] != '\0' && n < chars; n++)
+        do
+            i++;
+        while (((unsigned char)text[i] & 0xc0) == 0x80);
+    return i;
+}
+
+int gridspec_base_resolved(const char *text, const gridspec *g, char **out,
+                           tfq_error *e)
+{
+    *out = NULL;
+    strbuf b = {malloc(strlen(text) + 256), 0, strlen(text) + 256, 0};
+    if (b.p == NULL)
+        return tfq_error_set(e, TFQ_ENOMEM, "grid: out of memory");
+    b.p[0] = '\0';
+    int first = g->base_span[0][0] <= g->base_span[1][0] ? 0 : 1;
+    size_t at = 0;
+    for (int k = 0; k < 2; k++) {
+        int t = k == 0 ? first : 1 - first;
+        if (g->base_span[t][1] <= g->base_span[t][0])
+            continue; /* not given */
+        if (g->base_sha[t][0] == '\0') {
+            free(b.p);
+            return tfq_error_set(e, TFQ_EINVAL, "grid: base.%c has no "
+                                 "sha256 yet", 'A' + t);
+        }
+        size_t s0 = byte_offset(text, g->base_span[t][0]);
+        size_t s1 = byte_offset(text, g->base_span[t][1]);
+        put(&b, "%.*s\"sha256:%s\"", (int)(s0 - at), text + at,
+            g->base_sha[t]);
+        at = s1;
+    }
+    put(&b, "%s", text + at);
+    if (b.failed) {
+        free(b.p);
+        return tfq_error_set(e, TFQ_ENOMEM, "grid: out of memory");
+    }
+    *out = b.p;
     return 0;
 }
 

@@ -95,6 +95,15 @@ typedef struct {
     int nseeds;
     char metric[GRID_WORD_BYTES];  /* final, best, topK */
     int max_attempts;              /* 0: the queue's default */
+    /* base: {A: FILE, B: FILE}: base nets trained elsewhere; [0] task A,
+     * [1] task B.  A value is a file of the submitter (base_file) until
+     * tfq submit rewrites it as "sha256:HEX" (base_sha, the tfq checkpoint
+     * the coordinator stores under that hash). */
+    int has_base;
+    char base_file[2][1024];          /* "" when not given or resolved */
+    char base_sha[2][HASH_HEX_BYTES]; /* "" until known */
+    long base_span[2][2];             /* the value's [start, end) in the
+                                         text, in characters */
 } gridspec;
 
 /* Parses and checks a grid file: one YAML document of the text's bytes,
@@ -118,8 +127,17 @@ int gridspec_count(const gridspec *g);
  * waiting on) the base of its own combination.  Names read
  * SPLIT/SEED/NET, e.g. random0/1/A3B+, under the combination's coordinate
  * when there are sweeps: lr=0.01/init=caffe/random0/1/A3B+ (the job file's
- * sweep key).  g->fingerprint must be set. */
+ * sweep key).  g->fingerprint must be set.  With
+ * base: there are no base nets: each derived net copies from its task's
+ * imported checkpoint (init = base_sha), which must be known. */
 int gridspec_expand(const gridspec *g, char **text, tfq_error *e);
+
+/* text (the grid file g was parsed from) with each base: value replaced
+ * by "sha256:" and g->base_sha of that task, in a new string *out; the
+ * rest of the text as it was.  TFQ_EINVAL when a base it names has no
+ * base_sha. */
+int gridspec_base_resolved(const char *text, const gridspec *g, char **out,
+                           tfq_error *e);
 
 /* The text of a built-in grid ("quick", "paper"), or NULL. */
 const char *gridspec_preset(const char *name);

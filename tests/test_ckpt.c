@@ -396,12 +396,12 @@ static int test_corruption(void)
     CHECK(read_fails(bad, (int[]){TFQ_EMAGIC, 0}, "magic") == 0);
 
     memcpy(buf, orig, bytes);
-    buf[8] += 1; /* version 2 */
+    buf[8] += 1; /* version 3 */
     CHECK(test_write_file(bad, buf, bytes) == 0);
     CHECK(read_fails(bad, (int[]){TFQ_EVERSION, 0}, "version") == 0);
     c = ckpt_read(bad, &e);
     ckpt_destroy(&c);
-    CHECK_MSG(strstr(e.msg, "version 2") != NULL, "%s", e.msg);
+    CHECK_MSG(strstr(e.msg, "version 3") != NULL, "%s", e.msg);
 
     CHECK(test_write_file(bad, "", 0) == 0);
     CHECK(read_fails(bad, (int[]){TFQ_ETRUNC, TFQ_EFORMAT, 0}, "empty") == 0);

@@ -566,6 +566,66 @@ static int test_sweep_errors(void)
     return 0;
 }
 
+/* base: {A, B}: no base nets; each derived net copies from its task's
+ * imported checkpoint (init = its sha256); the random control copies
+ * nothing.  A file name is resolved into "sha256:HEX" in the text. */
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+static int test_base(void)
+{
+    static gridspec g;
+    jobfile f;
+    tfq_error e = {0};
+    const char *grid = "splits: {random: [0]}\ndirections: both\n"
+                       "layers: 1-2\nvariants: [selffer, transfer, random]\n"
+                       "finetune: both\nbase: {A: a.safetensors, B: "
+                       "\"dir/\u00e9b.ckpt\"}\n";
+    CHECK_MSG(gridspec_parse(grid, &g, &e) == 0, "%s", e.msg);
+    CHECK(g.has_base && strcmp(g.base_file[1], "dir/\u00e9b.ckpt") == 0);
+    snprintf(g.fingerprint, sizeof g.fingerprint, "%s", FP);
+    char *jobs = NULL;
+    CHECK(gridspec_expand(&g, &jobs, &e) == TFQ_EINVAL && jobs == NULL);
+    CHECK_MSG(strstr(e.msg, "base.A: 'a.safetensors'") != NULL, "%s", e.msg);
+    memcpy(g.base_sha[0], SHA_A, sizeof g.base_sha[0]);
+    memcpy(g.base_sha[1], SHA_B, sizeof g.base_sha[1]);
+    char *resolved = NULL;
+    CHECK_MSG(gridspec_base_resolved(grid, &g, &resolved, &e) == 0, "%s",
+              e.msg);
+    CHECK_MSG(strstr(resolved, "base: {A: \"sha256:" SHA_A "\", B: "
+                     "\"sha256:" SHA_B "\"}\n") != NULL, "%s", resolved);
+    int rc = expand(resolved, &g, &f);
+    free(resolved);
+    CHECK(rc == 0);
+    CHECK_EQ_INT(f.njobs, 2 * 2 * 5); /* directions x n x nets, no bases */
+    for (int i = 0; i < f.njobs; i++) {
+        const jobfile_job *j = &f.jobs[i];
+        const char *job = strrchr(j->name, '/') + 1;
+        CHECK_MSG(strstr(job, "base") == NULL, "%s", j->name);
+        CHECK_MSG(j->init_from < 0 && j->nafter == 0, "%s waits", j->name);
+        /* XnY copies from X's base: A1B from A's file, B2B from B's */
+        const char *want = job[0] == 'R' ? "" : job[0] == 'A' ? SHA_A : SHA_B;
+        CHECK_MSG(strcmp(j->spec.init, want) == 0, "%s copies from '%s'",
+                  j->name, j->spec.init);
+        CHECK_EQ_INT(j->spec.copy_layers, job[0] == 'R' ? 0 : j->n);
+    }
+    CHECK(find(&f, "random0/1/A2B+") && find(&f, "random0/1/R1A"));
+    jobfile_release(&f);
+    CHECK(gridspec_parse("splits: {random: [0]}\nseeds: [1, 2]\nlayers: 1\n"
+                         "base: {A: a, B: b}\n", &g, &e) == TFQ_EINVAL);
+    CHECK_MSG(strstr(e.msg, "line 4: base: imported base nets need exactly "
+                     "one split and one seed") != NULL, "%s", e.msg);
+    CHECK(gridspec_parse("splits: {random: [0]}\nlayers: 1\n"
+                         "base: {A: a}\n", &g, &e) == TFQ_EINVAL);
+    CHECK_MSG(strstr(e.msg, "selffer nets copy from task B's base: give "
+                     "base.B") != NULL, "%s", e.msg);
+    CHECK(gridspec_parse("splits: {random: [0]}\nlayers: 1\n"
+                         "base: {A: \"sha256:12\", B: b}\n", &g,
+                         &e) == TFQ_EINVAL);
+    CHECK_MSG(strstr(e.msg, "base.A: 'sha256:' is not followed") != NULL,
+              "%s", e.msg);
+    return 0;
+}
+
 static const test_case cases[] = {
     {"sweep_expand", test_sweep_expand},
     {"sweep_errors", test_sweep_errors},
@@ -576,6 +636,7 @@ static const test_case cases[] = {
     {"errors", test_errors},
     {"hostile", test_hostile},
     {"settings_agree", test_settings_agree},
+    {"base", test_base},
 };
 
 int main(int argc, char **argv)

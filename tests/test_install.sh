@@ -151,7 +151,8 @@ for c in "${CMDS[@]}"; do
         echo "$got" | grep -qx -- "$o" || fail "bash completes 'tfq $c --' without $o"
     done
 done
-[ "$(complete_words tfq checkpoint "")" = get ] || fail "bash does not complete 'tfq checkpoint ' to get"
+[ "$(complete_words tfq checkpoint "" | tr '\n' ' ')" = "get export import " ] ||
+    fail "bash does not complete 'tfq checkpoint ' to get, export and import"
 mkdir "$DIR/cwd" && touch "$DIR/cwd/grid.yaml" && mkdir "$DIR/cwd/statedir"
 got=$(cd "$DIR/cwd" && complete_words tfq coordinator --state "")
 [ "$got" = statedir ] || fail "bash completes 'tfq coordinator --state ' to '$got', not the directory statedir"

@@ -535,12 +535,17 @@ static int run_head(agent *a, tfq_error *e)
             log_info("job %lld attempt %d resumes from checkpoint %.12s",
                      (long long)a->job, a->attempt, h->sha256);
     }
-    if (rc == 0 && h->init[0] != '\0') {
-        rc = client_ckpt_get_mem(a->conn, h->init, 0, &init, &init_bytes,
+    /* The source's checkpoint the queue found (init_from), else the one
+     * the job names (init = SHA, an imported base net). */
+    const char *init_sha = h->init[0] != '\0' ? h->init
+                           : rc == 0 && spec.kind == JOBSPEC_TRAIN ? spec.init
+                                                                   : "";
+    if (rc == 0 && init_sha[0] != '\0') {
+        rc = client_ckpt_get_mem(a->conn, init_sha, 0, &init, &init_bytes,
                                  &je);
         if (rc == 0)
             log_info("job %lld attempt %d copies layers from checkpoint %.12s",
-                     (long long)a->job, a->attempt, h->init);
+                     (long long)a->job, a->attempt, init_sha);
     }
     if (rc == 0) {
         job_hooks hooks = {on_progress, on_tick, on_checkpoint, a};

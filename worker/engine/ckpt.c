@@ -120,6 +120,10 @@ int ckpt_encode(const ckpt_meta *meta, const net *m, uint8_t **buf,
     put(&w, meta->test_acc, sizeof(float) * (size_t)meta->nevals);
     put(&w, meta->train_loss, sizeof(float) * (size_t)meta->nevals);
     put(&w, meta->fingerprint, HASH_HEX_BYTES - 1);
+    int nc = meta->norm.c >= 0 && meta->norm.c <= 3 ? meta->norm.c : 0;
+    put_i32(&w, nc);
+    put(&w, meta->norm.mean, sizeof(float) * (size_t)nc);
+    put(&w, meta->norm.std, sizeof(float) * (size_t)nc);
     put_u32(&w, (uint32_t)(4 * m->nlearned));
     net *mm = (net *)m; /* net_layer_params does not modify */
     for (int g = 1; g <= m->nlearned; g++) {
@@ -164,35 +168,29 @@ static int write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
-int ckpt_write(const char *path, const ckpt_meta *meta, const net *m,
-               tfq_error *e)
+int ckpt_file_write(const char *path, const uint8_t *buf, size_t bytes,
+                    tfq_error *e)
 {
-    uint8_t *buf = NULL;
-    size_t bytes = 0;
-    int rc = ckpt_encode(meta, m, &buf, &bytes, e);
-    if (rc != 0)
-        return rc;
+    int rc = 0;
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = tfq_error_set(e, TFQ_EIO, "%s: cannot create temporary file: %s",
-                           path, strerror(errno));
-        goto out;
-    }
+    if (fd < 0)
+        return tfq_error_set(e, TFQ_EIO, "%s: cannot create temporary file: "
+                             "%s", path, strerror(errno));
     if (write_all(fd, buf, bytes) != 0 || fsync(fd) != 0) {
         rc = tfq_error_set(e, TFQ_EIO, "%s: write failed: %s", tmp,
                            strerror(errno));
         close(fd);
         unlink(tmp);
-        goto out;
+        return rc;
     }
     close(fd);
     if (rename(tmp, path) != 0) {
         rc = tfq_error_set(e, TFQ_EIO, "%s: rename failed: %s", path,
                            strerror(errno));
         unlink(tmp);
-        goto out;
+        return rc;
     }
     /* Make the rename itself durable. */
     char dir[4096];
@@ -202,7 +200,17 @@ int ckpt_write(const char *path, const ckpt_meta *meta, const net *m,
         fsync(dfd);
         close(dfd);
     }
-out:
+    return 0;
+}
+
+int ckpt_write(const char *path, const ckpt_meta *meta, const net *m,
+               tfq_error *e)
+{
+    uint8_t *buf = NULL;
+    size_t bytes = 0;
+    int rc = ckpt_encode(meta, m, &buf, &bytes, e);
+    if (rc == 0)
+        rc = ckpt_file_write(path, buf, bytes, e);
     free(buf);
     return rc;
 }
@@ -246,8 +254,25 @@ static int get_str(reader *r, char *out, size_t cap)
     return 0;
 }
 
-static int parse_meta(reader *r, ckpt_meta *m, const char *what,
+/* Version 2's normalisation: channels, then their means and deviations. */
+static int parse_norm(reader *r, data_norm *n, const char *what,
                       tfq_error *e)
+{
+    int32_t c = get_i32(r);
+    if (r->bad || c < 0 || c > 3)
+        return tfq_error_set(e, TFQ_EFORMAT, "%s: bad normalisation "
+                             "channel count %d", what, (int)c);
+    n->c = c;
+    get(r, n->mean, sizeof(float) * (size_t)c);
+    get(r, n->std, sizeof(float) * (size_t)c);
+    if (r->bad)
+        return tfq_error_set(e, TFQ_ETRUNC, "%s: truncated normalisation",
+                             what);
+    return 0;
+}
+
+static int parse_meta(reader *r, ckpt_meta *m, uint32_t version,
+                      const char *what, tfq_error *e)
 {
     if (get_str(r, m->net_text, sizeof m->net_text) != 0)
         return tfq_error_set(e, TFQ_EFORMAT,
@@ -279,7 +304,8 @@ static int parse_meta(reader *r, ckpt_meta *m, const char *what,
     m->fingerprint[HASH_HEX_BYTES - 1] = '\0';
     if (r->bad)
         return tfq_error_set(e, TFQ_ETRUNC, "%s: truncated metrics", what);
-    return 0;
+    memset(&m->norm, 0, sizeof m->norm);
+    return version >= 2 ? parse_norm(r, &m->norm, what, e) : 0;
 }
 
 static int parse_tensors(reader *r, ckpt *c, tfq_error *e)
@@ -347,10 +373,10 @@ ckpt *ckpt_decode(const uint8_t *buf, size_t bytes, const char *what,
     }
     uint32_t version;
     memcpy(&version, buf + 8, 4);
-    if (version != CKPT_VERSION) {
+    if (version < CKPT_VERSION_MIN || version > CKPT_VERSION) {
         tfq_error_set(e, TFQ_EVERSION, "%s: checkpoint format version %u, "
-                      "this tfq reads version %u", what, version,
-                      CKPT_VERSION);
+                      "this tfq reads versions %u to %u", what, version,
+                      CKPT_VERSION_MIN, CKPT_VERSION);
         goto fail;
     }
     uint8_t digest[HASH_BYTES];
@@ -368,7 +394,7 @@ ckpt *ckpt_decode(const uint8_t *buf, size_t bytes, const char *what,
     memcpy(c->buf, buf, bytes);
     c->bytes = bytes;
     reader r = {c->buf + 12, bytes - 12 - HASH_BYTES, 0};
-    if (parse_meta(&r, &c->meta, what, e) != 0 ||
+    if (parse_meta(&r, &c->meta, version, what, e) != 0 ||
         parse_tensors(&r, c, e) != 0)
         goto fail;
     return c;
@@ -377,35 +403,45 @@ fail:
     return NULL;
 }
 
-ckpt *ckpt_read(const char *path, tfq_error *e)
+int ckpt_file_read(const char *path, size_t max_bytes, uint8_t **out,
+                   size_t *out_bytes, tfq_error *e)
 {
+    *out = NULL;
     FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        tfq_error_set(e, errno == ENOENT ? TFQ_ENOENT : TFQ_EIO, "%s: %s",
-                      path, strerror(errno));
-        return NULL;
-    }
+    if (f == NULL)
+        return tfq_error_set(e, errno == ENOENT ? TFQ_ENOENT : TFQ_EIO,
+                             "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || st.st_size < 0 ||
-        (size_t)st.st_size > MAX_CKPT_BYTES) {
-        tfq_error_set(e, TFQ_EIO, "%s: cannot size the file", path);
+        (size_t)st.st_size > max_bytes) {
         fclose(f);
-        return NULL;
+        return tfq_error_set(e, TFQ_EIO, "%s: cannot size the file, or it "
+                             "is over %zu bytes", path, max_bytes);
     }
     size_t bytes = (size_t)st.st_size;
     uint8_t *buf = malloc(bytes ? bytes : 1);
     if (buf == NULL) {
-        tfq_error_set(e, TFQ_ENOMEM, "%s: out of memory", path);
         fclose(f);
-        return NULL;
+        return tfq_error_set(e, TFQ_ENOMEM, "%s: out of memory", path);
     }
     size_t got = fread(buf, 1, bytes, f);
     fclose(f);
-    ckpt *c = NULL;
-    if (got != bytes)
-        tfq_error_set(e, TFQ_EIO, "%s: short read", path);
-    else
-        c = ckpt_decode(buf, bytes, path, e);
+    if (got != bytes) {
+        free(buf);
+        return tfq_error_set(e, TFQ_EIO, "%s: short read", path);
+    }
+    *out = buf;
+    *out_bytes = bytes;
+    return 0;
+}
+
+ckpt *ckpt_read(const char *path, tfq_error *e)
+{
+    uint8_t *buf = NULL;
+    size_t bytes = 0;
+    if (ckpt_file_read(path, MAX_CKPT_BYTES, &buf, &bytes, e) != 0)
+        return NULL;
+    ckpt *c = ckpt_decode(buf, bytes, path, e);
     free(buf);
     return c;
 }
@@ -430,6 +466,18 @@ static const tensor_view *find(const ckpt *c, const char *name)
         if (strcmp(c->t[i].name, name) == 0)
             return &c->t[i];
     return NULL;
+}
+
+int ckpt_tensor(const ckpt *c, const char *name, int dims[4], int *ndim,
+                const uint8_t **data)
+{
+    const tensor_view *t = find(c, name);
+    if (t == NULL)
+        return TFQ_ENOENT;
+    memcpy(dims, t->dims, sizeof t->dims);
+    *ndim = t->ndim;
+    *data = t->data;
+    return 0;
 }
 
 /* Copies tensor `name` into dst after checking its shape. */

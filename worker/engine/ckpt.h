@@ -6,7 +6,9 @@
  *   8       4      format version (CKPT_VERSION), little-endian u32
  *   12      ...    meta: net description, input shape, classes, epoch,
  *                  step in epoch, global step, seed, partial-epoch loss,
- *                  per-epoch metrics, data fingerprint, frozen layers
+ *                  per-epoch metrics, data fingerprint, frozen layers;
+ *                  from version 2 the input normalisation (i32 channels c,
+ *                  then c f32 means, c f32 standard deviations)
  *   ...     4      tensor count, then per tensor: name, ndim, dims, f32 data
  *   end-32  32     SHA-256 of every byte before it
  *
@@ -24,10 +26,12 @@
 #include "common/err.h"
 #include "common/hash.h"
 #include "common/settings.h"
+#include "data.h"
 #include "net.h"
 
 #define CKPT_MAGIC "TFQCKPT"
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u
+#define CKPT_VERSION_MIN 1u /* version 1: no normalisation (norm.c 0) */
 #define CKPT_MAX_EVALS SETTINGS_MAX_EPOCHS
 
 typedef struct {
@@ -45,6 +49,9 @@ typedef struct {
     float test_acc[CKPT_MAX_EVALS];   /* after each epoch */
     float train_loss[CKPT_MAX_EVALS]; /* mean over each epoch */
     char fingerprint[HASH_HEX_BYTES]; /* data set the net was trained on */
+    data_norm norm;    /* the input normalisation the net was trained
+                          with; norm.c 0: not known (version 1, or an
+                          import without it) */
 } ckpt_meta;
 
 typedef struct ckpt ckpt;
@@ -61,6 +68,17 @@ int ckpt_encode(const ckpt_meta *meta, const net *m, uint8_t **buf,
 int ckpt_write(const char *path, const ckpt_meta *meta, const net *m,
                tfq_error *e);
 
+/* Writes bytes to path atomically: a temporary file beside it, synced and
+ * renamed into place.  TFQ_EIO naming the path and the system's reason. */
+int ckpt_file_write(const char *path, const uint8_t *buf, size_t bytes,
+                    tfq_error *e);
+
+/* The whole file at path in a new buffer *out (the caller frees it) of
+ * *out_bytes bytes; TFQ_ENOENT, or TFQ_EIO for a file over max_bytes or
+ * one that cannot be read. */
+int ckpt_file_read(const char *path, size_t max_bytes, uint8_t **out,
+                   size_t *out_bytes, tfq_error *e);
+
 /* Parses and verifies a serialised checkpoint; `what` names it in errors
  * (a path, or "checkpoint of job 12").  Returns NULL with e set on failure. */
 ckpt *ckpt_decode(const uint8_t *buf, size_t bytes, const char *what,
@@ -72,6 +90,13 @@ ckpt *ckpt_read(const char *path, tfq_error *e);
 void ckpt_destroy(ckpt **c);
 
 const ckpt_meta *ckpt_get_meta(const ckpt *c);
+
+/* The tensor called name ("layer3.weight", "layer3.bias"; see
+ * ckpt_encode): its shape dims[0..*ndim) and its values, *data pointing at
+ * the count little-endian f32 inside c (not aligned: memcpy them).
+ * Returns 0, or TFQ_ENOENT when c has no such tensor. */
+int ckpt_tensor(const ckpt *c, const char *name, int dims[4], int *ndim,
+                const uint8_t **data);
 
 /* Loads every parameter and momentum tensor into m, for resuming; m's net
  * description, input shape and classes must equal the checkpoint's. */

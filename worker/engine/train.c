@@ -183,6 +183,7 @@ trainer *trainer_new(const train_config *cfg, const data_set *train,
                                    cfg->epochs * t->steps_per_epoch);
     ckpt_meta_from_net(&t->meta, t->m);
     t->meta.seed = cfg->seed;
+    t->meta.norm = *norm;
     if (fingerprint != NULL)
         snprintf(t->meta.fingerprint, sizeof t->meta.fingerprint, "%s",
                  fingerprint);
@@ -513,6 +514,7 @@ int trainer_resume_ckpt(trainer *t, const ckpt *c, const char *what,
         t->meta = *cm;
         if (!t->meta.fingerprint[0])
             memcpy(t->meta.fingerprint, fp, sizeof fp);
+        t->meta.norm = t->norm; /* this data's, whatever the version had */
     }
     return rc;
 }
