@@ -32,6 +32,7 @@ void blob_check_init(blob_check *c, blob_store s)
 {
     memset(c, 0, sizeof *c);
     c->store = s;
+    c->magic = s == BLOB_CKPT;
     if (s == BLOB_DATA)
         datapack_hasher_init(&c->pack);
     else
@@ -74,7 +75,7 @@ int blob_check_final(blob_check *c, const char *id, tfq_error *e)
                              id, hex, c->store == BLOB_DATA
                                           ? "its fingerprint differs"
                                           : "its SHA-256 differs");
-    if (c->store == BLOB_CKPT &&
+    if (c->store == BLOB_CKPT && c->magic &&
         (c->seen < BLOB_CKPT_MAGIC_BYTES ||
          memcmp(c->head, BLOB_CKPT_MAGIC, BLOB_CKPT_MAGIC_BYTES) != 0))
         return tfq_error_set(e, TFQ_EMAGIC, "checkpoint %.12s does not start "

@@ -42,6 +42,9 @@ typedef struct {
     datapack_hasher pack;    /* data */
     int64_t seen;
     uint8_t head[BLOB_CKPT_MAGIC_BYTES];
+    int magic; /* ckpt: the bytes must start with BLOB_CKPT_MAGIC (set by
+                  init; a download of a worker's checkpoint by ckpt_get
+                  clears it: a sleep job's is a line of text) */
 } blob_check;
 
 void blob_check_init(blob_check *c, blob_store s);

@@ -362,6 +362,7 @@ static upload *upload_start(coord *c, const peer *p, const proto_msg *m,
         return NULL;
     }
     u->leased = 1;
+    u->check.magic = 0; /* the job's own check judges its content */
     u->job = m->job;
     u->attempt = m->attempt;
     u->epoch = m->epoch;
