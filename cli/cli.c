@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/datacache.h"
+
 void cli_duration(double seconds, char buf[CLI_DURATION_BYTES])
 {
     long long t = seconds > 0 ? (long long)(seconds + 0.5) : 0;
@@ -70,25 +72,7 @@ int cli_u64(const char *cmd, const char *flag, const char *v, uint64_t *out)
 
 int cli_mkdir_p(const char *dir, tfq_error *e)
 {
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
-        return tfq_error_set(e, TFQ_ERANGE, "%s: path too long", dir);
-    for (char *p = path + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            return tfq_error_set(e, TFQ_EIO, "%s: cannot create directory: "
-                                 "%s", path, strerror(errno));
-        *p = c;
-        if (c == '\0')
-            break;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return tfq_error_set(e, TFQ_EIO, "%s: not a directory", dir);
-    return TFQ_OK;
+    return datacache_mkdir_p(dir, e);
 }
 
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "common/blob.h"
 #include "common/hash.h"
 
 struct client {
@@ -321,61 +322,89 @@ char *client_results(const char *endpoint, const char *grid, tfq_error *e)
     return json;
 }
 
-/* ---- checkpoints -------------------------------------------------------- */
+/* ---- blobs: downloads ---------------------------------------------------- */
 
 /* Takes the next chunk: data[0 .. bytes) at the offset before it, of a
- * checkpoint of total bytes (the same in every chunk). */
-typedef int (*ckpt_sink)(void *ud, const uint8_t *data, size_t bytes,
+ * blob of total bytes (the same in every chunk). */
+typedef int (*blob_sink)(void *ud, const uint8_t *data, size_t bytes,
                          int64_t total, tfq_error *e);
 
-/* The one download of a checkpoint (client.h): every chunk to sink, in
- * order, then the hash checked; *total its size. */
-static int ckpt_get(client *c, const char *sha, int64_t max_bytes,
-                    ckpt_sink sink, void *ud, int64_t *total, tfq_error *e)
+/* What one download asks for: a checkpoint by ckpt_get (for peers that
+ * know no blob_get), or a blob of a store by blob_get. */
+typedef struct {
+    proto_kind ask; /* PROTO_CKPT_GET or PROTO_BLOB_GET */
+    blob_store store;
+    const char *id;
+    int64_t max_bytes;
+} blob_want;
+
+static const char *want_what(const blob_want *w)
 {
-    if (max_bytes <= 0 || max_bytes > PROTO_MAX_CKPT_BYTES)
-        max_bytes = PROTO_MAX_CKPT_BYTES;
-    hash_sha256_ctx h;
-    hash_sha256_init(&h);
+    return w->store == BLOB_DATA ? "data set" : "checkpoint";
+}
+
+/* Whether r is the chunk of w at offset got (of the same total as before
+ * when *total is known). */
+static int chunk_ok(const blob_want *w, const proto_msg *r, int64_t got,
+                    int64_t total)
+{
+    int same = w->ask == PROTO_CKPT_GET
+                   ? r->kind == PROTO_CKPT_CHUNK &&
+                         strcmp(r->sha256, w->id) == 0
+                   : r->kind == PROTO_BLOB_CHUNK &&
+                         strcmp(r->id, w->id) == 0 && r->store != NULL &&
+                         strcmp(r->store, blob_store_name(w->store)) == 0;
+    return same && r->offset == got && (total < 0 || r->total == total) &&
+           (int64_t)r->data_bytes <= r->total - got &&
+           !(r->data_bytes == 0 && r->total > got);
+}
+
+/* The one download of a blob (client.h): every chunk to sink, in order,
+ * each checked as it comes (blob_check), then the whole against the id;
+ * *total its size. */
+static int blob_fetch(client *c, const blob_want *w, blob_sink sink,
+                      void *ud, int64_t *total, tfq_error *e)
+{
+    blob_check chk;
+    blob_check_init(&chk, w->store);
+    chk.magic = w->ask != PROTO_CKPT_GET; /* a sleep job's is text */
     int64_t got = 0;
     int rc = 0;
     *total = -1;
     while (rc == 0 && (*total < 0 || got < *total)) {
         proto_msg m, r;
-        proto_msg_init(&m, PROTO_CKPT_GET);
-        memcpy(m.sha256, sha, sizeof m.sha256);
+        proto_msg_init(&m, w->ask);
+        memcpy(m.sha256, w->id, sizeof m.sha256);
+        memcpy(m.id, w->id, sizeof m.id);
+        m.store = blob_store_name(w->store);
         m.offset = got;
         if ((rc = client_call(c, &m, &r, e)) != 0)
             break;
         if (r.kind == PROTO_ERROR)
-            return tfq_error_set(e, r.code, "checkpoint %.12s: %s", sha,
-                                 r.msg);
-        if (r.kind != PROTO_CKPT_CHUNK || strcmp(r.sha256, sha) != 0 ||
-            r.offset != got || (*total >= 0 && r.total != *total) ||
-            (int64_t)r.data_bytes > r.total - got ||
-            (r.data_bytes == 0 && r.total > got))
-            return tfq_error_set(e, TFQ_EFORMAT, "checkpoint %.12s: bad "
-                                 "chunk at offset %lld", sha, (long long)got);
-        if (r.total > max_bytes)
-            return tfq_error_set(e, TFQ_ERANGE, "checkpoint %.12s is %lld "
-                                 "bytes, more than the %lld expected at "
-                                 "most", sha, (long long)r.total,
-                                 (long long)max_bytes);
-        *total = r.total;
-        rc = sink(ud, r.data, r.data_bytes, r.total, e);
-        hash_sha256_update(&h, r.data, r.data_bytes);
+            rc = tfq_error_set(e, r.code, "%s %.12s: %s", want_what(w), w->id,
+                               r.msg);
+        else if (!chunk_ok(w, &r, got, *total))
+            rc = tfq_error_set(e, TFQ_EFORMAT, "%s %.12s: bad chunk at "
+                               "offset %lld", want_what(w), w->id,
+                               (long long)got);
+        else if (r.total > w->max_bytes)
+            rc = tfq_error_set(e, TFQ_ERANGE, "%s %.12s is %lld bytes, more "
+                               "than the %lld expected at most", want_what(w),
+                               w->id, (long long)r.total,
+                               (long long)w->max_bytes);
+        if (rc == 0) {
+            *total = r.total;
+            rc = blob_check_update(&chk, r.data, r.data_bytes, e);
+        }
+        if (rc == 0)
+            rc = sink(ud, r.data, r.data_bytes, r.total, e);
         got += (int64_t)r.data_bytes;
     }
-    if (rc != 0)
+    if (rc != 0) {
+        blob_check_release(&chk);
         return rc;
-    uint8_t digest[HASH_BYTES];
-    char hex[HASH_HEX_BYTES];
-    hash_sha256_final(&h, digest);
-    hash_hex(digest, hex);
-    if (strcmp(hex, sha) != 0)
-        return tfq_error_set(e, TFQ_ECHECKSUM, "checkpoint %.12s arrived "
-                             "with hash %.12s", sha, hex);
-    return 0;
+    }
+    return blob_check_final(&chk, w->id, e);
 }
 
 typedef struct {
@@ -404,7 +433,10 @@ int client_ckpt_get_mem(client *c, const char *sha256, int64_t max_bytes,
 {
     mem_sink s = {NULL, 0};
     int64_t total = 0;
-    int rc = ckpt_get(c, sha256, max_bytes, to_mem, &s, &total, e);
+    blob_want w = {PROTO_CKPT_GET, BLOB_CKPT, sha256,
+                   max_bytes > 0 && max_bytes <= PROTO_MAX_CKPT_BYTES
+                       ? max_bytes : PROTO_MAX_CKPT_BYTES};
+    int rc = blob_fetch(c, &w, to_mem, &s, &total, e);
     if (rc == 0 && s.buf == NULL) /* no chunk: cannot happen, but say so */
         rc = tfq_error_set(e, TFQ_EFORMAT, "checkpoint %.12s: no chunk",
                            sha256);
@@ -433,8 +465,9 @@ static int to_file(void *ud, const uint8_t *data, size_t bytes, int64_t total,
     return 0;
 }
 
-int client_ckpt_get_file(client *c, const char *sha256, const char *path,
-                         int64_t *bytes, tfq_error *e)
+/* A download of w into the file at path (client_ckpt_get_file says how). */
+static int fetch_file(client *c, const blob_want *w, const char *path,
+                      int64_t *bytes, tfq_error *e)
 {
     struct stat st;
     int direct = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
@@ -445,23 +478,169 @@ int client_ckpt_get_file(client *c, const char *sha256, const char *path,
     file_sink s = {fopen(tmp, "wb"), tmp};
     if (s.f == NULL)
         return tfq_error_set(e, TFQ_EIO, "%s: %s", tmp, strerror(errno));
-    int rc = ckpt_get(c, sha256, 0, to_file, &s, bytes, e);
+    int rc = blob_fetch(c, w, to_file, &s, bytes, e);
+    int bad = rc == TFQ_ECHECKSUM || rc == TFQ_EMAGIC;
     /* Buffered bytes meet a full device only here. */
-    if (rc == TFQ_ECHECKSUM || rc == 0) {
+    if (rc == 0 || bad) {
         if (fflush(s.f) != 0 || (!direct && fsync(fileno(s.f)) != 0))
             rc = tfq_error_set(e, errno == ENOSPC ? TFQ_ENOSPC : TFQ_EIO,
                                "%s: %s", tmp, strerror(errno));
     }
-    if (fclose(s.f) != 0 && (rc == 0 || rc == TFQ_ECHECKSUM))
+    if (fclose(s.f) != 0 && (rc == 0 || bad))
         rc = tfq_error_set(e, errno == ENOSPC ? TFQ_ENOSPC : TFQ_EIO,
                            "%s: %s", tmp, strerror(errno));
-    if (rc == TFQ_ECHECKSUM)
+    if (bad)
         tfq_error_wrap(e, rc, "%s: %s", path,
-                       direct ? "what was written is not the checkpoint"
+                       direct ? "what was written is not the blob asked for"
                               : "not written");
     else if (rc == 0 && !direct && rename(tmp, path) != 0)
         rc = tfq_error_set(e, TFQ_EIO, "%s: %s", path, strerror(errno));
     if (rc != 0 && !direct)
         unlink(tmp);
+    return rc;
+}
+
+int client_ckpt_get_file(client *c, const char *sha256, const char *path,
+                         int64_t *bytes, tfq_error *e)
+{
+    blob_want w = {PROTO_CKPT_GET, BLOB_CKPT, sha256, PROTO_MAX_CKPT_BYTES};
+    return fetch_file(c, &w, path, bytes, e);
+}
+
+int client_blob_get_file(client *c, const char *store,
+                         const char id[HASH_HEX_BYTES], const char *path,
+                         int64_t *bytes, tfq_error *e)
+{
+    blob_want w = {PROTO_BLOB_GET, BLOB_DATA, id, DATAPACK_MAX_BYTES};
+    int rc = blob_store_parse(store, &w.store, e);
+    if (rc != 0)
+        return rc;
+    if (w.store == BLOB_CKPT)
+        w.max_bytes = PROTO_MAX_CKPT_BYTES;
+    return fetch_file(c, &w, path, bytes, e);
+}
+
+/* ---- blobs: uploads ------------------------------------------------------ */
+
+int client_blob_has(client *c, const char *store,
+                    const char id[HASH_HEX_BYTES], int *present,
+                    tfq_error *e)
+{
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_BLOB_HAS);
+    m.store = store;
+    memcpy(m.id, id, sizeof m.id);
+    int rc = client_request(c, &m, &r, e);
+    if (rc == 0 && r.kind != PROTO_BLOB_INFO)
+        rc = tfq_error_set(e, TFQ_EFORMAT, "blob_has: the coordinator "
+                           "answered %s", proto_kind_name(r.kind));
+    if (rc == 0)
+        *present = r.present;
+    return rc;
+}
+
+/* Fills buf with the bytes at offset of what is uploaded. */
+typedef int (*blob_source)(void *ud, int64_t offset, uint8_t *buf,
+                           size_t bytes, tfq_error *e);
+
+/* The one upload of a blob of total bytes (client.h): chunks of at most
+ * PROTO_MAX_CHUNK_BYTES from src, each acknowledged before the next, until
+ * the last, or until the first's ack says the coordinator has it already.
+ * *sent: the bytes sent (0 then). */
+static int blob_send(client *c, const char *store, const char *id,
+                     int64_t total, blob_source src, void *ud, int64_t *sent,
+                     tfq_error *e)
+{
+    uint8_t *buf = malloc(PROTO_MAX_CHUNK_BYTES);
+    if (buf == NULL)
+        return tfq_error_set(e, TFQ_ENOMEM, "out of memory");
+    int64_t off = 0;
+    int rc = 0;
+    *sent = 0;
+    do {
+        size_t n = total - off < PROTO_MAX_CHUNK_BYTES
+                       ? (size_t)(total - off) : PROTO_MAX_CHUNK_BYTES;
+        proto_msg m, r;
+        proto_msg_init(&m, PROTO_BLOB_PUT);
+        m.store = store;
+        memcpy(m.id, id, sizeof m.id);
+        m.offset = off;
+        m.total = total;
+        m.data = buf;
+        m.data_bytes = n;
+        if ((rc = src(ud, off, buf, n, e)) != 0 ||
+            (rc = client_request(c, &m, &r, e)) != 0)
+            break;
+        if (r.kind != PROTO_ACK) {
+            rc = tfq_error_set(e, TFQ_EFORMAT, "blob_put: the coordinator "
+                               "answered %s", proto_kind_name(r.kind));
+            break;
+        }
+        if (r.present) /* stored already: nothing more to send */
+            break;
+        off += (int64_t)n;
+        *sent = off;
+    } while (off < total);
+    free(buf);
+    return rc;
+}
+
+typedef struct {
+    const uint8_t *buf;
+} mem_source;
+
+static int from_mem(void *ud, int64_t offset, uint8_t *buf, size_t bytes,
+                    tfq_error *e)
+{
+    (void)e;
+    memcpy(buf, ((mem_source *)ud)->buf + offset, bytes);
+    return 0;
+}
+
+int client_blob_put(client *c, const char *store,
+                    const char id[HASH_HEX_BYTES], const uint8_t *buf,
+                    size_t bytes, tfq_error *e)
+{
+    mem_source s = {buf};
+    int64_t sent = 0;
+    return blob_send(c, store, id, (int64_t)bytes, from_mem, &s, &sent, e);
+}
+
+typedef struct {
+    FILE *f;
+    const char *path;
+} file_source;
+
+static int from_file(void *ud, int64_t offset, uint8_t *buf, size_t bytes,
+                     tfq_error *e)
+{
+    file_source *s = ud;
+    (void)offset; /* read in order */
+    if (fread(buf, 1, bytes, s->f) != bytes)
+        return tfq_error_set(e, TFQ_EIO, "%s: %s", s->path,
+                             ferror(s->f) ? strerror(errno)
+                                          : "shorter than it was");
+    return 0;
+}
+
+int client_blob_put_file(client *c, const char *store,
+                         const char id[HASH_HEX_BYTES], const char *path,
+                         int64_t *sent_bytes, tfq_error *e)
+{
+    file_source s = {fopen(path, "rb"), path};
+    struct stat st;
+    if (s.f == NULL || fstat(fileno(s.f), &st) != 0) {
+        int rc = tfq_error_set(e, TFQ_ENOENT, "%s: %s", path,
+                               strerror(errno));
+        if (s.f != NULL)
+            fclose(s.f);
+        return rc;
+    }
+    int64_t sent = 0;
+    int rc = blob_send(c, store, id, (int64_t)st.st_size, from_file, &s,
+                       &sent, e);
+    fclose(s.f);
+    if (sent_bytes != NULL)
+        *sent_bytes = sent;
     return rc;
 }

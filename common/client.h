@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "common/curve.h"
+#include "common/hash.h"
 #include "common/proto.h"
 
 /* Where clients and workers look for the coordinator unless told. */
@@ -122,6 +123,42 @@ int client_ckpt_get_mem(client *c, const char *sha256, int64_t max_bytes,
  * write error names path and the system's reason ("No space left on
  * device").  *bytes: the checkpoint's size. */
 int client_ckpt_get_file(client *c, const char *sha256, const char *path,
+                         int64_t *bytes, tfq_error *e);
+
+/* ---- blobs (PROTOCOL.md: blob_has, blob_put, blob_get) ------------------
+ * store is "data" (data packs by fingerprint) or "ckpt" (checkpoints by
+ * SHA-256); id is 64 hex digits.  Each call fails with the coordinator's
+ * error (its code and message), TFQ_EINVAL for an unknown store, or the
+ * connection's error; none prints anything. */
+
+/* Whether the coordinator stores blob id (*present 1 or 0). */
+int client_blob_has(client *c, const char *store,
+                    const char id[HASH_HEX_BYTES], int *present,
+                    tfq_error *e);
+
+/* Uploads buf[0 .. bytes) as blob id, chunk by chunk, each acknowledged;
+ * stops after the first when the coordinator says it has it already.  The
+ * coordinator checks the whole (TFQ_ECHECKSUM: it is not blob id) and
+ * stores nothing that fails. */
+int client_blob_put(client *c, const char *store,
+                    const char id[HASH_HEX_BYTES], const uint8_t *buf,
+                    size_t bytes, tfq_error *e);
+
+/* The same from the file at path, streamed (a pack may be GBs): one chunk
+ * in memory at a time.  *sent_bytes (may be NULL): the bytes sent, 0 when
+ * the coordinator had it already.  TFQ_ENOENT / TFQ_EIO naming path for a
+ * file that cannot be read. */
+int client_blob_put_file(client *c, const char *store,
+                         const char id[HASH_HEX_BYTES], const char *path,
+                         int64_t *sent_bytes, tfq_error *e);
+
+/* Downloads blob id into the file at path as client_ckpt_get_file does
+ * (path.part, synced, renamed once verified; removed on failure), each
+ * chunk checked as it comes: a data pack by its fingerprint
+ * (datapack_hasher), a checkpoint by its SHA-256 and magic.  TFQ_ENOENT:
+ * the coordinator has no such blob.  *bytes: its size. */
+int client_blob_get_file(client *c, const char *store,
+                         const char id[HASH_HEX_BYTES], const char *path,
                          int64_t *bytes, tfq_error *e);
 
 #endif

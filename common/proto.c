@@ -36,8 +36,8 @@ typedef struct {
     X(ERROR, "error", T_STR, error, 0, PROTO_MAX_MSG_BYTES)                \
     X(SHA256, "sha256", T_SHA, sha256, 0, 0)                               \
     X(INIT, "init", T_SHA, init, 0, 0)                                     \
-    X(OFFSET, "offset", T_I64, offset, 0, PROTO_MAX_CKPT_BYTES)            \
-    X(TOTAL, "total", T_I64, total, 0, PROTO_MAX_CKPT_BYTES)               \
+    X(OFFSET, "offset", T_I64, offset, 0, PROTO_MAX_BLOB_BYTES)            \
+    X(TOTAL, "total", T_I64, total, 0, PROTO_MAX_BLOB_BYTES)               \
     X(DATA, "data", T_BIN, data, 0, PROTO_MAX_CHUNK_BYTES)                 \
     X(GRID, "grid", T_STR, grid, 0, PROTO_MAX_NAME_BYTES)                  \
     X(FORCE, "force", T_BOOL, force, 0, 0)                                 \
@@ -65,7 +65,13 @@ typedef struct {
     X(NEXT, "next", T_I64, next, 0, INT64_MAX)                             \
     X(NAME, "name", T_STR, name, 0, PROTO_MAX_NAME_BYTES)                  \
     X(STATE, "state", T_STR, state, 0, PROTO_MAX_STATE_BYTES)             \
-    X(QUERY, "query", T_STR, query, 0, PROTO_MAX_QUERY_BYTES)
+    X(QUERY, "query", T_STR, query, 0, PROTO_MAX_QUERY_BYTES)              \
+    X(STORE, "store", T_STR, store, 0, PROTO_MAX_STORE_BYTES)              \
+    X(ID, "id", T_SHA, id, 0, 0)                                           \
+    X(PRESENT, "present", T_BOOL, present, 0, 0)                           \
+    X(BYTES, "bytes", T_I64, bytes, 0, PROTO_MAX_BLOB_BYTES)               \
+    X(REASON, "reason", T_STR, reason, 0, PROTO_MAX_MSG_BYTES)             \
+    X(LACKS, "lacks", T_STR, lacks, 0, PROTO_MAX_LACKS_BYTES)
 
 enum {
 #define F_ENUM(e, key, type, member, lo, hi) F_##e,
@@ -90,13 +96,13 @@ typedef struct {
 static const kind_def s_kinds[PROTO_KIND_COUNT] = {
     [PROTO_HELLO] = {"hello", B(WORKER) | B(THREADS), 0},
     [PROTO_WELCOME] = {"welcome", B(HEARTBEAT_MS), 0},
-    [PROTO_READY] = {"ready", 0, B(MAX)},
+    [PROTO_READY] = {"ready", 0, B(MAX) | B(LACKS)},
     [PROTO_JOB] = {"job", B(JOB) | B(ATTEMPT) | B(SPEC) | B(LEASE),
                    B(GRID) | B(SHA256) | B(INIT) | B(MORE)},
     [PROTO_NO_JOB] = {"no_job", B(RETRY_MS), 0},
     [PROTO_HEARTBEAT] = {"heartbeat",
                          B(JOB) | B(ATTEMPT) | B(EPOCH) | B(STEP), B(LEASE)},
-    [PROTO_ACK] = {"ack", 0, 0},
+    [PROTO_ACK] = {"ack", 0, B(PRESENT)},
     [PROTO_CANCEL] = {"cancel", B(JOB) | B(ATTEMPT), 0},
     [PROTO_PROGRESS] = {"progress",
                         B(JOB) | B(ATTEMPT) | B(EPOCH) | B(LOSS) |
@@ -108,7 +114,8 @@ static const kind_def s_kinds[PROTO_KIND_COUNT] = {
                         B(LEASE)},
     [PROTO_RESULT] = {"result", B(JOB) | B(ATTEMPT) | B(OK),
                       B(RESULT) | B(ERROR) | B(SHA256) | B(LEASE)},
-    [PROTO_RELEASE] = {"release", B(JOB) | B(ATTEMPT), B(LEASE)},
+    [PROTO_RELEASE] = {"release", B(JOB) | B(ATTEMPT),
+                       B(LEASE) | B(REASON) | B(LACKS)},
     [PROTO_CKPT_GET] = {"ckpt_get", B(SHA256) | B(OFFSET), 0},
     [PROTO_CKPT_CHUNK] = {"ckpt_chunk",
                           B(SHA256) | B(OFFSET) | B(TOTAL) | B(DATA), 0},
@@ -145,6 +152,15 @@ static const kind_def s_kinds[PROTO_KIND_COUNT] = {
     [PROTO_ATTEMPTS_REPLY] = {"attempts_reply", B(ITEMS), 0},
     [PROTO_METRICS] = {"metrics", 0, 0},
     [PROTO_METRICS_REPLY] = {"metrics_reply", B(ITEMS), 0},
+    [PROTO_BLOB_HAS] = {"blob_has", B(STORE) | B(ID), 0},
+    [PROTO_BLOB_INFO] = {"blob_info", B(STORE) | B(ID) | B(PRESENT),
+                         B(BYTES)},
+    [PROTO_BLOB_PUT] = {"blob_put",
+                        B(STORE) | B(ID) | B(OFFSET) | B(TOTAL) | B(DATA), 0},
+    [PROTO_BLOB_GET] = {"blob_get", B(STORE) | B(ID) | B(OFFSET), 0},
+    [PROTO_BLOB_CHUNK] = {"blob_chunk",
+                          B(STORE) | B(ID) | B(OFFSET) | B(TOTAL) | B(DATA),
+                          0},
     [PROTO_ERROR] = {"error", B(CODE) | B(MSG), B(RE)},
 };
 
@@ -265,6 +281,8 @@ static bool s_present(const proto_msg *m, int f)
         return *AT_C(m, f, char) != '\0';
     case T_KIND:
         return m->re != PROTO_KIND_NONE;
+    case T_BOOL: /* an optional flag is sent only when set */
+        return *AT_C(m, f, bool);
     case T_INT:
     case T_I64:
         /* 0 in a field whose range starts at 1 (an id): absent. */

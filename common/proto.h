@@ -22,7 +22,13 @@
  * coordinator buffer much. */
 #define PROTO_MAX_FRAME_BYTES (4u << 20)
 #define PROTO_MAX_CHUNK_BYTES (1u << 20)             /* "data" of a chunk */
-#define PROTO_MAX_CKPT_BYTES ((int64_t)1 << 34)     /* "total": 16 GiB */
+#define PROTO_MAX_CKPT_BYTES ((int64_t)1 << 34)     /* a checkpoint: 16 GiB */
+#define PROTO_MAX_BLOB_BYTES ((int64_t)1 << 36) /* "offset", "total": 64 GiB,
+                                                   a data pack's bound */
+#define PROTO_MAX_STORE_BYTES 16                     /* "store" */
+/* Fingerprints one "ready" may say its worker lacks ("lacks"). */
+#define PROTO_MAX_LACKS 16
+#define PROTO_MAX_LACKS_BYTES (PROTO_MAX_LACKS * 65)
 #define PROTO_MAX_NAME_BYTES 128             /* "worker", "grid", "name" */
 #define PROTO_MAX_STATE_BYTES 16                     /* "state" */
 #define PROTO_MAX_MSG_BYTES 4096                     /* "msg", "error" */
@@ -81,6 +87,11 @@
     X(ATTEMPTS_REPLY, "attempts_reply")    \
     X(METRICS, "metrics")                  \
     X(METRICS_REPLY, "metrics_reply")      \
+    X(BLOB_HAS, "blob_has")                \
+    X(BLOB_INFO, "blob_info")              \
+    X(BLOB_PUT, "blob_put")                \
+    X(BLOB_GET, "blob_get")                \
+    X(BLOB_CHUNK, "blob_chunk")            \
     X(ERROR, "error")
 
 typedef enum {
@@ -131,6 +142,18 @@ typedef struct {
     int64_t offset, total;
     const uint8_t *data; /* chunk bytes: data[0 .. data_bytes) */
     size_t data_bytes;
+
+    /* blobs: content-addressed files of a store ("data": data packs by
+     * fingerprint, "ckpt": checkpoints by SHA-256) */
+    const char *store;
+    char id[65];   /* 64 hex digits */
+    bool present;  /* blob_info; ack of a blob_put: already stored */
+    int64_t bytes; /* blob_info: its size (0 when absent) */
+    /* release: why the worker hands the job back (NULL: it stops);
+     * release, ready: the data fingerprints it cannot get, space-separated
+     * (ready: at most PROTO_MAX_LACKS) */
+    const char *reason;
+    const char *lacks;
 
     /* clients */
     const char *grid; /* grid name */

@@ -422,11 +422,15 @@ static int open_state(coord *c, tfq_error *e)
     if (rc != 0)
         return rc;
     snprintf(c->ckpt_dir, sizeof c->ckpt_dir, "%s/ckpt", dir);
-    if (mkdir(c->ckpt_dir, 0700) != 0 && errno != EEXIST)
-        return tfq_error_set(e, TFQ_EIO, "%s: %s", c->ckpt_dir,
-                             strerror(errno));
-    uploads_clean(c->ckpt_dir);
-    make_private(c->ckpt_dir);
+    snprintf(c->data_dir, sizeof c->data_dir, "%s/data", dir);
+    const char *stores[] = {c->ckpt_dir, c->data_dir};
+    for (int i = 0; i < 2; i++) {
+        if (mkdir(stores[i], 0700) != 0 && errno != EEXIST)
+            return tfq_error_set(e, TFQ_EIO, "%s: %s", stores[i],
+                                 strerror(errno));
+        uploads_clean(stores[i]);
+        make_private(stores[i]);
+    }
     return TFQ_OK;
 }
 

@@ -463,6 +463,11 @@ static const struct {
     [PROTO_CANCEL_GRID] = {ROLE_CLIENT, 0, on_change},
     [PROTO_RETRY] = {ROLE_CLIENT, 0, on_change},
     [PROTO_CKPT_GET] = {ANYONE, 0, uploads_get},
+    [PROTO_BLOB_HAS] = {ANYONE, 0, uploads_blob_has},
+    [PROTO_BLOB_GET] = {ANYONE, 0, uploads_get},
+    /* A client's upload needs no lease; under CURVE only a client key may
+     * send it, as only a client key may submit. */
+    [PROTO_BLOB_PUT] = {ROLE_CLIENT, 0, uploads_blob_put},
     [PROTO_STATUS] = {ANYONE, 1, on_status},
     [PROTO_RESULTS] = {ANYONE, 1, on_report},
     [PROTO_CURVES] = {ANYONE, 1, on_report},

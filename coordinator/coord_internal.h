@@ -5,7 +5,7 @@
  *   coord_handlers.c  the table of message kinds and their handlers
  *   coord_lease.c     lease tokens and holders: who may speak for a lease
  *   coord_submit.c    submits, parsed off the loop and stored as a grid
- *   coord_uploads.c   checkpoint uploads and downloads
+ *   coord_uploads.c   blob uploads and downloads (checkpoints, data)
  *   coord_auth.c      CURVE: the ZAP allow-list check and handshake monitor
  *
  * A function shared between them is declared here and named after its
@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <uv.h>
 
+#include "common/blob.h"
 #include "common/curve.h"
 #include "common/hash.h"
 #include "common/jobspec.h"
@@ -44,21 +45,24 @@
  * finish. */
 #define COORD_MAX_PARSES 2
 
-/* One checkpoint arriving in chunks, written to a temporary file as it
- * comes and hashed on the way. */
+/* One blob arriving in chunks, written to a temporary file as it comes
+ * and checked on the way: a worker's checkpoint for its lease (ckpt_put:
+ * leased), or a client's blob (blob_put: a data pack or a checkpoint). */
 typedef struct {
     int used;
+    int leased;       /* ckpt_put: job, attempt, epoch, holder, spec hold */
+    blob_store store; /* where it goes once checked */
     int64_t job;
     int attempt, epoch;
     char holder[65]; /* the lease's holder: every chunk must come from it */
     char peer[PROTO_MAX_NAME_BYTES];
-    char sha256[65];
+    char id[65]; /* the checkpoint's SHA-256, the data's fingerprint */
     int64_t total, got;
     FILE *f;
     char tmp[4200];
-    hash_sha256_ctx hash;
+    blob_check check;
     int64_t started_ms, last_ms;
-    jobspec *spec; /* the job's, to check the checkpoint against */
+    jobspec *spec; /* leased: the job's, to check the checkpoint against */
 } upload;
 
 /* A reply held until the batch that produced it is committed. */
@@ -132,6 +136,7 @@ struct coord {
     proto_unpacked up;
     char endpoint[256];
     char ckpt_dir[4096];
+    char data_dir[4096]; /* DIR/data: data packs by fingerprint */
     upload uploads[COORD_MAX_UPLOADS];
     uint8_t chunk[PROTO_MAX_CHUNK_BYTES]; /* a checkpoint chunk being sent */
     struct submit_work *parsing[COORD_MAX_PARSES]; /* submits off the loop */
@@ -232,14 +237,17 @@ void submit_cancel_all(coord *c);
 
 /* ---- coord_uploads.c ---- */
 
-handler_fn uploads_put; /* ckpt_put: one chunk of a checkpoint upload */
-handler_fn uploads_get; /* ckpt_get: one chunk of a stored checkpoint */
+handler_fn uploads_put;      /* ckpt_put: one chunk of a checkpoint upload */
+handler_fn uploads_get;      /* ckpt_get, blob_get: one chunk of a blob */
+handler_fn uploads_blob_has; /* blob_has: whether a blob is stored */
+handler_fn uploads_blob_put; /* blob_put: one chunk of a client's blob */
 
 /* Drops the uploads of an attempt whose lease has ended. */
 void uploads_drop_attempt(coord *c, int64_t job, int attempt);
 
 /* Drops uploads whose lease has ended (expired, cancelled) or that have
- * been silent for silent_ms: abandoned ones take no disk. */
+ * been silent for silent_ms (a client's blob too): abandoned ones take no
+ * disk. */
 void uploads_sweep(coord *c, int64_t now, int64_t silent_ms);
 
 /* Drops every upload in progress (their temporary files removed). */

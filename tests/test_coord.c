@@ -21,6 +21,7 @@
 #include <zmq.h>
 
 #include "check.h"
+#include "common/datapack.h"
 #include "common/hash.h"
 #include "common/proto.h"
 #include "common/jobspec.h"
@@ -2067,6 +2068,282 @@ static int metrics_lost_lease(void)
     return with_coordinator(lost_body, EXPIRY_HEARTBEAT_MS);
 }
 
+/* ---- blobs ---------------------------------------------------------------
+ * Content-addressed uploads and downloads (blob_has, blob_put, blob_get):
+ * a data pack checked by its fingerprint as it streams in, a checkpoint by
+ * its SHA-256 and magic; what fails is not stored, and a half-done upload
+ * takes no disk once it goes silent. */
+
+/* A small data pack's file bytes (*buf, malloc'd) and fingerprint; seed
+ * varies the pixels. */
+static int pack_bytes(const fixture *fx, int seed, uint8_t **buf,
+                      size_t *bytes, char fp[HASH_HEX_BYTES])
+{
+    datapack p = {0};
+    p.h = (datapack_header){1, 4, 4, 3, 40, 12, 0};
+    size_t image = datapack_image_bytes(&p.h);
+    p.train_y = malloc(40);
+    p.train_x = malloc(40 * image);
+    p.test_y = malloc(12);
+    p.test_x = malloc(12 * image);
+    CHECK(p.train_y && p.train_x && p.test_y && p.test_x);
+    for (size_t i = 0; i < 40 * image; i++)
+        p.train_x[i] = (uint8_t)(i * 31 + (size_t)seed * 7);
+    for (size_t i = 0; i < 12 * image; i++)
+        p.test_x[i] = (uint8_t)(i * 17 + (size_t)seed);
+    for (int i = 0; i < 40; i++)
+        p.train_y[i] = (uint8_t)(i % 3);
+    for (int i = 0; i < 12; i++)
+        p.test_y[i] = (uint8_t)(i % 3);
+    char path[400];
+    snprintf(path, sizeof path, "%s/pack%d.tfqd", fx->dir, seed);
+    tfq_error e = {0};
+    CHECK_MSG(datapack_write(path, &p, fp, &e) == 0, "%s", e.msg);
+    datapack_release(&p);
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    fseek(f, 0, SEEK_END);
+    *bytes = (size_t)ftell(f);
+    rewind(f);
+    *buf = malloc(*bytes);
+    CHECK(*buf != NULL && fread(*buf, 1, *bytes, f) == *bytes);
+    fclose(f);
+    return 0;
+}
+
+/* Files under the state's sub/ (ckpt, data) whose name starts with
+ * prefix. */
+static int count_in(const fixture *fx, const char *sub, const char *prefix)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s", fx->state, sub);
+    DIR *d = opendir(path);
+    int n = 0;
+    struct dirent *de;
+    while (d != NULL && (de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.' || strncmp(prefix, ".", 1) == 0
+                 ? strncmp(de->d_name, prefix, strlen(prefix)) == 0
+                 : 0;
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+/* Sends one blob_put chunk data[0 .. n) at offset of a blob of total
+ * bytes; the reply into *r. */
+static int blob_put(conn *c, const char *store, const char *id,
+                    int64_t offset, int64_t total, const void *data,
+                    size_t n, proto_msg *r)
+{
+    proto_msg m;
+    proto_msg_init(&m, PROTO_BLOB_PUT);
+    m.store = store;
+    memcpy(m.id, id, sizeof m.id);
+    m.offset = offset;
+    m.total = total;
+    m.data = data;
+    m.data_bytes = n;
+    CHECK(send_msg(c, &m) == 0);
+    CHECK(recv_msg(c, r, REPLY_TIMEOUT_MS) == 0);
+    return 0;
+}
+
+/* A reply that is an error of code, naming want in its message. */
+static int is_error(const proto_msg *r, int code, const char *want)
+{
+    CHECK_MSG(r->kind == PROTO_ERROR, "got %s", proto_kind_name(r->kind));
+    CHECK_MSG(r->code == code, "code %d (%s), wanted %d", r->code, r->msg,
+              code);
+    CHECK_MSG(want == NULL || strstr(r->msg, want) != NULL, "%s", r->msg);
+    return 0;
+}
+
+/* Downloads blob id of store with blob_get, chunk by chunk, and checks
+ * that it is want[0 .. n). */
+static int blob_get_all(conn *c, const char *store, const char *id,
+                        const uint8_t *want, size_t n)
+{
+    size_t got = 0;
+    do {
+        proto_msg m, r;
+        proto_msg_init(&m, PROTO_BLOB_GET);
+        m.store = store;
+        memcpy(m.id, id, sizeof m.id);
+        m.offset = (int64_t)got;
+        CHECK(request(c, &m, &r, PROTO_BLOB_CHUNK) == 0);
+        CHECK(strcmp(r.id, id) == 0 && strcmp(r.store, store) == 0);
+        CHECK(r.total == (int64_t)n && r.offset == (int64_t)got);
+        CHECK(r.data_bytes > 0 && got + r.data_bytes <= n);
+        CHECK(memcmp(r.data, want + got, r.data_bytes) == 0);
+        got += r.data_bytes;
+    } while (got < n);
+    return 0;
+}
+
+/* Uploads in three chunks, a second put that stops at its first ack, the
+ * stored file, blob_has and a download in chunks; a checkpoint by its
+ * hash. */
+static int blob_roundtrip_body(fixture *fx)
+{
+    conn *c = conn_open(fx, "uploader");
+    CHECK(c != NULL);
+    uint8_t *pack = NULL;
+    size_t n = 0;
+    char fp[HASH_HEX_BYTES];
+    CHECK(pack_bytes(fx, 1, &pack, &n, fp) == 0);
+    proto_msg m, r;
+    proto_msg_init(&m, PROTO_BLOB_HAS);
+    m.store = "data";
+    memcpy(m.id, fp, sizeof m.id);
+    CHECK(request(c, &m, &r, PROTO_BLOB_INFO) == 0);
+    CHECK(!r.present);
+    size_t cut[] = {0, 10, n / 2, n};
+    for (int i = 0; i < 3; i++) {
+        CHECK(blob_put(c, "data", fp, (int64_t)cut[i], (int64_t)n,
+                       pack + cut[i], cut[i + 1] - cut[i], &r) == 0);
+        CHECK_MSG(r.kind == PROTO_ACK && !r.present, "chunk %d: %s", i,
+                  r.kind == PROTO_ERROR ? r.msg : proto_kind_name(r.kind));
+    }
+    CHECK(request(c, &m, &r, PROTO_BLOB_INFO) == 0);
+    CHECK(r.present && r.bytes == (int64_t)n);
+    CHECK(blob_put(c, "data", fp, 0, (int64_t)n, pack, 10, &r) == 0);
+    CHECK(r.kind == PROTO_ACK && r.present);
+    CHECK_EQ_INT(count_in(fx, "data", ".upload-"), 0);
+    char name[80];
+    snprintf(name, sizeof name, "%s.tfqd", fp);
+    CHECK_EQ_INT(count_in(fx, "data", name), 1);
+
+    CHECK(blob_get_all(c, "data", fp, pack, n) == 0);
+
+    /* A checkpoint: SHA-256, and the magic it must start with. */
+    const char ck[] = "TFQCKPT\0 a checkpoint's bytes";
+    uint8_t digest[HASH_BYTES];
+    char sha[HASH_HEX_BYTES];
+    hash_sha256(ck, sizeof ck, digest);
+    hash_hex(digest, sha);
+    CHECK(blob_put(c, "ckpt", sha, 0, sizeof ck, ck, sizeof ck, &r) == 0);
+    CHECK_MSG(r.kind == PROTO_ACK, "%s", r.kind == PROTO_ERROR ? r.msg : "");
+    CHECK_EQ_INT(count_in(fx, "ckpt", sha), 1);
+    CHECK(blob_get_all(c, "ckpt", sha, (const uint8_t *)ck, sizeof ck) == 0);
+    const char plain[] = "not a checkpoint";
+    hash_sha256(plain, sizeof plain, digest);
+    hash_hex(digest, sha);
+    CHECK(blob_put(c, "ckpt", sha, 0, sizeof plain, plain, sizeof plain,
+                   &r) == 0);
+    CHECK(is_error(&r, TFQ_EMAGIC, "TFQCKPT") == 0);
+    CHECK_EQ_INT(count_in(fx, "ckpt", sha), 0);
+    free(pack);
+    return 0;
+}
+
+static int blob_roundtrip(void)
+{
+    return with_coordinator(blob_roundtrip_body, HOLD_HEARTBEAT_MS);
+}
+
+/* A whole upload of pack as id, in two chunks; the last reply in *r. */
+static int put_two(conn *c, const char *id, const uint8_t *pack, size_t n,
+                   proto_msg *r)
+{
+    CHECK(blob_put(c, "data", id, 0, (int64_t)n, pack, n / 2, r) == 0);
+    if (r->kind != PROTO_ACK)
+        return 0;
+    return blob_put(c, "data", id, (int64_t)(n / 2), (int64_t)n,
+                    pack + n / 2, n - n / 2, r);
+}
+
+/* What the coordinator refuses, each with nothing stored and no upload
+ * left behind: another pack's bytes under an id, chunks out of order, a
+ * total its header does not say, a header that is not a pack's, an
+ * unknown store, a size over the limit, a blob it does not have. */
+static int blob_refused_body(fixture *fx)
+{
+    conn *c = conn_open(fx, "uploader");
+    CHECK(c != NULL);
+    uint8_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    char fa[HASH_HEX_BYTES], fb[HASH_HEX_BYTES];
+    CHECK(pack_bytes(fx, 1, &a, &na, fa) == 0);
+    CHECK(pack_bytes(fx, 2, &b, &nb, fb) == 0);
+    proto_msg r;
+    CHECK(put_two(c, fa, b, nb, &r) == 0);
+    CHECK(is_error(&r, TFQ_ECHECKSUM, "fingerprint") == 0);
+
+    CHECK(blob_put(c, "data", fa, 0, (int64_t)na, a, 10, &r) == 0);
+    CHECK(r.kind == PROTO_ACK);
+    CHECK(blob_put(c, "data", fa, 20, (int64_t)na, a + 20, 10, &r) == 0);
+    CHECK(is_error(&r, TFQ_EINVAL, "does not continue") == 0);
+    CHECK(blob_put(c, "data", fa, 10, (int64_t)na, a + 10, 10, &r) == 0);
+    CHECK(is_error(&r, TFQ_EINVAL, "out of order") == 0);
+
+    CHECK(blob_put(c, "data", fa, 0, (int64_t)na - 1, a, 100, &r) == 0);
+    CHECK(is_error(&r, TFQ_EFORMAT, "header says") == 0);
+    uint8_t bad[64];
+    memcpy(bad, a, sizeof bad);
+    bad[0] = 'X';
+    CHECK(blob_put(c, "data", fa, 0, (int64_t)na, bad, sizeof bad, &r) == 0);
+    CHECK(is_error(&r, TFQ_EMAGIC, NULL) == 0);
+    memcpy(bad, a, sizeof bad);
+    bad[12] = 9; /* 9 channels */
+    CHECK(blob_put(c, "data", fa, 0, (int64_t)na, bad, sizeof bad, &r) == 0);
+    CHECK(is_error(&r, TFQ_EFORMAT, "channels") == 0);
+    CHECK(blob_put(c, "nope", fa, 0, (int64_t)na, a, 10, &r) == 0);
+    CHECK(is_error(&r, TFQ_EINVAL, "no blob store") == 0);
+    CHECK(blob_put(c, "data", fa, 0, (int64_t)1 << 36, a, 10, &r) == 0);
+    CHECK(is_error(&r, TFQ_ERANGE, "allowed") == 0);
+
+    proto_msg m;
+    proto_msg_init(&m, PROTO_BLOB_GET);
+    m.store = "data";
+    memcpy(m.id, fa, sizeof m.id);
+    CHECK(send_msg(c, &m) == 0 && recv_msg(c, &r, REPLY_TIMEOUT_MS) == 0);
+    CHECK(is_error(&r, TFQ_ENOENT, "no such blob") == 0);
+    CHECK_EQ_INT(count_in(fx, "data", ""), 0);
+    CHECK_EQ_INT(count_in(fx, "data", ".upload-"), 0);
+
+    /* The right bytes under their own id are taken after all that. */
+    CHECK(put_two(c, fa, a, na, &r) == 0);
+    CHECK_MSG(r.kind == PROTO_ACK, "%s", r.kind == PROTO_ERROR ? r.msg : "");
+    CHECK_EQ_INT(count_in(fx, "data", ""), 1);
+    free(a);
+    free(b);
+    return 0;
+}
+
+static int blob_refused(void)
+{
+    return with_coordinator(blob_refused_body, HOLD_HEARTBEAT_MS);
+}
+
+/* An upload whose client goes silent is dropped with its file once the
+ * liveness window passes; its next chunk is then out of order. */
+static int blob_stale_body(fixture *fx)
+{
+    conn *c = conn_open(fx, "uploader");
+    CHECK(c != NULL);
+    uint8_t *a = NULL;
+    size_t na = 0;
+    char fa[HASH_HEX_BYTES];
+    CHECK(pack_bytes(fx, 1, &a, &na, fa) == 0);
+    proto_msg r;
+    CHECK(blob_put(c, "data", fa, 0, (int64_t)na, a, 10, &r) == 0);
+    CHECK(r.kind == PROTO_ACK);
+    CHECK_EQ_INT(count_in(fx, "data", ".upload-"), 1);
+    int64_t deadline = mono_ms() + EXPIRY_TIMEOUT_MS;
+    while (count_in(fx, "data", ".upload-") > 0 && mono_ms() < deadline)
+        sleep_ms(50);
+    CHECK_EQ_INT(count_in(fx, "data", ".upload-"), 0);
+    CHECK(blob_put(c, "data", fa, 10, (int64_t)na, a + 10, 10, &r) == 0);
+    CHECK(is_error(&r, TFQ_EINVAL, "out of order") == 0);
+    free(a);
+    return 0;
+}
+
+static int blob_stale(void)
+{
+    return with_coordinator(blob_stale_body, EXPIRY_HEARTBEAT_MS);
+}
+
 int main(int argc, char **argv)
 {
     job_engine_register(); /* jobs are checked as the tfq executable checks them */
@@ -2086,6 +2363,9 @@ int main(int argc, char **argv)
         {"submit_off_loop", submit_off_loop},
         {"dashboard_reads", dashboard_reads},
         {"metrics_lost_lease", metrics_lost_lease},
+        {"blob_roundtrip", blob_roundtrip},
+        {"blob_refused", blob_refused},
+        {"blob_stale", blob_stale},
     };
     return test_main(argc > 2 ? 2 : argc, argv, cases,
                      (int)(sizeof cases / sizeof cases[0]));

@@ -14,12 +14,12 @@
 static const char *const s_kind_fields[PROTO_KIND_COUNT][KIND_MAX_FIELDS] = {
     [PROTO_HELLO] = {"worker", "threads"},
     [PROTO_WELCOME] = {"heartbeat_ms"},
-    [PROTO_READY] = {"max"},
+    [PROTO_READY] = {"max", "lacks"},
     [PROTO_JOB] = {"job", "attempt", "spec", "lease", "grid", "sha256",
                    "init", "more"},
     [PROTO_NO_JOB] = {"retry_ms"},
     [PROTO_HEARTBEAT] = {"job", "attempt", "lease", "epoch", "step"},
-    [PROTO_ACK] = {0},
+    [PROTO_ACK] = {"present"},
     [PROTO_CANCEL] = {"job", "attempt"},
     [PROTO_PROGRESS] = {"job", "attempt", "lease", "epoch", "loss",
                         "test_acc", "images_per_s", "eta_s"},
@@ -27,7 +27,7 @@ static const char *const s_kind_fields[PROTO_KIND_COUNT][KIND_MAX_FIELDS] = {
                         "total", "sha256", "data"},
     [PROTO_RESULT] = {"job", "attempt", "lease", "ok", "result", "error",
                       "sha256"},
-    [PROTO_RELEASE] = {"job", "attempt", "lease"},
+    [PROTO_RELEASE] = {"job", "attempt", "lease", "reason", "lacks"},
     [PROTO_CKPT_GET] = {"sha256", "offset"},
     [PROTO_CKPT_CHUNK] = {"sha256", "offset", "total", "data"},
     [PROTO_BYE] = {0},
@@ -58,6 +58,11 @@ static const char *const s_kind_fields[PROTO_KIND_COUNT][KIND_MAX_FIELDS] = {
     [PROTO_ATTEMPTS_REPLY] = {"items"},
     [PROTO_METRICS] = {0},
     [PROTO_METRICS_REPLY] = {"items"},
+    [PROTO_BLOB_HAS] = {"store", "id"},
+    [PROTO_BLOB_INFO] = {"store", "id", "present", "bytes"},
+    [PROTO_BLOB_PUT] = {"store", "id", "offset", "total", "data"},
+    [PROTO_BLOB_GET] = {"store", "id", "offset"},
+    [PROTO_BLOB_CHUNK] = {"store", "id", "offset", "total", "data"},
     [PROTO_ERROR] = {"code", "msg", "re"},
 };
 
@@ -138,6 +143,14 @@ static void sample(proto_msg *m, proto_kind k)
     m->name = k == PROTO_JOB_GET ? NULL : "random0/1/A3B+";
     m->state = "succeeded";
     m->query = "{\"state\": \"running\", \"sort\": \"n\", \"desc\": true}";
+    m->store = "data";
+    for (int i = 0; i < 64; i++)
+        m->id[i] = "0123456789abcdef"[(i * 13) % 16];
+    m->id[64] = '\0';
+    m->present = true;
+    m->bytes = 54880064;
+    m->reason = "no such blob on the coordinator";
+    m->lacks = "3f2a3f2a3f2a3f2a3f2a3f2a3f2a3f2a3f2a3f2a3f2a3f2a3f2a3f2a3f2a3f2a";
 }
 
 static bool str_eq(const char *a, const char *b)
@@ -159,10 +172,11 @@ static bool field_eq(const proto_msg *a, const proto_msg *b, const char *key)
     INT_F(running) INT_F(done) INT_F(failed) INT_F(count) INT_F(code)
     INT_F(re) INT_F(lost) INT_F(failures) INT_F(released) INT_F(after)
     INT_F(next)
-    INT_F(blocked) INT_F(cancelled)
+    INT_F(blocked) INT_F(cancelled) INT_F(present) INT_F(bytes)
     STR_F(worker) STR_F(spec) STR_F(result) STR_F(error) STR_F(grid)
     STR_F(items) STR_F(msg) STR_F(sha256) STR_F(init) STR_F(fingerprint)
-    STR_F(lease) STR_F(name) STR_F(state) STR_F(query)
+    STR_F(lease) STR_F(name) STR_F(state) STR_F(query) STR_F(store)
+    STR_F(id) STR_F(reason) STR_F(lacks)
 #undef INT_F
 #undef STR_F
     if (strcmp(key, "data") == 0)
@@ -181,7 +195,8 @@ static const char *const s_all_keys[] = {
     "force", "grid_id", "added", "reused", "kept", "fingerprint", "queued", "running", "done",
     "failed", "count", "items", "code", "msg", "re", "lease", "lost", "failures",
     "released", "blocked", "cancelled",
-    "after", "next", "name", "state", "query"};
+    "after", "next", "name", "state", "query", "store", "id", "present",
+    "bytes", "reason", "lacks"};
 #define N_KEYS (sizeof s_all_keys / sizeof s_all_keys[0])
 
 static int test_roundtrip_all_kinds(void)
