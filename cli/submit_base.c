@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blob_stub.h"
+#include "common/client.h"
 #include "common/jobspec.h"
 #include "weights.h"
 
