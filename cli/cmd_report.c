@@ -417,6 +417,9 @@ static int report_sweeps(const report_args *a, const char *json,
                          const char *source, sweep_set *ss, tfq_error *e)
 {
     int chosen = 0, rc = 0;
+    if (ss->n <= 0)
+        return tfq_error_set(e, TFQ_EINVAL, "report: the grid has no "
+                             "setting combination");
     for (int i = 0; i < ss->n; i++)
         chosen += ss->chosen[i];
     grid_report *gs = calloc((size_t)ss->n, sizeof *gs);

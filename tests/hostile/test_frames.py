@@ -14,7 +14,7 @@ import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hostile import (EFORMAT, EINVAL, ERANGE, EVERSION, MAX_CHUNK_BYTES,  # noqa: E402
+from hostile import (EFORMAT, EINVAL, EPERM, ERANGE, EVERSION, MAX_CHUNK_BYTES,  # noqa: E402
                      MAX_FRAME_BYTES, Failure, check, code_name, main,
                      msgpack, pack, sleep_grid)
 
@@ -138,7 +138,10 @@ def hand_made():
         ("total 2^34+1", frame({"k": "ckpt_put", "job": 1, "attempt": 1,
                                 "epoch": 1, "offset": 0,
                                 "total": (1 << 34) + 1, "sha256": SHA,
-                                "data": b""}), ERANGE),
+                                "data": b""}),
+         # refused before anything is allocated: for its size, or (the
+         # shared chunk path checks the lease first) for holding no lease
+         (ERANGE, EPERM)),
         ("a chunk over 1 MiB", frame({"k": "ckpt_put", "job": 1,
                                       "attempt": 1, "epoch": 1, "offset": 0,
                                       "total": MAX_CHUNK_BYTES + 1,
