@@ -120,6 +120,7 @@ static int datapack_file_roundtrip(void)
     CHECK(memcmp(&p.h, &q.h, sizeof p.h) == 0);
     CHECK(memcmp(p.test_x, q.test_x, 6 * 7) == 0);
     CHECK(strcmp(datapack_class_name(&q, 1), "dog") == 0);
+    datapack_release(&q);
     uint8_t *buf = NULL;
     long n = file_bytes(path, &buf);
     CHECK(n == datapack_file_bytes(&p.h));
