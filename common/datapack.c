@@ -1,11 +1,11 @@
 #include "datapack.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "file.h"
 
 /* What the fingerprint hashes before the header's fields, so that no other
  * SHA-256 of the same bytes is taken for a data set's identity. */
@@ -349,21 +349,6 @@ void datapack_fingerprint(const datapack *p, char fp[HASH_HEX_BYTES])
 
 /* ---- files --------------------------------------------------------------- */
 
-static int write_all(int fd, const void *buf, size_t bytes)
-{
-    const uint8_t *p = buf;
-    while (bytes > 0) {
-        ssize_t n = write(fd, p, bytes);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        bytes -= (size_t)n;
-    }
-    return 0;
-}
-
 int datapack_write(const char *path, datapack *p, char fp[HASH_HEX_BYTES],
                    tfq_error *e)
 {
@@ -374,41 +359,16 @@ int datapack_write(const char *path, datapack *p, char fp[HASH_HEX_BYTES],
     if (rc != 0)
         return rc;
     datapack_fingerprint(p, fp);
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >=
-        (int)sizeof tmp)
-        return tfq_error_set(e, TFQ_ERANGE, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return tfq_error_set(e, errno == ENOENT ? TFQ_ENOENT : TFQ_EIO,
-                             "%s: %s", tmp, strerror(errno));
     uint8_t head[DATAPACK_HEADER_BYTES];
     const uint8_t *part[4];
     size_t bytes[4];
     datapack_header_write(&p->h, head);
     content_parts(p, part, bytes);
-    int bad = write_all(fd, head, sizeof head);
-    for (int i = 0; i < 4 && !bad; i++)
-        bad = write_all(fd, part[i], bytes[i]);
-    if (!bad && p->h.names_bytes > 0)
-        bad = write_all(fd, p->names, p->h.names_bytes);
-    if (!bad)
-        bad = fsync(fd);
-    int err = errno;
-    if (close(fd) != 0 && !bad) {
-        bad = 1;
-        err = errno;
-    }
-    if (!bad && rename(tmp, path) != 0) {
-        bad = 1;
-        err = errno;
-    }
-    if (bad) {
-        unlink(tmp);
-        return tfq_error_set(e, err == ENOSPC ? TFQ_ENOSPC : TFQ_EIO,
-                             "%s: %s", path, strerror(err));
-    }
-    return 0;
+    file_part parts[6] = {{head, sizeof head}};
+    for (int i = 0; i < 4; i++)
+        parts[1 + i] = (file_part){part[i], bytes[i]};
+    parts[5] = (file_part){p->names, p->h.names_bytes};
+    return file_write_atomic(path, parts, 6, e);
 }
 
 static int read_exact(FILE *f, void *buf, size_t bytes)

@@ -2,13 +2,13 @@
 #include "ckpt.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "common/file.h"
 
 #define MAX_TENSORS (4 * NETSPEC_MAX_OPS)
 #define MAX_NAME_BYTES 64
@@ -154,53 +154,11 @@ int ckpt_encode(const ckpt_meta *meta, const net *m, uint8_t **buf,
     return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 int ckpt_file_write(const char *path, const uint8_t *buf, size_t bytes,
                     tfq_error *e)
 {
-    int rc = 0;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return tfq_error_set(e, TFQ_EIO, "%s: cannot create temporary file: "
-                             "%s", path, strerror(errno));
-    if (write_all(fd, buf, bytes) != 0 || fsync(fd) != 0) {
-        rc = tfq_error_set(e, TFQ_EIO, "%s: write failed: %s", tmp,
-                           strerror(errno));
-        close(fd);
-        unlink(tmp);
-        return rc;
-    }
-    close(fd);
-    if (rename(tmp, path) != 0) {
-        rc = tfq_error_set(e, TFQ_EIO, "%s: rename failed: %s", path,
-                           strerror(errno));
-        unlink(tmp);
-        return rc;
-    }
-    /* Make the rename itself durable. */
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    return 0;
+    file_part part = {buf, bytes};
+    return file_write_atomic(path, &part, 1, e);
 }
 
 int ckpt_write(const char *path, const ckpt_meta *meta, const net *m,
